@@ -1,0 +1,1 @@
+"""The HTTP API: request models, handlers (one module per resource) and helpers."""

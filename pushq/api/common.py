@@ -1,0 +1,167 @@
+"""What every handler shares: bounded JSON bodies, validation errors, rendering."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..config import Settings
+from ..errors import BadRequest, PayloadTooLarge, Unauthorized
+from ..metrics import Metrics
+from ..models import Attempt, Job
+from ..store.base import Store
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def rfc3339(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any:
+    """The request body as JSON: 413 over `limit` bytes, 400 when it does not parse."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise BadRequest("request body is empty; send a JSON object", code="invalid_json")
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object", code="invalid_json")
+    return data
+
+
+def describe(error: ValidationError, prefix: str = "") -> str:
+    """One readable line naming the first bad field: 'jobs[2].url: must be ...'."""
+    first = error.errors(include_url=False)[0]
+    path = prefix
+    for part in first["loc"]:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if first["type"] == "extra_forbidden":
+        message = "is not a known field"
+    elif first["type"] == "missing":
+        message = "is required"
+    return f"{path}: {message}" if path else message
+
+
+def validate(model: type[M], data: Any, prefix: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(describe(exc, prefix)) from None
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_token(request: Request, expected: str) -> None:
+    """401 unless the request carries the API token (compared in constant time)."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("send the API token as 'Authorization: Bearer <token>'")
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("the API token is not valid")
+
+
+def public_state(job: Job, now: float) -> str:
+    return "scheduled" if job.state == "pending" and job.run_at > now else job.state
+
+
+def job_json(job: Job, now: float) -> dict[str, Any]:
+    """A job as the API shows it (JobOut in schemas.py)."""
+    last_error = None
+    if job.last_error is not None:
+        last_error = dict(job.last_error, at=rfc3339(job.last_error.get("at")))
+    return {
+        "id": job.id,
+        "queue": job.queue,
+        "url": job.url,
+        "method": job.method,
+        "headers": job.headers,
+        "body": None if job.body is None else json.loads(job.body),
+        "state": public_state(job, now),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "priority": job.priority,
+        "timeout": job.timeout,
+        "backoff": {"base": job.backoff.base, "max": job.backoff.max, "jitter": job.backoff.jitter},
+        "created_at": rfc3339(job.created_at),
+        "run_at": rfc3339(job.run_at),
+        "finished_at": rfc3339(job.finished_at),
+        "failed_at": rfc3339(job.failed_at),
+        "last_error": last_error,
+        "result": job.result,
+        "progress": job.progress,
+        "idempotency_key": job.idempotency_key,
+        "unique_key": job.unique_key,
+    }
+
+
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "started_at": rfc3339(attempt.started_at),
+        "duration_ms": attempt.duration_ms,
+        "status": attempt.status,
+        "error": attempt.error,
+        "response_body": attempt.response_body,
+    }
+
+
+def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(data, status_code=status, headers=headers)
+
+
+class Notifier(Protocol):
+    def notify(self, run_at: float | None = None) -> None: ...
+
+
+@dataclass
+class Context:
+    """What handlers work with; create_app puts it on app.state.pushq."""
+
+    settings: Settings
+    store: Store
+    dispatcher: Notifier
+    metrics: Metrics
+    clock: Callable[[], float] = time.time
+    dispatcher_last_loop: Callable[[], float] = field(default=lambda: 0.0)
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.pushq
+    return ctx

@@ -1,0 +1,195 @@
+"""/v1/jobs: enqueue (one or a batch), inspect, list, cancel."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..errors import BadRequest, NotFound, PayloadTooLarge
+from ..models import BackoffPolicy, NewJob
+from ..store.sqlite import decode_cursor
+from .common import (
+    Context,
+    attempt_json,
+    context,
+    job_json,
+    ok,
+    read_json,
+    validate,
+)
+from .schemas import NAME_PATTERN, BatchRequest, IdempotencyKey, JobRequest
+
+# Room for a job's other fields around a body of the maximum size.
+REQUEST_OVERHEAD = 64 * 1024
+LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 1000
+
+
+def to_new_job(request: JobRequest, ctx: Context, now: float, where: str = "") -> NewJob:
+    """A validated request with every default resolved, ready for the store."""
+    settings = ctx.settings
+    body: bytes | None = None
+    if request.body is not None:
+        body = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(body) > settings.max_body_size:
+            raise PayloadTooLarge(
+                f"{where}body is {len(body)} bytes; the limit is {settings.max_body_size}"
+            )
+    default = settings.default_backoff
+    backoff = default
+    if request.backoff is not None:
+        backoff = BackoffPolicy(
+            base=request.backoff.base or default.base,
+            max=request.backoff.max or max(default.max, request.backoff.base or 0),
+            jitter=default.jitter if request.backoff.jitter is None else request.backoff.jitter,
+        )
+        if backoff.max < backoff.base:
+            raise BadRequest(f"{where}backoff.max must not be less than backoff.base")
+    run_at = now
+    if request.delay is not None:
+        run_at = now + request.delay
+    elif request.run_at is not None:
+        run_at = request.run_at.timestamp()
+    return NewJob(
+        url=request.url,
+        queue=request.queue,
+        method=request.method,
+        headers=request.headers,
+        body=body,
+        run_at=run_at,
+        priority=request.priority,
+        max_attempts=request.max_attempts or settings.default_max_attempts,
+        backoff=backoff,
+        timeout=request.timeout or settings.default_timeout,
+        idempotency_key=request.idempotency_key,
+        unique_key=request.unique_key,
+    )
+
+
+def _idempotency_header(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    try:
+        return validate(IdempotencyKey, {"key": key}).key
+    except BadRequest as exc:
+        raise BadRequest(exc.message.replace("key:", "Idempotency-Key header:", 1)) from None
+
+
+async def enqueue(request: Request) -> JSONResponse:
+    ctx = context(request)
+    data = await read_json(request, limit=ctx.settings.max_body_size + REQUEST_OVERHEAD)
+    header_key = _idempotency_header(request)
+    if header_key is not None:
+        if data.get("idempotency_key") not in (None, header_key):
+            raise BadRequest("the Idempotency-Key header and idempotency_key field differ")
+        data["idempotency_key"] = header_key
+    now = ctx.clock()
+    new = to_new_job(validate(JobRequest, data), ctx, now)
+    [result] = await ctx.store.enqueue(
+        jobs=[new], now=now, idempotency_ttl=ctx.settings.idempotency_ttl
+    )
+    body = job_json(result.job, now)
+    body["deduplicated"] = not result.created
+    if not result.created:
+        return ok(body, 200)
+    ctx.metrics.enqueued.labels(queue=new.queue).inc()
+    ctx.dispatcher.notify(new.run_at)
+    return ok(body, 201, headers={"location": f"/v1/jobs/{result.job.id}"})
+
+
+async def enqueue_batch(request: Request) -> JSONResponse:
+    ctx = context(request)
+    data = await read_json(request, limit=ctx.settings.max_batch_size)
+    batch = validate(BatchRequest, data)
+    now = ctx.clock()
+    jobs = [
+        to_new_job(validate(JobRequest, item, f"jobs[{i}]"), ctx, now, f"jobs[{i}].")
+        for i, item in enumerate(batch.jobs)
+    ]
+    results = await ctx.store.enqueue(
+        jobs=jobs, now=now, idempotency_ttl=ctx.settings.idempotency_ttl
+    )
+    out = []
+    for result in results:
+        body = job_json(result.job, now)
+        body["deduplicated"] = not result.created
+        out.append(body)
+        if result.created:
+            ctx.metrics.enqueued.labels(queue=result.job.queue).inc()
+    ctx.dispatcher.notify(min(job.run_at for job in jobs))
+    return ok({"jobs": out}, 201)
+
+
+async def get_job(request: Request) -> JSONResponse:
+    ctx = context(request)
+    job = await ctx.store.get(job_id=request.path_params["id"])
+    if job is None:
+        raise NotFound(f"no job {request.path_params['id']}")
+    return ok(job_json(job, ctx.clock()))
+
+
+def query_limit(request: Request) -> int:
+    text = request.query_params.get("limit")
+    if text is None:
+        return LIST_LIMIT_DEFAULT
+    if not text.isdigit() or not 1 <= int(text) <= LIST_LIMIT_MAX:
+        raise BadRequest(f"limit must be an integer from 1 to {LIST_LIMIT_MAX}")
+    return int(text)
+
+
+def query_queue(request: Request) -> str | None:
+    queue = request.query_params.get("queue")
+    if queue is not None and not re.match(NAME_PATTERN, queue):
+        raise BadRequest("queue must match [A-Za-z0-9_.-]{1,64}")
+    return queue
+
+
+def query_cursor(request: Request) -> str | None:
+    cursor = request.query_params.get("cursor")
+    if cursor is not None:
+        try:
+            decode_cursor(cursor)
+        except ValueError:
+            raise BadRequest("cursor is not valid; pass next_cursor from a previous page") from None
+    return cursor
+
+
+STATES = ("scheduled", "pending", "active", "retrying", "succeeded", "dead", "cancelled")
+
+
+async def list_jobs(request: Request) -> JSONResponse:
+    ctx = context(request)
+    state = request.query_params.get("state")
+    if state is not None and state not in STATES:
+        raise BadRequest(f"state must be one of {', '.join(STATES)}")
+    now = ctx.clock()
+    try:
+        page = await ctx.store.list_jobs(
+            queue=query_queue(request),
+            state=state,
+            limit=query_limit(request),
+            cursor=query_cursor(request),
+            now=now,
+        )
+    except ValueError:
+        raise BadRequest("cursor is not valid; pass next_cursor from a previous page") from None
+    return ok({"jobs": [job_json(j, now) for j in page.jobs], "next_cursor": page.next_cursor})
+
+
+async def list_attempts(request: Request) -> JSONResponse:
+    ctx = context(request)
+    job_id = request.path_params["id"]
+    if await ctx.store.get(job_id=job_id) is None:
+        raise NotFound(f"no job {job_id}")
+    attempts = await ctx.store.list_attempts(job_id=job_id)
+    return ok({"attempts": [attempt_json(a) for a in attempts]})
+
+
+async def cancel(request: Request) -> JSONResponse:
+    ctx = context(request)
+    now = ctx.clock()
+    job = await ctx.store.cancel(job_id=request.path_params["id"], now=now)
+    return ok(job_json(job, now))

@@ -1,0 +1,251 @@
+"""create_app(settings, store, ...) -> the Starlette app. Routes only: every
+endpoint is declared once here, and both the router and /openapi.json read it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .api import dlq, jobs, system
+from .api.common import Context, Notifier, require_token
+from .api.schemas import (
+    AttemptList,
+    BatchRequest,
+    DeadJob,
+    ErrorResponse,
+    Health,
+    JobList,
+    JobOut,
+    JobRequest,
+    RedriveRequest,
+    RedriveResult,
+)
+from .config import Settings
+from .errors import ApiError
+from .metrics import Metrics
+from .store.base import Store
+from .version import __version__
+
+log = logging.getLogger("pushq.api")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool = True
+    query: tuple[str, ...] = ()
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("POST", "/v1/jobs", jobs.enqueue, "Enqueue a job", JobRequest, JobOut, 201),
+    Endpoint(
+        "POST",
+        "/v1/jobs/batch",
+        jobs.enqueue_batch,
+        "Enqueue many jobs in one transaction (all or nothing)",
+        BatchRequest,
+        JobList,
+        201,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/jobs",
+        jobs.list_jobs,
+        "List jobs, newest first",
+        None,
+        JobList,
+        query=("queue", "state", "limit", "cursor"),
+    ),
+    Endpoint("GET", "/v1/jobs/{id}", jobs.get_job, "Get a job", None, JobOut),
+    Endpoint(
+        "GET",
+        "/v1/jobs/{id}/attempts",
+        jobs.list_attempts,
+        "Every delivery attempt of a job",
+        None,
+        AttemptList,
+    ),
+    Endpoint("POST", "/v1/jobs/{id}/cancel", jobs.cancel, "Cancel an unfinished job", None, JobOut),
+    Endpoint(
+        "GET",
+        "/v1/dlq",
+        dlq.list_dead,
+        "Dead jobs, newest failure first",
+        None,
+        JobList,
+        query=("queue", "limit", "cursor"),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/dlq/retry",
+        dlq.redrive_many,
+        "Redrive every dead job (of a queue)",
+        RedriveRequest,
+        RedriveResult,
+    ),
+    Endpoint("GET", "/v1/dlq/{id}", dlq.get_dead, "A dead job with its attempt log", None, DeadJob),
+    Endpoint("POST", "/v1/dlq/{id}/retry", dlq.redrive, "Redrive one dead job", None, JobOut),
+    Endpoint("DELETE", "/v1/dlq/{id}", dlq.delete_dead, "Drop a dead job", None, None, 204),
+    Endpoint(
+        "GET",
+        "/health",
+        system.health,
+        "Health of the database and dispatcher",
+        None,
+        Health,
+        auth=False,
+    ),
+    Endpoint("GET", "/metrics", system.metrics, "Prometheus metrics", auth=False),
+)
+
+
+def _guarded(endpoint: Endpoint, token: str) -> Handler:
+    handler = endpoint.handler
+    if not endpoint.auth:
+        return handler
+
+    async def guarded(request: Request) -> Response:
+        require_token(request, token)
+        return await handler(request)
+
+    return guarded
+
+
+def openapi_document(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> dict[str, object]:
+    """The OpenAPI 3.1 document, built from the same endpoints and models the app serves."""
+    schemas: dict[str, object] = {}
+
+    def ref(model: type[BaseModel]) -> dict[str, str]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    error = {"content": {"application/json": {"schema": ref(ErrorResponse)}}}
+    paths: dict[str, dict[str, object]] = {}
+    for ep in endpoints:
+        responses: dict[str, object] = {}
+        if ep.response is not None:
+            body = {"application/json": {"schema": ref(ep.response)}}
+            responses[str(ep.status)] = {"description": "OK", "content": body}
+        else:
+            responses[str(ep.status)] = {"description": "OK"}
+        for code in ("400", "401", "404", "409", "413") if ep.auth else ():
+            responses[code] = {"description": "Error", **error}
+        operation: dict[str, object] = {"summary": ep.summary, "responses": responses}
+        if ep.request is not None:
+            operation["requestBody"] = {
+                "required": ep.request is not RedriveRequest,
+                "content": {"application/json": {"schema": ref(ep.request)}},
+            }
+        parameters: list[dict[str, object]] = (
+            [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+            if "{id}" in ep.path
+            else []
+        )
+        parameters += [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in ep.query
+        ]
+        if ep.path == "/v1/jobs" and ep.method == "POST":
+            parameters.append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                }
+            )
+        if parameters:
+            operation["parameters"] = parameters
+        if ep.auth:
+            operation["security"] = [{"bearer": []}]
+        paths.setdefault(ep.path, {})[ep.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "pushq", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, round(retry_after)))
+    if exc.status == 401:
+        headers["www-authenticate"] = "Bearer"
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed here"}
+    body = {"error": {"code": code, "message": message.get(exc.status_code, str(exc.detail))}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    body = {"error": {"code": "internal_error", "message": "internal error; see the pushq log"}}
+    return JSONResponse(body, status_code=500)
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    dispatcher: Notifier,
+    metrics: Metrics,
+    dispatcher_last_loop: Callable[[], float] = lambda: time.time(),
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The pushq HTTP app over a store that is already open."""
+    routes = [
+        Route(ep.path, _guarded(ep, settings.api_token), methods=[ep.method]) for ep in ENDPOINTS
+    ]
+    document = openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.pushq = Context(
+        settings=settings,
+        store=store,
+        dispatcher=dispatcher,
+        metrics=metrics,
+        clock=clock,
+        dispatcher_last_loop=dispatcher_last_loop,
+    )
+    return app

@@ -1,0 +1,73 @@
+"""Prometheus metrics. Per-queue series carry a `queue` label; nothing unbounded
+(job ids, URLs) ever becomes a label."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from .models import PUBLIC_STATES
+
+# The *_created series double every counter and no alert rule reads them.
+disable_created_metrics()
+
+
+class Metrics:
+    """The metrics of one pushq instance, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.enqueued = Counter(
+            "pushq_jobs_enqueued", "Jobs accepted by enqueue.", ["queue"], registry=self.registry
+        )
+        self.delivered = Counter(
+            "pushq_jobs_delivered",
+            "Jobs whose delivery succeeded.",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.failed_attempts = Counter(
+            "pushq_attempts_failed",
+            "Failed delivery attempts by class (timeout, connection, 3xx, 4xx, 5xx).",
+            ["queue", "class"],
+            registry=self.registry,
+        )
+        self.retried = Counter(
+            "pushq_jobs_retried",
+            "Attempts followed by a scheduled retry.",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.dead = Counter(
+            "pushq_jobs_dead",
+            "Jobs moved to the dead-letter queue.",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.jobs = Gauge(
+            "pushq_jobs",
+            "Stored jobs by queue and state.",
+            ["queue", "state"],
+            registry=self.registry,
+        )
+        self.slots_in_use = Gauge(
+            "pushq_dispatcher_slots_in_use", "Deliveries in flight.", registry=self.registry
+        )
+        self.slots = Gauge(
+            "pushq_dispatcher_slots", "Delivery slots configured.", registry=self.registry
+        )
+
+    def set_depths(self, counts: dict[tuple[str, str], int]) -> None:
+        """Replace the per-state gauges with fresh counts (every state shown, zeros too)."""
+        self.jobs.clear()
+        for queue in {queue for queue, _ in counts}:
+            for state in PUBLIC_STATES:
+                self.jobs.labels(queue=queue, state=state).set(counts.get((queue, state), 0))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,122 @@
+"""The records that cross the storage seam: what is stored, claimed and settled.
+
+Times are Unix seconds (float) inside pushq; the API renders them as RFC 3339.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+State = Literal["pending", "active", "retrying", "succeeded", "dead", "cancelled"]
+# "scheduled" is not stored: it is a pending job whose run_at is still ahead.
+PUBLIC_STATES = ("scheduled", "pending", "active", "retrying", "succeeded", "dead", "cancelled")
+TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+_last_id_value = 0
+
+
+def new_job_id(now: float | None = None) -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, so ids sort by creation time.
+
+    Monotonic within this process: an id made in the same millisecond as the
+    previous one is the previous one plus one, so enqueue order is id order.
+    """
+    global _last_id_value
+    millis = int((time.time() if now is None else now) * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    if value <= _last_id_value:
+        value = _last_id_value + 1
+    _last_id_value = value
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffPolicy:
+    """Exponential backoff: base * 2^(retry-1), capped at max, jittered if asked."""
+
+    base: float = 30.0
+    max: float = 8 * 3600.0
+    jitter: bool = True
+
+
+@dataclass(slots=True)
+class NewJob:
+    """A validated job request, ready to be stored."""
+
+    url: str
+    queue: str = "default"
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    run_at: float = 0.0
+    priority: int = 0
+    max_attempts: int | None = None
+    backoff: BackoffPolicy | None = None
+    timeout: float | None = None
+    idempotency_key: str | None = None
+    unique_key: str | None = None
+    ordering_key: str | None = None
+    callback_url: str | None = None
+    failure_callback_url: str | None = None
+
+
+@dataclass(slots=True)
+class Job:
+    """A stored job, as the store returns it."""
+
+    id: str
+    queue: str
+    url: str
+    method: str
+    headers: dict[str, str]
+    body: bytes | None
+    state: State
+    priority: int
+    attempts: int
+    max_attempts: int
+    backoff: BackoffPolicy
+    timeout: float
+    created_at: float
+    run_at: float
+    finished_at: float | None = None
+    failed_at: float | None = None
+    lease: str | None = None
+    lease_expires_at: float | None = None
+    attempt_started_at: float | None = None
+    last_error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    progress: Any = None
+    idempotency_key: str | None = None
+    unique_key: str | None = None
+    ordering_key: str | None = None
+    callback_url: str | None = None
+    failure_callback_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    job: Job
+    created: bool  # False when an idempotency key returned an existing job
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt, recorded when it settles."""
+
+    job_id: str
+    number: int
+    started_at: float
+    duration_ms: float
+    status: int | None
+    error: str | None
+    response_body: str | None

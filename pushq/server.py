@@ -1,0 +1,91 @@
+"""`pushq serve`: the store, the dispatcher and the HTTP API in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+
+from .app import create_app
+from .config import Settings
+from .delivery import HttpxSender
+from .dispatcher import Dispatcher
+from .metrics import Metrics
+from .store.sqlite import SQLiteStore
+
+log = logging.getLogger("pushq")
+
+
+class _Server(uvicorn.Server):
+    # pushq owns SIGTERM/SIGINT: uvicorn's own handling would re-raise the signal
+    # after its shutdown and kill the process before the dispatcher drains.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then drain in-flight deliveries and return."""
+    store = SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+    await store.open()
+    metrics = Metrics()
+    sender = HttpxSender(max_connections=settings.delivery_concurrency)
+    dispatcher = Dispatcher(store=store, sender=sender, settings=settings, metrics=metrics)
+    app = create_app(
+        settings,
+        store,
+        dispatcher=dispatcher,
+        metrics=metrics,
+        dispatcher_last_loop=lambda: dispatcher.last_loop_at,
+    )
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+    serve_task = asyncio.create_task(server.serve(), name="http")
+    log.info(
+        "pushq listening on http://%s:%d (database %s, synchronous=%s)",
+        settings.host,
+        settings.port,
+        settings.sqlite_path,
+        settings.sqlite_synchronous,
+    )
+    stop_task = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait(
+        {serve_task, dispatch_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+    )
+    log.info(
+        "pushq stopping: no new claims; waiting up to %gs for deliveries", settings.shutdown_grace
+    )
+    try:
+        await dispatcher.stop(settings.shutdown_grace)
+        server.should_exit = True
+        await serve_task
+        dispatch_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatch_task
+    finally:
+        stop_task.cancel()
+        await sender.aclose()
+        await store.close()
+    for task in done:
+        if task is not stop_task and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    log.info("pushq stopped")
