@@ -42,6 +42,8 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # aiosqlite logs every statement with its parameters (job bodies) at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
 def _serve(args: argparse.Namespace) -> int:

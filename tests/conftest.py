@@ -1,0 +1,42 @@
+"""Fixtures: one factory per real component (pushq process, worker endpoint)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .harness import PushqProcess, Worker
+
+
+@pytest.fixture(scope="session")
+def worker() -> Iterator[Worker]:
+    endpoint = Worker()
+    endpoint.start()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def start_pushq(tmp_path: Path) -> Iterator[Callable[..., PushqProcess]]:
+    """Start pushq processes (each a fresh server on tmp_path unless data_dir is given)."""
+    started: list[PushqProcess] = []
+
+    def start(data_dir: Path | None = None, **env: str) -> PushqProcess:
+        server = PushqProcess(data_dir or tmp_path / f"data{len(started)}", env)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def pushq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushqProcess]:
+    """One pushq shared by a module's tests (tests use distinct queues and paths)."""
+    server = PushqProcess(tmp_path_factory.mktemp("pushq"))
+    server.start()
+    yield server
+    server.close()
