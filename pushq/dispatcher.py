@@ -245,9 +245,11 @@ class Dispatcher:
         return "dead"
 
     async def _rescue_periodically(self) -> None:
+        """Return expired leases to the queue; forget expired idempotency keys."""
         while True:
             try:
                 rescued = await self.store.rescue_expired(now=self.clock(), limit=RESCUE_BATCH)
+                await self.store.prune_idempotency_keys(now=self.clock(), limit=RESCUE_BATCH)
             except sqlite3.Error:
                 log.exception("rescuing expired leases failed")
                 rescued = []

@@ -83,6 +83,9 @@ class Store(Protocol):
     async def rescue_expired(self, *, now: float, limit: int) -> list[Job]:
         """Return jobs whose lease expired to the queue (or to the DLQ when out of attempts)."""
 
+    async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
+        """Forget up to `limit` idempotency keys whose window has passed."""
+
     # -- the dead-letter queue -----------------------------------------------
     async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> Page: ...
 

@@ -371,6 +371,11 @@ class SQLiteStore:
                 )
         return jobs
 
+    async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(Q["prune_idempotency_keys"], {"now": now, "limit": limit})
+            return int(cursor.rowcount)
+
     # -- the dead-letter queue -----------------------------------------------------
     async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> Page:
         where = ["state = 'dead'"]

@@ -22,6 +22,10 @@ ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.
 SELECT * FROM jobs
 WHERE queue = :queue AND unique_key = :unique_key AND state IN ('pending', 'active', 'retrying');
 
+-- name: prune_idempotency_keys
+DELETE FROM idempotency_keys
+WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= :now LIMIT :limit);
+
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id;
 

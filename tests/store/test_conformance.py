@@ -1,0 +1,698 @@
+"""Store behaviour every backend must share, with the clock injected as plain floats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pushq.errors import Conflict, NotFound
+from pushq.models import Attempt, BackoffPolicy, Job, NewJob
+from pushq.store.base import Store
+
+from .conftest import WithStore
+
+NOW = 1_000_000.0
+TTL = 3600.0
+MARGIN = 5.0
+
+
+def new_job(**fields: Any) -> NewJob:
+    """A NewJob as the API hands it over: queue defaults already resolved."""
+    defaults: dict[str, Any] = {
+        "url": "https://worker.example/hook",
+        "max_attempts": 3,
+        "backoff": BackoffPolicy(),
+        "timeout": 30.0,
+    }
+    return NewJob(**(defaults | fields))
+
+
+async def enqueue(store: Store, *jobs: NewJob, now: float = NOW) -> list[Job]:
+    results = await store.enqueue(jobs=list(jobs), now=now, idempotency_ttl=TTL)
+    assert all(result.created for result in results)
+    return [result.job for result in results]
+
+
+async def claim(store: Store, *, now: float = NOW, limit: int = 10, lease: str = "L1") -> list[Job]:
+    return await store.claim_due(limit=limit, now=now, lease=lease, lease_margin=MARGIN)
+
+
+async def fetch(store: Store, job_id: str) -> Job:
+    job = await store.get(job_id=job_id)
+    assert job is not None
+    return job
+
+
+def attempt_of(job: Job, *, number: int | None = None, status: int | None = 200) -> Attempt:
+    return Attempt(
+        job_id=job.id,
+        number=job.attempts if number is None else number,
+        started_at=NOW,
+        duration_ms=12.5,
+        status=status,
+        error=None if status == 200 else f"HTTP {status}",
+        response_body="ok",
+    )
+
+
+def error_at(now: float, status: int = 500) -> dict[str, Any]:
+    return {"status": status, "message": f"HTTP {status}", "at": now}
+
+
+async def complete(store: Store, job: Job, lease: str, attempt: Attempt, now: float) -> bool:
+    result = {"status": 200, "body": "ok"}
+    return await store.complete(job_id=job.id, lease=lease, attempt=attempt, result=result, now=now)
+
+
+async def retry(store: Store, job: Job, lease: str, attempt: Attempt, now: float) -> bool:
+    return await store.schedule_retry(
+        job_id=job.id, lease=lease, attempt=attempt, run_at=now + 60, error=error_at(now)
+    )
+
+
+async def kill(store: Store, job: Job, lease: str, attempt: Attempt, now: float) -> bool:
+    return await store.kill(
+        job_id=job.id, lease=lease, attempt=attempt, error=error_at(now, 400), now=now
+    )
+
+
+SETTLES = {"complete": complete, "schedule_retry": retry, "kill": kill}
+SETTLED_STATE = {"complete": "succeeded", "schedule_retry": "retrying", "kill": "dead"}
+
+
+async def make_dead(store: Store, *jobs: NewJob, failed_at: list[float]) -> list[Job]:
+    """Enqueue, claim and kill jobs, the i-th failing at failed_at[i]."""
+    created = await enqueue(store, *jobs)
+    claimed = {job.id: job for job in await claim(store, limit=len(created), lease="doom")}
+    for job, at in zip(created, failed_at, strict=True):
+        assert await kill(store, claimed[job.id], "doom", attempt_of(claimed[job.id]), at)
+    return [await fetch(store, job.id) for job in created]
+
+
+# -- enqueue and get --------------------------------------------------------------
+
+
+def test_enqueue_stores_pending_jobs_that_get_returns(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        full = new_job(
+            queue="emails",
+            method="PUT",
+            headers={"x-tenant": "acme"},
+            body=b'{"to": "a@example.com"}',
+            priority=7,
+            backoff=BackoffPolicy(base=2.0, max=60.0, jitter=False),
+            timeout=12.0,
+            ordering_key="user-1",
+            callback_url="https://app.example/done",
+            failure_callback_url="https://app.example/failed",
+        )
+        results = await store.enqueue(jobs=[full, new_job()], now=NOW, idempotency_ttl=TTL)
+
+        assert [result.created for result in results] == [True, True]
+        first, second = (result.job for result in results)
+        assert first.id != second.id
+        for job in (first, second):
+            assert (job.state, job.attempts, job.created_at, job.run_at) == ("pending", 0, NOW, NOW)
+            assert job.lease is None and job.finished_at is None and job.last_error is None
+            assert await store.get(job_id=job.id) == job
+        assert (first.queue, first.method, first.headers, first.body) == (
+            "emails",
+            "PUT",
+            {"x-tenant": "acme"},
+            b'{"to": "a@example.com"}',
+        )
+        assert (first.priority, first.max_attempts, first.timeout) == (7, 3, 12.0)
+        assert first.backoff == BackoffPolicy(base=2.0, max=60.0, jitter=False)
+        assert (first.ordering_key, first.callback_url, first.failure_callback_url) == (
+            "user-1",
+            "https://app.example/done",
+            "https://app.example/failed",
+        )
+        assert (second.queue, second.headers, second.body) == ("default", {}, None)
+
+    with_store(scenario)
+
+
+def test_get_unknown_id_is_none(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.get(job_id="01ARZ3NDEKTSV4RRFFQ69G5FAV") is None
+
+    with_store(scenario)
+
+
+def test_batch_enqueue_is_all_or_nothing(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        good = new_job(idempotency_key="batch-key", unique_key="batch-unique")
+        broken = new_job(url=None)  # violates NOT NULL after `good` was inserted
+        with pytest.raises(Exception, match="(?i)null"):
+            await store.enqueue(jobs=[good, broken], now=NOW, idempotency_ttl=TTL)
+
+        page = await store.list_jobs(queue=None, state=None, limit=10, cursor=None, now=NOW)
+        assert page.jobs == []
+        assert await store.count_by_state(now=NOW) == {}
+        # Neither key survived the rollback, and the store still takes writes.
+        (retried,) = await store.enqueue(jobs=[good], now=NOW, idempotency_ttl=TTL)
+        assert retried.created
+
+    with_store(scenario)
+
+
+# -- deduplication ------------------------------------------------------------------
+
+
+def test_idempotency_key_returns_the_same_job_within_ttl(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        (first,) = await enqueue(store, new_job(idempotency_key="k"))
+
+        repeat = new_job(idempotency_key="k", url="https://other.example/", queue="other")
+        (again,) = await store.enqueue(jobs=[repeat], now=NOW + TTL - 1, idempotency_ttl=TTL)
+        assert not again.created
+        assert again.job == first  # the repeat call's own fields are ignored
+
+        (late,) = await store.enqueue(jobs=[repeat], now=NOW + TTL + 1, idempotency_ttl=TTL)
+        assert late.created
+        assert late.job.id != first.id and late.job.url == "https://other.example/"
+
+        (later,) = await store.enqueue(
+            jobs=[new_job(idempotency_key="k")], now=NOW + TTL + 2, idempotency_ttl=TTL
+        )
+        assert (later.created, later.job.id) == (False, late.job.id)
+
+    with_store(scenario)
+
+
+def test_idempotency_key_repeated_within_one_batch(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        jobs = [new_job(idempotency_key="k"), new_job(idempotency_key="k")]
+        first, second = await store.enqueue(jobs=jobs, now=NOW, idempotency_ttl=TTL)
+        assert (first.created, second.created) == (True, False)
+        assert second.job.id == first.job.id
+
+    with_store(scenario)
+
+
+def test_unique_key_returns_the_unfinished_job_of_its_queue(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        (first,) = await enqueue(store, new_job(unique_key="u"))
+
+        (same,) = await store.enqueue(jobs=[new_job(unique_key="u")], now=NOW, idempotency_ttl=TTL)
+        assert (same.created, same.job.id) == (False, first.id)
+
+        (elsewhere,) = await enqueue(store, new_job(unique_key="u", queue="other"))
+        assert elsewhere.id != first.id
+
+        (claimed,) = await claim(store, limit=1)
+        assert claimed.id == first.id
+        (active,) = await store.enqueue(
+            jobs=[new_job(unique_key="u")], now=NOW, idempotency_ttl=TTL
+        )
+        assert (active.created, active.job.id) == (False, first.id)
+
+        assert await complete(store, claimed, "L1", attempt_of(claimed), NOW + 1)
+        (fresh,) = await enqueue(store, new_job(unique_key="u"), now=NOW + 2)
+        assert fresh.id not in (first.id, elsewhere.id)
+
+    with_store(scenario)
+
+
+# -- claiming -------------------------------------------------------------------------
+
+
+def test_claim_marks_due_jobs_active_under_the_lease(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        jobs = await enqueue(store, new_job(timeout=10.0), new_job(timeout=20.0))
+
+        claimed = await claim(store, lease="lease-a")
+        assert sorted(job.id for job in claimed) == sorted(job.id for job in jobs)
+        for job in claimed:
+            assert (job.state, job.attempts, job.lease) == ("active", 1, "lease-a")
+            assert job.attempt_started_at == NOW
+            assert job.lease_expires_at == NOW + job.timeout + MARGIN
+            assert await store.get(job_id=job.id) == job
+
+        assert await claim(store, lease="lease-b") == []
+
+    with_store(scenario)
+
+
+def test_claim_takes_only_due_jobs(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        due, future = await enqueue(store, new_job(), new_job(run_at=NOW + 60))
+
+        assert [job.id for job in await claim(store)] == [due.id]
+        assert await claim(store, now=NOW + 59) == []
+        assert [job.id for job in await claim(store, now=NOW + 60)] == [future.id]
+
+    with_store(scenario)
+
+
+def test_claim_takes_highest_priority_first_then_oldest_run_at(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        (low_oldest,) = await enqueue(store, new_job(priority=0), now=NOW - 40)
+        (high_newer,) = await enqueue(store, new_job(priority=5), now=NOW - 10)
+        (high_older,) = await enqueue(store, new_job(priority=5), now=NOW - 20)
+        mid_first, mid_second = await enqueue(
+            store, new_job(priority=1), new_job(priority=1), now=NOW - 5
+        )
+
+        first_two = await claim(store, limit=2)
+        assert sorted(job.id for job in first_two) == sorted([high_older.id, high_newer.id])
+        order = [[job.id for job in await claim(store, limit=1)] for _ in range(4)]
+        assert order == [[mid_first.id], [mid_second.id], [low_oldest.id], []]
+
+    with_store(scenario)
+
+
+def test_retrying_job_is_claimed_again_at_its_run_at(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job())
+        (job,) = await claim(store)
+        assert await retry(store, job, "L1", attempt_of(job, status=503), NOW)  # run_at NOW + 60
+
+        assert await claim(store, now=NOW + 59) == []
+        (again,) = await claim(store, now=NOW + 60, lease="L2")
+        assert (again.id, again.state, again.attempts, again.lease) == (job.id, "active", 2, "L2")
+
+    with_store(scenario)
+
+
+# -- settling ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", SETTLES)
+def test_settle_applies_under_its_lease_and_attempt(with_store: WithStore, how: str) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job())
+        (job,) = await claim(store)
+        attempt = attempt_of(job, status=200 if how == "complete" else 500)
+
+        assert await SETTLES[how](store, job, "L1", attempt, NOW + 1)
+
+        settled = await fetch(store, job.id)
+        assert (settled.state, settled.attempts, settled.lease) == (SETTLED_STATE[how], 1, None)
+        assert await store.list_attempts(job_id=job.id) == [attempt]
+        if how == "complete":
+            assert settled.result == {"status": 200, "body": "ok"}
+            assert settled.finished_at == NOW + 1
+        elif how == "schedule_retry":
+            assert (settled.run_at, settled.last_error) == (NOW + 61, error_at(NOW + 1))
+            assert settled.finished_at is None
+        else:
+            assert settled.last_error == error_at(NOW + 1, 400)
+            assert settled.finished_at == settled.failed_at == NOW + 1
+
+    with_store(scenario)
+
+
+@pytest.mark.parametrize("how", SETTLES)
+def test_settle_with_wrong_lease_or_attempt_changes_nothing(
+    with_store: WithStore, how: str
+) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job())
+        (job,) = await claim(store)
+        settle = SETTLES[how]
+
+        assert not await settle(store, job, "someone-else", attempt_of(job), NOW + 1)
+        assert not await settle(store, job, "L1", attempt_of(job, number=2), NOW + 1)
+        assert not await settle(store, job, "L1", attempt_of(job, number=0), NOW + 1)
+
+        assert await store.get(job_id=job.id) == job
+        assert await store.list_attempts(job_id=job.id) == []
+
+    with_store(scenario)
+
+
+@pytest.mark.parametrize("how", SETTLES)
+def test_settle_of_a_settled_job_changes_nothing(with_store: WithStore, how: str) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job())
+        (job,) = await claim(store)
+        assert await complete(store, job, "L1", attempt_of(job), NOW + 1)
+        done = await fetch(store, job.id)
+
+        assert not await SETTLES[how](store, job, "L1", attempt_of(job), NOW + 2)
+
+        assert await store.get(job_id=job.id) == done
+        assert len(await store.list_attempts(job_id=job.id)) == 1
+
+    with_store(scenario)
+
+
+def test_await_completion_extends_the_lease_of_the_current_attempt(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0))
+        (job,) = await claim(store)
+
+        assert not await store.await_completion(
+            job_id=job.id, lease="someone-else", attempt=1, deadline=NOW + 1000
+        )
+        assert not await store.await_completion(
+            job_id=job.id, lease="L1", attempt=2, deadline=NOW + 1000
+        )
+        assert (await fetch(store, job.id)).lease_expires_at == NOW + 10 + MARGIN
+
+        assert await store.await_completion(
+            job_id=job.id, lease="L1", attempt=1, deadline=NOW + 1000
+        )
+        assert await store.rescue_expired(now=NOW + 500, limit=10) == []
+        waiting = await fetch(store, job.id)
+        assert (waiting.state, waiting.lease, waiting.lease_expires_at) == (
+            "active",
+            "L1",
+            NOW + 1000,
+        )
+
+    with_store(scenario)
+
+
+# -- rescuing expired leases ----------------------------------------------------------------
+
+
+def test_rescue_returns_an_expired_job_to_retrying(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0), new_job(timeout=100.0))
+        expiring, lasting = sorted(await claim(store), key=lambda job: job.timeout)
+        later = NOW + 50  # past NOW + 10 + MARGIN, before NOW + 100 + MARGIN
+
+        (rescued,) = await store.rescue_expired(now=later, limit=10)
+
+        assert rescued.id == expiring.id
+        assert await store.get(job_id=rescued.id) == rescued
+        assert (rescued.state, rescued.run_at, rescued.attempts) == ("retrying", later, 1)
+        assert (rescued.lease, rescued.lease_expires_at, rescued.finished_at) == (None, None, None)
+        assert rescued.last_error is not None and "lease" in rescued.last_error["message"]
+        (attempt,) = await store.list_attempts(job_id=expiring.id)
+        assert (attempt.number, attempt.started_at, attempt.status) == (1, NOW, None)
+        assert attempt.error is not None and "lease" in attempt.error
+
+        assert await store.get(job_id=lasting.id) == lasting
+        assert await store.list_attempts(job_id=lasting.id) == []
+
+    with_store(scenario)
+
+
+def test_rescue_sends_a_job_out_of_attempts_to_the_dlq(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(max_attempts=1, timeout=10.0))
+        (job,) = await claim(store)
+        later = NOW + 50
+
+        (rescued,) = await store.rescue_expired(now=later, limit=10)
+
+        assert (rescued.id, rescued.state, rescued.attempts) == (job.id, "dead", 1)
+        assert rescued.failed_at == rescued.finished_at == later
+        assert [
+            dead.id for dead in (await store.list_dead(queue=None, limit=10, cursor=None)).jobs
+        ] == [job.id]
+        assert len(await store.list_attempts(job_id=job.id)) == 1
+
+    with_store(scenario)
+
+
+def test_stale_attempt_cannot_overwrite_a_rescued_job(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0))
+        (stale,) = await claim(store, lease="old")
+        await store.rescue_expired(now=NOW + 50, limit=10)
+        rescued = await fetch(store, stale.id)
+
+        for settle in SETTLES.values():
+            assert not await settle(store, stale, "old", attempt_of(stale), NOW + 51)
+        assert await store.get(job_id=stale.id) == rescued
+
+        (fresh,) = await claim(store, now=NOW + 50, lease="new")
+        assert fresh.attempts == 2
+        for settle in SETTLES.values():
+            assert not await settle(store, stale, "old", attempt_of(stale), NOW + 52)
+        assert await store.get(job_id=stale.id) == fresh
+        assert await complete(store, fresh, "new", attempt_of(fresh), NOW + 53)
+        attempts = await store.list_attempts(job_id=stale.id)
+        assert [attempt.number for attempt in attempts] == [1, 2]
+
+    with_store(scenario)
+
+
+def test_rescue_respects_its_limit(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, *(new_job(timeout=1.0) for _ in range(3)))
+        await claim(store)
+
+        assert len(await store.rescue_expired(now=NOW + 50, limit=2)) == 2
+        assert len(await store.rescue_expired(now=NOW + 50, limit=2)) == 1
+        assert await store.rescue_expired(now=NOW + 50, limit=2) == []
+
+    with_store(scenario)
+
+
+# -- cancelling -----------------------------------------------------------------------------
+
+
+def test_cancel_pending_job(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        (job,) = await enqueue(store, new_job())
+
+        cancelled = await store.cancel(job_id=job.id, now=NOW + 1)
+
+        assert (cancelled.id, cancelled.state, cancelled.finished_at) == (
+            job.id,
+            "cancelled",
+            NOW + 1,
+        )
+        assert await store.get(job_id=job.id) == cancelled
+        assert await claim(store, now=NOW + 2) == []
+
+    with_store(scenario)
+
+
+def test_cancel_active_job_makes_its_attempt_stale(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job())
+        (job,) = await claim(store)
+
+        assert (await store.cancel(job_id=job.id, now=NOW + 1)).state == "cancelled"
+        assert not await complete(store, job, "L1", attempt_of(job), NOW + 2)
+        assert (await fetch(store, job.id)).state == "cancelled"
+
+    with_store(scenario)
+
+
+def test_cancel_finished_job_is_a_conflict(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        done, cancelled = await enqueue(store, new_job(), new_job())
+        (claimed,) = await claim(store, limit=1)
+        assert await complete(store, claimed, "L1", attempt_of(claimed), NOW + 1)
+        await store.cancel(job_id=cancelled.id, now=NOW + 1)
+        (dead,) = await make_dead(store, new_job(), failed_at=[NOW + 2])
+
+        for job in (await fetch(store, done.id), await fetch(store, cancelled.id), dead):
+            with pytest.raises(Conflict):
+                await store.cancel(job_id=job.id, now=NOW + 3)
+            assert await store.get(job_id=job.id) == job
+
+    with_store(scenario)
+
+
+def test_cancel_unknown_job_is_not_found(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        with pytest.raises(NotFound):
+            await store.cancel(job_id="01ARZ3NDEKTSV4RRFFQ69G5FAV", now=NOW)
+
+    with_store(scenario)
+
+
+# -- the dead-letter queue ---------------------------------------------------------------------
+
+
+def test_list_dead_pages_newest_failure_first(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        failed_at = [NOW + 10, NOW + 20, NOW + 20, NOW + 20, NOW + 30, NOW + 40, NOW + 40]
+        queues = ["a", "b", "a", "a", "b", "a", "a"]
+        dead = await make_dead(store, *(new_job(queue=q) for q in queues), failed_at=failed_at)
+        await enqueue(store, new_job(queue="a"))  # not dead: never listed
+        newest_first = sorted(dead, key=lambda job: (job.failed_at, job.id), reverse=True)
+
+        for queue in (None, "a", "b"):
+            seen: list[str] = []
+            cursor = None
+            while True:
+                page = await store.list_dead(queue=queue, limit=2, cursor=cursor)
+                assert len(page.jobs) <= 2
+                seen += [job.id for job in page.jobs]
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+            expected = [job.id for job in newest_first if queue in (None, job.queue)]
+            assert seen == expected
+
+        (first,) = (await store.list_dead(queue="b", limit=1, cursor=None)).jobs
+        assert first == await fetch(store, first.id)
+        assert first.last_error == error_at(NOW + 30, 400)
+
+    with_store(scenario)
+
+
+def test_redrive_resets_a_dead_job_to_pending(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        (dead,) = await make_dead(store, new_job(), failed_at=[NOW + 1])
+
+        job = await store.redrive(job_id=dead.id, now=NOW + 100)
+
+        assert (job.id, job.state, job.attempts, job.run_at) == (dead.id, "pending", 0, NOW + 100)
+        assert (job.failed_at, job.finished_at) == (None, None)
+        assert await store.get(job_id=dead.id) == job
+        assert (await store.list_dead(queue=None, limit=10, cursor=None)).jobs == []
+        (again,) = await claim(store, now=NOW + 100, lease="L2")
+        assert (again.id, again.attempts) == (dead.id, 1)
+        assert len(await store.list_attempts(job_id=dead.id)) == 1  # history kept
+
+    with_store(scenario)
+
+
+def test_redrive_of_a_job_that_is_not_dead_is_not_found(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        (pending,) = await enqueue(store, new_job())
+
+        for job_id in (pending.id, "01ARZ3NDEKTSV4RRFFQ69G5FAV"):
+            with pytest.raises(NotFound):
+                await store.redrive(job_id=job_id, now=NOW + 1)
+        assert await store.get(job_id=pending.id) == pending
+
+    with_store(scenario)
+
+
+def test_redrive_while_its_unique_key_is_taken_is_a_conflict(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        (dead,) = await make_dead(store, new_job(unique_key="u"), failed_at=[NOW + 1])
+        (successor,) = await enqueue(store, new_job(unique_key="u"), now=NOW + 2)
+
+        with pytest.raises(Conflict):
+            await store.redrive(job_id=dead.id, now=NOW + 3)
+
+        assert await store.get(job_id=dead.id) == dead
+        assert await store.get(job_id=successor.id) == successor
+
+    with_store(scenario)
+
+
+def test_redrive_many_by_queue(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        queues = ["a", "a", "b", "a", "b"]
+        await make_dead(store, *(new_job(queue=q) for q in queues), failed_at=[NOW + 1] * 5)
+        (pending,) = await enqueue(store, new_job(queue="a"), now=NOW + 2)
+
+        assert await store.redrive_many(queue="a", now=NOW + 10) == 3
+        assert await store.count_by_state(now=NOW + 10) == {
+            ("a", "pending"): 4,
+            ("b", "dead"): 2,
+        }
+        assert await store.redrive_many(queue="a", now=NOW + 11) == 0
+        assert await store.redrive_many(queue=None, now=NOW + 12) == 2
+        assert await store.redrive_many(queue=None, now=NOW + 13) == 0
+        redriven = await claim(store, now=NOW + 13)
+        assert len(redriven) == 6 and {job.attempts for job in redriven} == {1}
+        assert pending.id in {job.id for job in redriven}
+
+    with_store(scenario)
+
+
+def test_delete_dead_removes_the_job_and_its_attempts(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        (dead,) = await make_dead(store, new_job(), failed_at=[NOW + 1])
+        (pending,) = await enqueue(store, new_job())
+        assert await store.list_attempts(job_id=dead.id) != []
+
+        assert not await store.delete_dead(job_id=pending.id)
+        assert await store.get(job_id=pending.id) == pending
+        assert await store.delete_dead(job_id=dead.id)
+        assert await store.get(job_id=dead.id) is None
+        assert await store.list_attempts(job_id=dead.id) == []
+        assert not await store.delete_dead(job_id=dead.id)
+
+    with_store(scenario)
+
+
+# -- listing and counting ------------------------------------------------------------------------
+
+
+def test_list_jobs_filters_by_queue_and_state(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        a_due, a_future, b_due, b_active = await enqueue(
+            store,
+            new_job(queue="a"),
+            new_job(queue="a", run_at=NOW + 60),
+            new_job(queue="b"),
+            new_job(queue="b", priority=9),
+        )
+        await claim(store, limit=1)
+
+        async def ids(queue: str | None, state: str | None) -> list[str]:
+            page = await store.list_jobs(queue=queue, state=state, limit=10, cursor=None, now=NOW)
+            assert page.next_cursor is None
+            return [job.id for job in page.jobs]
+
+        assert await ids(None, None) == [b_active.id, b_due.id, a_future.id, a_due.id]
+        assert await ids("a", None) == [a_future.id, a_due.id]
+        assert await ids(None, "scheduled") == [a_future.id]
+        assert await ids(None, "pending") == [b_due.id, a_due.id]
+        assert await ids("a", "pending") == [a_due.id]
+        assert await ids("b", "active") == [b_active.id]
+        assert await ids("a", "active") == []
+        assert await ids("c", None) == []
+
+    with_store(scenario)
+
+
+def test_list_jobs_pages_cover_every_job_once(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        jobs = await enqueue(store, *(new_job(queue="ab"[i % 2]) for i in range(7)))
+
+        for queue, limit in ((None, 3), (None, 7), (None, 1), ("a", 2), ("b", 3)):
+            seen: list[str] = []
+            cursor = None
+            while True:
+                page = await store.list_jobs(
+                    queue=queue, state=None, limit=limit, cursor=cursor, now=NOW
+                )
+                assert len(page.jobs) <= limit
+                seen += [job.id for job in page.jobs]
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+            expected = [job.id for job in reversed(jobs) if queue in (None, job.queue)]
+            assert seen == expected, (queue, limit)
+
+    with_store(scenario)
+
+
+def test_count_by_state_separates_scheduled_from_pending(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.count_by_state(now=NOW) == {}
+        await enqueue(
+            store,
+            new_job(queue="a"),
+            new_job(queue="a", run_at=NOW + 60),
+            new_job(queue="a", run_at=NOW + 60),
+            new_job(queue="b", priority=9),
+            new_job(queue="b"),
+        )
+        await claim(store, limit=1)
+
+        assert await store.count_by_state(now=NOW) == {
+            ("a", "pending"): 1,
+            ("a", "scheduled"): 2,
+            ("b", "active"): 1,
+            ("b", "pending"): 1,
+        }
+        assert (await store.count_by_state(now=NOW + 60))[("a", "pending")] == 3
+
+    with_store(scenario)
+
+
+def test_ping(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await store.ping()
+        await store.ping()
+
+    with_store(scenario)
