@@ -402,13 +402,20 @@ class SQLiteStore:
         return Page(jobs[:limit], next_cursor)
 
     async def redrive(self, *, job_id: str, now: float) -> Job:
-        async with self._transaction() as conn:
-            rows = await _fetch(conn, Q["redrive"], {"id": job_id, "now": now})
+        try:
+            async with self._transaction() as conn:
+                rows = await _fetch(conn, Q["redrive"], {"id": job_id, "now": now})
+        except sqlite3.IntegrityError:
+            raise Conflict(
+                f"job {job_id} has a unique_key that an unfinished job of its queue holds",
+                code="unique_key_taken",
+            ) from None
         if not rows:
             raise NotFound(f"no dead job {job_id}")
         return row_to_job(rows[0])
 
     async def redrive_many(self, *, queue: str | None, now: float) -> int:
+        # Jobs whose unique key is held by an unfinished job stay dead.
         async with self._transaction() as conn:
             if queue is None:
                 cursor = await conn.execute(Q["redrive_all"], {"now": now})

@@ -90,7 +90,7 @@ async def make_dead(store: Store, *jobs: NewJob, failed_at: list[float]) -> list
     return [await fetch(store, job.id) for job in created]
 
 
-# -- enqueue and get --------------------------------------------------------------
+# -- enqueue and get -----------------------------------------------------------
 
 
 def test_enqueue_stores_pending_jobs_that_get_returns(with_store: WithStore) -> None:
@@ -158,7 +158,7 @@ def test_batch_enqueue_is_all_or_nothing(with_store: WithStore) -> None:
     with_store(scenario)
 
 
-# -- deduplication ------------------------------------------------------------------
+# -- deduplication -------------------------------------------------------------
 
 
 def test_idempotency_key_returns_the_same_job_within_ttl(with_store: WithStore) -> None:
@@ -216,7 +216,31 @@ def test_unique_key_returns_the_unfinished_job_of_its_queue(with_store: WithStor
     with_store(scenario)
 
 
-# -- claiming -------------------------------------------------------------------------
+def test_prune_forgets_only_expired_idempotency_keys(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        (gone,) = await enqueue(store, new_job(idempotency_key="at-now"), now=NOW - TTL)
+        await enqueue(
+            store,
+            new_job(idempotency_key="older"),
+            new_job(idempotency_key="oldest"),
+            now=NOW - TTL - 10,
+        )
+        (live,) = await enqueue(store, new_job(idempotency_key="live"), now=NOW - 1)
+
+        assert await store.prune_idempotency_keys(now=NOW, limit=2) == 2
+        assert await store.prune_idempotency_keys(now=NOW, limit=2) == 1
+        assert await store.prune_idempotency_keys(now=NOW, limit=2) == 0
+
+        (again,) = await store.enqueue(
+            jobs=[new_job(idempotency_key="live")], now=NOW, idempotency_ttl=TTL
+        )
+        assert (again.created, again.job.id) == (False, live.id)
+        assert await store.get(job_id=gone.id) == gone  # pruning a key keeps its job
+
+    with_store(scenario)
+
+
+# -- claiming ------------------------------------------------------------------
 
 
 def test_claim_marks_due_jobs_active_under_the_lease(with_store: WithStore) -> None:
@@ -277,7 +301,7 @@ def test_retrying_job_is_claimed_again_at_its_run_at(with_store: WithStore) -> N
     with_store(scenario)
 
 
-# -- settling ---------------------------------------------------------------------------
+# -- settling ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("how", SETTLES)
@@ -367,7 +391,7 @@ def test_await_completion_extends_the_lease_of_the_current_attempt(with_store: W
     with_store(scenario)
 
 
-# -- rescuing expired leases ----------------------------------------------------------------
+# -- rescuing expired leases ---------------------------------------------------
 
 
 def test_rescue_returns_an_expired_job_to_retrying(with_store: WithStore) -> None:
@@ -446,7 +470,7 @@ def test_rescue_respects_its_limit(with_store: WithStore) -> None:
     with_store(scenario)
 
 
-# -- cancelling -----------------------------------------------------------------------------
+# -- cancelling ----------------------------------------------------------------
 
 
 def test_cancel_pending_job(with_store: WithStore) -> None:
@@ -502,7 +526,7 @@ def test_cancel_unknown_job_is_not_found(with_store: WithStore) -> None:
     with_store(scenario)
 
 
-# -- the dead-letter queue ---------------------------------------------------------------------
+# -- the dead-letter queue -----------------------------------------------------
 
 
 def test_list_dead_pages_newest_failure_first(with_store: WithStore) -> None:
@@ -613,7 +637,7 @@ def test_delete_dead_removes_the_job_and_its_attempts(with_store: WithStore) -> 
     with_store(scenario)
 
 
-# -- listing and counting ------------------------------------------------------------------------
+# -- listing and counting ------------------------------------------------------
 
 
 def test_list_jobs_filters_by_queue_and_state(with_store: WithStore) -> None:

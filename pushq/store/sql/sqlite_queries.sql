@@ -46,7 +46,9 @@ SET state = 'active',
     attempt_started_at = :now,
     lease_expires_at = :now + timeout + :lease_margin
 WHERE id IN (
-    SELECT id FROM jobs
+    -- The planner would rather filter by jobs_by_state and sort every due job;
+    -- walking jobs_due from its front stops after :limit rows.
+    SELECT id FROM jobs INDEXED BY jobs_due
     WHERE state IN ('pending', 'retrying') AND run_at <= :now
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
@@ -105,12 +107,20 @@ RETURNING *;
 -- name: redrive_all
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = :now, finished_at = NULL, failed_at = NULL
-WHERE state = 'dead';
+WHERE state = 'dead'
+  AND (unique_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM jobs AS holder
+      WHERE holder.queue = jobs.queue AND holder.unique_key = jobs.unique_key
+        AND holder.state IN ('pending', 'active', 'retrying')));
 
 -- name: redrive_queue
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = :now, finished_at = NULL, failed_at = NULL
-WHERE state = 'dead' AND queue = :queue;
+WHERE state = 'dead' AND queue = :queue
+  AND (unique_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM jobs AS holder
+      WHERE holder.queue = jobs.queue AND holder.unique_key = jobs.unique_key
+        AND holder.state IN ('pending', 'active', 'retrying')));
 
 -- name: delete_dead
 DELETE FROM jobs WHERE id = :id AND state = 'dead';
