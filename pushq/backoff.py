@@ -39,7 +39,7 @@ def parse_retry_after(value: str | None, now: float, cap: float) -> float | None
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         seconds = float(value)
     else:
         try:

@@ -87,6 +87,13 @@ def _duration(text: str) -> float:
         return parse_duration(text)
 
 
+def _positive_duration(text: str) -> float:
+    value = _duration(text)
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its flag, its env var and how to read it."""
@@ -158,7 +165,7 @@ OPTIONS: tuple[Option, ...] = (
         "default_timeout",
         "--default-timeout",
         "PUSHQ_DEFAULT_TIMEOUT",
-        _duration,
+        _positive_duration,
         "per-attempt deadline of jobs that set none (default 30s)",
     ),
     Option(
@@ -193,14 +200,14 @@ OPTIONS: tuple[Option, ...] = (
         "rescue_interval",
         "--rescue-interval",
         "PUSHQ_RESCUE_INTERVAL",
-        _duration,
+        _positive_duration,
         "how often expired leases are looked for (default 5s)",
     ),
     Option(
         "poll_interval",
         "--poll-interval",
         "PUSHQ_POLL_INTERVAL",
-        _duration,
+        _positive_duration,
         "fallback poll for due jobs (default 1s, jittered)",
     ),
     Option(
@@ -281,11 +288,14 @@ def read_options(flags: Mapping[str, str | None], env: Mapping[str, str]) -> dic
 
 def _read_secret_file(path: Path) -> str | None:
     try:
-        return path.read_text().strip() or None
+        value = path.read_text().strip()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{path} is empty: delete it to have pushq generate a new one")
+    return value
 
 
 def _write_secret_file(path: Path, value: str) -> None:
@@ -308,8 +318,10 @@ def load_credentials(
 
     New credentials are written 0600 to the data dir and printed once to `announce`.
     """
-    token = env.get("PUSHQ_API_TOKEN") or _read_secret_file(data_dir / TOKEN_FILE)
-    secret_text = env.get("PUSHQ_SIGNING_SECRET") or _read_secret_file(data_dir / SECRET_FILE)
+    token = env.get("PUSHQ_API_TOKEN", "").strip() or _read_secret_file(data_dir / TOKEN_FILE)
+    secret_text = env.get("PUSHQ_SIGNING_SECRET", "").strip() or _read_secret_file(
+        data_dir / SECRET_FILE
+    )
     created = []
     if token is None and generate:
         token = "pq_" + _secrets.token_urlsafe(32)

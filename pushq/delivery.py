@@ -198,7 +198,8 @@ class HttpxSender:
             raise DeliveryFailed(
                 "timeout", f"no complete response within {request.timeout:g}s"
             ) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError) as exc:
+            # InvalidURL and encoding errors are no response all the same: retried, recorded.
             raise DeliveryFailed("connection", f"{type(exc).__name__}: {exc}".strip()) from None
 
     async def aclose(self) -> None:

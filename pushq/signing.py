@@ -75,7 +75,7 @@ def verify(
         except ValueError as exc:
             raise InvalidSignature(str(exc)) from exc
         expected = _signature(key, msg_id, timestamp, body)
-        if any(hmac.compare_digest(expected, candidate) for candidate in offered):
+        if any(hmac.compare_digest(expected.encode(), c.encode()) for c in offered):
             return
     raise InvalidSignature("no signature matches")
 
@@ -92,4 +92,5 @@ def make_job_token(key: bytes, job_id: str, attempt: int, lease: str) -> str:
 
 
 def check_job_token(key: bytes, token: str, job_id: str, attempt: int, lease: str) -> bool:
-    return hmac.compare_digest(token, make_job_token(key, job_id, attempt, lease))
+    expected = make_job_token(key, job_id, attempt, lease)
+    return hmac.compare_digest(token.encode(), expected.encode())

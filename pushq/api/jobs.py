@@ -135,14 +135,14 @@ def query_limit(request: Request) -> int:
     text = request.query_params.get("limit")
     if text is None:
         return LIST_LIMIT_DEFAULT
-    if not text.isdigit() or not 1 <= int(text) <= LIST_LIMIT_MAX:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= LIST_LIMIT_MAX:
         raise BadRequest(f"limit must be an integer from 1 to {LIST_LIMIT_MAX}")
     return int(text)
 
 
 def query_queue(request: Request) -> str | None:
     queue = request.query_params.get("queue")
-    if queue is not None and not re.match(NAME_PATTERN, queue):
+    if queue is not None and not re.fullmatch(NAME_PATTERN, queue):
         raise BadRequest("queue must match [A-Za-z0-9_.-]{1,64}")
     return queue
 

@@ -23,7 +23,9 @@ from ..durations import parse_duration
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Header values may hold tabs (RFC 9110 allows HTAB inside a field value).
+_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_URL_LENGTH = 2048
 MAX_KEY_LENGTH = 255
 MAX_HEADERS = 64
@@ -72,8 +74,12 @@ def _headers(value: dict[str, str]) -> dict[str, str]:
         lowered = name.lower()
         if not _HEADER_NAME.match(name):
             raise ValueError(f"{name!r} is not a valid header name")
-        if _CONTROL.search(header_value):
+        if _HEADER_VALUE_CONTROL.search(header_value):
             raise ValueError(f"the value of {name!r} contains control characters")
+        if not header_value.isascii():
+            raise ValueError(
+                f"the value of {name!r} must be ASCII (percent- or RFC 8187-encode it)"
+            )
         if lowered in RESERVED_HEADERS or lowered.startswith(("pushq-", "webhook-")):
             raise ValueError(f"{name!r} is set by pushq and cannot be overridden")
         if lowered in HOP_BY_HOP_HEADERS:
