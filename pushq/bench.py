@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -376,8 +375,16 @@ def wrk_enqueue(procs: Procs, seconds: int, connections: int) -> dict[str, Any]:
         "end\n"
     )
     result = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-         procs.api + "/v1/jobs"],
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            procs.api + "/v1/jobs",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -400,7 +407,7 @@ def populate(db_path: Path, rows: int, target: str) -> None:
             " backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,"
             " finished_at, result)"
             " VALUES (?, 'default', ?, 'POST', 'succeeded', 0, 1, 13, 30, 28800, 1, 30, ?, ?, ?,"
-            " '{\"status\":200,\"body\":null}')",
+            ' \'{"status":200,"body":null}\')',
             (
                 (f"00HIST{n:020d}", target, now + n * 1e-6, now + n * 1e-6, now + n * 1e-6)
                 for n in range(start, min(rows, start + batch_rows))
@@ -461,8 +468,11 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         procs = fresh("throughput")
         try:
             await throughput(procs, min(2000, args.jobs), args.concurrency)  # warm-up
-            results.append(report("throughput (empty table)",
-                                  await throughput(procs, args.jobs, args.concurrency)))
+            results.append(
+                report(
+                    "throughput (empty table)", await throughput(procs, args.jobs, args.concurrency)
+                )
+            )
         finally:
             procs.close()
     if "latency" in scenarios:
@@ -500,7 +510,9 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     if "backlog" in scenarios:
         procs = fresh("backlog")
         try:
-            results.append(report("backlog and restart", await restart_backlog(procs, args.backlog)))
+            results.append(
+                report("backlog and restart", await restart_backlog(procs, args.backlog))
+            )
         finally:
             procs.close()
     if args.json:
@@ -513,8 +525,12 @@ SCENARIOS = ("throughput", "latency", "enqueue", "batch", "history", "backlog")
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="pushq bench", description=__doc__)
-    parser.add_argument("scenarios", nargs="*", default=["throughput", "latency", "enqueue", "batch"],
-                        help=f"any of {', '.join(SCENARIOS)} (default: the first four)")
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        default=["throughput", "latency", "enqueue", "batch"],
+        help=f"any of {', '.join(SCENARIOS)} (default: the first four)",
+    )
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per throughput run")
     parser.add_argument("--concurrency", type=int, default=64, help="enqueue requests in flight")
     parser.add_argument("--rate", type=float, default=1000, help="offered jobs/s for latency")

@@ -58,6 +58,13 @@ def _synchronous(text: str) -> str:
     return value
 
 
+def _sender(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"aiohttp", "httpx"}:
+        raise ValueError("must be aiohttp (default) or httpx")
+    return value
+
+
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -211,6 +218,13 @@ OPTIONS: tuple[Option, ...] = (
         "fallback poll for due jobs (default 1s, jittered)",
     ),
     Option(
+        "sender",
+        "--sender",
+        "PUSHQ_SENDER",
+        _sender,
+        "HTTP client for deliveries: aiohttp (default, fastest) or httpx",
+    ),
+    Option(
         "metrics_auth",
         "--metrics-auth",
         "PUSHQ_METRICS_AUTH",
@@ -245,6 +259,7 @@ class Settings:
     lease_margin: float = 30.0
     rescue_interval: float = 5.0
     poll_interval: float = 1.0
+    sender: str = "aiohttp"
     metrics_auth: bool = False
     log_level: str = "INFO"
 

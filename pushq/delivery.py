@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import aiohttp
 import httpx
 
 from .backoff import parse_retry_after
@@ -204,3 +205,60 @@ class HttpxSender:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class AiohttpSender:
+    """Sends deliveries with aiohttp: the dispatcher's default (see docs/benchmarks.md:
+    several times the throughput of httpx's default transport here).
+
+    No redirects, verified TLS, capped reads, one total deadline per attempt,
+    keep-alive connections reused per host from a bounded pool.
+    """
+
+    def __init__(self, *, max_connections: int = 100, response_cap: int = RESPONSE_CAP) -> None:
+        self.response_cap = response_cap
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running loop that will use it.
+        connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=False,  # no .netrc credentials or proxy surprises on a server
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent", "Content-Type"),
+        )
+        return self._session
+
+    async def send(self, request: DeliveryRequest) -> DeliveryResponse:
+        session = self._session or self._open()
+        try:
+            async with asyncio.timeout(request.timeout):
+                async with session.request(
+                    request.method,
+                    request.url,
+                    headers=list(request.headers),
+                    data=request.body or None,
+                    allow_redirects=False,
+                ) as response:
+                    body = bytearray()
+                    while len(body) < self.response_cap:
+                        chunk = await response.content.read(self.response_cap - len(body))
+                        if not chunk:
+                            break
+                        body += chunk
+                    headers = {k.lower(): v for k, v in response.headers.items()}
+                    return DeliveryResponse(response.status, headers, bytes(body))
+        except TimeoutError:
+            raise DeliveryFailed(
+                "timeout", f"no complete response within {request.timeout:g}s"
+            ) from None
+        except (aiohttp.ClientError, OSError, ValueError, UnicodeError) as exc:
+            # invalid URLs and unencodable headers are no response all the same
+            message = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+            raise DeliveryFailed("connection", message) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()

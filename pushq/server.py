@@ -12,7 +12,7 @@ import uvicorn
 
 from .app import create_app
 from .config import Settings
-from .delivery import HttpxSender
+from .delivery import AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
 from .metrics import Metrics
 from .store.sqlite import SQLiteStore
@@ -33,14 +33,17 @@ async def serve(settings: Settings) -> None:
     store = SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
     await store.open()
     metrics = Metrics()
-    sender = HttpxSender(max_connections=settings.delivery_concurrency)
+    sender_class = AiohttpSender if settings.sender == "aiohttp" else HttpxSender
+    sender = sender_class(max_connections=settings.delivery_concurrency)
     dispatcher = Dispatcher(store=store, sender=sender, settings=settings, metrics=metrics)
+    stop = asyncio.Event()  # set by SIGTERM/SIGINT; /ready answers 503 from then on
     app = create_app(
         settings,
         store,
         dispatcher=dispatcher,
         metrics=metrics,
         dispatcher_last_loop=lambda: dispatcher.last_loop_at,
+        shutting_down=stop.is_set,
     )
     server = _Server(
         uvicorn.Config(
@@ -53,7 +56,6 @@ async def serve(settings: Settings) -> None:
             timeout_graceful_shutdown=5,
         )
     )
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -71,6 +73,7 @@ async def serve(settings: Settings) -> None:
     done, _ = await asyncio.wait(
         {serve_task, dispatch_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
     )
+    stop.set()
     log.info(
         "pushq stopping: no new claims; waiting up to %gs for deliveries", settings.shutdown_grace
     )

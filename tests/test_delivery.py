@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from pushq.delivery import (
     RESPONSE_CAP,
+    AiohttpSender,
     DeliveryFailed,
     DeliveryRequest,
     DeliveryResponse,
@@ -329,9 +330,17 @@ def worker_url() -> Iterator[str]:
     sock.close()
 
 
-def _send(request: DeliveryRequest) -> DeliveryResponse:
+@pytest.fixture(params=[AiohttpSender, HttpxSender])
+def sender_class(request: pytest.FixtureRequest) -> type[AiohttpSender | HttpxSender]:
+    """Every sender test runs against both senders."""
+    return request.param  # type: ignore[no-any-return]
+
+
+def _send(
+    request: DeliveryRequest, sender_class: type[AiohttpSender | HttpxSender]
+) -> DeliveryResponse:
     async def main() -> DeliveryResponse:
-        sender = HttpxSender()
+        sender = sender_class()
         try:
             return await sender.send(request)
         finally:
@@ -344,32 +353,38 @@ def _request(url: str, *, timeout: float = 5.0, body: bytes = b"{}") -> Delivery
     return DeliveryRequest("POST", url, [("x-echo", "hello")], body, timeout)
 
 
-def test_sender_returns_the_response(worker_url: str) -> None:
-    response = _send(_request(f"{worker_url}/ok", body=b'{"a":1}'))
+def test_sender_returns_the_response(
+    worker_url: str, sender_class: type[AiohttpSender | HttpxSender]
+) -> None:
+    response = _send(_request(f"{worker_url}/ok", body=b'{"a":1}'), sender_class)
     assert response.status == 200
     assert response.body == b"POST 7 hello"
     assert response.headers["retry-after"] == "7"
     assert response.headers["x-mixed-case"] == "yes"  # names are lower-cased
 
 
-def test_sender_does_not_follow_redirects(worker_url: str) -> None:
-    response = _send(_request(f"{worker_url}/redirect"))
+def test_sender_does_not_follow_redirects(
+    worker_url: str, sender_class: type[AiohttpSender | HttpxSender]
+) -> None:
+    response = _send(_request(f"{worker_url}/redirect"), sender_class)
     assert response.status == 302
     assert response.headers["location"] == "/ok"
     assert _classify(response).verdict == "retry"
 
 
-def test_sender_caps_the_response_body(worker_url: str) -> None:
-    response = _send(_request(f"{worker_url}/big"))
+def test_sender_caps_the_response_body(
+    worker_url: str, sender_class: type[AiohttpSender | HttpxSender]
+) -> None:
+    response = _send(_request(f"{worker_url}/big"), sender_class)
     assert response.status == 200
     assert len(response.body) == RESPONSE_CAP == 65536
     assert response.body == BIG_BODY[:RESPONSE_CAP]
 
 
-def test_sender_times_out(worker_url: str) -> None:
+def test_sender_times_out(worker_url: str, sender_class: type[AiohttpSender | HttpxSender]) -> None:
     started = time.monotonic()
     with pytest.raises(DeliveryFailed) as failure:
-        _send(_request(f"{worker_url}/slow", timeout=0.2))
+        _send(_request(f"{worker_url}/slow", timeout=0.2), sender_class)
     assert failure.value.kind == "timeout"
     assert time.monotonic() - started < SLOW_SECONDS
     assert _classify(failure.value) == replace(
@@ -377,12 +392,14 @@ def test_sender_times_out(worker_url: str) -> None:
     )
 
 
-def test_sender_reports_a_closed_port_as_a_connection_failure() -> None:
+def test_sender_reports_a_closed_port_as_a_connection_failure(
+    sender_class: type[AiohttpSender | HttpxSender],
+) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound but not listening: connections are refused
         with pytest.raises(DeliveryFailed) as failure:
-            _send(_request(f"http://127.0.0.1:{port}/hook", timeout=2.0))
+            _send(_request(f"http://127.0.0.1:{port}/hook", timeout=2.0), sender_class)
     assert failure.value.kind == "connection"
     assert failure.value.message
 
@@ -395,10 +412,10 @@ def test_sender_reports_a_closed_port_as_a_connection_failure() -> None:
     ],
 )
 def test_sender_turns_an_unsendable_request_into_delivery_failed(
-    url: str, headers: list[tuple[str, str]]
+    url: str, headers: list[tuple[str, str]], sender_class: type[AiohttpSender | HttpxSender]
 ) -> None:
     # Sender.send's contract: no response -> DeliveryFailed. Anything else escapes the
     # dispatcher's attempt task and leaves the job leased until the rescuer finds it.
     with pytest.raises(DeliveryFailed) as failure:
-        _send(DeliveryRequest("POST", url, headers, b"", 1.0))
+        _send(DeliveryRequest("POST", url, headers, b"", 1.0), sender_class)
     assert failure.value.kind == "connection"

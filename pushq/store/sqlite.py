@@ -1,19 +1,18 @@
-"""The embedded store: SQLite in WAL mode on aiosqlite.
+"""The embedded store: SQLite in WAL mode.
 
-One connection writes (serialised by a lock, every write in BEGIN IMMEDIATE so
-it never has to upgrade a read lock and hit SQLITE_BUSY mid-transaction); a
-second connection reads, so long listings never wait behind the writer.
+Writes go through one writer thread with group commit (group_commit.py): every
+write transaction is BEGIN IMMEDIATE, concurrent writes share one commit, and
+each is acknowledged only after that commit. Reads use a separate aiosqlite
+connection, so listings never wait behind the writer (WAL readers don't block).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import aiosqlite
 from ..errors import Conflict, NotFound
 from ..models import Attempt, BackoffPolicy, EnqueueResult, Job, NewJob, new_job_id
 from .base import Page
+from .group_commit import GroupCommitWriter
 from .sql import load_queries, migrations
 
 Q = load_queries("sqlite_queries.sql")
@@ -68,8 +68,8 @@ def row_to_job(row: sqlite3.Row) -> Job:
     )
 
 
-async def _fetch(conn: aiosqlite.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-    return list(await conn.execute_fetchall(sql, params))
+def _fetch(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+    return conn.execute(sql, params).fetchall()
 
 
 def _attempt_params(attempt: Attempt) -> dict[str, Any]:
@@ -106,130 +106,43 @@ class SQLiteStore:
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous
-        self._writer: aiosqlite.Connection | None = None
+        self._writer = GroupCommitWriter(
+            self.path, synchronous=synchronous, busy_timeout_ms=BUSY_TIMEOUT_MS
+        )
         self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        await self._writer.execute(f"PRAGMA synchronous = {self.synchronous}")
-        await self._migrate(self._writer)
-        self._reader = await self._connect()
+        await self._writer.open()
+        await self._writer.call(_migrate)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader.row_factory = sqlite3.Row
+        await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await self._reader.execute("PRAGMA query_only = ON")
 
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        return conn
-
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
-        self._reader = self._writer = None
-
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        rows = await _fetch(conn, "SELECT version FROM schema_migrations")
-        applied = {row[0] for row in rows}
-        for version, name, sql in migrations():
-            if version in applied:
-                continue
-            # executescript runs the whole file; wrapping it makes it all or nothing.
-            await conn.executescript(
-                f"BEGIN IMMEDIATE;\n{sql}\n"
-                f"INSERT INTO schema_migrations VALUES ({version}, '{name}', {time.time()});\n"
-                "COMMIT;"
-            )
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        assert self._writer is not None, "store is not open"
-        async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
-                raise
-            await self._writer.execute("COMMIT")
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        await self._writer.close()
 
     async def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         assert self._reader is not None, "store is not open"
         return list(await self._reader.execute_fetchall(sql, params))
 
     async def ping(self) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(Q["ping"], {"now": str(time.time())})
+        now = str(time.time())
+        await self._writer.write(lambda conn: conn.execute(Q["ping"], {"now": now}))
 
     # -- producers ---------------------------------------------------------------
     async def enqueue(
         self, *, jobs: Sequence[NewJob], now: float, idempotency_ttl: float
     ) -> list[EnqueueResult]:
-        results: list[EnqueueResult] = []
-        async with self._transaction() as conn:
-            for new in jobs:
-                results.append(await self._enqueue_one(conn, new, now, idempotency_ttl))
-        return results
+        def write(conn: sqlite3.Connection) -> list[EnqueueResult]:
+            return [_enqueue_one(conn, new, now, idempotency_ttl) for new in jobs]
 
-    async def _enqueue_one(
-        self, conn: aiosqlite.Connection, new: NewJob, now: float, ttl: float
-    ) -> EnqueueResult:
-        if new.idempotency_key is not None:
-            rows = await _fetch(
-                conn, Q["find_idempotency_key"], {"key": new.idempotency_key, "now": now}
-            )
-            if rows:
-                existing = await _fetch(conn, Q["get_job"], {"id": rows[0][0]})
-                if existing:
-                    return EnqueueResult(row_to_job(existing[0]), created=False)
-        if new.unique_key is not None:
-            rows = await _fetch(
-                conn, Q["find_unique_job"], {"queue": new.queue, "unique_key": new.unique_key}
-            )
-            if rows:
-                return EnqueueResult(row_to_job(rows[0]), created=False)
-        job_id = new_job_id(now)
-        assert new.max_attempts is not None and new.backoff is not None
-        assert new.timeout is not None
-        await conn.execute(
-            Q["insert_job"],
-            {
-                "id": job_id,
-                "queue": new.queue,
-                "url": new.url,
-                "method": new.method,
-                "headers": _dumps(new.headers or None),
-                "body": new.body,
-                "priority": new.priority,
-                "max_attempts": new.max_attempts,
-                "backoff_base": new.backoff.base,
-                "backoff_max": new.backoff.max,
-                "backoff_jitter": int(new.backoff.jitter),
-                "timeout": new.timeout,
-                "created_at": now,
-                "run_at": max(new.run_at, now),
-                "idempotency_key": new.idempotency_key,
-                "unique_key": new.unique_key,
-                "ordering_key": new.ordering_key,
-                "callback_url": new.callback_url,
-                "failure_callback_url": new.failure_callback_url,
-            },
-        )
-        if new.idempotency_key is not None:
-            await conn.execute(
-                Q["put_idempotency_key"],
-                {"key": new.idempotency_key, "job_id": job_id, "expires_at": now + ttl},
-            )
-        rows = await _fetch(conn, Q["get_job"], {"id": job_id})
-        return EnqueueResult(row_to_job(rows[0]), created=True)
+        return await self._writer.write(write)
 
     async def get(self, *, job_id: str) -> Job | None:
         rows = await self._read(Q["get_job"], {"id": job_id})
@@ -278,44 +191,43 @@ class SQLiteStore:
         ]
 
     async def cancel(self, *, job_id: str, now: float) -> Job:
-        async with self._transaction() as conn:
-            rows = await _fetch(conn, Q["cancel"], {"id": job_id, "now": now})
+        def write(conn: sqlite3.Connection) -> Job:
+            rows = _fetch(conn, Q["cancel"], {"id": job_id, "now": now})
             if rows:
                 return row_to_job(rows[0])
-            exists = await _fetch(conn, Q["get_job"], {"id": job_id})
-        if not exists:
-            raise NotFound(f"no job {job_id}")
-        raise Conflict(f"job {job_id} is already {exists[0]['state']}", code="job_finished")
+            exists = _fetch(conn, Q["get_job"], {"id": job_id})
+            if not exists:
+                raise NotFound(f"no job {job_id}")
+            raise Conflict(f"job {job_id} is already {exists[0]['state']}", code="job_finished")
+
+        return await self._writer.write(write)
 
     # -- the dispatcher ----------------------------------------------------------
     async def claim_due(
         self, *, limit: int, now: float, lease: str, lease_margin: float
     ) -> list[Job]:
-        async with self._transaction() as conn:
-            rows = await _fetch(
-                conn,
-                Q["claim_due"],
-                {"limit": limit, "now": now, "lease": lease, "lease_margin": lease_margin},
-            )
+        params = {"limit": limit, "now": now, "lease": lease, "lease_margin": lease_margin}
+        rows = await self._writer.write(lambda conn: _fetch(conn, Q["claim_due"], params))
         return [row_to_job(row) for row in rows]
 
     async def _settle(
         self, query: str, params: dict[str, Any], attempt: Attempt, lease: str
     ) -> bool:
         params |= {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
-        async with self._transaction() as conn:
-            cursor = await conn.execute(Q[query], params)
-            if cursor.rowcount != 1:
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if conn.execute(Q[query], params).rowcount != 1:
                 return False  # the job moved on (rescued, cancelled): this attempt is stale
-            await conn.execute(Q["insert_attempt"], _attempt_params(attempt))
-        return True
+            conn.execute(Q["insert_attempt"], _attempt_params(attempt))
+            return True
+
+        return await self._writer.write(write)
 
     async def complete(
         self, *, job_id: str, lease: str, attempt: Attempt, result: dict[str, Any], now: float
     ) -> bool:
-        return await self._settle(
-            "complete", {"result": _dumps(result), "now": now}, attempt, lease
-        )
+        params = {"result": _dumps(result), "now": now}
+        return await self._settle("complete", params, attempt, lease)
 
     async def schedule_retry(
         self,
@@ -338,9 +250,9 @@ class SQLiteStore:
         self, *, job_id: str, lease: str, attempt: int, deadline: float
     ) -> bool:
         params = {"id": job_id, "lease": lease, "attempt": attempt, "deadline": deadline}
-        async with self._transaction() as conn:
-            cursor = await conn.execute(Q["await_completion"], params)
-            return bool(cursor.rowcount == 1)
+        return await self._writer.write(
+            lambda conn: conn.execute(Q["await_completion"], params).rowcount == 1
+        )
 
     async def rescue_expired(self, *, now: float, limit: int) -> list[Job]:
         message = (
@@ -348,33 +260,26 @@ class SQLiteStore:
             "stopped sending heartbeats)"
         )
         error = {"status": None, "message": message, "at": now}
-        async with self._transaction() as conn:
-            rows = await _fetch(
+
+        def write(conn: sqlite3.Connection) -> list[Job]:
+            rows = _fetch(
                 conn, Q["rescue_expired"], {"now": now, "limit": limit, "error": _dumps(error)}
             )
             jobs = [row_to_job(row) for row in rows]
             for job in jobs:
                 started = job.attempt_started_at or now
-                await conn.execute(
-                    Q["insert_attempt"],
-                    _attempt_params(
-                        Attempt(
-                            job.id,
-                            job.attempts,
-                            started,
-                            (now - started) * 1000,
-                            None,
-                            message,
-                            None,
-                        )
-                    ),
-                )
-        return jobs
+                duration_ms = (now - started) * 1000
+                attempt = Attempt(job.id, job.attempts, started, duration_ms, None, message, None)
+                conn.execute(Q["insert_attempt"], _attempt_params(attempt))
+            return jobs
+
+        return await self._writer.write(write)
 
     async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
-        async with self._transaction() as conn:
-            cursor = await conn.execute(Q["prune_idempotency_keys"], {"now": now, "limit": limit})
-            return int(cursor.rowcount)
+        params = {"now": now, "limit": limit}
+        return await self._writer.write(
+            lambda conn: int(conn.execute(Q["prune_idempotency_keys"], params).rowcount)
+        )
 
     # -- the dead-letter queue -----------------------------------------------------
     async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> Page:
@@ -403,8 +308,9 @@ class SQLiteStore:
 
     async def redrive(self, *, job_id: str, now: float) -> Job:
         try:
-            async with self._transaction() as conn:
-                rows = await _fetch(conn, Q["redrive"], {"id": job_id, "now": now})
+            rows = await self._writer.write(
+                lambda conn: _fetch(conn, Q["redrive"], {"id": job_id, "now": now})
+            )
         except sqlite3.IntegrityError:
             raise Conflict(
                 f"job {job_id} has a unique_key that an unfinished job of its queue holds",
@@ -416,22 +322,105 @@ class SQLiteStore:
 
     async def redrive_many(self, *, queue: str | None, now: float) -> int:
         # Jobs whose unique key is held by an unfinished job stay dead.
-        async with self._transaction() as conn:
-            if queue is None:
-                cursor = await conn.execute(Q["redrive_all"], {"now": now})
-            else:
-                cursor = await conn.execute(Q["redrive_queue"], {"now": now, "queue": queue})
-            return int(cursor.rowcount)
+        params: dict[str, Any] = {"now": now, "queue": queue}
+        query = Q["redrive_all"] if queue is None else Q["redrive_queue"]
+        return await self._writer.write(lambda conn: int(conn.execute(query, params).rowcount))
 
     async def delete_dead(self, *, job_id: str) -> bool:
-        async with self._transaction() as conn:
-            cursor = await conn.execute(Q["delete_dead"], {"id": job_id})
-            if cursor.rowcount != 1:
+        def write(conn: sqlite3.Connection) -> bool:
+            if conn.execute(Q["delete_dead"], {"id": job_id}).rowcount != 1:
                 return False
-            await conn.execute(Q["delete_attempts"], {"job_id": job_id})
-        return True
+            conn.execute(Q["delete_attempts"], {"job_id": job_id})
+            return True
+
+        return await self._writer.write(write)
 
     # -- observability -------------------------------------------------------------
     async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
         rows = await self._read(Q["count_by_state"], {"now": now})
         return {(row["queue"], row["state"]): row["n"] for row in rows}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, name, sql in migrations():
+        if version in applied:
+            continue
+        # executescript runs the whole file; wrapping it makes it all or nothing.
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{sql}\n"
+            f"INSERT INTO schema_migrations VALUES ({version}, '{name}', {time.time()});\n"
+            "COMMIT;"
+        )
+
+
+def _enqueue_one(conn: sqlite3.Connection, new: NewJob, now: float, ttl: float) -> EnqueueResult:
+    if new.idempotency_key is not None:
+        rows = _fetch(conn, Q["find_idempotency_key"], {"key": new.idempotency_key, "now": now})
+        if rows:
+            existing = _fetch(conn, Q["get_job"], {"id": rows[0][0]})
+            if existing:
+                return EnqueueResult(row_to_job(existing[0]), created=False)
+    if new.unique_key is not None:
+        rows = _fetch(
+            conn, Q["find_unique_job"], {"queue": new.queue, "unique_key": new.unique_key}
+        )
+        if rows:
+            return EnqueueResult(row_to_job(rows[0]), created=False)
+    assert new.max_attempts is not None and new.backoff is not None
+    assert new.timeout is not None
+    job = Job(
+        id=new_job_id(now),
+        queue=new.queue,
+        url=new.url,
+        method=new.method,
+        headers=new.headers,
+        body=new.body,
+        state="pending",
+        priority=new.priority,
+        attempts=0,
+        max_attempts=new.max_attempts,
+        backoff=new.backoff,
+        timeout=new.timeout,
+        created_at=now,
+        run_at=max(new.run_at, now),
+        idempotency_key=new.idempotency_key,
+        unique_key=new.unique_key,
+        ordering_key=new.ordering_key,
+        callback_url=new.callback_url,
+        failure_callback_url=new.failure_callback_url,
+    )
+    conn.execute(
+        Q["insert_job"],
+        {
+            "id": job.id,
+            "queue": job.queue,
+            "url": job.url,
+            "method": job.method,
+            "headers": _dumps(job.headers or None),
+            "body": job.body,
+            "priority": job.priority,
+            "max_attempts": job.max_attempts,
+            "backoff_base": job.backoff.base,
+            "backoff_max": job.backoff.max,
+            "backoff_jitter": int(job.backoff.jitter),
+            "timeout": job.timeout,
+            "created_at": job.created_at,
+            "run_at": job.run_at,
+            "idempotency_key": job.idempotency_key,
+            "unique_key": job.unique_key,
+            "ordering_key": job.ordering_key,
+            "callback_url": job.callback_url,
+            "failure_callback_url": job.failure_callback_url,
+        },
+    )
+    if new.idempotency_key is not None:
+        conn.execute(
+            Q["put_idempotency_key"],
+            {"key": new.idempotency_key, "job_id": job.id, "expires_at": now + ttl},
+        )
+    return EnqueueResult(job, created=True)

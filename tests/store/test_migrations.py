@@ -87,8 +87,7 @@ def test_claim_walks_the_jobs_due_index(tmp_path: Path) -> None:
 
 async def pragma(store: SQLiteStore, name: str) -> Any:
     assert store._writer is not None
-    (row,) = await store._writer.execute_fetchall(f"PRAGMA {name}")
-    return row[0]
+    return await store._writer.call(lambda conn: conn.execute(f"PRAGMA {name}").fetchone()[0])
 
 
 def test_writer_uses_wal_and_synchronous_full_by_default(tmp_path: Path) -> None:

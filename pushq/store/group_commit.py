@@ -1,0 +1,116 @@
+"""Group commit for SQLite: one writer thread, one transaction per batch of writes.
+
+Writes are queued as functions of a sqlite3 connection. While one batch is
+being committed (the fsync is the expensive part), new writes queue up; the
+next batch takes them all. Each write runs inside its own SAVEPOINT, so one
+that fails rolls back alone and the rest of its batch still commits. A write's
+future resolves only after COMMIT returned, so an acknowledged write is on disk.
+
+A dedicated thread (rather than aiosqlite's per-statement hops) runs a whole
+batch in one hand-off, and releases the GIL while SQLite waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], Any]
+MAX_BATCH = 2000
+
+
+class GroupCommitWriter:
+    def __init__(self, path: Path, *, synchronous: str, busy_timeout_ms: int) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pushq-sqlite-writer")
+        self._path = path
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = None
+        self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._executor, self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        return conn
+
+    async def call(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `func` on the writer connection outside any batch (migrations, pragmas)."""
+        assert self._conn is not None, "store is not open"
+        conn = self._conn
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: func(conn))
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` in the next group transaction; return once that transaction committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                try:
+                    outcomes = await loop.run_in_executor(self._executor, self._apply, batch)
+                except BaseException as exc:  # the commit itself failed: nothing was written
+                    outcomes = [(False, exc)] * len(batch)
+                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._flusher = None
+
+    def _apply(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+        conn = self._conn
+        assert conn is not None
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            single = len(batch) == 1
+            for op, _ in batch:
+                if single:  # no neighbours to protect: skip the savepoint
+                    outcomes.append((True, op(conn)))
+                    continue
+                conn.execute("SAVEPOINT write")
+                try:
+                    value = op(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO write")
+                    conn.execute("RELEASE write")
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute("RELEASE write")
+                    outcomes.append((True, value))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    async def close(self) -> None:
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
