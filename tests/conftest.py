@@ -40,3 +40,31 @@ def pushq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushqProcess]:
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def serve_asgi() -> Iterator[Callable[..., str]]:
+    """Serve ASGI apps (a TaskRouter, a Starlette app) on uvicorn in threads for a
+    module's tests; each call returns the app's base URL."""
+    import threading
+
+    import uvicorn
+
+    from .harness import free_port, wait_until
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def serve(app: object) -> str:
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        wait_until(lambda: server.started, timeout=10)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)

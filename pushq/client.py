@@ -1,0 +1,1266 @@
+"""The Python SDK: `pushq.Client` (blocking) and `pushq.AsyncClient` (asyncio), on httpx.
+
+Both clients have the same methods. Each request is described once, as a
+`_Call` (method, path, body, how to read the answer, when a retry is safe), and
+a client only runs calls, so the two cannot drift apart.
+
+Retries:
+
+- `enqueue` and `enqueue_many` retry transport faults, 5xx and 429 (honouring
+  `Retry-After`) with jittered exponential waits, and always send an
+  idempotency key (one is made per call when the caller gives none), so a
+  retried enqueue never creates a second job.
+- `GET` and `PUT` calls retry transport faults only; other calls never retry.
+
+Errors: an error answer raises `pushq.ApiError` or its subclass for the status
+(`NotFound`, `Unauthorized`, `RateLimited`, ...). When no answer arrives at all,
+httpx's own `httpx.TransportError` propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import email.utils
+import math
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from .errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+)
+from .version import __version__
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
+LONG_POLL_MAX = 30  # seconds one `wait` request asks the server to hold
+POLL_PAUSE_FIRST, POLL_PAUSE_MAX = 0.05, 1.0  # between polls a server answered at once
+
+Duration = float | int | str | timedelta
+"""Seconds, a string like "30s" / "5m" / "2h" / "1d", or a timedelta."""
+
+
+# -- results -----------------------------------------------------------------------
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LastError:
+    """Why the last attempt failed: the HTTP status (None without a response) and a message."""
+
+    status: int | None
+    message: str | None
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A finished job's outcome: the worker's status and its response body (JSON if it parsed)."""
+
+    status: int | None
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt of a job."""
+
+    number: int
+    started_at: datetime | None
+    duration_ms: float | None
+    status: int | None
+    error: str | None
+    response_body: str | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Attempt:
+        return cls(
+            number=int(data.get("number", 0)),
+            started_at=_time(data.get("started_at")),
+            duration_ms=data.get("duration_ms"),
+            status=data.get("status"),
+            error=data.get("error"),
+            response_body=data.get("response_body"),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as the API shows it. `raw` keeps the whole object, fields newer servers add too."""
+
+    id: str
+    queue: str
+    url: str
+    state: str
+    attempts: int = 0
+    max_attempts: int | None = None
+    priority: int = 0
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    timeout: float | None = None
+    backoff: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    run_at: datetime | None = None
+    finished_at: datetime | None = None
+    failed_at: datetime | None = None
+    last_error: LastError | None = None
+    result: Result | None = None
+    progress: Any = None
+    idempotency_key: str | None = None
+    unique_key: str | None = None
+    ordering_key: str | None = None
+    callback_url: str | None = None
+    failure_callback_url: str | None = None
+    deduplicated: bool = False
+    attempt_log: tuple[Attempt, ...] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job is succeeded, dead or cancelled."""
+        return self.state in TERMINAL_STATES
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Job:
+        error = data.get("last_error")
+        result = data.get("result")
+        log = data.get("attempt_log")
+        return cls(
+            id=data["id"],
+            queue=data.get("queue", "default"),
+            url=data.get("url", ""),
+            state=data.get("state", ""),
+            attempts=int(data.get("attempts") or 0),
+            max_attempts=data.get("max_attempts"),
+            priority=int(data.get("priority") or 0),
+            method=data.get("method", "POST"),
+            headers=dict(data.get("headers") or {}),
+            body=data.get("body"),
+            timeout=data.get("timeout"),
+            backoff=data.get("backoff"),
+            created_at=_time(data.get("created_at")),
+            run_at=_time(data.get("run_at")),
+            finished_at=_time(data.get("finished_at")),
+            failed_at=_time(data.get("failed_at")),
+            last_error=None
+            if not isinstance(error, Mapping)
+            else LastError(error.get("status"), error.get("message"), _time(error.get("at"))),
+            result=None
+            if not isinstance(result, Mapping)
+            else Result(result.get("status"), result.get("body")),
+            progress=data.get("progress"),
+            idempotency_key=data.get("idempotency_key"),
+            unique_key=data.get("unique_key"),
+            ordering_key=data.get("ordering_key"),
+            callback_url=data.get("callback_url"),
+            failure_callback_url=data.get("failure_callback_url"),
+            deduplicated=bool(data.get("deduplicated")),
+            attempt_log=None if log is None else tuple(Attempt.from_json(a) for a in log),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A queue's settings (None: the server default) and its live `stats`."""
+
+    name: str
+    paused: bool = False
+    concurrency: int | None = None
+    rate_limit: str | None = None
+    max_attempts: int | None = None
+    backoff: dict[str, Any] | None = None
+    timeout: float | None = None
+    max_size: int | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], name: str = "") -> Queue:
+        return cls(
+            name=data.get("name") or name,
+            paused=bool(data.get("paused")),
+            concurrency=data.get("concurrency"),
+            rate_limit=data.get("rate_limit"),
+            max_attempts=data.get("max_attempts"),
+            backoff=data.get("backoff"),
+            timeout=data.get("timeout"),
+            max_size=data.get("max_size"),
+            stats=dict(data.get("stats") or {}),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A cron schedule: when it fires and the job it enqueues each time."""
+
+    name: str
+    cron: str
+    timezone: str = "UTC"
+    job: dict[str, Any] = field(default_factory=dict)
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], name: str = "") -> Schedule:
+        return cls(
+            name=data.get("name") or name,
+            cron=data.get("cron", ""),
+            timezone=data.get("timezone") or "UTC",
+            job=dict(data.get("job") or {}),
+            next_run_at=_time(data.get("next_run_at")),
+            last_run_at=_time(data.get("last_run_at")),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list: iterate it, and pass `next_cursor` (None on the last page) back."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> T:
+        return self.items[index]
+
+
+# -- retries -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How the client retries: `attempts` in all, jittered exponential waits of
+    `wait_base * 2^n` seconds (at most `wait_max`); a `Retry-After` longer than
+    `retry_after_max` is not waited for, the error is raised instead."""
+
+    attempts: int = 4
+    wait_base: float = 0.25
+    wait_max: float = 8.0
+    retry_after_max: float = 30.0
+
+
+def retry_wait(
+    policy: RetryPolicy,
+    retry_number: int,
+    retry_after: float | None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds before retry `retry_number` (1-based): full jitter over the exponential
+    step, but never sooner than the server's Retry-After."""
+    step = min(policy.wait_max, policy.wait_base * 2.0 ** (retry_number - 1))
+    wait = step * rand()
+    if retry_after is not None:
+        wait = max(wait, retry_after)
+    return wait
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a Retry-After header asks for (delta seconds or an HTTP date)."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+class _Retryable(Exception):
+    """An error answer that may be retried; unwrapped to `error` when retries run out."""
+
+    def __init__(self, error: ApiError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+RetryOn = Literal["never", "transport", "enqueue"]
+
+
+def _should_retry(policy: RetryPolicy) -> Callable[[BaseException], bool]:
+    def check(exc: BaseException) -> bool:
+        if isinstance(exc, httpx.TransportError):
+            return True
+        if isinstance(exc, _Retryable):
+            return exc.retry_after is None or exc.retry_after <= policy.retry_after_max
+        return False
+
+    return check
+
+
+def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        retry_after = exc.retry_after if isinstance(exc, _Retryable) else None
+        return retry_wait(policy, state.attempt_number, retry_after)
+
+    return wait
+
+
+def _retry_options(policy: RetryPolicy) -> dict[str, Any]:
+    return {
+        "stop": stop_after_attempt(policy.attempts),
+        "wait": _wait(policy),
+        "retry": retry_if_exception(_should_retry(policy)),
+        "reraise": True,
+    }
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Call(Generic[T]):
+    """One API request: what to send, how to read the answer, and when a retry is safe."""
+
+    method: str
+    path: str
+    read: Callable[[Any], T]
+    json: Any = None
+    params: Mapping[str, str | int] | None = None
+    headers: Mapping[str, str] | None = None
+    retry: RetryOn = "never"
+    hold: float = 0.0  # extra seconds the server may hold the answer (long-poll)
+
+
+_ERRORS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+}
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """The exception for an error answer: its status picks the class, its body the code/message."""
+    status = response.status_code
+    code, message = f"http_{status}", f"HTTP {status}"
+    try:
+        detail = response.json()["error"]
+        code, message = str(detail["code"]), str(detail["message"])
+    except (ValueError, KeyError, TypeError):
+        text = response.text.strip()
+        if text:
+            message = f"{message}: {text[:200]}"
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+        wait = 1.0 if retry_after is None else retry_after
+        return RateLimited(message, code=code, retry_after=wait)
+    return _ERRORS.get(status, ApiError)(message, code=code, status=status)
+
+
+def _read_response(call: _Call[T], response: httpx.Response) -> T:
+    if response.status_code >= 400:
+        error = error_from_response(response)
+        if call.retry == "enqueue" and (response.status_code == 429 or response.status_code >= 500):
+            retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+            raise _Retryable(error, retry_after)
+        raise error
+    data = response.json() if response.content else None
+    return call.read(data)
+
+
+def _path(*parts: str) -> str:
+    return "/v1/" + "/".join(quote(part, safe="") for part in parts)
+
+
+def _seconds(value: Duration) -> float | int | str:
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+def _rfc3339(value: datetime | str) -> str:
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        raise ValueError("run_at must be timezone-aware, e.g. datetime.now(UTC) + timedelta(...)")
+    return value.isoformat()
+
+
+def _backoff(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _seconds(v) if isinstance(v, timedelta) else v for k, v in value.items()}
+
+
+def job_request(url: str, body: Any = None, **fields: Any) -> dict[str, Any]:
+    """A job request as the API takes it: unset (None) fields left out, datetimes as
+    RFC 3339, timedeltas as seconds."""
+    request: dict[str, Any] = {"url": url}
+    if body is not None:
+        request["body"] = body
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if name == "run_at":
+            value = _rfc3339(value)
+        elif name in ("delay", "timeout"):
+            value = _seconds(value)
+        elif name == "backoff":
+            value = _backoff(value)
+        request[name] = value
+    return request
+
+
+def _normalized(job: Mapping[str, Any]) -> dict[str, Any]:
+    fields = dict(job)
+    if "url" not in fields:
+        raise ValueError("every job needs a url")
+    url = fields.pop("url")
+    body = fields.pop("body", None)
+    return job_request(url, body, **fields)
+
+
+def _new_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _one_job(data: Any) -> Job:
+    return Job.from_json(data)
+
+
+def _jobs(data: Any) -> builtins.list[Job]:
+    return [Job.from_json(j) for j in data["jobs"]]
+
+
+def _job_page(data: Any) -> Page[Job]:
+    return Page([Job.from_json(j) for j in data["jobs"]], data.get("next_cursor"))
+
+
+def _attempts(data: Any) -> builtins.list[Attempt]:
+    return [Attempt.from_json(a) for a in data["attempts"]]
+
+
+def _nothing(data: Any) -> None:
+    return None
+
+
+def _items(data: Any, key: str) -> tuple[builtins.list[Any], str | None]:
+    if isinstance(data, list):
+        return data, None
+    return data.get(key, []), data.get("next_cursor")
+
+
+def _queue_page(data: Any) -> Page[Queue]:
+    items, cursor = _items(data, "queues")
+    return Page([Queue.from_json(q) for q in items], cursor)
+
+
+def _schedule_page(data: Any) -> Page[Schedule]:
+    items, cursor = _items(data, "schedules")
+    return Page([Schedule.from_json(s) for s in items], cursor)
+
+
+def _query(**params: Any) -> dict[str, str | int]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+class _Calls:
+    """Builders of every request both clients make."""
+
+    @staticmethod
+    def enqueue(job: dict[str, Any]) -> _Call[Job]:
+        key = job.pop("idempotency_key", None) or _new_key()
+        return _Call(
+            "POST",
+            "/v1/jobs",
+            _one_job,
+            json=job,
+            headers={"idempotency-key": key},
+            retry="enqueue",
+        )
+
+    @staticmethod
+    def enqueue_many(jobs: Iterable[Mapping[str, Any]]) -> _Call[builtins.list[Job]]:
+        requests = [_normalized(job) for job in jobs]
+        for request in requests:
+            request.setdefault("idempotency_key", _new_key())
+        return _Call("POST", "/v1/jobs/batch", _jobs, json={"jobs": requests}, retry="enqueue")
+
+    @staticmethod
+    def get(job_id: str, wait: int | None = None) -> _Call[Job]:
+        params = None if wait is None else {"wait": wait}
+        return _Call(
+            "GET", _path("jobs", job_id), _one_job, params=params, retry="transport", hold=wait or 0
+        )
+
+    @staticmethod
+    def list_jobs(
+        queue: str | None, state: str | None, limit: int | None, cursor: str | None
+    ) -> _Call[Page[Job]]:
+        params = _query(queue=queue, state=state, limit=limit, cursor=cursor)
+        return _Call("GET", "/v1/jobs", _job_page, params=params, retry="transport")
+
+    @staticmethod
+    def cancel(job_id: str) -> _Call[Job]:
+        return _Call("POST", _path("jobs", job_id, "cancel"), _one_job)
+
+    @staticmethod
+    def attempts(job_id: str) -> _Call[builtins.list[Attempt]]:
+        return _Call("GET", _path("jobs", job_id, "attempts"), _attempts, retry="transport")
+
+    @staticmethod
+    def _job_token(job_token: str | None) -> dict[str, str] | None:
+        return None if job_token is None else {"authorization": f"Bearer {job_token}"}
+
+    @staticmethod
+    def progress(job_id: str, report: dict[str, Any], job_token: str | None) -> _Call[None]:
+        return _Call(
+            "POST",
+            _path("jobs", job_id, "progress"),
+            _nothing,
+            json={k: v for k, v in report.items() if v is not None},
+            headers=_Calls._job_token(job_token),
+            retry="transport",  # a report repeated is harmless
+        )
+
+    @staticmethod
+    def complete(job_id: str, result: Any, job_token: str | None) -> _Call[None]:
+        return _Call(
+            "POST",
+            _path("jobs", job_id, "complete"),
+            _nothing,
+            json={"result": result},
+            headers=_Calls._job_token(job_token),
+        )
+
+    @staticmethod
+    def fail(job_id: str, error: str, retry: bool, job_token: str | None) -> _Call[None]:
+        return _Call(
+            "POST",
+            _path("jobs", job_id, "fail"),
+            _nothing,
+            json={"error": error, "retry": retry},
+            headers=_Calls._job_token(job_token),
+        )
+
+    # dlq
+    @staticmethod
+    def dlq_list(queue: str | None, limit: int | None, cursor: str | None) -> _Call[Page[Job]]:
+        params = _query(queue=queue, limit=limit, cursor=cursor)
+        return _Call("GET", "/v1/dlq", _job_page, params=params, retry="transport")
+
+    @staticmethod
+    def dlq_get(job_id: str) -> _Call[Job]:
+        return _Call("GET", _path("dlq", job_id), _one_job, retry="transport")
+
+    @staticmethod
+    def dlq_retry(job_id: str) -> _Call[Job]:
+        return _Call("POST", _path("dlq", job_id, "retry"), _one_job)
+
+    @staticmethod
+    def dlq_retry_all(queue: str | None) -> _Call[int]:
+        return _Call(
+            "POST", "/v1/dlq/retry", lambda data: int(data["retried"]), json=_query(queue=queue)
+        )
+
+    @staticmethod
+    def dlq_delete(job_id: str) -> _Call[None]:
+        return _Call("DELETE", _path("dlq", job_id), _nothing)
+
+    # queues
+    @staticmethod
+    def queue_get(name: str) -> _Call[Queue]:
+        return _Call(
+            "GET", _path("queues", name), lambda d: Queue.from_json(d, name), retry="transport"
+        )
+
+    @staticmethod
+    def queue_update(name: str, settings: dict[str, Any]) -> _Call[Queue]:
+        body = {
+            k: _seconds(v) if k == "timeout" else _backoff(v) if k == "backoff" else v
+            for k, v in settings.items()
+            if v is not None
+        }
+        return _Call(
+            "PUT",
+            _path("queues", name),
+            lambda d: Queue.from_json(d, name),
+            json=body,
+            retry="transport",
+        )
+
+    @staticmethod
+    def queue_action(name: str, action: str) -> _Call[Queue]:
+        path = _path("queues", name, action)
+        return _Call("POST", path, lambda d: Queue.from_json(d or {}, name))
+
+    @staticmethod
+    def queue_list() -> _Call[Page[Queue]]:
+        return _Call("GET", "/v1/queues", _queue_page, retry="transport")
+
+    # schedules
+    @staticmethod
+    def schedule_set(
+        name: str, cron: str, job: Mapping[str, Any], timezone: str | None
+    ) -> _Call[Schedule]:
+        body: dict[str, Any] = {"cron": cron, "job": _normalized(job)}
+        if timezone is not None:
+            body["timezone"] = timezone
+        return _Call(
+            "PUT",
+            _path("schedules", name),
+            lambda d: Schedule.from_json(d, name),
+            json=body,
+            retry="transport",
+        )
+
+    @staticmethod
+    def schedule_get(name: str) -> _Call[Schedule]:
+        return _Call(
+            "GET",
+            _path("schedules", name),
+            lambda d: Schedule.from_json(d, name),
+            retry="transport",
+        )
+
+    @staticmethod
+    def schedule_delete(name: str) -> _Call[None]:
+        return _Call("DELETE", _path("schedules", name), _nothing)
+
+    @staticmethod
+    def schedule_list() -> _Call[Page[Schedule]]:
+        return _Call("GET", "/v1/schedules", _schedule_page, retry="transport")
+
+
+class _Waiter:
+    """The long-poll loop's arithmetic, shared by both clients: how long to ask the
+    server to hold, and how long to pause when it answered at once."""
+
+    def __init__(self, job_id: str, timeout: float | None) -> None:
+        self.job_id = job_id
+        self.timeout = timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.pause = POLL_PAUSE_FIRST
+        self.asked_at = 0.0
+        self.hold = 0
+
+    def left(self) -> float:
+        return math.inf if self.deadline is None else self.deadline - time.monotonic()
+
+    def next_call(self) -> _Call[Job]:
+        self.hold = int(max(0.0, min(self.left(), LONG_POLL_MAX)))
+        self.asked_at = time.monotonic()
+        return _Calls.get(self.job_id, wait=self.hold)
+
+    def after(self, job: Job) -> float:
+        """Seconds to pause before the next poll; TimeoutError once the deadline passed."""
+        left = self.left()
+        if left <= 0:
+            raise TimeoutError(f"job {self.job_id} is still {job.state} after {self.timeout:g}s")
+        if time.monotonic() - self.asked_at >= self.hold / 2 and self.hold > 0:
+            return 0.0  # the server held the request: ask again straight away
+        pause = min(self.pause, left)
+        self.pause = min(self.pause * 2, POLL_PAUSE_MAX)
+        return pause
+
+
+def _settings(base_url: str | None, token: str | None) -> tuple[str, dict[str, str]]:
+    url = (base_url or os.environ.get("PUSHQ_URL") or DEFAULT_URL).rstrip("/")
+    token = token if token is not None else os.environ.get("PUSHQ_API_TOKEN")
+    headers = {"user-agent": f"pushq-python/{__version__}"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return url, headers
+
+
+# -- the blocking client --------------------------------------------------------------
+
+
+class Client:
+    """The pushq API, blocking. `base_url` and `token` default to $PUSHQ_URL
+    (else http://127.0.0.1:8080) and $PUSHQ_API_TOKEN.
+
+        with pushq.Client() as client:
+            job = client.enqueue("https://example.com/hook", {"to": "ada"}, delay="10s")
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url, headers = _settings(base_url, token)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+        self.dlq = DeadLetters(self)
+        self.queues = Queues(self)
+        self.schedules = Schedules(self)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _send(self, call: _Call[T]) -> T:
+        response = self._http.request(
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params,
+            headers=call.headers,
+            timeout=self.timeout + call.hold,
+        )
+        return _read_response(call, response)
+
+    def _run(self, call: _Call[T]) -> T:
+        if call.retry == "never":
+            return self._send(call)
+        try:
+            result: T = Retrying(**_retry_options(self.retry))(self._send, call)
+            return result
+        except _Retryable as exc:
+            raise exc.error from None
+
+    def enqueue(
+        self,
+        url: str,
+        body: Any = None,
+        *,
+        queue: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        delay: Duration | None = None,
+        run_at: datetime | str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        backoff: Mapping[str, Any] | None = None,
+        timeout: Duration | None = None,
+        idempotency_key: str | None = None,
+        unique_key: str | None = None,
+        ordering_key: str | None = None,
+        callback_url: str | None = None,
+        failure_callback_url: str | None = None,
+    ) -> Job:
+        """Enqueue one job; `job.deduplicated` is True when an idempotency or unique key
+        matched an existing job, which is returned instead."""
+        return self._run(
+            _Calls.enqueue(
+                job_request(
+                    url,
+                    body,
+                    queue=queue,
+                    headers=headers,
+                    method=method,
+                    delay=delay,
+                    run_at=run_at,
+                    priority=priority,
+                    max_attempts=max_attempts,
+                    backoff=backoff,
+                    timeout=timeout,
+                    idempotency_key=idempotency_key,
+                    unique_key=unique_key,
+                    ordering_key=ordering_key,
+                    callback_url=callback_url,
+                    failure_callback_url=failure_callback_url,
+                )
+            )
+        )
+
+    def enqueue_many(self, jobs: Iterable[Mapping[str, Any]]) -> builtins.list[Job]:
+        """Enqueue several jobs (dicts with `url` and any job fields) in one transaction."""
+        return self._run(_Calls.enqueue_many(jobs))
+
+    def get(self, job_id: str) -> Job:
+        """The job now."""
+        return self._run(_Calls.get(job_id))
+
+    def wait(self, job_id: str, *, timeout: float | None = 60.0) -> Job:
+        """Block until the job is succeeded, dead or cancelled and return it; TimeoutError
+        after `timeout` seconds (None: no limit). Long-polls; never a tight loop."""
+        waiter = _Waiter(job_id, timeout)
+        while True:
+            job = self._run(waiter.next_call())
+            if job.terminal:
+                return job
+            time.sleep(waiter.after(job))
+
+    def list(
+        self,
+        *,
+        queue: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[Job]:
+        """A page of jobs, newest first."""
+        return self._run(_Calls.list_jobs(queue, state, limit, cursor))
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel an unfinished job; `pushq.Conflict` if it has finished."""
+        return self._run(_Calls.cancel(job_id))
+
+    def attempts(self, job_id: str) -> builtins.list[Attempt]:
+        """Every delivery attempt of the job, first to last."""
+        return self._run(_Calls.attempts(job_id))
+
+    def progress(
+        self,
+        job_id: str,
+        *,
+        percent: float | None = None,
+        current: int | None = None,
+        total: int | None = None,
+        message: str | None = None,
+        meta: Any = None,
+        job_token: str | None = None,
+    ) -> None:
+        """Report an active job's progress (also a heartbeat); auth: its job token or the API
+        token."""
+        report = {
+            "percent": percent,
+            "current": current,
+            "total": total,
+            "message": message,
+            "meta": meta,
+        }
+        self._run(_Calls.progress(job_id, report, job_token))
+
+    def complete(self, job_id: str, result: Any = None, *, job_token: str | None = None) -> None:
+        """Finish an async job (one whose worker answered 202 pushq-async) with a result."""
+        self._run(_Calls.complete(job_id, result, job_token))
+
+    def fail(
+        self, job_id: str, error: str, *, retry: bool = True, job_token: str | None = None
+    ) -> None:
+        """Fail an async job: retried per its backoff, or straight to the DLQ if not `retry`."""
+        self._run(_Calls.fail(job_id, error, retry, job_token))
+
+
+class DeadLetters:
+    """`client.dlq`: dead jobs, newest failure first."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(
+        self, *, queue: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Job]:
+        """A page of dead jobs."""
+        return self._client._run(_Calls.dlq_list(queue, limit, cursor))
+
+    def get(self, job_id: str) -> Job:
+        """One dead job with its `attempt_log`."""
+        return self._client._run(_Calls.dlq_get(job_id))
+
+    def retry(self, job_id: str) -> Job:
+        """Redrive one dead job: back to pending with its attempts reset."""
+        return self._client._run(_Calls.dlq_retry(job_id))
+
+    def retry_all(self, *, queue: str | None = None) -> int:
+        """Redrive every dead job (of `queue`); the number redriven."""
+        return self._client._run(_Calls.dlq_retry_all(queue))
+
+    def delete(self, job_id: str) -> None:
+        """Drop a dead job for good."""
+        self._client._run(_Calls.dlq_delete(job_id))
+
+
+class Queues:
+    """`client.queues`: settings and live stats of queues."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def get(self, name: str) -> Queue:
+        """A queue's settings and stats; NotFound for a name never used."""
+        return self._client._run(_Calls.queue_get(name))
+
+    def update(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        rate_limit: str | None = None,
+        max_attempts: int | None = None,
+        backoff: Mapping[str, Any] | None = None,
+        timeout: Duration | None = None,
+        max_size: int | None = None,
+        paused: bool | None = None,
+    ) -> Queue:
+        """Change the settings given (None leaves one as it is); creates the queue."""
+        settings = {
+            "concurrency": concurrency,
+            "rate_limit": rate_limit,
+            "max_attempts": max_attempts,
+            "backoff": backoff,
+            "timeout": timeout,
+            "max_size": max_size,
+            "paused": paused,
+        }
+        return self._client._run(_Calls.queue_update(name, settings))
+
+    def pause(self, name: str) -> Queue:
+        """Stop deliveries of the queue; enqueues are still accepted."""
+        return self._client._run(_Calls.queue_action(name, "pause"))
+
+    def resume(self, name: str) -> Queue:
+        """Restart deliveries of a paused queue."""
+        return self._client._run(_Calls.queue_action(name, "resume"))
+
+    def list(self) -> Page[Queue]:
+        """Every queue."""
+        return self._client._run(_Calls.queue_list())
+
+
+class Schedules:
+    """`client.schedules`: cron schedules that enqueue a job template."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def set(
+        self, name: str, cron: str, job: Mapping[str, Any], *, timezone: str | None = None
+    ) -> Schedule:
+        """Create or replace a schedule; `job` is a job request (a dict with `url`, ...)."""
+        return self._client._run(_Calls.schedule_set(name, cron, job, timezone))
+
+    def get(self, name: str) -> Schedule:
+        """A schedule with its next and last run."""
+        return self._client._run(_Calls.schedule_get(name))
+
+    def delete(self, name: str) -> None:
+        """Remove a schedule."""
+        self._client._run(_Calls.schedule_delete(name))
+
+    def list(self) -> Page[Schedule]:
+        """Every schedule."""
+        return self._client._run(_Calls.schedule_list())
+
+
+# -- the asyncio client ---------------------------------------------------------------
+
+
+class AsyncClient:
+    """The pushq API for asyncio: the same methods as `pushq.Client`, awaited.
+
+    async with pushq.AsyncClient() as client:
+        job = await client.enqueue("https://example.com/hook", {"to": "ada"})
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url, headers = _settings(base_url, token)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+        self.dlq = AsyncDeadLetters(self)
+        self.queues = AsyncQueues(self)
+        self.schedules = AsyncSchedules(self)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _send(self, call: _Call[T]) -> T:
+        response = await self._http.request(
+            call.method,
+            call.path,
+            json=call.json,
+            params=call.params,
+            headers=call.headers,
+            timeout=self.timeout + call.hold,
+        )
+        return _read_response(call, response)
+
+    async def _run(self, call: _Call[T]) -> T:
+        if call.retry == "never":
+            return await self._send(call)
+        try:
+            return await AsyncRetrying(**_retry_options(self.retry))(self._send, call)
+        except _Retryable as exc:
+            raise exc.error from None
+
+    async def enqueue(
+        self,
+        url: str,
+        body: Any = None,
+        *,
+        queue: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        delay: Duration | None = None,
+        run_at: datetime | str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        backoff: Mapping[str, Any] | None = None,
+        timeout: Duration | None = None,
+        idempotency_key: str | None = None,
+        unique_key: str | None = None,
+        ordering_key: str | None = None,
+        callback_url: str | None = None,
+        failure_callback_url: str | None = None,
+    ) -> Job:
+        """Enqueue one job (see `Client.enqueue`)."""
+        return await self._run(
+            _Calls.enqueue(
+                job_request(
+                    url,
+                    body,
+                    queue=queue,
+                    headers=headers,
+                    method=method,
+                    delay=delay,
+                    run_at=run_at,
+                    priority=priority,
+                    max_attempts=max_attempts,
+                    backoff=backoff,
+                    timeout=timeout,
+                    idempotency_key=idempotency_key,
+                    unique_key=unique_key,
+                    ordering_key=ordering_key,
+                    callback_url=callback_url,
+                    failure_callback_url=failure_callback_url,
+                )
+            )
+        )
+
+    async def enqueue_many(self, jobs: Iterable[Mapping[str, Any]]) -> builtins.list[Job]:
+        """Enqueue several jobs in one transaction."""
+        return await self._run(_Calls.enqueue_many(jobs))
+
+    async def get(self, job_id: str) -> Job:
+        """The job now."""
+        return await self._run(_Calls.get(job_id))
+
+    async def wait(self, job_id: str, *, timeout: float | None = 60.0) -> Job:
+        """Wait until the job is succeeded, dead or cancelled (see `Client.wait`)."""
+        waiter = _Waiter(job_id, timeout)
+        while True:
+            job = await self._run(waiter.next_call())
+            if job.terminal:
+                return job
+            await asyncio.sleep(waiter.after(job))
+
+    async def list(
+        self,
+        *,
+        queue: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[Job]:
+        """A page of jobs, newest first."""
+        return await self._run(_Calls.list_jobs(queue, state, limit, cursor))
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel an unfinished job."""
+        return await self._run(_Calls.cancel(job_id))
+
+    async def attempts(self, job_id: str) -> builtins.list[Attempt]:
+        """Every delivery attempt of the job."""
+        return await self._run(_Calls.attempts(job_id))
+
+    async def progress(
+        self,
+        job_id: str,
+        *,
+        percent: float | None = None,
+        current: int | None = None,
+        total: int | None = None,
+        message: str | None = None,
+        meta: Any = None,
+        job_token: str | None = None,
+    ) -> None:
+        """Report an active job's progress (also a heartbeat)."""
+        report = {
+            "percent": percent,
+            "current": current,
+            "total": total,
+            "message": message,
+            "meta": meta,
+        }
+        await self._run(_Calls.progress(job_id, report, job_token))
+
+    async def complete(
+        self, job_id: str, result: Any = None, *, job_token: str | None = None
+    ) -> None:
+        """Finish an async job with a result."""
+        await self._run(_Calls.complete(job_id, result, job_token))
+
+    async def fail(
+        self, job_id: str, error: str, *, retry: bool = True, job_token: str | None = None
+    ) -> None:
+        """Fail an async job (retried unless `retry` is False)."""
+        await self._run(_Calls.fail(job_id, error, retry, job_token))
+
+
+class AsyncDeadLetters:
+    """`client.dlq` of an AsyncClient."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(
+        self, *, queue: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Job]:
+        """A page of dead jobs."""
+        return await self._client._run(_Calls.dlq_list(queue, limit, cursor))
+
+    async def get(self, job_id: str) -> Job:
+        """One dead job with its `attempt_log`."""
+        return await self._client._run(_Calls.dlq_get(job_id))
+
+    async def retry(self, job_id: str) -> Job:
+        """Redrive one dead job."""
+        return await self._client._run(_Calls.dlq_retry(job_id))
+
+    async def retry_all(self, *, queue: str | None = None) -> int:
+        """Redrive every dead job (of `queue`)."""
+        return await self._client._run(_Calls.dlq_retry_all(queue))
+
+    async def delete(self, job_id: str) -> None:
+        """Drop a dead job."""
+        await self._client._run(_Calls.dlq_delete(job_id))
+
+
+class AsyncQueues:
+    """`client.queues` of an AsyncClient."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def get(self, name: str) -> Queue:
+        """A queue's settings and stats."""
+        return await self._client._run(_Calls.queue_get(name))
+
+    async def update(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        rate_limit: str | None = None,
+        max_attempts: int | None = None,
+        backoff: Mapping[str, Any] | None = None,
+        timeout: Duration | None = None,
+        max_size: int | None = None,
+        paused: bool | None = None,
+    ) -> Queue:
+        """Change the settings given."""
+        settings = {
+            "concurrency": concurrency,
+            "rate_limit": rate_limit,
+            "max_attempts": max_attempts,
+            "backoff": backoff,
+            "timeout": timeout,
+            "max_size": max_size,
+            "paused": paused,
+        }
+        return await self._client._run(_Calls.queue_update(name, settings))
+
+    async def pause(self, name: str) -> Queue:
+        """Stop deliveries of the queue."""
+        return await self._client._run(_Calls.queue_action(name, "pause"))
+
+    async def resume(self, name: str) -> Queue:
+        """Restart deliveries of the queue."""
+        return await self._client._run(_Calls.queue_action(name, "resume"))
+
+    async def list(self) -> Page[Queue]:
+        """Every queue."""
+        return await self._client._run(_Calls.queue_list())
+
+
+class AsyncSchedules:
+    """`client.schedules` of an AsyncClient."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def set(
+        self, name: str, cron: str, job: Mapping[str, Any], *, timezone: str | None = None
+    ) -> Schedule:
+        """Create or replace a schedule."""
+        return await self._client._run(_Calls.schedule_set(name, cron, job, timezone))
+
+    async def get(self, name: str) -> Schedule:
+        """A schedule with its next and last run."""
+        return await self._client._run(_Calls.schedule_get(name))
+
+    async def delete(self, name: str) -> None:
+        """Remove a schedule."""
+        await self._client._run(_Calls.schedule_delete(name))
+
+    async def list(self) -> Page[Schedule]:
+        """Every schedule."""
+        return await self._client._run(_Calls.schedule_list())
