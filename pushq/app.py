@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from .api import dlq, jobs, system
+from .api import dlq, jobs, system, ui
 from .api.common import Context, Notifier, require_token
 from .api.schemas import (
     AttemptList,
@@ -33,6 +33,7 @@ from .config import Settings
 from .errors import ApiError
 from .metrics import Metrics
 from .store.base import Store
+from .ui.session import Sessions
 from .version import __version__
 
 log = logging.getLogger("pushq.api")
@@ -109,6 +110,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Health of the database and dispatcher",
         None,
         Health,
+        auth=False,
+    ),
+    Endpoint(
+        "GET",
+        "/ready",
+        system.ready,
+        "Readiness for load balancers: 503 while starting or shutting down",
         auth=False,
     ),
     Endpoint("GET", "/metrics", system.metrics, "Prometheus metrics", auth=False),
@@ -220,12 +228,14 @@ def create_app(
     dispatcher: Notifier,
     metrics: Metrics,
     dispatcher_last_loop: Callable[[], float] = lambda: time.time(),
+    shutting_down: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The pushq HTTP app over a store that is already open."""
-    routes = [
+    routes: list[BaseRoute] = [
         Route(ep.path, _guarded(ep, settings.api_token), methods=[ep.method]) for ep in ENDPOINTS
     ]
+    routes += ui.routes()
     document = openapi_document()
 
     async def openapi(request: Request) -> Response:
@@ -247,5 +257,7 @@ def create_app(
         metrics=metrics,
         clock=clock,
         dispatcher_last_loop=dispatcher_last_loop,
+        shutting_down=shutting_down,
+        sessions=Sessions(settings.api_token, clock=clock),
     )
     return app

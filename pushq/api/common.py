@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..config import Settings
-from ..errors import BadRequest, PayloadTooLarge, Unauthorized
+from ..errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from ..metrics import Metrics
 from ..models import Attempt, Job
 from ..store.base import Store
+from ..ui.session import COOKIE_NAME, CSRF_HEADER, Sessions
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,9 +89,22 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def require_token(request: Request, expected: str) -> None:
-    """401 unless the request carries the API token (compared in constant time)."""
+    """401 unless the request carries the API token (compared in constant time) or,
+    from the dashboard, a session cookie; a cookie-authenticated request that changes
+    state must also send the CSRF header, which a cross-site form cannot set."""
     token = bearer_token(request)
+    session = request.cookies.get(COOKIE_NAME)
+    if token is None and session is not None:
+        sessions = context(request).sessions
+        if sessions is None or not sessions.valid(session):
+            raise Unauthorized("the dashboard session has expired; log in again at /ui")
+        if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != "1":
+            raise Forbidden(f"a session-cookie request that changes state needs '{CSRF_HEADER}: 1'")
+        return
     if token is None:
         raise Unauthorized("send the API token as 'Authorization: Bearer <token>'")
     if not hmac.compare_digest(token.encode(), expected.encode()):
@@ -160,6 +174,8 @@ class Context:
     metrics: Metrics
     clock: Callable[[], float] = time.time
     dispatcher_last_loop: Callable[[], float] = field(default=lambda: 0.0)
+    shutting_down: Callable[[], bool] = field(default=lambda: False)
+    sessions: Sessions | None = None  # dashboard sessions; None accepts no cookie
 
 
 def context(request: Request) -> Context:

@@ -1,4 +1,4 @@
-"""Unauthenticated operational routes: /health and /metrics (token optional)."""
+"""Unauthenticated operational routes: /health, /ready and /metrics (token optional)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,16 @@ async def health(request: Request) -> JSONResponse:
         "reasons": reasons,
     }
     return JSONResponse(body, status_code=503 if reasons else 200)
+
+
+async def ready(request: Request) -> JSONResponse:
+    """For load balancers: 200 while pushq takes traffic; 503 while it starts or stops."""
+    ctx = context(request)
+    if ctx.shutting_down():
+        return JSONResponse({"status": "stopping"}, status_code=503)
+    if ctx.dispatcher_last_loop() == 0.0:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    return JSONResponse({"status": "ready"})
 
 
 async def metrics(request: Request) -> Response:
