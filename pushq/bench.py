@@ -42,6 +42,13 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], pct: float) -> float:
     if not values:
         return float("nan")
@@ -298,22 +305,74 @@ def report(name: str, figures: dict[str, Any]) -> dict[str, Any]:
     return {"scenario": name, **figures}
 
 
-async def throughput(procs: Procs, count: int, concurrency: int) -> dict[str, Any]:
+async def throughput(
+    procs: Procs, count: int, concurrency: int, profile: Path | None = None
+) -> dict[str, Any]:
     await reset_worker(procs)
+    assert procs.pushq is not None
+    cpu_before = cpu_seconds(procs.pushq.pid)
+    profiler = start_profiler(procs, profile) if profile else None
     load = await enqueue_load(procs, count=count, rate=None, concurrency=concurrency)
     stats = await wait_delivered(procs, count)
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=30)
     e2e_seconds = stats["last_at"] - load["start"]
+    cpu_per_job_us = (cpu_seconds(procs.pushq.pid) - cpu_before) / count * 1e6
     counts = ledger(procs, stats["unique"])
-    assert procs.pushq is not None
     return {
         "jobs": count,
         "enqueue_per_s": load["enqueue_rate"],
         "end_to_end_per_s": count / e2e_seconds,
+        "pushq_cpu_us_per_job": cpu_per_job_us,
         "duplicates": stats["duplicates"],
         "ledger_ok": stats["unique"] == count - load["failures"] and load["failures"] == 0,
         "rss_mb": rss_mb(procs.pushq.pid),
         "counts": counts,
     }
+
+
+def start_profiler(procs: Procs, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy on the pushq process for the measured phase (pip install py-spy)."""
+    assert procs.pushq is not None
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [
+            py_spy,
+            "record",
+            "-p",
+            str(procs.pushq.pid),
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(output),
+            "--threads",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def summarize_profile(path: Path, top: int = 25) -> None:
+    """Where pushq's CPU time went: per thread, then the hottest functions (inclusive)."""
+    threads: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        samples = int(count)
+        frames = stack.split(";")
+        total += samples
+        threads[frames[0]] = threads.get(frames[0], 0) + samples
+        for frame in set(frames[1:]):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+    print(f"\n== profile ({total} samples, {path})")
+    for thread, samples in sorted(threads.items(), key=lambda kv: -kv[1]):
+        print(f"  {samples / total:6.1%}  {thread}")
+    for frame, samples in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {samples / total:6.1%}  {frame[:140]}")
 
 
 async def latency(procs: Procs, rate: float, seconds: float) -> dict[str, Any]:
@@ -468,11 +527,11 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         procs = fresh("throughput")
         try:
             await throughput(procs, min(2000, args.jobs), args.concurrency)  # warm-up
-            results.append(
-                report(
-                    "throughput (empty table)", await throughput(procs, args.jobs, args.concurrency)
-                )
-            )
+            profile = Path(args.profile) if args.profile else None
+            figures = await throughput(procs, args.jobs, args.concurrency, profile)
+            results.append(report("throughput (empty table)", figures))
+            if profile is not None:
+                summarize_profile(profile)
         finally:
             procs.close()
     if "latency" in scenarios:
@@ -540,6 +599,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous (FULL|NORMAL)")
     parser.add_argument("--data-dir", help="where to keep the databases (default: a temp dir)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--profile", help="record py-spy stacks of the throughput run here")
     return parser
 
 

@@ -24,6 +24,7 @@ from .backoff import next_run_at
 from .config import Settings
 from .delivery import (
     DeliveryFailed,
+    DeliveryResponse,
     Outcome,
     Sender,
     build_request,
@@ -143,23 +144,24 @@ class Dispatcher:
         request = build_request(
             job, now=started, signing_keys=self._signing_keys, token_key=self._token_key
         )
-        response: object
+        response: DeliveryResponse | DeliveryFailed
         try:
             response = await self.sender.send(request)
         except DeliveryFailed as failure:
             response = failure
         except asyncio.CancelledError:
-            response = DeliveryFailed("connection", "interrupted: pushq shut down mid-attempt")
-            await self._record(job, started, t0, response)
+            interrupted = DeliveryFailed("connection", "interrupted: pushq shut down mid-attempt")
+            await self._record(job, started, t0, interrupted)
             raise
         await self._record(job, started, t0, response)
 
-    async def _record(self, job: Job, started: float, t0: float, response: object) -> None:
-        assert isinstance(response, DeliveryFailed) or hasattr(response, "status")
+    async def _record(
+        self, job: Job, started: float, t0: float, response: DeliveryResponse | DeliveryFailed
+    ) -> None:
         duration_ms = (time.perf_counter() - t0) * 1000
         now = self.clock()
-        outcome = classify(response, now=now, retry_after_cap=self.settings.retry_after_cap)  # type: ignore[arg-type]
-        body = b"" if isinstance(response, DeliveryFailed) else response.body  # type: ignore[attr-defined]
+        outcome = classify(response, now=now, retry_after_cap=self.settings.retry_after_cap)
+        body = b"" if isinstance(response, DeliveryFailed) else response.body
         attempt = Attempt(
             job_id=job.id,
             number=job.attempts,
@@ -170,17 +172,22 @@ class Dispatcher:
             response_body=response_excerpt(body),
         )
         try:
-            async for retrying in AsyncRetrying(
-                retry=retry_if_exception_type(sqlite3.OperationalError),
-                stop=stop_after_attempt(5),
-                wait=wait_random_exponential(multiplier=0.05, max=1.0),
-                reraise=True,
-            ):
-                with retrying:
-                    verdict = await self._settle(job, outcome, attempt, body, now)
+            try:
+                verdict = await self._settle(job, outcome, attempt, body, now)
+            except sqlite3.OperationalError:  # e.g. the disk is busy: try a few more times
+                async for retrying in AsyncRetrying(
+                    retry=retry_if_exception_type(sqlite3.OperationalError),
+                    stop=stop_after_attempt(4),
+                    wait=wait_random_exponential(multiplier=0.05, max=1.0),
+                    reraise=True,
+                ):
+                    with retrying:
+                        verdict = await self._settle(job, outcome, attempt, body, now)
         except sqlite3.Error:
             # The lease stays; the rescuer returns the job once it expires.
             log.exception("could not record attempt %d of job %s", attempt.number, job.id)
+            return
+        if not log.isEnabledFor(logging.INFO):
             return
         log.info(
             "attempt job=%s queue=%s attempt=%d/%d host=%s status=%s duration_ms=%.1f -> %s%s",

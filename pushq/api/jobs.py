@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -32,7 +32,7 @@ def to_new_job(request: JobRequest, ctx: Context, now: float, where: str = "") -
     settings = ctx.settings
     body: bytes | None = None
     if request.body is not None:
-        body = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
+        body = orjson.dumps(request.body)
         if len(body) > settings.max_body_size:
             raise PayloadTooLarge(
                 f"{where}body is {len(body)} bytes; the limit is {settings.max_body_size}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from ..errors import Conflict, NotFound
 from ..models import Attempt, BackoffPolicy, EnqueueResult, Job, NewJob, new_job_id
@@ -29,11 +30,11 @@ BUSY_TIMEOUT_MS = 10_000
 
 
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else orjson.loads(text)
 
 
 def row_to_job(row: sqlite3.Row) -> Job:
