@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -30,10 +30,6 @@ def rfc3339(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any:
     """The request body as JSON: 413 over `limit` bytes, 400 when it does not parse."""
     declared = request.headers.get("content-length")
@@ -49,8 +45,8 @@ async def read_json(request: Request, *, limit: int, allow_empty: bool = False) 
             return {}
         raise BadRequest("request body is empty; send a JSON object", code="invalid_json")
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+        data = orjson.loads(raw)  # strict JSON: no NaN/Infinity, nesting limited
+    except orjson.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object", code="invalid_json")
@@ -126,7 +122,7 @@ def job_json(job: Job, now: float) -> dict[str, Any]:
         "url": job.url,
         "method": job.method,
         "headers": job.headers,
-        "body": None if job.body is None else json.loads(job.body),
+        "body": None if job.body is None else orjson.loads(job.body),
         "state": public_state(job, now),
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
@@ -156,8 +152,15 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
     }
 
 
+class FastJSONResponse(JSONResponse):
+    """JSONResponse rendered by orjson (several times faster than json.dumps)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(data, status_code=status, headers=headers)
+    return FastJSONResponse(data, status_code=status, headers=headers)
 
 
 class Notifier(Protocol):
