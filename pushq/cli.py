@@ -1,20 +1,59 @@
-"""The `pushq` command: serve | token."""
+"""The `pushq` command.
+
+    pushq serve | token | bench
+    pushq enqueue URL [options] | enqueue --jsonl FILE
+    pushq jobs list | show | attempts | cancel | wait
+    pushq dlq list | show | retry | rm
+    pushq queues list | show | set | pause | resume
+    pushq schedules list | show | set | rm
+
+API commands read the server from --url / $PUSHQ_URL and the token from
+--token / $PUSHQ_API_TOKEN (else the data dir of a local `pushq serve`); they
+print tables, or the API's JSON with --json. Exit codes: 0 ok; 1 an API error,
+an unreachable server, or (jobs wait) a job that did not succeed; 2 bad usage
+or configuration. Errors are one line on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from .config import OPTIONS, ensure_data_dir, load_credentials, load_settings, read_options
-from .errors import ConfigError
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from .client import Attempt, Client, Job, Page, Queue, Schedule
+from .config import (
+    OPTIONS,
+    TOKEN_FILE,
+    ensure_data_dir,
+    load_credentials,
+    load_settings,
+    read_options,
+)
+from .errors import ApiError, ConfigError
 from .version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+BATCH_SIZE = 500  # jobs per batch request when enqueueing a JSONL file
+
+Handler = Callable[[Client, argparse.Namespace, "Output"], int]
+
+
+# -- the parser -------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +72,145 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PUSHQ_DATA_DIR",
         help="directory pushq serve uses (default ./pushq-data)",
     )
+
+    # Listed for --help only: main() hands `pushq bench ...` to pushq.bench unparsed.
+    commands.add_parser("bench", help="benchmark a real pushq (pushq bench --help)")
+
+    api = argparse.ArgumentParser(add_help=False)
+    group = api.add_argument_group("server")
+    group.add_argument(
+        "--url", help="pushq's base URL (default $PUSHQ_URL or http://127.0.0.1:8080)"
+    )
+    group.add_argument("--token", help="API token (default $PUSHQ_API_TOKEN)")
+    group.add_argument("--json", action="store_true", help="print the API's JSON, for scripts")
+
+    enqueue = commands.add_parser("enqueue", parents=[api], help="enqueue a job (or a JSONL file)")
+    enqueue.add_argument("target_url", nargs="?", metavar="URL", help="where pushq delivers it")
+    _job_options(enqueue, template=False)
+    enqueue.add_argument(
+        "--jsonl",
+        metavar="FILE",
+        help="enqueue one job per line ('-': stdin): a body for URL, or a job object with a url",
+    )
+    enqueue.set_defaults(run=_enqueue)
+
+    jobs = _group(commands, "jobs", "inspect, wait for and cancel jobs")
+    listing = _leaf(jobs, api, "list", "jobs, newest first", _jobs_list)
+    listing.add_argument("--queue")
+    listing.add_argument("--state")
+    _paging(listing)
+    _leaf(jobs, api, "show", "one job", _jobs_show).add_argument("id")
+    _leaf(jobs, api, "attempts", "every delivery attempt of a job", _jobs_attempts).add_argument(
+        "id"
+    )
+    _leaf(jobs, api, "cancel", "cancel an unfinished job", _jobs_cancel).add_argument("id")
+    wait = _leaf(jobs, api, "wait", "wait until a job finishes; exit 1 unless it succeeded", _wait)
+    wait.add_argument("id")
+    wait.add_argument("--timeout", type=float, help="give up after this many seconds")
+
+    dlq = _group(commands, "dlq", "the dead-letter queue")
+    listing = _leaf(dlq, api, "list", "dead jobs, newest failure first", _dlq_list)
+    listing.add_argument("--queue")
+    _paging(listing)
+    _leaf(dlq, api, "show", "a dead job with its attempt log", _dlq_show).add_argument("id")
+    retry = _leaf(dlq, api, "retry", "redrive dead jobs: by id, or --all [--queue Q]", _dlq_retry)
+    retry.add_argument("ids", nargs="*", metavar="ID")
+    retry.add_argument("--all", action="store_true", help="every dead job (of --queue)")
+    retry.add_argument("--queue", help="with --all: only this queue's dead jobs")
+    _leaf(dlq, api, "rm", "drop dead jobs for good", _dlq_rm).add_argument(
+        "ids", nargs="+", metavar="ID"
+    )
+
+    queues = _group(commands, "queues", "queue settings and live stats")
+    _leaf(queues, api, "list", "every queue", _queues_list)
+    _leaf(queues, api, "show", "a queue's settings and stats", _queues_show).add_argument("name")
+    settings = _leaf(queues, api, "set", "change a queue's settings", _queues_set)
+    settings.add_argument("name")
+    settings.add_argument("--concurrency", type=int, help="max jobs of the queue in flight")
+    settings.add_argument("--rate-limit", help='deliveries per period: "10/m", "5/s", "1000/h"')
+    settings.add_argument("--max-attempts", type=int)
+    settings.add_argument("--timeout", help="per attempt: seconds or 30s, 5m, ...")
+    settings.add_argument("--max-size", type=int, help="unfinished jobs before enqueue gets 429")
+    settings.add_argument("--backoff-base", help="first retry delay")
+    settings.add_argument("--backoff-max", help="longest retry delay")
+    _leaf(queues, api, "pause", "stop deliveries (enqueue still accepted)", _queues_pause)
+    _leaf(queues, api, "resume", "restart deliveries", _queues_resume)
+    for name in ("pause", "resume"):
+        queues.choices[name].add_argument("name")
+
+    schedules = _group(commands, "schedules", "cron schedules that enqueue a job")
+    _leaf(schedules, api, "list", "every schedule", _schedules_list)
+    _leaf(schedules, api, "show", "a schedule", _schedules_show).add_argument("name")
+    schedule = _leaf(schedules, api, "set", "create or replace a schedule", _schedules_set)
+    schedule.add_argument("name")
+    schedule.add_argument("cron", help='5 fields, e.g. "0 3 * * *"')
+    schedule.add_argument("target_url", metavar="URL", help="where each job is delivered")
+    schedule.add_argument("--timezone", help="of the cron fields (default UTC)")
+    _job_options(schedule, template=True)
+    _leaf(schedules, api, "rm", "remove a schedule", _schedules_rm).add_argument("name")
     return parser
+
+
+def _group(commands: Any, name: str, help_text: str) -> Any:
+    parser = commands.add_parser(name, help=help_text)
+    return parser.add_subparsers(dest="action", required=True, metavar="action")
+
+
+def _leaf(
+    group: Any, api: argparse.ArgumentParser, name: str, help_text: str, run: Handler
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = group.add_parser(name, parents=[api], help=help_text)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _paging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, help="jobs per page (default 50)")
+    parser.add_argument("--cursor", help="next_cursor of the previous page")
+
+
+def _job_options(parser: argparse.ArgumentParser, *, template: bool) -> None:
+    job = parser.add_argument_group("job")
+    job.add_argument("--body", help="JSON, @file, or @- for stdin")
+    job.add_argument("--queue")
+    job.add_argument("--method", help="HTTP method (default POST)")
+    job.add_argument(
+        "--header", action="append", default=[], metavar="K:V", help="extra header (repeatable)"
+    )
+    job.add_argument("--priority", type=int, help="higher first")
+    job.add_argument("--max-attempts", type=int)
+    job.add_argument("--timeout", help="per attempt: seconds or 30s, 5m, ...")
+    job.add_argument("--unique-key", help="one unfinished job per key and queue")
+    job.add_argument("--ordering-key", help="jobs sharing it run one at a time, in order")
+    job.add_argument("--callback-url", help="gets the finished job")
+    job.add_argument("--failure-callback-url", help="gets the dead job")
+    if not template:
+        job.add_argument("--delay", help="seconds or 10s, 5m, 2h, 1d")
+        job.add_argument("--run-at", help="RFC 3339 time of the first attempt")
+        job.add_argument("--idempotency-key", help="the same key returns the same job for 24 h")
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from . import bench
+
+        return bench.main(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "token":
+            return _token(args)
+        return _api(args)
+    except ConfigError as exc:
+        print(f"pushq: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK if args.command == "serve" else EXIT_INTERRUPTED
 
 
 def _configure_logging(level: str) -> None:
@@ -64,9 +241,14 @@ async def _run(settings: object) -> None:
     await serve(settings)  # type: ignore[arg-type]
 
 
-def _token(args: argparse.Namespace) -> int:
-    values = read_options({"data_dir": args.data_dir}, os.environ)
+def _data_dir(arg: str | None) -> Path:
+    values = read_options({"data_dir": arg}, os.environ)
     data_dir: Path = values.get("data_dir", Path("pushq-data"))
+    return data_dir
+
+
+def _token(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args.data_dir)
     if not data_dir.is_dir():
         raise ConfigError(f"no data dir at {data_dir}: run `pushq serve` first or pass --data-dir")
     ensure_data_dir(data_dir)
@@ -76,14 +258,493 @@ def _token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _api_token(flag: str | None) -> str:
+    """--token, else $PUSHQ_API_TOKEN, else the token a local `pushq serve` saved."""
+    token = flag or os.environ.get("PUSHQ_API_TOKEN", "").strip()
+    if token:
+        return token
+    data_dir = _data_dir(None)
+    if (data_dir / TOKEN_FILE).is_file():
+        return load_credentials(data_dir, {}, generate=False)[0]
+    raise ConfigError("no API token: pass --token or set PUSHQ_API_TOKEN")
+
+
+def _api(args: argparse.Namespace) -> int:
+    """Run an API command: errors become one line and an exit code."""
     try:
-        if args.command == "serve":
-            return _serve(args)
-        return _token(args)
-    except ConfigError as exc:
-        print(f"pushq: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
+        client = Client(args.url, _api_token(args.token))
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"--url/PUSHQ_URL: {exc}") from None
+    out = Output(as_json=args.json)
+    try:
+        with client:
+            code: int = args.run(client, args, out)
+            return code
+    except ApiError as exc:
+        return _fail(f"{exc.status} {exc.code}: {exc.message}")
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise ConfigError(f"--url/PUSHQ_URL {client.base_url!r}: {exc}") from None
+    except httpx.TransportError as exc:
+        return _fail(f"cannot reach {client.base_url}: {_reason(exc)}")
+    except TimeoutError as exc:
+        return _fail(str(exc))
+
+
+def _fail(message: str) -> int:
+    print(f"pushq: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc).strip()) or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+class Output:
+    """Tables on stdout for people, the API's JSON for scripts; progress on stderr."""
+
+    def __init__(self, *, as_json: bool) -> None:
+        self.as_json = as_json
+        self.console = Console(highlight=False, soft_wrap=False)
+        self.errors = Console(stderr=True, highlight=False)
+
+    def json(self, data: Any) -> None:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+
+    def show(self, data: Any, human: Callable[[], None]) -> None:
+        """The API's JSON with --json, else what `human` prints."""
+        if self.as_json:
+            self.json(data)
+        else:
+            human()
+
+    def line(self, text: str) -> None:
+        self.console.print(text, markup=False)
+
+    def note(self, text: str) -> None:
+        self.errors.print(text, markup=False)
+
+    def table(self, *columns: str) -> Table:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        return table
+
+    def fields(self, rows: Iterable[tuple[str, Any]]) -> None:
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for name, value in rows:
+            table.add_row(name, _text(value))
+        self.console.print(table)
+
+    @contextmanager
+    def progress(self, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """A bar (a spinner without a total) on a terminal; silent otherwise."""
+        columns = [SpinnerColumn(), TextColumn(label)]
+        if total is not None:
+            columns += [BarColumn(), MofNCompleteColumn()]
+        with Progress(
+            *columns, console=self.errors, transient=True, disable=not self.errors.is_terminal
+        ) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda n: bar.advance(task, n)
+
+
+def _time(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return _time(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _error_text(job: Job) -> str:
+    if job.last_error is None:
+        return ""
+    status = f"{job.last_error.status} " if job.last_error.status is not None else ""
+    return f"{status}{job.last_error.message or ''}".strip()
+
+
+def _page_json(page: Page[Job]) -> dict[str, Any]:
+    return {"jobs": [job.raw for job in page], "next_cursor": page.next_cursor}
+
+
+def _print_job(out: Output, job: Job) -> None:
+    rows: list[tuple[str, Any]] = [
+        ("id", job.id),
+        ("state", job.state),
+        ("queue", job.queue),
+        ("url", f"{job.method} {job.url}"),
+        ("attempts", f"{job.attempts}/{job.max_attempts}"),
+        ("priority", job.priority),
+        ("created", job.created_at),
+        ("run at", job.run_at),
+        ("finished", job.finished_at),
+        ("last error", _error_text(job) or None),
+        ("result", None if job.result is None else f"{job.result.status} {_text(job.result.body)}"),
+        ("progress", job.progress),
+        ("idempotency key", job.idempotency_key),
+        ("unique key", job.unique_key),
+        ("ordering key", job.ordering_key),
+    ]
+    out.fields((name, value) for name, value in rows if value not in (None, ""))
+
+
+def _print_jobs(out: Output, page: Page[Job], *, dead: bool = False) -> None:
+    when = "FAILED" if dead else "RUN AT"
+    table = out.table("ID", "QUEUE", "STATE", "ATTEMPTS", when, "URL" if not dead else "ERROR")
+    for job in page:
+        table.add_row(
+            job.id,
+            job.queue,
+            job.state,
+            f"{job.attempts}/{job.max_attempts}",
+            _time(job.failed_at or job.finished_at if dead else job.run_at),
+            _error_text(job) if dead else job.url,
+        )
+    out.console.print(table)
+    if page.next_cursor:
+        out.note(f"more: --cursor {page.next_cursor}")
+
+
+def _print_attempts(out: Output, attempts: Iterable[Attempt]) -> None:
+    table = out.table("#", "STARTED", "MS", "STATUS", "ERROR")
+    for a in attempts:
+        ms = "" if a.duration_ms is None else f"{a.duration_ms:.0f}"
+        status = "" if a.status is None else str(a.status)
+        table.add_row(str(a.number), _time(a.started_at), ms, status, a.error or "")
+    out.console.print(table)
+
+
+# -- reading flags ------------------------------------------------------------------------
+
+
+def _read_json(value: str, what: str) -> Any:
+    """A flag's JSON: given inline, or @file, or @- for stdin."""
+    text = value
+    if value.startswith("@"):
+        source = value[1:]
+        try:
+            text = sys.stdin.read() if source == "-" else Path(source).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read {source}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _headers(pairs: list[str]) -> dict[str, str] | None:
+    headers = {}
+    for pair in pairs:
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--header {pair!r}: write it as Name:value")
+        headers[name.strip()] = value.strip()
+    return headers or None
+
+
+def _job_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The job fields the flags set (None: not given)."""
+    fields = {
+        "queue": args.queue,
+        "method": args.method,
+        "headers": _headers(args.header),
+        "priority": args.priority,
+        "max_attempts": args.max_attempts,
+        "timeout": args.timeout,
+        "unique_key": args.unique_key,
+        "ordering_key": args.ordering_key,
+        "callback_url": args.callback_url,
+        "failure_callback_url": args.failure_callback_url,
+    }
+    for name in ("delay", "run_at", "idempotency_key"):
+        fields[name] = getattr(args, name, None)
+    if args.body is not None:
+        fields["body"] = _read_json(args.body, "--body")
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _enqueue(client: Client, args: argparse.Namespace, out: Output) -> int:
+    fields = _job_fields(args)
+    if args.jsonl is not None:
+        return _enqueue_jsonl(client, args, out, fields)
+    if args.target_url is None:
+        raise ConfigError("give the job's URL, or --jsonl FILE")
+    body = fields.pop("body", None)
+    job = client.enqueue(args.target_url, body, **fields)
+    if out.as_json:
+        out.json(job.raw)
+    else:
+        verb = "already enqueued" if job.deduplicated else "enqueued"
+        out.line(f"{verb} {job.id} ({job.state}, queue {job.queue}, run at {_time(job.run_at)})")
+    return EXIT_OK
+
+
+def _jsonl_jobs(args: argparse.Namespace, fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every job of the file, checked before any is sent."""
+    if "body" in fields:
+        raise ConfigError("--body and --jsonl do not mix: each line is a body or a job")
+    name = "stdin" if args.jsonl == "-" else args.jsonl
+    try:
+        text = sys.stdin.read() if args.jsonl == "-" else Path(args.jsonl).read_text()
+    except OSError as exc:
+        raise ConfigError(f"--jsonl: cannot read {name}: {exc.strerror}") from None
+    jobs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"{name}:{number}: not JSON: {exc}") from None
+        if args.target_url is not None:
+            jobs.append({**fields, "url": args.target_url, "body": value})
+        elif isinstance(value, dict) and isinstance(value.get("url"), str):
+            jobs.append({**fields, **value})
+        else:
+            raise ConfigError(f"{name}:{number}: a job object with a url (or give URL)")
+    return jobs
+
+
+def _enqueue_jsonl(
+    client: Client, args: argparse.Namespace, out: Output, fields: dict[str, Any]
+) -> int:
+    jobs = _jsonl_jobs(args, fields)
+    done: list[Job] = []
+    with out.progress("enqueueing", total=len(jobs)) as advance:
+        for start in range(0, len(jobs), BATCH_SIZE):
+            batch = client.enqueue_many(jobs[start : start + BATCH_SIZE])
+            done += batch
+            advance(len(batch))
+    if out.as_json:
+        out.json({"jobs": [job.raw for job in done]})
+    else:
+        repeated = sum(job.deduplicated for job in done)
+        out.line(f"enqueued {len(done) - repeated} jobs ({repeated} already enqueued)")
+    return EXIT_OK
+
+
+def _jobs_list(client: Client, args: argparse.Namespace, out: Output) -> int:
+    page = client.list(queue=args.queue, state=args.state, limit=args.limit, cursor=args.cursor)
+    out.show(_page_json(page), lambda: _print_jobs(out, page))
+    return EXIT_OK
+
+
+def _jobs_show(client: Client, args: argparse.Namespace, out: Output) -> int:
+    job = client.get(args.id)
+    out.show(job.raw, lambda: _print_job(out, job))
+    return EXIT_OK
+
+
+def _jobs_attempts(client: Client, args: argparse.Namespace, out: Output) -> int:
+    attempts = client.attempts(args.id)
+    if out.as_json:
+        out.json({"attempts": [a.raw for a in attempts]})
+    else:
+        _print_attempts(out, attempts)
+    return EXIT_OK
+
+
+def _jobs_cancel(client: Client, args: argparse.Namespace, out: Output) -> int:
+    job = client.cancel(args.id)
+    out.show(job.raw, lambda: out.line(f"cancelled {job.id}"))
+    return EXIT_OK
+
+
+def _wait(client: Client, args: argparse.Namespace, out: Output) -> int:
+    with out.progress(f"waiting for {args.id}", total=None):
+        job = client.wait(args.id, timeout=args.timeout)
+    out.show(job.raw, lambda: _print_job(out, job))
+    if job.state == "succeeded":
         return EXIT_OK
+    why = f": {_error_text(job)}" if job.last_error is not None else ""
+    return _fail(f"job {job.id} is {job.state}{why}")
+
+
+def _dlq_list(client: Client, args: argparse.Namespace, out: Output) -> int:
+    page = client.dlq.list(queue=args.queue, limit=args.limit, cursor=args.cursor)
+    out.show(_page_json(page), lambda: _print_jobs(out, page, dead=True))
+    return EXIT_OK
+
+
+def _dlq_show(client: Client, args: argparse.Namespace, out: Output) -> int:
+    job = client.dlq.get(args.id)
+    if out.as_json:
+        out.json(job.raw)
+        return EXIT_OK
+    _print_job(out, job)
+    out.line("")
+    _print_attempts(out, job.attempt_log or ())
+    return EXIT_OK
+
+
+def _dlq_retry(client: Client, args: argparse.Namespace, out: Output) -> int:
+    if args.all == bool(args.ids):
+        raise ConfigError("dlq retry: give dead job ids, or --all (with --queue Q)")
+    if args.queue is not None and not args.all:
+        raise ConfigError("dlq retry: --queue goes with --all")
+    if args.all:
+        with out.progress("redriving", total=None):
+            count = client.dlq.retry_all(queue=args.queue)
+        out.show({"retried": count}, lambda: out.line(f"redrove {count} dead jobs"))
+        return EXIT_OK
+    jobs = []
+    with out.progress("redriving", total=len(args.ids)) as advance:
+        for job_id in args.ids:
+            jobs.append(client.dlq.retry(job_id))
+            advance(1)
+    if out.as_json:
+        out.json({"jobs": [job.raw for job in jobs]})
+    else:
+        for job in jobs:
+            out.line(f"redrove {job.id} ({job.state})")
+    return EXIT_OK
+
+
+def _dlq_rm(client: Client, args: argparse.Namespace, out: Output) -> int:
+    with out.progress("deleting", total=len(args.ids)) as advance:
+        for job_id in args.ids:
+            client.dlq.delete(job_id)
+            advance(1)
+    if out.as_json:
+        out.json({"deleted": args.ids})
+    else:
+        out.line(f"deleted {len(args.ids)} dead job{'s' if len(args.ids) != 1 else ''}")
+    return EXIT_OK
+
+
+def _print_queue(out: Output, queue: Queue) -> None:
+    if out.as_json:
+        out.json(queue.raw)
+        return
+    settings = [
+        ("name", queue.name),
+        ("paused", "yes" if queue.paused else "no"),
+        ("concurrency", queue.concurrency),
+        ("rate limit", queue.rate_limit),
+        ("max attempts", queue.max_attempts),
+        ("backoff", queue.backoff),
+        ("timeout", queue.timeout),
+        ("max size", queue.max_size),
+    ]
+    stats = [(f"  {name}", value) for name, value in queue.stats.items()]
+    out.fields([*settings, *([("stats", "")] + stats if stats else [])])
+
+
+def _queues_list(client: Client, args: argparse.Namespace, out: Output) -> int:
+    page = client.queues.list()
+    if out.as_json:
+        out.json({"queues": [q.raw for q in page]})
+        return EXIT_OK
+    states = ("pending", "active", "retrying", "dead")
+    table = out.table("NAME", "PAUSED", "CONCURRENCY", "RATE", *(s.upper() for s in states))
+    for q in page:
+        counts = [_text(q.stats.get(state)) for state in states]
+        concurrency = _text(q.concurrency) or "-"
+        table.add_row(q.name, "yes" if q.paused else "", concurrency, q.rate_limit or "-", *counts)
+    out.console.print(table)
+    return EXIT_OK
+
+
+def _queues_show(client: Client, args: argparse.Namespace, out: Output) -> int:
+    _print_queue(out, client.queues.get(args.name))
+    return EXIT_OK
+
+
+def _queues_set(client: Client, args: argparse.Namespace, out: Output) -> int:
+    backoff = {
+        name: value
+        for name, value in (("base", args.backoff_base), ("max", args.backoff_max))
+        if value is not None
+    }
+    queue = client.queues.update(
+        args.name,
+        concurrency=args.concurrency,
+        rate_limit=args.rate_limit,
+        max_attempts=args.max_attempts,
+        backoff=backoff or None,
+        timeout=args.timeout,
+        max_size=args.max_size,
+    )
+    _print_queue(out, queue)
+    return EXIT_OK
+
+
+def _queues_pause(client: Client, args: argparse.Namespace, out: Output) -> int:
+    queue = client.queues.pause(args.name)
+    out.show(queue.raw, lambda: out.line(f"paused {args.name}"))
+    return EXIT_OK
+
+
+def _queues_resume(client: Client, args: argparse.Namespace, out: Output) -> int:
+    queue = client.queues.resume(args.name)
+    out.show(queue.raw, lambda: out.line(f"resumed {args.name}"))
+    return EXIT_OK
+
+
+def _print_schedule(out: Output, schedule: Schedule) -> None:
+    if out.as_json:
+        out.json(schedule.raw)
+        return
+    out.fields(
+        [
+            ("name", schedule.name),
+            ("cron", schedule.cron),
+            ("timezone", schedule.timezone),
+            ("next run", schedule.next_run_at),
+            ("last run", schedule.last_run_at),
+            ("job", schedule.job),
+        ]
+    )
+
+
+def _schedules_list(client: Client, args: argparse.Namespace, out: Output) -> int:
+    page = client.schedules.list()
+    if out.as_json:
+        out.json({"schedules": [s.raw for s in page]})
+        return EXIT_OK
+    table = out.table("NAME", "CRON", "TIMEZONE", "NEXT RUN", "LAST RUN", "URL")
+    for s in page:
+        table.add_row(
+            s.name,
+            s.cron,
+            s.timezone,
+            _time(s.next_run_at),
+            _time(s.last_run_at),
+            str(s.job.get("url", "")),
+        )
+    out.console.print(table)
+    return EXIT_OK
+
+
+def _schedules_show(client: Client, args: argparse.Namespace, out: Output) -> int:
+    _print_schedule(out, client.schedules.get(args.name))
+    return EXIT_OK
+
+
+def _schedules_set(client: Client, args: argparse.Namespace, out: Output) -> int:
+    job = {"url": args.target_url, **_job_fields(args)}
+    _print_schedule(out, client.schedules.set(args.name, args.cron, job, timezone=args.timezone))
+    return EXIT_OK
+
+
+def _schedules_rm(client: Client, args: argparse.Namespace, out: Output) -> int:
+    client.schedules.delete(args.name)
+    out.show({"deleted": args.name}, lambda: out.line(f"removed {args.name}"))
+    return EXIT_OK

@@ -323,6 +323,8 @@ RetryOn = Literal["never", "transport", "enqueue"]
 
 def _should_retry(policy: RetryPolicy) -> Callable[[BaseException], bool]:
     def check(exc: BaseException) -> bool:
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return False  # a wrong URL stays wrong
         if isinstance(exc, httpx.TransportError):
             return True
         if isinstance(exc, _Retryable):
