@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     settings.add_argument("--max-attempts", type=int)
     settings.add_argument("--timeout", help="per attempt: seconds or 30s, 5m, ...")
     settings.add_argument("--max-size", type=int, help="unfinished jobs before enqueue gets 429")
+    settings.add_argument("--priority", type=int, help="higher queues are served first")
     settings.add_argument("--backoff-base", help="first retry delay")
     settings.add_argument("--backoff-max", help="longest retry delay")
     _leaf(queues, api, "pause", "stop deliveries (enqueue still accepted)", _queues_pause)
@@ -642,6 +643,7 @@ def _print_queue(out: Output, queue: Queue) -> None:
         ("backoff", queue.backoff),
         ("timeout", queue.timeout),
         ("max size", queue.max_size),
+        ("priority", queue.priority),
     ]
     stats = [(f"  {name}", value) for name, value in queue.stats.items()]
     out.fields([*settings, *([("stats", "")] + stats if stats else [])])
@@ -681,6 +683,7 @@ def _queues_set(client: Client, args: argparse.Namespace, out: Output) -> int:
         backoff=backoff or None,
         timeout=args.timeout,
         max_size=args.max_size,
+        priority=args.priority,
     )
     _print_queue(out, queue)
     return EXIT_OK

@@ -203,6 +203,7 @@ class Queue:
     backoff: dict[str, Any] | None = None
     timeout: float | None = None
     max_size: int | None = None
+    priority: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -217,6 +218,7 @@ class Queue:
             backoff=data.get("backoff"),
             timeout=data.get("timeout"),
             max_size=data.get("max_size"),
+            priority=data.get("priority"),
             stats=dict(data.get("stats") or {}),
             raw=dict(data),
         )
@@ -938,9 +940,11 @@ class Queues:
         backoff: Mapping[str, Any] | None = None,
         timeout: Duration | None = None,
         max_size: int | None = None,
+        priority: int | None = None,
         paused: bool | None = None,
     ) -> Queue:
-        """Change the settings given (None leaves one as it is); creates the queue."""
+        """Change the settings given (None leaves one as it is); creates the queue.
+        `priority` ranks queues against each other under contention (higher first)."""
         settings = {
             "concurrency": concurrency,
             "rate_limit": rate_limit,
@@ -948,6 +952,7 @@ class Queues:
             "backoff": backoff,
             "timeout": timeout,
             "max_size": max_size,
+            "priority": priority,
             "paused": paused,
         }
         return self._client._run(_Calls.queue_update(name, settings))
@@ -1216,6 +1221,7 @@ class AsyncQueues:
         backoff: Mapping[str, Any] | None = None,
         timeout: Duration | None = None,
         max_size: int | None = None,
+        priority: int | None = None,
         paused: bool | None = None,
     ) -> Queue:
         """Change the settings given."""
@@ -1226,6 +1232,7 @@ class AsyncQueues:
             "backoff": backoff,
             "timeout": timeout,
             "max_size": max_size,
+            "priority": priority,
             "paused": paused,
         }
         return await self._client._run(_Calls.queue_update(name, settings))
