@@ -366,6 +366,18 @@ def handle(
 # -- the ASGI router -----------------------------------------------------------------------
 
 
+JOB_FIELDS = frozenset(inspect.signature(Client.enqueue).parameters) - {"self", "url", "body"}
+
+
+def _job_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(fields) - JOB_FIELDS)
+    if unknown:
+        raise TypeError(
+            f"not job fields: {', '.join(unknown)} (known: {', '.join(sorted(JOB_FIELDS))})"
+        )
+    return fields
+
+
 class Task:
     """A function registered with `@router.task`: call it directly as before, or
     `.enqueue(*args, **kwargs)` to have pushq run it through the router."""
@@ -396,7 +408,7 @@ class Task:
     def options(self, **job_fields: Any) -> Task:
         """The same task with other job fields for the next enqueue (Celery's
         apply_async options): `send.options(delay="1h", priority=5).enqueue(user_id)`."""
-        return Task(self.router, self.func, self.name, {**self.defaults, **job_fields})
+        return Task(self.router, self.func, self.name, {**self.defaults, **_job_fields(job_fields)})
 
     def enqueue(self, *args: Any, **kwargs: Any) -> Job:
         """Enqueue a run of this task with these arguments (Celery's .delay())."""
@@ -469,7 +481,7 @@ class TaskRouter:
             task_name = name or f.__name__
             if task_name in self.tasks:
                 raise ValueError(f"a task named {task_name!r} is already registered")
-            registered = Task(self, f, task_name, dict(job_defaults))
+            registered = Task(self, f, task_name, _job_fields(dict(job_defaults)))
             self.tasks[task_name] = registered
             return registered
 

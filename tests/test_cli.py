@@ -176,12 +176,11 @@ def test_wait_exits_1_when_the_job_did_not_succeed(pushq_cli: Run, worker: Worke
 
 def test_dlq_show_retry_and_rm(pushq_cli: Run, pushq: PushqProcess, worker: Worker) -> None:
     worker.script("cli/reject", 422)
-    ids = [
-        as_json(pushq_cli("enqueue", worker.url("cli/reject"), "--queue", "cli-dlq", "--json"))[
-            "id"
-        ]
-        for _ in range(3)
-    ]
+    target = worker.url("cli/reject")
+    enqueued = pushq_cli(
+        "enqueue", target, "--jsonl", "-", "--queue", "cli-dlq", "--json", stdin="1\n2\n3\n"
+    )
+    ids = [job["id"] for job in as_json(enqueued)["jobs"]]
     for job_id in ids:
         pushq.wait_state(job_id, "dead")
     dead = as_json(pushq_cli("dlq", "list", "--queue", "cli-dlq", "--json"))

@@ -275,6 +275,10 @@ def test_task_names_are_unique_and_enqueueing_needs_a_base_url() -> None:
     with pytest.raises(pushq.errors.ConfigError, match="base_url"):
         _ = twice.url
     assert twice() is None  # still callable directly
+    with pytest.raises(TypeError, match="not job fields: max_retries"):
+        router.task(name="typo", max_retries=3)(lambda: None)
+    with pytest.raises(TypeError, match="not job fields: countdown"):
+        twice.options(countdown=10)
 
 
 # -- enqueue and calls back to pushq ------------------------------------------------------------
