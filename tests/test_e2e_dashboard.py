@@ -81,6 +81,13 @@ def enqueue_batch(server: PushqProcess, jobs: list[dict[str, Any]]) -> list[dict
     return created
 
 
+def assert_no_placeholders(page: Page) -> None:
+    """No missing value rendered as JavaScript's null/undefined/NaN."""
+    text = page.locator("#view").inner_text()
+    for word in ("null", "undefined", "NaN", "[object Object]"):
+        assert word not in text, f"{word!r} on the page:\n{text}"
+
+
 def has_route(server: PushqProcess, path: str) -> bool:
     return server.client.get(path).status_code == 200
 
@@ -138,6 +145,7 @@ def test_log_in_watch_a_queue_fill_and_redrive_a_dead_job(
     expect(page.locator("#job-state")).to_have_text("succeeded")
     expect(page.locator(".fields")).to_contain_text("HTTP 200")
     assert server.job(dead["id"])["state"] == "succeeded"
+    assert_no_placeholders(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "dashboard-job.png", full_page=True)
 
@@ -162,6 +170,7 @@ def test_log_in_watch_a_queue_fill_and_redrive_a_dead_job(
     assert page.evaluate("window.notReloaded") is True
     expect(page.locator("#live")).to_contain_text("live")
     expect(page.locator("#toast")).to_be_hidden()
+    assert_no_placeholders(page)
     page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
 
 
@@ -227,11 +236,26 @@ def test_pause_and_schedules_appear_only_when_the_server_has_them(
     pause = row.locator("button:text-is('Pause')")
     if not has_queues:
         expect(pause).to_have_count(0)
+    else:
+        pause.click()
+        expect(row.locator(".badge.paused")).to_be_visible()
+        assert pushq.client.get("/v1/queues/e2e-pause").json()["paused"] is True
+        row.locator("button:text-is('Resume')").click()
+        expect(row.locator(".badge.running")).to_be_visible()
+        assert pushq.client.get("/v1/queues/e2e-pause").json()["paused"] is False
+        assert_no_placeholders(page)
+    if not has_schedules:
         return
-    pause.click()
-    expect(row.locator(".badge.paused")).to_be_visible()
-    row.locator("button:text-is('Resume')").click()
-    expect(row.locator(".badge.running")).to_be_visible()
+    schedule = {"cron": "0 3 * * *", "job": {"url": worker.url("e2e-ui/nightly")}}
+    response = pushq.client.put("/v1/schedules/e2e-nightly", json=schedule)
+    assert response.status_code in (200, 201), response.text
+    page.click("#nav-schedules")
+    scheduled = page.locator('tr[data-schedule="e2e-nightly"]')
+    expect(scheduled).to_contain_text("0 3 * * *")
+    assert_no_placeholders(page)
+    scheduled.locator("button:text-is('Delete')").click()
+    expect(scheduled).to_have_count(0)
+    assert pushq.client.get("/v1/schedules/e2e-nightly").status_code == 404
 
 
 def test_log_out_returns_to_the_login_page(pushq: PushqProcess, page: Page) -> None:

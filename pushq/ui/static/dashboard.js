@@ -209,8 +209,10 @@
     }
   }
 
-  function drawSpark(cell, name) {
-    const deltas = (throughput.get(name) || { deltas: [] }).deltas;
+  // A sparkline of jobs finished (succeeded or dead) per refresh since the page opened;
+  // the number beside it is the server's own count when it has the queues API.
+  function drawSpark(cell, queue) {
+    const deltas = (throughput.get(queue.name) || { deltas: [] }).deltas;
     const width = 120;
     const height = 24;
     const peak = Math.max(1, ...deltas);
@@ -222,9 +224,13 @@
     const chart = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, class: 'spark', role: 'img' });
     chart.append(svg('line', { x1: 0, y1: height - 1, x2: width, y2: height - 1, class: 'spark-base' }));
     if (deltas.length > 1) chart.append(svg('polyline', { points, class: 'spark-line' }));
-    const total = deltas.reduce((a, b) => a + b, 0);
-    chart.setAttribute('aria-label', `${total} jobs finished in the last minute`);
-    cell.replaceChildren(chart, h('span', { class: 'spark-total' }, `${total}/min`));
+    const seen = deltas.reduce((a, b) => a + b, 0);
+    chart.setAttribute('aria-label', `${seen} jobs finished in the last minute`);
+    const delivered = typeof queue.delivered === 'number' ? queue.delivered : seen;
+    const failed = typeof queue.failed === 'number' && queue.failed > 0
+      ? h('span', { class: 'spark-failed', title: 'failed attempts in the last minute' }, `${queue.failed} failed`)
+      : null;
+    cell.replaceChildren(...[chart, h('span', { class: 'spark-total' }, `${delivered}/min`), failed].filter(Boolean));
   }
 
   function overviewView() {
@@ -249,7 +255,7 @@
         recordThroughput(queues);
         const data = queues.map((q) => ({ ...q, ...(extra.get(q.name) || {}) }));
         if (changed(view, data)) render(data);
-        for (const [name, cell] of view.sparkCells) drawSpark(cell, name);
+        for (const { cell, queue } of view.sparkCells.values()) drawSpark(cell, queue);
       },
     };
 
@@ -267,11 +273,11 @@
       }
       const head = h('tr', {}, h('th', {}, 'Queue'), STATES.map((s) => h('th', { class: 'num' }, s)),
         features.queues ? h('th', { class: 'num' }, 'Oldest pending') : null,
-        h('th', {}, 'Finished (last min)'),
+        h('th', {}, 'Throughput (last min)'),
         features.queues ? h('th', {}, 'Deliveries') : null);
       const rows = queues.map((q) => {
         const spark = h('td', { class: 'spark-cell' });
-        view.sparkCells.set(q.name, spark);
+        view.sparkCells.set(q.name, { cell: spark, queue: q });
         const cells = STATES.map((s) => {
           const count = q.counts[s] || 0;
           const href = s === 'dead' ? hashFor('/dlq', { queue: q.name }) : hashFor('/jobs', { queue: q.name, state: s });
