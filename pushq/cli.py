@@ -311,7 +311,9 @@ class Output:
 
     def __init__(self, *, as_json: bool) -> None:
         self.as_json = as_json
-        self.console = Console(highlight=False, soft_wrap=False)
+        # A pipe gets whole lines (rich would wrap at 80 columns) unless $COLUMNS says otherwise.
+        piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+        self.console = Console(highlight=False, soft_wrap=False, width=240 if piped else None)
         self.errors = Console(stderr=True, highlight=False)
 
     def json(self, data: Any) -> None:
@@ -325,7 +327,7 @@ class Output:
             human()
 
     def line(self, text: str) -> None:
-        self.console.print(text, markup=False)
+        print(text)
 
     def note(self, text: str) -> None:
         self.errors.print(text, markup=False)
@@ -333,7 +335,8 @@ class Output:
     def table(self, *columns: str) -> Table:
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column in columns:
-            table.add_column(column, overflow="fold")
+            # ids and names stay whole (copy-paste); long URLs and errors fold
+            table.add_column(column, overflow="fold", no_wrap=column in ("ID", "NAME"))
         return table
 
     def fields(self, rows: Iterable[tuple[str, Any]]) -> None:
@@ -634,15 +637,16 @@ def _print_queue(out: Output, queue: Queue) -> None:
     if out.as_json:
         out.json(queue.raw)
         return
+    unset = "- (server default)"
     settings = [
         ("name", queue.name),
         ("paused", "yes" if queue.paused else "no"),
-        ("concurrency", queue.concurrency),
-        ("rate limit", queue.rate_limit),
-        ("max attempts", queue.max_attempts),
-        ("backoff", queue.backoff),
-        ("timeout", queue.timeout),
-        ("max size", queue.max_size),
+        ("concurrency", queue.concurrency or "-"),
+        ("rate limit", queue.rate_limit or "-"),
+        ("max attempts", queue.max_attempts or unset),
+        ("backoff", queue.backoff or unset),
+        ("timeout", queue.timeout or unset),
+        ("max size", queue.max_size or "-"),
         ("priority", queue.priority),
     ]
     stats = [(f"  {name}", value) for name, value in queue.stats.items()]
