@@ -289,6 +289,12 @@ def _api(args: argparse.Namespace) -> int:
         return _fail(f"cannot reach {client.base_url}: {_reason(exc)}")
     except TimeoutError as exc:
         return _fail(str(exc))
+    except ConfigError:
+        raise  # usage: main() prints it and exits 2
+    except Exception as exc:  # a bug: still one line, unless PUSHQ_DEBUG asks for the traceback
+        if os.environ.get("PUSHQ_DEBUG"):
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (PUSHQ_DEBUG=1 shows more)")
 
 
 def _fail(message: str) -> int:

@@ -406,8 +406,15 @@ def _read_response(call: _Call[T], response: httpx.Response) -> T:
             retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
             raise _Retryable(error, retry_after)
         raise error
-    data = response.json() if response.content else None
-    return call.read(data)
+    try:
+        return call.read(response.json() if response.content else None)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # Not what pushq answers: a proxy's page, or no pushq at this URL at all.
+        raise ApiError(
+            f"unexpected answer to {call.method} {call.path}: {type(exc).__name__}: {exc}",
+            code="bad_response",
+            status=response.status_code,
+        ) from None
 
 
 def _path(*parts: str) -> str:

@@ -218,6 +218,12 @@ def test_an_unreachable_server_exits_1(pushq_cli: Run) -> None:
     assert one_line_error(result, 1) == f"pushq: cannot reach {url}: connection refused"
 
 
+def test_a_url_that_is_not_pushq_exits_1(pushq_cli: Run, worker: Worker) -> None:
+    result = pushq_cli("jobs", "show", "X", "--url", worker.url("/"))  # answers 200 "ok"
+    line = one_line_error(result, 1)
+    assert line.startswith("pushq: 200 bad_response: unexpected answer to GET /v1/jobs/X")
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [

@@ -402,6 +402,18 @@ def test_an_error_without_a_json_body_still_says_what_happened(
     assert "Bad Gateway" in raised.value.message
 
 
+def test_an_answer_that_is_not_pushqs_is_an_api_error(
+    api: respx.MockRouter, client: pushq.Client
+) -> None:
+    api.get("/v1/jobs/X").respond(200, text="<html>a login page</html>")
+    api.get("/v1/dlq").respond(200, json={"something": "else"})
+    with pytest.raises(pushq.ApiError, match="unexpected answer to GET /v1/jobs/X") as raised:
+        client.get("X")
+    assert raised.value.code == "bad_response" and raised.value.status == 200
+    with pytest.raises(pushq.ApiError, match="KeyError"):
+        client.dlq.list()
+
+
 # -- retries ------------------------------------------------------------------------------
 
 
