@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pushq.errors import Conflict, NotFound
-from pushq.models import Attempt, BackoffPolicy, Job, NewJob
+from pushq.models import Attempt, BackoffPolicy, Job, JobDefaults, NewJob, PartialBackoff
 from pushq.store.base import Store
 
 from .conftest import WithStore
@@ -15,27 +15,30 @@ from .conftest import WithStore
 NOW = 1_000_000.0
 TTL = 3600.0
 MARGIN = 5.0
+SLOTS = 64
+# What neither a job nor its queue sets; max_unfinished left unlimited.
+DEFAULTS = JobDefaults(max_attempts=3, timeout=30.0, backoff=BackoffPolicy())
 
 
 def new_job(**fields: Any) -> NewJob:
-    """A NewJob as the API hands it over: queue defaults already resolved."""
-    defaults: dict[str, Any] = {
-        "url": "https://worker.example/hook",
-        "max_attempts": 3,
-        "backoff": BackoffPolicy(),
-        "timeout": 30.0,
-    }
-    return NewJob(**(defaults | fields))
+    """A NewJob as the API hands it over; the store fills in what it leaves unset."""
+    return NewJob(**({"url": "https://worker.example/hook"} | fields))
 
 
 async def enqueue(store: Store, *jobs: NewJob, now: float = NOW) -> list[Job]:
-    results = await store.enqueue(jobs=list(jobs), now=now, idempotency_ttl=TTL)
+    results = await store.enqueue(jobs=list(jobs), now=now, idempotency_ttl=TTL, defaults=DEFAULTS)
     assert all(result.created for result in results)
     return [result.job for result in results]
 
 
-async def claim(store: Store, *, now: float = NOW, limit: int = 10, lease: str = "L1") -> list[Job]:
-    return await store.claim_due(limit=limit, now=now, lease=lease, lease_margin=MARGIN)
+async def claim(
+    store: Store, *, now: float = NOW, limit: int = 10, slots: int = SLOTS, lease: str = "L1"
+) -> list[Job]:
+    """The jobs one claim round hands out (claim_due's wake_at dropped)."""
+    result = await store.claim_due(
+        limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
+    )
+    return result.jobs
 
 
 async def fetch(store: Store, job_id: str) -> Job:
@@ -101,13 +104,15 @@ def test_enqueue_stores_pending_jobs_that_get_returns(with_store: WithStore) -> 
             headers={"x-tenant": "acme"},
             body=b'{"to": "a@example.com"}',
             priority=7,
-            backoff=BackoffPolicy(base=2.0, max=60.0, jitter=False),
+            backoff=PartialBackoff(base=2.0, max=60.0, jitter=False),
             timeout=12.0,
             ordering_key="user-1",
             callback_url="https://app.example/done",
             failure_callback_url="https://app.example/failed",
         )
-        results = await store.enqueue(jobs=[full, new_job()], now=NOW, idempotency_ttl=TTL)
+        results = await store.enqueue(
+            jobs=[full, new_job()], now=NOW, idempotency_ttl=TTL, defaults=DEFAULTS
+        )
 
         assert [result.created for result in results] == [True, True]
         first, second = (result.job for result in results)
@@ -146,13 +151,17 @@ def test_batch_enqueue_is_all_or_nothing(with_store: WithStore) -> None:
         good = new_job(idempotency_key="batch-key", unique_key="batch-unique")
         broken = new_job(url=None)  # violates NOT NULL after `good` was inserted
         with pytest.raises(Exception, match="(?i)null"):
-            await store.enqueue(jobs=[good, broken], now=NOW, idempotency_ttl=TTL)
+            await store.enqueue(
+                jobs=[good, broken], now=NOW, idempotency_ttl=TTL, defaults=DEFAULTS
+            )
 
         page = await store.list_jobs(queue=None, state=None, limit=10, cursor=None, now=NOW)
         assert page.jobs == []
         assert await store.count_by_state(now=NOW) == {}
         # Neither key survived the rollback, and the store still takes writes.
-        (retried,) = await store.enqueue(jobs=[good], now=NOW, idempotency_ttl=TTL)
+        (retried,) = await store.enqueue(
+            jobs=[good], now=NOW, idempotency_ttl=TTL, defaults=DEFAULTS
+        )
         assert retried.created
 
     with_store(scenario)
@@ -166,16 +175,23 @@ def test_idempotency_key_returns_the_same_job_within_ttl(with_store: WithStore) 
         (first,) = await enqueue(store, new_job(idempotency_key="k"))
 
         repeat = new_job(idempotency_key="k", url="https://other.example/", queue="other")
-        (again,) = await store.enqueue(jobs=[repeat], now=NOW + TTL - 1, idempotency_ttl=TTL)
+        (again,) = await store.enqueue(
+            jobs=[repeat], now=NOW + TTL - 1, idempotency_ttl=TTL, defaults=DEFAULTS
+        )
         assert not again.created
         assert again.job == first  # the repeat call's own fields are ignored
 
-        (late,) = await store.enqueue(jobs=[repeat], now=NOW + TTL + 1, idempotency_ttl=TTL)
+        (late,) = await store.enqueue(
+            jobs=[repeat], now=NOW + TTL + 1, idempotency_ttl=TTL, defaults=DEFAULTS
+        )
         assert late.created
         assert late.job.id != first.id and late.job.url == "https://other.example/"
 
         (later,) = await store.enqueue(
-            jobs=[new_job(idempotency_key="k")], now=NOW + TTL + 2, idempotency_ttl=TTL
+            jobs=[new_job(idempotency_key="k")],
+            now=NOW + TTL + 2,
+            idempotency_ttl=TTL,
+            defaults=DEFAULTS,
         )
         assert (later.created, later.job.id) == (False, late.job.id)
 
@@ -185,7 +201,9 @@ def test_idempotency_key_returns_the_same_job_within_ttl(with_store: WithStore) 
 def test_idempotency_key_repeated_within_one_batch(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         jobs = [new_job(idempotency_key="k"), new_job(idempotency_key="k")]
-        first, second = await store.enqueue(jobs=jobs, now=NOW, idempotency_ttl=TTL)
+        first, second = await store.enqueue(
+            jobs=jobs, now=NOW, idempotency_ttl=TTL, defaults=DEFAULTS
+        )
         assert (first.created, second.created) == (True, False)
         assert second.job.id == first.job.id
 
@@ -196,7 +214,9 @@ def test_unique_key_returns_the_unfinished_job_of_its_queue(with_store: WithStor
     async def scenario(store: Store) -> None:
         (first,) = await enqueue(store, new_job(unique_key="u"))
 
-        (same,) = await store.enqueue(jobs=[new_job(unique_key="u")], now=NOW, idempotency_ttl=TTL)
+        (same,) = await store.enqueue(
+            jobs=[new_job(unique_key="u")], now=NOW, idempotency_ttl=TTL, defaults=DEFAULTS
+        )
         assert (same.created, same.job.id) == (False, first.id)
 
         (elsewhere,) = await enqueue(store, new_job(unique_key="u", queue="other"))
@@ -205,7 +225,7 @@ def test_unique_key_returns_the_unfinished_job_of_its_queue(with_store: WithStor
         (claimed,) = await claim(store, limit=1)
         assert claimed.id == first.id
         (active,) = await store.enqueue(
-            jobs=[new_job(unique_key="u")], now=NOW, idempotency_ttl=TTL
+            jobs=[new_job(unique_key="u")], now=NOW, idempotency_ttl=TTL, defaults=DEFAULTS
         )
         assert (active.created, active.job.id) == (False, first.id)
 
@@ -232,7 +252,7 @@ def test_prune_forgets_only_expired_idempotency_keys(with_store: WithStore) -> N
         assert await store.prune_idempotency_keys(now=NOW, limit=2) == 0
 
         (again,) = await store.enqueue(
-            jobs=[new_job(idempotency_key="live")], now=NOW, idempotency_ttl=TTL
+            jobs=[new_job(idempotency_key="live")], now=NOW, idempotency_ttl=TTL, defaults=DEFAULTS
         )
         assert (again.created, again.job.id) == (False, live.id)
         assert await store.get(job_id=gone.id) == gone  # pruning a key keeps its job
@@ -649,6 +669,8 @@ def test_list_jobs_filters_by_queue_and_state(with_store: WithStore) -> None:
             new_job(queue="b"),
             new_job(queue="b", priority=9),
         )
+        # Job priority orders jobs within a queue; queue priority picks b's first.
+        await store.put_queue(name="b", changes={"priority": 1}, now=NOW)
         await claim(store, limit=1)
 
         async def ids(queue: str | None, state: str | None) -> list[str]:
@@ -701,6 +723,7 @@ def test_count_by_state_separates_scheduled_from_pending(with_store: WithStore) 
             new_job(queue="b", priority=9),
             new_job(queue="b"),
         )
+        await store.put_queue(name="b", changes={"priority": 1}, now=NOW)  # b's job goes first
         await claim(store, limit=1)
 
         assert await store.count_by_state(now=NOW) == {

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pushq.store.sql import migrations
 from pushq.store.sqlite import Q, SQLiteStore
@@ -73,16 +77,117 @@ def test_migration_versions_are_unique_and_start_at_one() -> None:
     assert versions == list(range(1, len(versions) + 1))
 
 
-def test_claim_walks_the_jobs_due_index(tmp_path: Path) -> None:
+def query_plan(path: Path, name: str, params: dict[str, Any]) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name], params)]
+
+
+def test_claim_walks_the_jobs_ready_index(tmp_path: Path) -> None:
     path = tmp_path / "pushq.db"
     with_open_store(path, nothing)
-    params = {"limit": 10, "now": 0.0, "lease": "L", "lease_margin": 5.0}
-    with closing(sqlite3.connect(path)) as conn:
-        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q["claim_due"], params)]
+    params = {"queue": "q", "limit": 10, "now": 0.0, "lease": "L", "lease_margin": 5.0}
+    plan = query_plan(path, "claim_from_queue", params)
 
-    assert any("jobs_due" in step for step in plan), plan
+    assert any("jobs_ready" in step for step in plan), plan
     assert "SCAN jobs" not in plan, plan  # a full table scan
-    assert not any("TEMP B-TREE" in step for step in plan), plan  # a sort of every due job
+    assert not any("TEMP B-TREE" in step for step in plan), plan  # a sort of every ready job
+
+
+def test_promoting_due_jobs_walks_the_jobs_waiting_index(tmp_path: Path) -> None:
+    path = tmp_path / "pushq.db"
+    with_open_store(path, nothing)
+    plan = query_plan(path, "promote_due", {"now": 0.0, "limit": 10})
+
+    assert any("jobs_waiting" in step for step in plan), plan
+    assert "SCAN jobs" not in plan, plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One database at the current schema, shared by the read-only checks below."""
+    path = tmp_path_factory.mktemp("migrated") / "pushq.db"
+    with_open_store(path, nothing)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(Q))
+def test_every_named_query_prepares(migrated: Path, name: str) -> None:
+    """Catches INDEXED BY an index the query cannot use ("no query solution") and typos."""
+    path = migrated
+    params = {param: 0 for param in re.findall(r":(\w+)", Q[name])}
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("EXPLAIN " + Q[name], params).fetchall()
+
+
+def version_one_database(path: Path, jobs: list[dict[str, Any]]) -> None:
+    """A database as pushq left it before migration 0002, holding `jobs`."""
+    (version, name, sql) = migrations()[0]
+    assert version == 1
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(sql)
+        conn.execute(
+            "CREATE TABLE schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        conn.execute("INSERT INTO schema_migrations VALUES (1, ?, 0)", (name,))
+        for i, job in enumerate(jobs):
+            row = {
+                "id": f"01JOB{i:021d}",
+                "queue": "default",
+                "url": "https://worker.example/hook",
+                "method": "POST",
+                "state": "pending",
+                "max_attempts": 3,
+                "backoff_base": 30.0,
+                "backoff_max": 3600.0,
+                "backoff_jitter": 1,
+                "timeout": 30.0,
+                "created_at": job.get("run_at", 0.0),
+                "run_at": 0.0,
+            } | job
+            columns = ", ".join(row)
+            values = ", ".join(f":{column}" for column in row)
+            conn.execute(f"INSERT INTO jobs ({columns}) VALUES ({values})", row)
+        conn.commit()
+
+
+def test_migrating_stored_jobs_fills_the_queue_counters_and_schedules(tmp_path: Path) -> None:
+    path = tmp_path / "pushq.db"
+    wall = time.time()
+    states = ["pending", "active", "retrying", "succeeded", "dead", "cancelled"]
+    version_one_database(
+        path,
+        [{"queue": "a", "state": state} for state in states]
+        + [
+            {"queue": "a", "run_at": wall + 3600},
+            {"queue": "b"},
+            {"queue": "b", "state": "succeeded"},
+        ],
+    )
+
+    async def check(store: SQLiteStore) -> None:
+        counters = {queue.name: queue.unfinished for queue in await store.list_queues()}
+        assert counters == {"a": 4, "b": 1}
+        delayed = await store.get(job_id=f"01JOB{6:021d}")
+        assert delayed is not None and delayed.state == "scheduled"
+        due = await store.get(job_id=f"01JOB{0:021d}")
+        assert due is not None and due.state == "pending"
+
+    with_open_store(path, check)
+
+
+def test_migrated_jobs_sharing_an_ordering_key_go_one_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "pushq.db"
+    version_one_database(path, [{"ordering_key": "k"}, {"ordering_key": "k"}, {}])
+
+    async def check(store: SQLiteStore) -> None:
+        claim = await store.claim_due(
+            limit=10, slots=64, now=time.time(), lease="L", lease_margin=5
+        )
+        assert sorted(job.id for job in claim.jobs) == [f"01JOB{i:021d}" for i in (0, 2)]
+
+    with_open_store(path, check)
 
 
 async def pragma(store: SQLiteStore, name: str) -> Any:
