@@ -4,6 +4,7 @@ endpoint is declared once here, and both the router and /openapi.json read it.""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .api import dlq, jobs, system, ui
+from .api import dlq, jobs, queues, schedules, system, ui
 from .api.common import Context, Notifier, require_token
 from .api.schemas import (
     AttemptList,
@@ -26,8 +27,14 @@ from .api.schemas import (
     JobList,
     JobOut,
     JobRequest,
+    QueueList,
+    QueueOut,
+    QueueRequest,
     RedriveRequest,
     RedriveResult,
+    ScheduleList,
+    ScheduleOut,
+    ScheduleRequest,
 )
 from .config import Settings
 from .errors import ApiError
@@ -105,6 +112,64 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("DELETE", "/v1/dlq/{id}", dlq.delete_dead, "Drop a dead job", None, None, 204),
     Endpoint(
         "GET",
+        "/v1/queues",
+        queues.list_queues,
+        "Every queue with settings and stats",
+        None,
+        QueueList,
+    ),
+    Endpoint(
+        "GET", "/v1/queues/{name}", queues.get_queue, "A queue's settings and stats", None, QueueOut
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/queues/{name}",
+        queues.put_queue,
+        "Create a queue or change its settings",
+        QueueRequest,
+        QueueOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/queues/{name}/pause",
+        queues.pause,
+        "Stop deliveries of a queue (enqueue still accepted)",
+        None,
+        QueueOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/queues/{name}/resume",
+        queues.resume,
+        "Restart deliveries of a queue",
+        None,
+        QueueOut,
+    ),
+    Endpoint(
+        "GET", "/v1/schedules", schedules.list_schedules, "Every cron schedule", None, ScheduleList
+    ),
+    Endpoint(
+        "GET", "/v1/schedules/{name}", schedules.get_schedule, "A cron schedule", None, ScheduleOut
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/schedules/{name}",
+        schedules.put_schedule,
+        "Create or replace a cron schedule",
+        ScheduleRequest,
+        ScheduleOut,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/schedules/{name}",
+        schedules.delete_schedule,
+        "Delete a cron schedule",
+        None,
+        None,
+        204,
+    ),
+    Endpoint(
+        "GET",
         "/health",
         system.health,
         "Health of the database and dispatcher",
@@ -162,11 +227,10 @@ def openapi_document(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> dict[str, o
                 "required": ep.request is not RedriveRequest,
                 "content": {"application/json": {"schema": ref(ep.request)}},
             }
-        parameters: list[dict[str, object]] = (
-            [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
-            if "{id}" in ep.path
-            else []
-        )
+        parameters: list[dict[str, object]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", ep.path)
+        ]
         parameters += [
             {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
             for name in ep.query
@@ -229,6 +293,8 @@ def create_app(
     metrics: Metrics,
     dispatcher_last_loop: Callable[[], float] = lambda: time.time(),
     shutting_down: Callable[[], bool] = lambda: False,
+    queue_activity: Callable[[str], tuple[int, int]] = lambda queue: (0, 0),
+    scheduler_wake: Callable[[], None] = lambda: None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The pushq HTTP app over a store that is already open."""
@@ -258,6 +324,8 @@ def create_app(
         clock=clock,
         dispatcher_last_loop=dispatcher_last_loop,
         shutting_down=shutting_down,
+        queue_activity=queue_activity,
+        scheduler_wake=scheduler_wake,
         sessions=Sessions(settings.api_token, clock=clock),
     )
     return app

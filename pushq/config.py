@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from .backoff import DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_AFTER_CAP
 from .durations import parse_duration
 from .errors import ConfigError
-from .models import BackoffPolicy
+from .models import BackoffPolicy, JobDefaults
 from .signing import generate_secret, secret_key
 
 TOKEN_FILE = "api-token"
@@ -169,6 +169,13 @@ OPTIONS: tuple[Option, ...] = (
         "deliveries in flight at once (default 64)",
     ),
     Option(
+        "max_unfinished",
+        "--max-unfinished",
+        "PUSHQ_MAX_UNFINISHED",
+        _positive_int,
+        "unfinished jobs across all queues before enqueue answers 429 (default: no limit)",
+    ),
+    Option(
         "default_timeout",
         "--default-timeout",
         "PUSHQ_DEFAULT_TIMEOUT",
@@ -251,6 +258,7 @@ class Settings:
     max_batch_size: int = 16 * 1024 * 1024
     idempotency_ttl: float = 86400.0
     delivery_concurrency: int = 64
+    max_unfinished: int | None = None
     default_timeout: float = 30.0
     default_max_attempts: int = DEFAULT_MAX_ATTEMPTS
     default_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
@@ -262,6 +270,16 @@ class Settings:
     sender: str = "aiohttp"
     metrics_auth: bool = False
     log_level: str = "INFO"
+
+    @property
+    def job_defaults(self) -> JobDefaults:
+        """What a job gets when neither it nor its queue sets a value."""
+        return JobDefaults(
+            max_attempts=self.default_max_attempts,
+            timeout=self.default_timeout,
+            backoff=self.default_backoff,
+            max_unfinished=self.max_unfinished,
+        )
 
     @property
     def signing_keys(self) -> tuple[bytes, ...]:

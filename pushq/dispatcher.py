@@ -32,7 +32,7 @@ from .delivery import (
     response_excerpt,
     result_body,
 )
-from .metrics import Metrics
+from .metrics import Metrics, RecentActivity
 from .models import Attempt, Job
 from .signing import job_token_key
 from .store.base import Store
@@ -68,6 +68,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._next_due = math.inf
         self._stopping = False
+        self.activity = RecentActivity()
         metrics.slots.set(self.slots)
 
     def notify(self, run_at: float | None = None) -> None:
@@ -116,8 +117,9 @@ class Dispatcher:
 
     async def _claim(self, free: int) -> int:
         try:
-            jobs = await self.store.claim_due(
+            claim = await self.store.claim_due(
                 limit=free,
+                slots=self.slots,
                 now=self.clock(),
                 lease=secrets.token_hex(8),
                 lease_margin=self.settings.lease_margin,
@@ -126,6 +128,9 @@ class Dispatcher:
             log.exception("claiming due jobs failed; trying again shortly")
             await asyncio.sleep(0.5)
             return 0
+        if claim.wake_at is not None:
+            self._next_due = min(self._next_due, claim.wake_at)
+        jobs = claim.jobs
         for job in jobs:
             task = asyncio.create_task(self._attempt(job))
             self._in_flight.add(task)
@@ -207,6 +212,10 @@ class Dispatcher:
     ) -> str:
         """Write the attempt's outcome; returns the state the job moved to."""
         store, queue = self.store, job.queue
+        if outcome.verdict == "succeeded":
+            self.activity.record(queue, now, delivered=True)
+        elif outcome.failure_class is not None:
+            self.activity.record(queue, now, delivered=False)
         if outcome.failure_class is not None:
             self.metrics.failed_attempts.labels(
                 queue=queue, **{"class": outcome.failure_class}

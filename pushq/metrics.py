@@ -71,3 +71,32 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class RecentActivity:
+    """Deliveries and failed attempts per queue over the last minute, in 1-second buckets."""
+
+    WINDOW = 60
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, dict[int, list[int]]] = {}
+
+    def record(self, queue: str, now: float, *, delivered: bool) -> None:
+        buckets = self._buckets.setdefault(queue, {})
+        second = int(now)
+        bucket = buckets.get(second)
+        if bucket is None:
+            bucket = buckets[second] = [0, 0]
+            for old in [s for s in buckets if s <= second - self.WINDOW]:
+                del buckets[old]
+        bucket[0 if delivered else 1] += 1
+
+    def last_minute(self, queue: str, now: float) -> tuple[int, int]:
+        """(delivered, failed attempts) in the 60 seconds before `now`."""
+        since = int(now) - self.WINDOW
+        delivered = failed = 0
+        for second, (ok, bad) in self._buckets.get(queue, {}).items():
+            if second > since:
+                delivered += ok
+                failed += bad
+        return delivered, failed

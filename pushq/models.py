@@ -10,10 +10,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-State = Literal["pending", "active", "retrying", "succeeded", "dead", "cancelled"]
-# "scheduled" is not stored: it is a pending job whose run_at is still ahead.
+State = Literal[
+    "scheduled", "pending", "blocked", "active", "retrying", "succeeded", "dead", "cancelled"
+]
+# "blocked" (waiting behind an earlier job with its ordering key) is stored but
+# shown as "pending" (or "scheduled" while its run_at is ahead).
 PUBLIC_STATES = ("scheduled", "pending", "active", "retrying", "succeeded", "dead", "cancelled")
 TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
+UNFINISHED_STATES = frozenset({"scheduled", "pending", "blocked", "active", "retrying"})
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -49,6 +53,69 @@ class BackoffPolicy:
     jitter: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class PartialBackoff:
+    """Backoff fields as a job or queue gives them; None defers to the next level."""
+
+    base: float | None = None
+    max: float | None = None
+    jitter: bool | None = None
+
+
+def resolve_backoff(*levels: PartialBackoff | None, default: BackoffPolicy) -> BackoffPolicy:
+    """The first level that sets each field wins; the server default fills the rest."""
+    base = next((lv.base for lv in levels if lv and lv.base is not None), default.base)
+    jitter = next((lv.jitter for lv in levels if lv and lv.jitter is not None), default.jitter)
+    cap = next((lv.max for lv in levels if lv and lv.max is not None), None)
+    return BackoffPolicy(
+        base=base, max=max(cap if cap is not None else default.max, base), jitter=jitter
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JobDefaults:
+    """The server's defaults, for what neither the job nor its queue sets."""
+
+    max_attempts: int
+    timeout: float
+    backoff: BackoffPolicy
+    max_unfinished: int | None = None  # the global backpressure limit
+
+
+@dataclass(slots=True)
+class QueueSettings:
+    """A queue's settings (PUT /v1/queues/{name}); None means not set."""
+
+    name: str
+    concurrency: int | None = None
+    rate_limit: str | None = None
+    max_attempts: int | None = None
+    backoff: PartialBackoff | None = None
+    timeout: float | None = None
+    max_size: int | None = None
+    paused: bool = False
+    priority: int = 0
+    unfinished: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    name: str
+    cron: str
+    timezone: str
+    job: dict[str, Any]
+    next_run_at: float
+    last_run_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a claim round handed out, and when the next one may find more."""
+
+    jobs: list[Job]
+    wake_at: float | None  # e.g. when a rate-limited queue has its next token
+
+
 @dataclass(slots=True)
 class NewJob:
     """A validated job request, ready to be stored."""
@@ -61,7 +128,7 @@ class NewJob:
     run_at: float = 0.0
     priority: int = 0
     max_attempts: int | None = None
-    backoff: BackoffPolicy | None = None
+    backoff: PartialBackoff | None = None
     timeout: float | None = None
     idempotency_key: str | None = None
     unique_key: str | None = None

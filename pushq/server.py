@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Iterator
 
 import uvicorn
@@ -15,6 +16,7 @@ from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
 from .metrics import Metrics
+from .scheduler import Scheduler
 from .store.sqlite import SQLiteStore
 
 log = logging.getLogger("pushq")
@@ -36,6 +38,7 @@ async def serve(settings: Settings) -> None:
     sender_class = AiohttpSender if settings.sender == "aiohttp" else HttpxSender
     sender = sender_class(max_connections=settings.delivery_concurrency)
     dispatcher = Dispatcher(store=store, sender=sender, settings=settings, metrics=metrics)
+    scheduler = Scheduler(store=store, settings=settings, notify=dispatcher.notify)
     stop = asyncio.Event()  # set by SIGTERM/SIGINT; /ready answers 503 from then on
     app = create_app(
         settings,
@@ -44,6 +47,8 @@ async def serve(settings: Settings) -> None:
         metrics=metrics,
         dispatcher_last_loop=lambda: dispatcher.last_loop_at,
         shutting_down=stop.is_set,
+        queue_activity=lambda queue: dispatcher.activity.last_minute(queue, time.time()),
+        scheduler_wake=scheduler.wake,
     )
     server = _Server(
         uvicorn.Config(
@@ -61,6 +66,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+    schedule_task = asyncio.create_task(scheduler.run(), name="scheduler")
     serve_task = asyncio.create_task(server.serve(), name="http")
     log.info(
         "pushq listening on http://%s:%d (database %s, synchronous=%s)",
@@ -77,6 +83,7 @@ async def serve(settings: Settings) -> None:
     log.info(
         "pushq stopping: no new claims; waiting up to %gs for deliveries", settings.shutdown_grace
     )
+    schedule_task.cancel()
     try:
         await dispatcher.stop(settings.shutdown_grace)
         server.should_exit = True

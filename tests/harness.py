@@ -73,6 +73,8 @@ class Worker:
         self.port = free_port()
         self.deliveries: list[Delivery] = []
         self._scripts: dict[str, list[Reply]] = {}
+        self.in_flight: dict[str, int] = {}  # requests being answered, per path
+        self.max_in_flight: dict[str, int] = {}
         self._changed = threading.Condition()
         app = Starlette(
             routes=[
@@ -106,9 +108,15 @@ class Worker:
             script = self._scripts.get(path, [])
             reply = script.pop(0) if len(script) > 1 else (script[0] if script else Reply())
             self._changed.notify_all()
-        if reply.sleep:
-            await asyncio.sleep(reply.sleep)
-        return Response(reply.body, status_code=reply.status, headers=reply.headers)
+            self.in_flight[path] = self.in_flight.get(path, 0) + 1
+            self.max_in_flight[path] = max(self.max_in_flight.get(path, 0), self.in_flight[path])
+        try:
+            if reply.sleep:
+                await asyncio.sleep(reply.sleep)
+            return Response(reply.body, status_code=reply.status, headers=reply.headers)
+        finally:
+            with self._changed:
+                self.in_flight[path] -= 1
 
     def to(self, path: str) -> list[Delivery]:
         return [d for d in self.deliveries if d.path == "/" + path.lstrip("/")]

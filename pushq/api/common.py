@@ -108,7 +108,10 @@ def require_token(request: Request, expected: str) -> None:
 
 
 def public_state(job: Job, now: float) -> str:
-    return "scheduled" if job.state == "pending" and job.run_at > now else job.state
+    """The state as the API shows it: 'blocked' reads as pending (or scheduled)."""
+    if job.state in ("scheduled", "blocked", "pending"):
+        return "scheduled" if job.run_at > now else "pending"
+    return job.state
 
 
 def job_json(job: Job, now: float) -> dict[str, Any]:
@@ -138,6 +141,7 @@ def job_json(job: Job, now: float) -> dict[str, Any]:
         "progress": job.progress,
         "idempotency_key": job.idempotency_key,
         "unique_key": job.unique_key,
+        "ordering_key": job.ordering_key,
     }
 
 
@@ -179,6 +183,9 @@ class Context:
     dispatcher_last_loop: Callable[[], float] = field(default=lambda: 0.0)
     shutting_down: Callable[[], bool] = field(default=lambda: False)
     sessions: Sessions | None = None  # dashboard sessions; None accepts no cookie
+    # (delivered, failed attempts) of a queue in the last minute, as this node saw them
+    queue_activity: Callable[[str], tuple[int, int]] = field(default=lambda queue: (0, 0))
+    scheduler_wake: Callable[[], None] = field(default=lambda: None)
 
 
 def context(request: Request) -> Context:

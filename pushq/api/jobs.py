@@ -8,11 +8,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ..config import Settings
 from ..errors import BadRequest, NotFound, PayloadTooLarge
-from ..models import BackoffPolicy, NewJob
+from ..models import NewJob, PartialBackoff
 from ..store.sqlite import decode_cursor
 from .common import (
-    Context,
     attempt_json,
     context,
     job_json,
@@ -27,9 +27,8 @@ REQUEST_OVERHEAD = 64 * 1024
 LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 1000
 
 
-def to_new_job(request: JobRequest, ctx: Context, now: float, where: str = "") -> NewJob:
-    """A validated request with every default resolved, ready for the store."""
-    settings = ctx.settings
+def to_new_job(request: JobRequest, settings: Settings, now: float, where: str = "") -> NewJob:
+    """A validated request ready for the store (which fills in the queue's defaults)."""
     body: bytes | None = None
     if request.body is not None:
         body = orjson.dumps(request.body)
@@ -37,16 +36,12 @@ def to_new_job(request: JobRequest, ctx: Context, now: float, where: str = "") -
             raise PayloadTooLarge(
                 f"{where}body is {len(body)} bytes; the limit is {settings.max_body_size}"
             )
-    default = settings.default_backoff
-    backoff = default
+    backoff = None
     if request.backoff is not None:
-        backoff = BackoffPolicy(
-            base=request.backoff.base or default.base,
-            max=request.backoff.max or max(default.max, request.backoff.base or 0),
-            jitter=default.jitter if request.backoff.jitter is None else request.backoff.jitter,
-        )
-        if backoff.max < backoff.base:
+        given = request.backoff
+        if given.base is not None and given.max is not None and given.max < given.base:
             raise BadRequest(f"{where}backoff.max must not be less than backoff.base")
+        backoff = PartialBackoff(given.base, given.max, given.jitter)
     run_at = now
     if request.delay is not None:
         run_at = now + request.delay
@@ -60,11 +55,12 @@ def to_new_job(request: JobRequest, ctx: Context, now: float, where: str = "") -
         body=body,
         run_at=run_at,
         priority=request.priority,
-        max_attempts=request.max_attempts or settings.default_max_attempts,
+        max_attempts=request.max_attempts,
         backoff=backoff,
-        timeout=request.timeout or settings.default_timeout,
+        timeout=request.timeout,
         idempotency_key=request.idempotency_key,
         unique_key=request.unique_key,
+        ordering_key=request.ordering_key,
     )
 
 
@@ -87,9 +83,12 @@ async def enqueue(request: Request) -> JSONResponse:
             raise BadRequest("the Idempotency-Key header and idempotency_key field differ")
         data["idempotency_key"] = header_key
     now = ctx.clock()
-    new = to_new_job(validate(JobRequest, data), ctx, now)
+    new = to_new_job(validate(JobRequest, data), ctx.settings, now)
     [result] = await ctx.store.enqueue(
-        jobs=[new], now=now, idempotency_ttl=ctx.settings.idempotency_ttl
+        jobs=[new],
+        now=now,
+        idempotency_ttl=ctx.settings.idempotency_ttl,
+        defaults=ctx.settings.job_defaults,
     )
     body = job_json(result.job, now)
     body["deduplicated"] = not result.created
@@ -106,11 +105,14 @@ async def enqueue_batch(request: Request) -> JSONResponse:
     batch = validate(BatchRequest, data)
     now = ctx.clock()
     jobs = [
-        to_new_job(validate(JobRequest, item, f"jobs[{i}]"), ctx, now, f"jobs[{i}].")
+        to_new_job(validate(JobRequest, item, f"jobs[{i}]"), ctx.settings, now, f"jobs[{i}].")
         for i, item in enumerate(batch.jobs)
     ]
     results = await ctx.store.enqueue(
-        jobs=jobs, now=now, idempotency_ttl=ctx.settings.idempotency_ttl
+        jobs=jobs,
+        now=now,
+        idempotency_ttl=ctx.settings.idempotency_ttl,
+        defaults=ctx.settings.job_defaults,
     )
     out = []
     for result in results:

@@ -20,6 +20,7 @@ from pydantic import (
 
 from ..delivery import HOP_BY_HOP_HEADERS, RESERVED_HEADERS
 from ..durations import parse_duration
+from ..ratelimit import parse_rate
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -151,12 +152,96 @@ class JobRequest(Strict):
     )
     idempotency_key: Key | None = None
     unique_key: Key | None = None
+    ordering_key: Key | None = Field(
+        None, description="jobs sharing it are delivered one at a time, in enqueue order"
+    )
 
     @model_validator(mode="after")
     def _one_start_time(self) -> JobRequest:
         if self.delay is not None and self.run_at is not None:
             raise ValueError("give either delay or run_at, not both")
         return self
+
+
+def _rate(value: str) -> str:
+    parse_rate(value)
+    return value.replace(" ", "")
+
+
+class QueueRequest(Strict):
+    """Queue settings to change; a field left out keeps its value, null clears it."""
+
+    concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="most jobs of the queue in flight at once"
+    )
+    rate_limit: Annotated[str, AfterValidator(_rate)] | None = Field(
+        None, description="'N/s', 'N/m' or 'N/h': a token bucket of capacity N"
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    backoff: BackoffIn | None = None
+    timeout: Annotated[PositiveDuration, Field(le=MAX_TIMEOUT)] | None = None
+    max_size: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="unfinished jobs before enqueue answers 429"
+    )
+    paused: bool | None = None
+    priority: Annotated[int, Field(ge=-5, le=5)] | None = Field(
+        None, description="under contention a queue gets slots in proportion to 4^priority"
+    )
+
+
+class QueueStats(BaseModel):
+    scheduled: int
+    pending: int
+    active: int
+    retrying: int
+    succeeded: int
+    dead: int
+    cancelled: int
+    oldest_pending_age: float | None
+    delivered_last_minute: int
+    failed_last_minute: int
+
+
+class BackoffSettings(BaseModel):
+    base: float | None
+    max: float | None
+    jitter: bool | None
+
+
+class QueueOut(BaseModel):
+    name: str
+    concurrency: int | None
+    rate_limit: str | None
+    max_attempts: int | None
+    backoff: BackoffSettings | None
+    timeout: float | None
+    max_size: int | None
+    paused: bool
+    priority: int
+    stats: QueueStats
+
+
+class QueueList(BaseModel):
+    queues: list[QueueOut]
+
+
+class ScheduleRequest(Strict):
+    cron: str = Field(description="5 fields: minute hour day-of-month month day-of-week")
+    timezone: str = "UTC"
+    job: dict[str, Any] = Field(description="a job request, without delay or run_at")
+
+
+class ScheduleOut(BaseModel):
+    name: str
+    cron: str
+    timezone: str
+    job: dict[str, Any]
+    next_run_at: str
+    last_run_at: str | None
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleOut]
 
 
 class IdempotencyKey(Strict):
@@ -224,6 +309,7 @@ class JobOut(BaseModel):
     progress: Any
     idempotency_key: str | None
     unique_key: str | None
+    ordering_key: str | None
     deduplicated: bool | None = None
 
 

@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..models import Attempt, EnqueueResult, Job, NewJob
+from ..models import (
+    Attempt,
+    Claim,
+    EnqueueResult,
+    Job,
+    JobDefaults,
+    NewJob,
+    QueueSettings,
+    Schedule,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +41,15 @@ class Store(Protocol):
 
     # -- producers ---------------------------------------------------------
     async def enqueue(
-        self, *, jobs: Sequence[NewJob], now: float, idempotency_ttl: float
+        self, *, jobs: Sequence[NewJob], now: float, idempotency_ttl: float, defaults: JobDefaults
     ) -> list[EnqueueResult]:
         """Store all jobs in one transaction (all or nothing).
 
         A job whose idempotency key was used within the TTL, or whose unique
         key names an unfinished job of its queue, returns that job instead.
+        What neither the job nor its queue sets comes from `defaults`. A queue
+        over its max_size (or pushq over defaults.max_unfinished) raises
+        RateLimited and stores nothing.
         """
 
     async def get(self, *, job_id: str) -> Job | None: ...
@@ -53,9 +65,14 @@ class Store(Protocol):
 
     # -- the dispatcher ------------------------------------------------------
     async def claim_due(
-        self, *, limit: int, now: float, lease: str, lease_margin: float
-    ) -> list[Job]:
-        """Mark up to `limit` due jobs active under `lease`, counting the attempt."""
+        self, *, limit: int, slots: int, now: float, lease: str, lease_margin: float
+    ) -> Claim:
+        """Mark up to `limit` due jobs active under `lease`, counting the attempt.
+
+        Honours each queue's pause, concurrency and rate limit, shares the
+        slots fairly between queues (`slots` is the dispatcher's total), and
+        delivers jobs sharing an ordering key one at a time, oldest first.
+        """
 
     async def complete(
         self, *, job_id: str, lease: str, attempt: Attempt, result: dict[str, Any], now: float
@@ -95,6 +112,49 @@ class Store(Protocol):
     async def redrive_many(self, *, queue: str | None, now: float) -> int: ...
 
     async def delete_dead(self, *, job_id: str) -> bool: ...
+
+    # -- queues and schedules ----------------------------------------------------
+    async def get_queue(self, *, name: str) -> QueueSettings | None: ...
+
+    async def list_queues(self) -> list[QueueSettings]: ...
+
+    async def put_queue(self, *, name: str, changes: dict[str, Any], now: float) -> QueueSettings:
+        """Create the queue if need be and change the given settings."""
+
+    async def oldest_pending(self) -> dict[str, float]: ...
+
+    async def put_schedule(
+        self,
+        *,
+        name: str,
+        cron: str,
+        timezone: str,
+        job: dict[str, Any],
+        next_run_at: float,
+        now: float,
+    ) -> Schedule: ...
+
+    async def get_schedule(self, *, name: str) -> Schedule | None: ...
+
+    async def list_schedules(self) -> list[Schedule]: ...
+
+    async def delete_schedule(self, *, name: str) -> bool: ...
+
+    async def due_schedules(self, *, now: float) -> list[Schedule]: ...
+
+    async def next_schedule_at(self) -> float | None: ...
+
+    async def fire_schedule(
+        self,
+        *,
+        schedule: Schedule,
+        next_run_at: float,
+        job: NewJob,
+        now: float,
+        idempotency_ttl: float,
+        defaults: JobDefaults,
+    ) -> EnqueueResult | None:
+        """Enqueue one firing and advance the schedule atomically; None if already fired."""
 
     # -- observability -------------------------------------------------------
     async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:

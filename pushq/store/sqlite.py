@@ -19,8 +19,23 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from ..errors import Conflict, NotFound
-from ..models import Attempt, BackoffPolicy, EnqueueResult, Job, NewJob, new_job_id
+from ..errors import Conflict, NotFound, RateLimited
+from ..fairness import fair_shares
+from ..models import (
+    Attempt,
+    BackoffPolicy,
+    Claim,
+    EnqueueResult,
+    Job,
+    JobDefaults,
+    NewJob,
+    PartialBackoff,
+    QueueSettings,
+    Schedule,
+    new_job_id,
+    resolve_backoff,
+)
+from ..ratelimit import next_token_at, parse_rate, refill
 from .base import Page
 from .group_commit import GroupCommitWriter
 from .sql import load_queries, migrations
@@ -111,6 +126,7 @@ class SQLiteStore:
             self.path, synchronous=synchronous, busy_timeout_ms=BUSY_TIMEOUT_MS
         )
         self._reader: aiosqlite.Connection | None = None
+        self._credit: dict[str, float] = {}  # fair-share credit per queue (writer thread only)
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
@@ -138,10 +154,11 @@ class SQLiteStore:
 
     # -- producers ---------------------------------------------------------------
     async def enqueue(
-        self, *, jobs: Sequence[NewJob], now: float, idempotency_ttl: float
+        self, *, jobs: Sequence[NewJob], now: float, idempotency_ttl: float, defaults: JobDefaults
     ) -> list[EnqueueResult]:
         def write(conn: sqlite3.Connection) -> list[EnqueueResult]:
-            return [_enqueue_one(conn, new, now, idempotency_ttl) for new in jobs]
+            queues: dict[str, sqlite3.Row] = {}
+            return [_enqueue_one(conn, new, now, idempotency_ttl, defaults, queues) for new in jobs]
 
         return await self._writer.write(write)
 
@@ -159,9 +176,11 @@ class SQLiteStore:
             where.append("queue = :queue")
             params["queue"] = queue
         if state == "scheduled":
-            where.append("state = 'pending' AND run_at > :now")
+            where.append("state IN ('scheduled', 'blocked') AND run_at > :now")
         elif state == "pending":
-            where.append("state = 'pending' AND run_at <= :now")
+            where.append(
+                "(state = 'pending' OR (state IN ('scheduled', 'blocked') AND run_at <= :now))"
+            )
         elif state is not None:
             where.append("state = :state")
             params["state"] = state
@@ -195,7 +214,9 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> Job:
             rows = _fetch(conn, Q["cancel"], {"id": job_id, "now": now})
             if rows:
-                return row_to_job(rows[0])
+                job = row_to_job(rows[0])
+                _finished(conn, job.queue, job.ordering_key, now)
+                return job
             exists = _fetch(conn, Q["get_job"], {"id": job_id})
             if not exists:
                 raise NotFound(f"no job {job_id}")
@@ -205,11 +226,12 @@ class SQLiteStore:
 
     # -- the dispatcher ----------------------------------------------------------
     async def claim_due(
-        self, *, limit: int, now: float, lease: str, lease_margin: float
-    ) -> list[Job]:
-        params = {"limit": limit, "now": now, "lease": lease, "lease_margin": lease_margin}
-        rows = await self._writer.write(lambda conn: _fetch(conn, Q["claim_due"], params))
-        return [row_to_job(row) for row in rows]
+        self, *, limit: int, slots: int, now: float, lease: str, lease_margin: float
+    ) -> Claim:
+        def write(conn: sqlite3.Connection) -> Claim:
+            return _claim(conn, limit, slots, now, lease, lease_margin, self._credit)
+
+        return await self._writer.write(write)
 
     async def _settle(
         self, query: str, params: dict[str, Any], attempt: Attempt, lease: str
@@ -217,9 +239,12 @@ class SQLiteStore:
         params |= {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
 
         def write(conn: sqlite3.Connection) -> bool:
-            if conn.execute(Q[query], params).rowcount != 1:
+            rows = _fetch(conn, Q[query], params)
+            if not rows:
                 return False  # the job moved on (rescued, cancelled): this attempt is stale
             conn.execute(Q["insert_attempt"], _attempt_params(attempt))
+            if query != "schedule_retry":
+                _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
             return True
 
         return await self._writer.write(write)
@@ -268,6 +293,8 @@ class SQLiteStore:
             )
             jobs = [row_to_job(row) for row in rows]
             for job in jobs:
+                if job.state == "dead":
+                    _finished(conn, job.queue, job.ordering_key, now)
                 started = job.attempt_started_at or now
                 duration_ms = (now - started) * 1000
                 attempt = Attempt(job.id, job.attempts, started, duration_ms, None, message, None)
@@ -308,24 +335,36 @@ class SQLiteStore:
         return Page(jobs[:limit], next_cursor)
 
     async def redrive(self, *, job_id: str, now: float) -> Job:
-        try:
-            rows = await self._writer.write(
-                lambda conn: _fetch(conn, Q["redrive"], {"id": job_id, "now": now})
-            )
-        except sqlite3.IntegrityError:
-            raise Conflict(
-                f"job {job_id} has a unique_key that an unfinished job of its queue holds",
-                code="unique_key_taken",
-            ) from None
-        if not rows:
-            raise NotFound(f"no dead job {job_id}")
-        return row_to_job(rows[0])
+        def write(conn: sqlite3.Connection) -> Job:
+            rows = _fetch(conn, Q["get_job"], {"id": job_id})
+            if not rows or rows[0]["state"] != "dead":
+                raise NotFound(f"no dead job {job_id}")
+            try:
+                return _redrive(conn, rows[0], now)
+            except sqlite3.IntegrityError:
+                raise Conflict(
+                    f"job {job_id} has a unique_key that an unfinished job of its queue holds",
+                    code="unique_key_taken",
+                ) from None
+
+        return await self._writer.write(write)
 
     async def redrive_many(self, *, queue: str | None, now: float) -> int:
-        # Jobs whose unique key is held by an unfinished job stay dead.
-        params: dict[str, Any] = {"now": now, "queue": queue}
-        query = Q["redrive_all"] if queue is None else Q["redrive_queue"]
-        return await self._writer.write(lambda conn: int(conn.execute(query, params).rowcount))
+        def write(conn: sqlite3.Connection) -> int:
+            count = 0
+            for row in _fetch(conn, Q["dead_jobs"], {"queue": queue}):
+                job = _fetch(conn, Q["get_job"], {"id": row["id"]})[0]
+                if job["unique_key"] is not None and _fetch(
+                    conn,
+                    Q["find_unique_job"],
+                    {"queue": job["queue"], "unique_key": job["unique_key"]},
+                ):
+                    continue  # an unfinished job holds its unique key: it stays dead
+                _redrive(conn, job, now)
+                count += 1
+            return count
+
+        return await self._writer.write(write)
 
     async def delete_dead(self, *, job_id: str) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
@@ -336,10 +375,127 @@ class SQLiteStore:
 
         return await self._writer.write(write)
 
+    # -- queues --------------------------------------------------------------------
+    async def get_queue(self, *, name: str) -> QueueSettings | None:
+        rows = await self._read(Q["get_queue"], {"name": name})
+        return row_to_queue(rows[0]) if rows else None
+
+    async def list_queues(self) -> list[QueueSettings]:
+        return [row_to_queue(row) for row in await self._read(Q["list_queues"])]
+
+    async def put_queue(self, *, name: str, changes: dict[str, Any], now: float) -> QueueSettings:
+        def write(conn: sqlite3.Connection) -> QueueSettings:
+            conn.execute(Q["ensure_queue"], {"name": name, "now": now})
+            row = _fetch(conn, Q["get_queue"], {"name": name})[0]
+            current = row_to_queue(row)
+            tokens, tokens_at = row["tokens"], row["tokens_at"]
+            for key, value in changes.items():
+                setattr(current, key, value)
+            if "rate_limit" in changes:
+                tokens = tokens_at = None  # a new limit starts with a full bucket
+            backoff = current.backoff or PartialBackoff()
+            params = {
+                "name": name,
+                "concurrency": current.concurrency,
+                "rate_limit": current.rate_limit,
+                "max_attempts": current.max_attempts,
+                "backoff_base": backoff.base,
+                "backoff_max": backoff.max,
+                "backoff_jitter": None if backoff.jitter is None else int(backoff.jitter),
+                "timeout": current.timeout,
+                "max_size": current.max_size,
+                "paused": int(current.paused),
+                "priority": current.priority,
+                "tokens": tokens,
+                "tokens_at": tokens_at,
+                "now": now,
+            }
+            return row_to_queue(_fetch(conn, Q["update_queue"], params)[0])
+
+        return await self._writer.write(write)
+
+    async def oldest_pending(self) -> dict[str, float]:
+        """{queue: run_at of its oldest ready job}."""
+        return {row["queue"]: row["oldest"] for row in await self._read(Q["oldest_pending"])}
+
+    # -- schedules -----------------------------------------------------------------
+    async def put_schedule(
+        self,
+        *,
+        name: str,
+        cron: str,
+        timezone: str,
+        job: dict[str, Any],
+        next_run_at: float,
+        now: float,
+    ) -> Schedule:
+        params = {
+            "name": name,
+            "cron": cron,
+            "timezone": timezone,
+            "job": _dumps(job),
+            "next_run_at": next_run_at,
+            "now": now,
+        }
+        rows = await self._writer.write(lambda conn: _fetch(conn, Q["put_schedule"], params))
+        return row_to_schedule(rows[0])
+
+    async def get_schedule(self, *, name: str) -> Schedule | None:
+        rows = await self._read(Q["get_schedule"], {"name": name})
+        return row_to_schedule(rows[0]) if rows else None
+
+    async def list_schedules(self) -> list[Schedule]:
+        return [row_to_schedule(row) for row in await self._read(Q["list_schedules"])]
+
+    async def delete_schedule(self, *, name: str) -> bool:
+        return await self._writer.write(
+            lambda conn: conn.execute(Q["delete_schedule"], {"name": name}).rowcount == 1
+        )
+
+    async def due_schedules(self, *, now: float) -> list[Schedule]:
+        return [row_to_schedule(r) for r in await self._read(Q["due_schedules"], {"now": now})]
+
+    async def next_schedule_at(self) -> float | None:
+        rows = await self._read(Q["next_schedule_at"])
+        return rows[0][0] if rows else None
+
+    async def fire_schedule(
+        self,
+        *,
+        schedule: Schedule,
+        next_run_at: float,
+        job: NewJob,
+        now: float,
+        idempotency_ttl: float,
+        defaults: JobDefaults,
+    ) -> EnqueueResult | None:
+        """Enqueue one firing and move the schedule on, in one transaction.
+
+        Guarded by the next_run_at it read, so when several nodes race only one
+        fires; the job's idempotency key names the firing, so it is enqueued once.
+        """
+        params = {
+            "name": schedule.name,
+            "expected": schedule.next_run_at,
+            "fired_at": schedule.next_run_at,
+            "next_run_at": next_run_at,
+        }
+
+        def write(conn: sqlite3.Connection) -> EnqueueResult | None:
+            if conn.execute(Q["advance_schedule"], params).rowcount != 1:
+                return None
+            return _enqueue_one(conn, job, now, idempotency_ttl, defaults, {})
+
+        return await self._writer.write(write)
+
     # -- observability -------------------------------------------------------------
     async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
         rows = await self._read(Q["count_by_state"], {"now": now})
-        return {(row["queue"], row["state"]): row["n"] for row in rows}
+        counts: dict[tuple[str, str], int] = {}
+        for row in rows:
+            key = (row["queue"], row["state"])
+            counts[key] = counts.get(key, 0) + row["n"]
+        return counts
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -359,7 +515,175 @@ def _migrate(conn: sqlite3.Connection) -> None:
         )
 
 
-def _enqueue_one(conn: sqlite3.Connection, new: NewJob, now: float, ttl: float) -> EnqueueResult:
+QUEUE_FULL_RETRY_AFTER = 5.0  # seconds; a full queue drains at the workers' pace
+
+
+def row_to_queue(row: sqlite3.Row) -> QueueSettings:
+    backoff = None
+    if any(row[k] is not None for k in ("backoff_base", "backoff_max", "backoff_jitter")):
+        jitter = None if row["backoff_jitter"] is None else bool(row["backoff_jitter"])
+        backoff = PartialBackoff(row["backoff_base"], row["backoff_max"], jitter)
+    return QueueSettings(
+        name=row["name"],
+        concurrency=row["concurrency"],
+        rate_limit=row["rate_limit"],
+        max_attempts=row["max_attempts"],
+        backoff=backoff,
+        timeout=row["timeout"],
+        max_size=row["max_size"],
+        paused=bool(row["paused"]),
+        priority=row["priority"],
+        unfinished=row["unfinished"],
+    )
+
+
+def row_to_schedule(row: sqlite3.Row) -> Schedule:
+    return Schedule(
+        name=row["name"],
+        cron=row["cron"],
+        timezone=row["timezone"],
+        job=orjson.loads(row["job"]),
+        next_run_at=row["next_run_at"],
+        last_run_at=row["last_run_at"],
+    )
+
+
+def _finished(conn: sqlite3.Connection, queue: str, ordering_key: str | None, now: float) -> None:
+    """Bookkeeping when a job leaves the unfinished states: the queue's count, its key."""
+    conn.execute(Q["add_unfinished"], {"name": queue, "delta": -1})
+    if ordering_key is not None:
+        conn.execute(Q["unblock_next"], {"queue": queue, "key": ordering_key, "now": now})
+
+
+def _redrive(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> Job:
+    state = "pending"
+    key = row["ordering_key"]
+    if key is not None and _fetch(
+        conn, Q["ordering_key_busy"], {"queue": row["queue"], "key": key}
+    ):
+        state = "blocked"
+    job = row_to_job(_fetch(conn, Q["redrive"], {"id": row["id"], "now": now, "state": state})[0])
+    conn.execute(Q["add_unfinished"], {"name": job.queue, "delta": 1})
+    return job
+
+
+def _claim(
+    conn: sqlite3.Connection,
+    limit: int,
+    slots: int,
+    now: float,
+    lease: str,
+    margin: float,
+    credit: dict[str, float],
+) -> Claim:
+    """One claim round: promote due jobs, then share `limit` slots fairly across queues.
+
+    Each queue gets at most its concurrency, what its token bucket holds, and
+    (when there are several queues) three quarters of all slots, so a queue whose
+    endpoint hangs cannot take every slot. Free slots are shared by weighted
+    round robin (fairness.py); what a queue cannot use goes to the others.
+    """
+    conn.execute(Q["promote_due"], {"now": now, "limit": 10_000})
+    waiting = conn.execute(Q["next_waiting_at"]).fetchone()[0]
+    wake_at: float | None = waiting
+    ready: list[str] = []
+    after = ""
+    while (row := conn.execute(Q["next_ready_queue"], {"after": after}).fetchone()) is not None:
+        ready.append(row[0])
+        after = row[0]
+    if not ready or limit <= 0:
+        return Claim([], wake_at)
+    unpaused = {row["name"]: row for row in _fetch(conn, Q["unpaused_queues"])}
+    active = {row["queue"]: row["n"] for row in _fetch(conn, Q["count_active"])}
+    share_cap = slots if len(unpaused) <= 1 else max(1, slots * 3 // 4)
+
+    candidates: list[tuple[sqlite3.Row, int, float | None]] = []
+    for name in ready:
+        queue = unpaused.get(name)
+        if queue is None:
+            continue  # paused
+        allowance = share_cap - active.get(name, 0)
+        if queue["concurrency"] is not None:
+            allowance = min(allowance, queue["concurrency"] - active.get(name, 0))
+        tokens = None
+        if queue["rate_limit"]:
+            rate = parse_rate(queue["rate_limit"])
+            tokens = refill(rate, queue["tokens"], queue["tokens_at"], now)
+            allowance = min(allowance, int(tokens))
+            if tokens < 1:
+                wake = next_token_at(rate, tokens, now)
+                wake_at = wake if wake_at is None else min(wake_at, wake)
+        if allowance > 0:
+            candidates.append((queue, allowance, tokens))
+    candidates.sort(key=lambda c: -c[0]["priority"])
+    shares = fair_shares(
+        {q["name"]: allowance for q, allowance, _ in candidates},
+        {q["name"]: q["priority"] for q, _, _ in candidates},
+        limit,
+        credit,
+    )
+
+    claimed: list[Job] = []
+    granted: dict[str, int] = {}
+    drained: set[str] = set()
+
+    def take(queue: sqlite3.Row, count: int) -> None:
+        params = {
+            "queue": queue["name"],
+            "limit": count,
+            "now": now,
+            "lease": lease,
+            "lease_margin": margin,
+        }
+        jobs = [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
+        claimed.extend(jobs)
+        granted[queue["name"]] = granted.get(queue["name"], 0) + len(jobs)
+        if len(jobs) < count:
+            drained.add(queue["name"])
+
+    for queue, _, _ in candidates:
+        if shares.get(queue["name"]):
+            take(queue, shares[queue["name"]])
+    # A queue with fewer ready jobs than its share leaves slots: the rest may use them.
+    for queue, allowance, _ in candidates:
+        room = limit - len(claimed)
+        extra = min(allowance - granted.get(queue["name"], 0), room)
+        if room <= 0:
+            break
+        if extra > 0 and queue["name"] not in drained:
+            take(queue, extra)
+    for queue, _, tokens in candidates:
+        if tokens is not None and granted.get(queue["name"]):
+            spent = {
+                "name": queue["name"],
+                "tokens": tokens - granted[queue["name"]],
+                "tokens_at": now,
+            }
+            conn.execute(Q["save_tokens"], spent)
+    return Claim(claimed, wake_at)
+
+
+def _queue_row(
+    conn: sqlite3.Connection, name: str, now: float, cache: dict[str, sqlite3.Row]
+) -> sqlite3.Row:
+    row = cache.get(name)
+    if row is None:
+        rows = _fetch(conn, Q["get_queue"], {"name": name})
+        if not rows:
+            conn.execute(Q["ensure_queue"], {"name": name, "now": now})
+            rows = _fetch(conn, Q["get_queue"], {"name": name})
+        row = cache[name] = rows[0]
+    return row
+
+
+def _enqueue_one(
+    conn: sqlite3.Connection,
+    new: NewJob,
+    now: float,
+    ttl: float,
+    defaults: JobDefaults,
+    queues: dict[str, sqlite3.Row],
+) -> EnqueueResult:
     if new.idempotency_key is not None:
         rows = _fetch(conn, Q["find_idempotency_key"], {"key": new.idempotency_key, "now": now})
         if rows:
@@ -372,8 +696,29 @@ def _enqueue_one(conn: sqlite3.Connection, new: NewJob, now: float, ttl: float) 
         )
         if rows:
             return EnqueueResult(row_to_job(rows[0]), created=False)
-    assert new.max_attempts is not None and new.backoff is not None
-    assert new.timeout is not None
+    queue = row_to_queue(_queue_row(conn, new.queue, now, queues))
+    if queue.max_size is not None:
+        unfinished = conn.execute(Q["get_queue"], {"name": new.queue}).fetchone()["unfinished"]
+    if queue.max_size is not None and unfinished >= queue.max_size:
+        raise RateLimited(
+            f"queue {new.queue} holds {unfinished} unfinished jobs (max_size {queue.max_size})",
+            retry_after=QUEUE_FULL_RETRY_AFTER,
+            code="queue_full",
+        )
+    if defaults.max_unfinished is not None:
+        total = conn.execute(Q["total_unfinished"]).fetchone()[0]
+        if total >= defaults.max_unfinished:
+            raise RateLimited(
+                f"pushq holds {total} unfinished jobs (the limit is {defaults.max_unfinished})",
+                retry_after=QUEUE_FULL_RETRY_AFTER,
+                code="server_full",
+            )
+    run_at = max(new.run_at, now)
+    state = "scheduled" if run_at > now else "pending"
+    if new.ordering_key is not None and _fetch(
+        conn, Q["ordering_key_busy"], {"queue": new.queue, "key": new.ordering_key}
+    ):
+        state = "blocked"
     job = Job(
         id=new_job_id(now),
         queue=new.queue,
@@ -381,14 +726,14 @@ def _enqueue_one(conn: sqlite3.Connection, new: NewJob, now: float, ttl: float) 
         method=new.method,
         headers=new.headers,
         body=new.body,
-        state="pending",
+        state=state,  # type: ignore[arg-type]
         priority=new.priority,
         attempts=0,
-        max_attempts=new.max_attempts,
-        backoff=new.backoff,
-        timeout=new.timeout,
+        max_attempts=new.max_attempts or queue.max_attempts or defaults.max_attempts,
+        backoff=resolve_backoff(new.backoff, queue.backoff, default=defaults.backoff),
+        timeout=new.timeout or queue.timeout or defaults.timeout,
         created_at=now,
-        run_at=max(new.run_at, now),
+        run_at=run_at,
         idempotency_key=new.idempotency_key,
         unique_key=new.unique_key,
         ordering_key=new.ordering_key,
@@ -404,6 +749,7 @@ def _enqueue_one(conn: sqlite3.Connection, new: NewJob, now: float, ttl: float) 
             "method": job.method,
             "headers": _dumps(job.headers or None),
             "body": job.body,
+            "state": job.state,
             "priority": job.priority,
             "max_attempts": job.max_attempts,
             "backoff_base": job.backoff.base,
@@ -419,6 +765,7 @@ def _enqueue_one(conn: sqlite3.Connection, new: NewJob, now: float, ttl: float) 
             "failure_callback_url": job.failure_callback_url,
         },
     )
+    conn.execute(Q["add_unfinished"], {"name": job.queue, "delta": 1})
     if new.idempotency_key is not None:
         conn.execute(
             Q["put_idempotency_key"],

@@ -6,7 +6,7 @@ INSERT INTO jobs (
     backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
     idempotency_key, unique_key, ordering_key, callback_url, failure_callback_url
 ) VALUES (
-    :id, :queue, :url, :method, :headers, :body, 'pending', :priority, 0, :max_attempts,
+    :id, :queue, :url, :method, :headers, :body, :state, :priority, 0, :max_attempts,
     :backoff_base, :backoff_max, :backoff_jitter, :timeout, :created_at, :run_at,
     :idempotency_key, :unique_key, :ordering_key, :callback_url, :failure_callback_url
 );
@@ -20,7 +20,8 @@ ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.
 
 -- name: find_unique_job
 SELECT * FROM jobs
-WHERE queue = :queue AND unique_key = :unique_key AND state IN ('pending', 'active', 'retrying');
+WHERE queue = :queue AND unique_key = :unique_key
+  AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying');
 
 -- name: prune_idempotency_keys
 DELETE FROM idempotency_keys
@@ -35,10 +36,30 @@ SELECT * FROM attempts WHERE job_id = :job_id ORDER BY rowid;
 -- name: cancel
 UPDATE jobs
 SET state = 'cancelled', finished_at = :now, lease = NULL, lease_expires_at = NULL
-WHERE id = :id AND state IN ('pending', 'active', 'retrying')
+WHERE id = :id AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')
 RETURNING *;
 
--- name: claim_due
+-- name: promote_due
+UPDATE jobs SET state = 'pending'
+WHERE id IN (
+    SELECT id FROM jobs INDEXED BY jobs_waiting
+    WHERE state IN ('scheduled', 'retrying') AND run_at <= :now
+    LIMIT :limit
+);
+
+-- name: next_waiting_at
+SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting WHERE state IN ('scheduled', 'retrying');
+
+-- name: next_ready_queue
+-- Skips from one queue with ready jobs to the next: O(log n) per queue.
+SELECT queue FROM jobs INDEXED BY jobs_ready
+WHERE state = 'pending' AND queue > :after
+ORDER BY queue LIMIT 1;
+
+-- name: count_active
+SELECT queue, count(*) AS n FROM jobs WHERE state = 'active' GROUP BY queue;
+
+-- name: claim_from_queue
 UPDATE jobs
 SET state = 'active',
     attempts = attempts + 1,
@@ -46,10 +67,8 @@ SET state = 'active',
     attempt_started_at = :now,
     lease_expires_at = :now + timeout + :lease_margin
 WHERE id IN (
-    -- The planner would rather filter by jobs_by_state and sort every due job;
-    -- walking jobs_due from its front stops after :limit rows.
-    SELECT id FROM jobs INDEXED BY jobs_due
-    WHERE state IN ('pending', 'retrying') AND run_at <= :now
+    SELECT id FROM jobs INDEXED BY jobs_ready
+    WHERE queue = :queue AND state = 'pending'
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
 )
@@ -59,19 +78,22 @@ RETURNING *;
 UPDATE jobs
 SET state = 'succeeded', finished_at = :now, result = :result,
     lease = NULL, lease_expires_at = NULL
-WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING queue, ordering_key;
 
 -- name: schedule_retry
 UPDATE jobs
 SET state = 'retrying', run_at = :run_at, last_error = :error,
     lease = NULL, lease_expires_at = NULL
-WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING queue, ordering_key;
 
 -- name: kill
 UPDATE jobs
 SET state = 'dead', finished_at = :now, failed_at = :now, last_error = :error,
     lease = NULL, lease_expires_at = NULL
-WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING queue, ordering_key;
 
 -- name: await_completion
 UPDATE jobs
@@ -100,27 +122,15 @@ RETURNING *;
 
 -- name: redrive
 UPDATE jobs
-SET state = 'pending', attempts = 0, run_at = :now, finished_at = NULL, failed_at = NULL
+SET state = :state, attempts = 0, run_at = :now, finished_at = NULL, failed_at = NULL
 WHERE id = :id AND state = 'dead'
 RETURNING *;
 
--- name: redrive_all
-UPDATE jobs
-SET state = 'pending', attempts = 0, run_at = :now, finished_at = NULL, failed_at = NULL
-WHERE state = 'dead'
-  AND (unique_key IS NULL OR NOT EXISTS (
-      SELECT 1 FROM jobs AS holder
-      WHERE holder.queue = jobs.queue AND holder.unique_key = jobs.unique_key
-        AND holder.state IN ('pending', 'active', 'retrying')));
-
--- name: redrive_queue
-UPDATE jobs
-SET state = 'pending', attempts = 0, run_at = :now, finished_at = NULL, failed_at = NULL
-WHERE state = 'dead' AND queue = :queue
-  AND (unique_key IS NULL OR NOT EXISTS (
-      SELECT 1 FROM jobs AS holder
-      WHERE holder.queue = jobs.queue AND holder.unique_key = jobs.unique_key
-        AND holder.state IN ('pending', 'active', 'retrying')));
+-- name: dead_jobs
+-- Oldest first, so that jobs sharing an ordering key keep their enqueue order.
+SELECT id FROM jobs INDEXED BY jobs_dead
+WHERE state = 'dead' AND (:queue IS NULL OR queue = :queue)
+ORDER BY id;
 
 -- name: delete_dead
 DELETE FROM jobs WHERE id = :id AND state = 'dead';
@@ -130,7 +140,12 @@ DELETE FROM attempts WHERE job_id = :job_id;
 
 -- name: count_by_state
 SELECT queue,
-       CASE WHEN state = 'pending' AND run_at > :now THEN 'scheduled' ELSE state END AS state,
+       CASE
+           WHEN state = 'scheduled' AND run_at <= :now THEN 'pending'
+           WHEN state = 'blocked' AND run_at <= :now THEN 'pending'
+           WHEN state = 'blocked' THEN 'scheduled'
+           ELSE state
+       END AS state,
        count(*) AS n
 FROM jobs
 GROUP BY 1, 2;
@@ -138,3 +153,90 @@ GROUP BY 1, 2;
 -- name: ping
 INSERT INTO meta (key, value) VALUES ('health_checked_at', :now)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+
+-- name: ordering_key_busy
+SELECT 1 FROM jobs INDEXED BY jobs_ordering
+WHERE queue = :queue AND ordering_key = :key
+  AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')
+LIMIT 1;
+
+-- name: unblock_next
+-- The oldest blocked job of a key goes on once no other job holds the key.
+-- (Each subquery repeats the partial index's condition so that SQLite may use it.)
+UPDATE jobs SET state = CASE WHEN run_at > :now THEN 'scheduled' ELSE 'pending' END
+WHERE id = (
+    SELECT id FROM jobs INDEXED BY jobs_ordering
+    WHERE queue = :queue AND ordering_key = :key
+      AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')
+      AND state = 'blocked'
+    ORDER BY id LIMIT 1
+)
+AND NOT EXISTS (
+    SELECT 1 FROM jobs INDEXED BY jobs_ordering
+    WHERE queue = :queue AND ordering_key = :key
+      AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')
+      AND state != 'blocked'
+);
+
+-- name: get_queue
+SELECT * FROM queues WHERE name = :name;
+
+-- name: list_queues
+SELECT * FROM queues ORDER BY name;
+
+-- name: unpaused_queues
+SELECT * FROM queues WHERE paused = 0;
+
+-- name: ensure_queue
+INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: update_queue
+UPDATE queues
+SET concurrency = :concurrency, rate_limit = :rate_limit, max_attempts = :max_attempts,
+    backoff_base = :backoff_base, backoff_max = :backoff_max, backoff_jitter = :backoff_jitter,
+    timeout = :timeout, max_size = :max_size, paused = :paused, priority = :priority,
+    tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
+WHERE name = :name
+RETURNING *;
+
+-- name: add_unfinished
+UPDATE queues SET unfinished = unfinished + :delta WHERE name = :name;
+
+-- name: total_unfinished
+SELECT coalesce(sum(unfinished), 0) FROM queues;
+
+-- name: save_tokens
+UPDATE queues SET tokens = :tokens, tokens_at = :tokens_at WHERE name = :name;
+
+-- name: oldest_pending
+SELECT queue, min(run_at) AS oldest FROM jobs INDEXED BY jobs_ready
+WHERE state = 'pending' GROUP BY queue;
+
+-- name: get_schedule
+SELECT * FROM schedules WHERE name = :name;
+
+-- name: list_schedules
+SELECT * FROM schedules ORDER BY name;
+
+-- name: put_schedule
+INSERT INTO schedules (name, cron, timezone, job, next_run_at, last_run_at, created_at, updated_at)
+VALUES (:name, :cron, :timezone, :job, :next_run_at, NULL, :now, :now)
+ON CONFLICT (name) DO UPDATE SET
+    cron = excluded.cron, timezone = excluded.timezone, job = excluded.job,
+    next_run_at = excluded.next_run_at, updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE name = :name;
+
+-- name: due_schedules
+SELECT * FROM schedules INDEXED BY schedules_due WHERE next_run_at <= :now;
+
+-- name: advance_schedule
+UPDATE schedules SET last_run_at = :fired_at, next_run_at = :next_run_at
+WHERE name = :name AND next_run_at = :expected;
+
+-- name: next_schedule_at
+SELECT min(next_run_at) FROM schedules;
