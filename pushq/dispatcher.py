@@ -212,6 +212,10 @@ class Dispatcher:
     ) -> str:
         """Write the attempt's outcome; returns the state the job moved to."""
         store, queue = self.store, job.queue
+        self.metrics.response_time.labels(queue=queue).observe(attempt.duration_ms / 1000)
+        if attempt.number == 1:
+            waited = max(0.0, attempt.started_at - max(job.created_at, job.run_at))
+            self.metrics.delivery_latency.labels(queue=queue).observe(waited)
         if outcome.verdict == "succeeded":
             self.activity.record(queue, now, delivered=True)
         elif outcome.failure_class is not None:

@@ -7,6 +7,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     disable_created_metrics,
     generate_latest,
 )
@@ -53,6 +54,21 @@ class Metrics:
             "pushq_jobs",
             "Stored jobs by queue and state.",
             ["queue", "state"],
+            registry=self.registry,
+        )
+        self.delivery_latency = Histogram(
+            "pushq_delivery_latency_seconds",
+            "From enqueue (or run_at) to the start of a job's first attempt.",
+            ["queue"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+                     60, 300),
+            registry=self.registry,
+        )
+        self.response_time = Histogram(
+            "pushq_endpoint_response_seconds",
+            "Duration of delivery attempts, from sending to the response (or the failure).",
+            ["queue"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
         self.slots_in_use = Gauge(
