@@ -16,17 +16,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .api import dlq, jobs, queues, schedules, system, ui
+from .api import dlq, jobs, queues, schedules, system, ui, worker_calls
 from .api.common import Context, Notifier, require_token
 from .api.schemas import (
     AttemptList,
     BatchRequest,
+    CompleteRequest,
     DeadJob,
     ErrorResponse,
+    FailRequest,
     Health,
     JobList,
     JobOut,
     JobRequest,
+    ProgressRequest,
     QueueList,
     QueueOut,
     QueueRequest,
@@ -39,9 +42,11 @@ from .api.schemas import (
 from .config import Settings
 from .errors import ApiError
 from .metrics import Metrics
+from .settle import Settler
 from .store.base import Store
 from .ui.session import Sessions
 from .version import __version__
+from .waiters import JobWaiters
 
 log = logging.getLogger("pushq.api")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -110,6 +115,33 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/dlq/{id}", dlq.get_dead, "A dead job with its attempt log", None, DeadJob),
     Endpoint("POST", "/v1/dlq/{id}/retry", dlq.redrive, "Redrive one dead job", None, JobOut),
     Endpoint("DELETE", "/v1/dlq/{id}", dlq.delete_dead, "Drop a dead job", None, None, 204),
+    Endpoint(
+        "POST",
+        "/v1/jobs/{id}/progress",
+        worker_calls.progress,
+        "A worker reports progress (and heartbeats); job token or API token",
+        ProgressRequest,
+        JobOut,
+        auth=False,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/jobs/{id}/complete",
+        worker_calls.complete,
+        "A worker finishes an async job; job token or API token",
+        CompleteRequest,
+        JobOut,
+        auth=False,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/jobs/{id}/fail",
+        worker_calls.fail,
+        "A worker fails an async job (retried unless retry is false); job token or API token",
+        FailRequest,
+        JobOut,
+        auth=False,
+    ),
     Endpoint(
         "GET",
         "/v1/queues",
@@ -295,6 +327,8 @@ def create_app(
     shutting_down: Callable[[], bool] = lambda: False,
     queue_activity: Callable[[str], tuple[int, int]] = lambda queue: (0, 0),
     scheduler_wake: Callable[[], None] = lambda: None,
+    settler: Settler | None = None,
+    waiters: JobWaiters | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The pushq HTTP app over a store that is already open."""
@@ -326,6 +360,8 @@ def create_app(
         shutting_down=shutting_down,
         queue_activity=queue_activity,
         scheduler_wake=scheduler_wake,
+        settler=settler,
+        waiters=waiters or JobWaiters(),
         sessions=Sessions(settings.api_token, clock=clock),
     )
     return app

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import re
 import sys
@@ -214,19 +213,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK if args.command == "serve" else EXIT_INTERRUPTED
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # aiosqlite logs every statement with its parameters (job bodies) at DEBUG.
-    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    from .logs import configure
+
+    configure(level, fmt)
 
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(vars(args))
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     try:
         import uvloop
     except ImportError:  # optional: a faster event loop where it is installed

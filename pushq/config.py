@@ -81,6 +81,13 @@ def _public_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError("must be text (default) or json")
+    return value
+
+
 def _database_url(text: str) -> str:
     if not (text.startswith("sqlite:///") or text.startswith(("postgresql://", "postgres://"))):
         raise ValueError("must be sqlite:///path/to/file.db or postgresql://...")
@@ -232,13 +239,55 @@ OPTIONS: tuple[Option, ...] = (
         "HTTP client for deliveries: aiohttp (default, fastest) or httpx",
     ),
     Option(
+        "retention_succeeded",
+        "--retention-succeeded",
+        "PUSHQ_RETENTION_SUCCEEDED",
+        _positive_duration,
+        "how long succeeded and cancelled jobs are kept (default 7d)",
+    ),
+    Option(
+        "retention_dead",
+        "--retention-dead",
+        "PUSHQ_RETENTION_DEAD",
+        _positive_duration,
+        "how long dead jobs are kept (default 30d)",
+    ),
+    Option(
+        "max_result_size",
+        "--max-result-size",
+        "PUSHQ_MAX_RESULT_SIZE",
+        _size,
+        "largest result a worker may send to /complete (default 64KiB)",
+    ),
+    Option(
         "metrics_auth",
         "--metrics-auth",
         "PUSHQ_METRICS_AUTH",
         _bool,
         "require the API token on /metrics (default false)",
     ),
+    Option(
+        "health_max_backlog",
+        "--health-max-backlog",
+        "PUSHQ_HEALTH_MAX_BACKLOG",
+        _positive_int,
+        "/health answers 503 when a queue holds more ready jobs (default: no limit)",
+    ),
+    Option(
+        "health_max_age",
+        "--health-max-age",
+        "PUSHQ_HEALTH_MAX_AGE",
+        _positive_duration,
+        "/health answers 503 when a queue's oldest ready job waited longer (default: no limit)",
+    ),
     Option("log_level", "--log-level", "PUSHQ_LOG_LEVEL", str.upper, "INFO, DEBUG, WARNING"),
+    Option(
+        "log_format",
+        "--log-format",
+        "PUSHQ_LOG_FORMAT",
+        _log_format,
+        "text (default) or json: one JSON object per line",
+    ),
 )
 
 
@@ -268,8 +317,14 @@ class Settings:
     rescue_interval: float = 5.0
     poll_interval: float = 1.0
     sender: str = "aiohttp"
+    retention_succeeded: float = 7 * 86400.0
+    retention_dead: float = 30 * 86400.0
+    max_result_size: int = 64 * 1024
     metrics_auth: bool = False
+    health_max_backlog: int | None = None
+    health_max_age: float | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
 
     @property
     def job_defaults(self) -> JobDefaults:

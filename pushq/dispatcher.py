@@ -20,25 +20,27 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .backoff import next_run_at
 from .config import Settings
 from .delivery import (
     DeliveryFailed,
     DeliveryResponse,
-    Outcome,
     Sender,
     build_request,
     classify,
     response_excerpt,
     result_body,
 )
-from .metrics import Metrics, RecentActivity
+from .metrics import Metrics
 from .models import Attempt, Job
+from .settle import Settler
 from .signing import job_token_key
 from .store.base import Store
+from .waiters import JobWaiters
 
 log = logging.getLogger("pushq.dispatcher")
 RESCUE_BATCH = 500
+PRUNE_BATCH = 500
+PRUNE_INTERVAL = 60.0
 
 
 class Dispatcher:
@@ -51,6 +53,7 @@ class Dispatcher:
         sender: Sender,
         settings: Settings,
         metrics: Metrics,
+        waiters: JobWaiters | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -68,7 +71,15 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._next_due = math.inf
         self._stopping = False
-        self.activity = RecentActivity()
+        self.settler = Settler(
+            store=store,
+            settings=settings,
+            metrics=metrics,
+            notify=self.notify,
+            waiters=waiters or JobWaiters(),
+            rand=rand,
+        )
+        self.activity = self.settler.activity
         metrics.slots.set(self.slots)
 
     def notify(self, run_at: float | None = None) -> None:
@@ -167,6 +178,7 @@ class Dispatcher:
         now = self.clock()
         outcome = classify(response, now=now, retry_after_cap=self.settings.retry_after_cap)
         body = b"" if isinstance(response, DeliveryFailed) else response.body
+        result = result_body(body)
         attempt = Attempt(
             job_id=job.id,
             number=job.attempts,
@@ -178,7 +190,7 @@ class Dispatcher:
         )
         try:
             try:
-                verdict = await self._settle(job, outcome, attempt, body, now)
+                verdict = await self.settler.settle(job, outcome, attempt, result, now)
             except sqlite3.OperationalError:  # e.g. the disk is busy: try a few more times
                 async for retrying in AsyncRetrying(
                     retry=retry_if_exception_type(sqlite3.OperationalError),
@@ -187,7 +199,7 @@ class Dispatcher:
                     reraise=True,
                 ):
                     with retrying:
-                        verdict = await self._settle(job, outcome, attempt, body, now)
+                        verdict = await self.settler.settle(job, outcome, attempt, result, now)
         except sqlite3.Error:
             # The lease stays; the rescuer returns the job once it expires.
             log.exception("could not record attempt %d of job %s", attempt.number, job.id)
@@ -205,79 +217,54 @@ class Dispatcher:
             duration_ms,
             verdict,
             f" ({outcome.error})" if outcome.error else "",
+            extra={
+                "job_id": job.id,
+                "queue": job.queue,
+                "attempt": attempt.number,
+                "max_attempts": job.max_attempts,
+                "host": urlsplit(job.url).hostname,
+                "status": outcome.status,
+                "duration_ms": round(duration_ms, 1),
+                "verdict": verdict,
+                "error": outcome.error,
+            },
         )
 
-    async def _settle(
-        self, job: Job, outcome: Outcome, attempt: Attempt, body: bytes, now: float
-    ) -> str:
-        """Write the attempt's outcome; returns the state the job moved to."""
-        store, queue = self.store, job.queue
-        self.metrics.response_time.labels(queue=queue).observe(attempt.duration_ms / 1000)
-        if attempt.number == 1:
-            waited = max(0.0, attempt.started_at - max(job.created_at, job.run_at))
-            self.metrics.delivery_latency.labels(queue=queue).observe(waited)
-        if outcome.verdict == "succeeded":
-            self.activity.record(queue, now, delivered=True)
-        elif outcome.failure_class is not None:
-            self.activity.record(queue, now, delivered=False)
-        if outcome.failure_class is not None:
-            self.metrics.failed_attempts.labels(
-                queue=queue, **{"class": outcome.failure_class}
-            ).inc()
-        if outcome.verdict == "succeeded":
-            result = {"status": outcome.status, "body": result_body(body)}
-            if not await store.complete(
-                job_id=job.id, lease=job.lease or "", attempt=attempt, result=result, now=now
-            ):
-                return "stale"
-            self.metrics.delivered.labels(queue=queue).inc()
-            return "succeeded"
-        if outcome.verdict == "async":
-            deadline = now + job.timeout
-            if not await store.await_completion(
-                job_id=job.id, lease=job.lease or "", attempt=attempt.number, deadline=deadline
-            ):
-                return "stale"
-            return "active (awaiting completion)"
-        error = {"status": outcome.status, "message": outcome.error, "at": now}
-        if outcome.verdict == "retry" and job.attempts < job.max_attempts:
-            run_at = next_run_at(
-                now=now,
-                retry_number=job.attempts,
-                policy=job.backoff,
-                retry_after=outcome.retry_after,
-                rand=self.rand,
-            )
-            if not await store.schedule_retry(
-                job_id=job.id, lease=job.lease or "", attempt=attempt, run_at=run_at, error=error
-            ):
-                return "stale"
-            self.metrics.retried.labels(queue=queue).inc()
-            self.notify(run_at)
-            return f"retrying in {run_at - now:.1f}s"
-        if outcome.verdict == "retry":
-            error["message"] = f"attempts exhausted; last: {outcome.error}"
-        if not await store.kill(
-            job_id=job.id, lease=job.lease or "", attempt=attempt, error=error, now=now
-        ):
-            return "stale"
-        self.metrics.dead.labels(queue=queue).inc()
-        return "dead"
-
     async def _rescue_periodically(self) -> None:
-        """Return expired leases to the queue; forget expired idempotency keys."""
+        """Return expired leases to the queue, forget expired idempotency keys, and
+        prune finished jobs past their retention, a small batch at a time."""
+        next_prune = 0.0
         while True:
             try:
                 rescued = await self.store.rescue_expired(now=self.clock(), limit=RESCUE_BATCH)
                 await self.store.prune_idempotency_keys(now=self.clock(), limit=RESCUE_BATCH)
+                if self.clock() >= next_prune:
+                    await self.prune()
+                    next_prune = self.clock() + PRUNE_INTERVAL
             except sqlite3.Error:
-                log.exception("rescuing expired leases failed")
+                log.exception("maintenance (rescue, pruning) failed")
                 rescued = []
             for job in rescued:
                 log.warning("rescued job=%s attempt=%d -> %s", job.id, job.attempts, job.state)
                 if job.state == "dead":
                     self.metrics.dead.labels(queue=job.queue).inc()
+                    await self.settler.rescued_dead(job, self.clock())
             if rescued:
                 self.notify()
             if len(rescued) < RESCUE_BATCH:
                 await asyncio.sleep(self.settings.rescue_interval)
+
+    async def prune(self) -> int:
+        """Delete finished jobs past retention in batches, yielding between them."""
+        pruned = 0
+        while True:
+            now = self.clock()
+            count = await self.store.prune_finished(
+                succeeded_before=now - self.settings.retention_succeeded,
+                dead_before=now - self.settings.retention_dead,
+                limit=PRUNE_BATCH,
+            )
+            pruned += count
+            if count < PRUNE_BATCH:
+                return pruned
+            await asyncio.sleep(0.05)  # let deliveries' writes in between batches

@@ -12,7 +12,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .models import PUBLIC_STATES
+from .models import PUBLIC_STATES, QueueSettings
 
 # The *_created series double every counter and no alert rule reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -60,8 +60,24 @@ class Metrics:
             "pushq_delivery_latency_seconds",
             "From enqueue (or run_at) to the start of a job's first attempt.",
             ["queue"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-                     60, 300),
+            buckets=(
+                0.001,
+                0.0025,
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1,
+                2.5,
+                5,
+                10,
+                30,
+                60,
+                300,
+            ),
             registry=self.registry,
         )
         self.response_time = Histogram(
@@ -69,6 +85,18 @@ class Metrics:
             "Duration of delivery attempts, from sending to the response (or the failure).",
             ["queue"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+        self.oldest_pending_age = Gauge(
+            "pushq_oldest_pending_age_seconds",
+            "How long the queue's oldest ready job has waited (0 when none waits).",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.paused = Gauge(
+            "pushq_queue_paused",
+            "1 while the queue is paused, else 0.",
+            ["queue"],
             registry=self.registry,
         )
         self.slots_in_use = Gauge(
@@ -84,6 +112,18 @@ class Metrics:
         for queue in {queue for queue, _ in counts}:
             for state in PUBLIC_STATES:
                 self.jobs.labels(queue=queue, state=state).set(counts.get((queue, state), 0))
+
+    def set_queues(self, queues: list[QueueSettings], oldest: dict[str, float], now: float) -> None:
+        """Replace the per-queue gauges: paused, and the age of the oldest ready job
+        (`oldest` maps a queue to that job's run_at)."""
+        self.oldest_pending_age.clear()
+        self.paused.clear()
+        for queue in queues:
+            self.paused.labels(queue=queue.name).set(1 if queue.paused else 0)
+        for name in {queue.name for queue in queues} | oldest.keys():
+            since = oldest.get(name)
+            age = 0.0 if since is None else max(0.0, now - since)
+            self.oldest_pending_age.labels(queue=name).set(age)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

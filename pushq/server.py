@@ -18,6 +18,7 @@ from .dispatcher import Dispatcher
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .store.sqlite import SQLiteStore
+from .waiters import JobWaiters
 
 log = logging.getLogger("pushq")
 
@@ -37,7 +38,10 @@ async def serve(settings: Settings) -> None:
     metrics = Metrics()
     sender_class = AiohttpSender if settings.sender == "aiohttp" else HttpxSender
     sender = sender_class(max_connections=settings.delivery_concurrency)
-    dispatcher = Dispatcher(store=store, sender=sender, settings=settings, metrics=metrics)
+    waiters = JobWaiters()
+    dispatcher = Dispatcher(
+        store=store, sender=sender, settings=settings, metrics=metrics, waiters=waiters
+    )
     scheduler = Scheduler(store=store, settings=settings, notify=dispatcher.notify)
     stop = asyncio.Event()  # set by SIGTERM/SIGINT; /ready answers 503 from then on
     app = create_app(
@@ -49,6 +53,8 @@ async def serve(settings: Settings) -> None:
         shutting_down=stop.is_set,
         queue_activity=lambda queue: dispatcher.activity.last_minute(queue, time.time()),
         scheduler_wake=scheduler.wake,
+        settler=dispatcher.settler,
+        waiters=waiters,
     )
     server = _Server(
         uvicorn.Config(

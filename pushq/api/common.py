@@ -6,7 +6,6 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -17,17 +16,12 @@ from starlette.responses import JSONResponse
 from ..config import Settings
 from ..errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from ..metrics import Metrics
-from ..models import Attempt, Job
+from ..settle import Settler
 from ..store.base import Store
 from ..ui.session import COOKIE_NAME, CSRF_HEADER, Sessions
+from ..waiters import JobWaiters
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def rfc3339(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any:
@@ -107,55 +101,6 @@ def require_token(request: Request, expected: str) -> None:
         raise Unauthorized("the API token is not valid")
 
 
-def public_state(job: Job, now: float) -> str:
-    """The state as the API shows it: 'blocked' reads as pending (or scheduled)."""
-    if job.state in ("scheduled", "blocked", "pending"):
-        return "scheduled" if job.run_at > now else "pending"
-    return job.state
-
-
-def job_json(job: Job, now: float) -> dict[str, Any]:
-    """A job as the API shows it (JobOut in schemas.py)."""
-    last_error = None
-    if job.last_error is not None:
-        last_error = dict(job.last_error, at=rfc3339(job.last_error.get("at")))
-    return {
-        "id": job.id,
-        "queue": job.queue,
-        "url": job.url,
-        "method": job.method,
-        "headers": job.headers,
-        "body": None if job.body is None else orjson.loads(job.body),
-        "state": public_state(job, now),
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "priority": job.priority,
-        "timeout": job.timeout,
-        "backoff": {"base": job.backoff.base, "max": job.backoff.max, "jitter": job.backoff.jitter},
-        "created_at": rfc3339(job.created_at),
-        "run_at": rfc3339(job.run_at),
-        "finished_at": rfc3339(job.finished_at),
-        "failed_at": rfc3339(job.failed_at),
-        "last_error": last_error,
-        "result": job.result,
-        "progress": job.progress,
-        "idempotency_key": job.idempotency_key,
-        "unique_key": job.unique_key,
-        "ordering_key": job.ordering_key,
-    }
-
-
-def attempt_json(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "number": attempt.number,
-        "started_at": rfc3339(attempt.started_at),
-        "duration_ms": attempt.duration_ms,
-        "status": attempt.status,
-        "error": attempt.error,
-        "response_body": attempt.response_body,
-    }
-
-
 class FastJSONResponse(JSONResponse):
     """JSONResponse rendered by orjson (several times faster than json.dumps)."""
 
@@ -186,6 +131,8 @@ class Context:
     # (delivered, failed attempts) of a queue in the last minute, as this node saw them
     queue_activity: Callable[[str], tuple[int, int]] = field(default=lambda queue: (0, 0))
     scheduler_wake: Callable[[], None] = field(default=lambda: None)
+    settler: Settler | None = None  # finishes async jobs; None refuses /complete and /fail
+    waiters: JobWaiters = field(default_factory=JobWaiters)
 
 
 def context(request: Request) -> Context:

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import BadRequest, NotFound
-from .common import attempt_json, context, job_json, ok, read_json, validate
+from ..render import attempt_json, job_json
+from .common import context, ok, read_json, validate
 from .jobs import query_cursor, query_limit, query_queue
 from .schemas import RedriveRequest
 

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import re
+import time
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..config import Settings
+from ..durations import parse_duration
 from ..errors import BadRequest, NotFound, PayloadTooLarge
-from ..models import NewJob, PartialBackoff
+from ..models import TERMINAL_STATES, NewJob, PartialBackoff
+from ..render import attempt_json, job_json
 from ..store.sqlite import decode_cursor
-from .common import (
-    attempt_json,
-    context,
-    job_json,
-    ok,
-    read_json,
-    validate,
-)
+from .common import context, ok, read_json, validate
 from .schemas import NAME_PATTERN, BatchRequest, IdempotencyKey, JobRequest
 
 # Room for a job's other fields around a body of the maximum size.
@@ -61,6 +57,8 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
         idempotency_key=request.idempotency_key,
         unique_key=request.unique_key,
         ordering_key=request.ordering_key,
+        callback_url=request.callback_url,
+        failure_callback_url=request.failure_callback_url,
     )
 
 
@@ -125,12 +123,37 @@ async def enqueue_batch(request: Request) -> JSONResponse:
     return ok({"jobs": out}, 201)
 
 
+MAX_WAIT = 60.0
+WAIT_RECHECK = 1.0  # re-read while waiting: another node may finish the job
+
+
+def query_wait(request: Request) -> float:
+    text = request.query_params.get("wait")
+    if text is None:
+        return 0.0
+    try:
+        seconds = parse_duration(float(text) if text.replace(".", "", 1).isdigit() else text)
+    except ValueError:
+        raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT:g}") from None
+    if seconds > MAX_WAIT:
+        raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT:g}")
+    return seconds
+
+
 async def get_job(request: Request) -> JSONResponse:
+    """The job; with ?wait=N, held up to N seconds until it finishes (long poll)."""
     ctx = context(request)
-    job = await ctx.store.get(job_id=request.path_params["id"])
-    if job is None:
-        raise NotFound(f"no job {request.path_params['id']}")
-    return ok(job_json(job, ctx.clock()))
+    job_id = request.path_params["id"]
+    wait = query_wait(request)
+    deadline = time.monotonic() + wait
+    while True:
+        job = await ctx.store.get(job_id=job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        left = deadline - time.monotonic()
+        if job.state in TERMINAL_STATES or left <= 0:
+            return ok(job_json(job, ctx.clock()))
+        await ctx.waiters.wait(job_id, min(left, WAIT_RECHECK))
 
 
 def query_limit(request: Request) -> int:
@@ -194,4 +217,5 @@ async def cancel(request: Request) -> JSONResponse:
     ctx = context(request)
     now = ctx.clock()
     job = await ctx.store.cancel(job_id=request.path_params["id"], now=now)
+    ctx.waiters.wake(job.id)
     return ok(job_json(job, now))

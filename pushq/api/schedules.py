@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse, Response
 from ..cron import check_cron, next_fire, zone
 from ..errors import BadRequest, NotFound
 from ..models import Schedule
-from .common import context, ok, read_json, rfc3339, validate
+from ..render import rfc3339
+from .common import context, ok, read_json, validate
 from .schemas import NAME_PATTERN, JobRequest, ScheduleRequest
 
 

@@ -155,6 +155,8 @@ class JobRequest(Strict):
     ordering_key: Key | None = Field(
         None, description="jobs sharing it are delivered one at a time, in enqueue order"
     )
+    callback_url: Url | None = Field(None, description="receives the job once it succeeded")
+    failure_callback_url: Url | None = Field(None, description="receives the job once it is dead")
 
     @model_validator(mode="after")
     def _one_start_time(self) -> JobRequest:
@@ -244,6 +246,25 @@ class ScheduleList(BaseModel):
     schedules: list[ScheduleOut]
 
 
+class ProgressRequest(Strict):
+    """A worker's progress report; every field optional. Also a heartbeat."""
+
+    percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    current: Annotated[float, Field(ge=0)] | None = None
+    total: Annotated[float, Field(ge=0)] | None = None
+    message: Annotated[str, Field(max_length=2000)] | None = None
+    meta: Any = None
+
+
+class CompleteRequest(Strict):
+    result: Any = Field(None, description="any JSON value, kept as the job's result body")
+
+
+class FailRequest(Strict):
+    error: Annotated[str, Field(min_length=1, max_length=4000)]
+    retry: bool = Field(True, description="false sends the job straight to the DLQ")
+
+
 class IdempotencyKey(Strict):
     key: Key
 
@@ -310,6 +331,8 @@ class JobOut(BaseModel):
     idempotency_key: str | None
     unique_key: str | None
     ordering_key: str | None
+    callback_url: str | None
+    failure_callback_url: str | None
     deduplicated: bool | None = None
 
 

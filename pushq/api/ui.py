@@ -17,9 +17,10 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import BadRequest, Forbidden, PayloadTooLarge
 from ..models import PUBLIC_STATES
+from ..render import rfc3339
 from ..ui import PAGES_DIR, STATIC_DIR
 from ..ui.session import COOKIE_NAME
-from .common import context, ok, require_token, rfc3339
+from .common import context, ok, require_token
 
 log = logging.getLogger("pushq.ui")
 LOGIN_BODY_LIMIT = 4096

@@ -75,8 +75,17 @@ class Store(Protocol):
         """
 
     async def complete(
-        self, *, job_id: str, lease: str, attempt: Attempt, result: dict[str, Any], now: float
-    ) -> bool: ...
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: Attempt,
+        result: dict[str, Any],
+        now: float,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
+    ) -> bool:
+        """Succeed the job and record the attempt; enqueue `callback` in the same transaction."""
 
     async def schedule_retry(
         self,
@@ -89,8 +98,27 @@ class Store(Protocol):
     ) -> bool: ...
 
     async def kill(
-        self, *, job_id: str, lease: str, attempt: Attempt, error: dict[str, Any], now: float
-    ) -> bool: ...
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: Attempt,
+        error: dict[str, Any],
+        now: float,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
+    ) -> bool:
+        """Move the job to the DLQ and record the attempt; enqueue `callback` with it."""
+
+    async def report_progress(
+        self, *, job_id: str, lease: str, attempt: int, progress: Any, deadline: float
+    ) -> bool:
+        """Store the worker's progress and hold the lease at least until `deadline`."""
+
+    async def prune_finished(
+        self, *, succeeded_before: float, dead_before: float, limit: int
+    ) -> int:
+        """Delete up to `limit` (each) finished jobs past retention, with their attempts."""
 
     async def await_completion(
         self, *, job_id: str, lease: str, attempt: int, deadline: float

@@ -234,7 +234,13 @@ class SQLiteStore:
         return await self._writer.write(write)
 
     async def _settle(
-        self, query: str, params: dict[str, Any], attempt: Attempt, lease: str
+        self,
+        query: str,
+        params: dict[str, Any],
+        attempt: Attempt,
+        lease: str,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
     ) -> bool:
         params |= {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
 
@@ -245,15 +251,26 @@ class SQLiteStore:
             conn.execute(Q["insert_attempt"], _attempt_params(attempt))
             if query != "schedule_retry":
                 _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
+            if callback is not None:
+                assert defaults is not None, "a callback needs the job defaults"
+                _enqueue_one(conn, callback, params["now"], CALLBACK_KEY_TTL, defaults, {})
             return True
 
         return await self._writer.write(write)
 
     async def complete(
-        self, *, job_id: str, lease: str, attempt: Attempt, result: dict[str, Any], now: float
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: Attempt,
+        result: dict[str, Any],
+        now: float,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
     ) -> bool:
         params = {"result": _dumps(result), "now": now}
-        return await self._settle("complete", params, attempt, lease)
+        return await self._settle("complete", params, attempt, lease, callback, defaults)
 
     async def schedule_retry(
         self,
@@ -268,9 +285,46 @@ class SQLiteStore:
         return await self._settle("schedule_retry", params, attempt, lease)
 
     async def kill(
-        self, *, job_id: str, lease: str, attempt: Attempt, error: dict[str, Any], now: float
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: Attempt,
+        error: dict[str, Any],
+        now: float,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
     ) -> bool:
-        return await self._settle("kill", {"error": _dumps(error), "now": now}, attempt, lease)
+        params = {"error": _dumps(error), "now": now}
+        return await self._settle("kill", params, attempt, lease, callback, defaults)
+
+    async def report_progress(
+        self, *, job_id: str, lease: str, attempt: int, progress: Any, deadline: float
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "lease": lease,
+            "attempt": attempt,
+            "progress": _dumps(progress),
+            "deadline": deadline,
+        }
+        return await self._writer.write(
+            lambda conn: conn.execute(Q["report_progress"], params).rowcount == 1
+        )
+
+    async def prune_finished(
+        self, *, succeeded_before: float, dead_before: float, limit: int
+    ) -> int:
+        params = {"succeeded_before": succeeded_before, "dead_before": dead_before, "limit": limit}
+
+        def write(conn: sqlite3.Connection) -> int:
+            ids = [row[0] for row in conn.execute(Q["expired_jobs"], params)]
+            for job_id in ids:
+                conn.execute(Q["delete_attempts"], {"job_id": job_id})
+                conn.execute(Q["delete_job"], {"id": job_id})
+            return len(ids)
+
+        return await self._writer.write(write)
 
     async def await_completion(
         self, *, job_id: str, lease: str, attempt: int, deadline: float
@@ -515,6 +569,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         )
 
 
+CALLBACK_KEY_TTL = 86400.0  # a callback's idempotency key guards against a second one
 QUEUE_FULL_RETRY_AFTER = 5.0  # seconds; a full queue drains at the workers' pace
 
 

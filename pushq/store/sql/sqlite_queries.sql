@@ -76,8 +76,7 @@ RETURNING *;
 
 -- name: complete
 UPDATE jobs
-SET state = 'succeeded', finished_at = :now, result = :result,
-    lease = NULL, lease_expires_at = NULL
+SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
 RETURNING queue, ordering_key;
 
@@ -91,7 +90,7 @@ RETURNING queue, ordering_key;
 -- name: kill
 UPDATE jobs
 SET state = 'dead', finished_at = :now, failed_at = :now, last_error = :error,
-    lease = NULL, lease_expires_at = NULL
+    lease_expires_at = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
 RETURNING queue, ordering_key;
 
@@ -240,3 +239,25 @@ WHERE name = :name AND next_run_at = :expected;
 
 -- name: next_schedule_at
 SELECT min(next_run_at) FROM schedules;
+
+-- name: report_progress
+UPDATE jobs
+SET progress = :progress, lease_expires_at = max(lease_expires_at, :deadline)
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
+
+-- name: expired_jobs
+-- Finished jobs past their retention, oldest first, a batch at a time.
+SELECT id FROM (
+    SELECT id FROM jobs INDEXED BY jobs_by_state
+    WHERE state IN ('succeeded', 'cancelled') AND finished_at < :succeeded_before
+    ORDER BY state, id LIMIT :limit
+)
+UNION ALL
+SELECT id FROM (
+    SELECT id FROM jobs INDEXED BY jobs_dead
+    WHERE state = 'dead' AND failed_at < :dead_before
+    ORDER BY failed_at, id LIMIT :limit
+);
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = :id;
