@@ -476,6 +476,45 @@ def populate(db_path: Path, rows: int, target: str) -> None:
     conn.close()
 
 
+async def senders(procs: Procs, count: int, concurrency: int) -> dict[str, Any]:
+    """The outbound path alone: signed-size POSTs to the local worker, per HTTP client."""
+    from .delivery import AiohttpSender, DeliveryRequest, HttpxSender
+
+    body = b'{"n":1}'
+    headers = [("content-type", "application/json"), ("webhook-id", "x" * 26)]
+    request = DeliveryRequest("POST", procs.worker_url + "/job", headers, body, 30.0)
+    figures: dict[str, Any] = {"requests": count, "in_flight": concurrency}
+
+    async def drive(send: Callable[[], Awaitable[Any]]) -> float:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one() -> None:
+            async with semaphore:
+                await send()
+
+        await asyncio.gather(*(one() for _ in range(min(500, count))))  # warm up
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(count)))
+        return count / (time.perf_counter() - start)
+
+    for name, sender in (("aiohttp", AiohttpSender()), ("httpx", HttpxSender())):
+        try:
+            figures[f"{name}_per_s"] = await drive(lambda s=sender: s.send(request))
+        finally:
+            await sender.aclose()
+    try:
+        import httpx
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:
+        figures["httpx_aiohttp_per_s"] = "not installed (pip install httpx-aiohttp)"
+    else:
+        async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+            figures["httpx_aiohttp_per_s"] = await drive(
+                lambda: client.post(request.url, content=body, headers=dict(headers))
+            )
+    return figures
+
+
 async def restart_backlog(procs: Procs, backlog: int) -> dict[str, Any]:
     """A million jobs waiting: RSS while they wait, then time from restart to first delivery."""
     import aiohttp
@@ -554,6 +593,12 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
             results.append(report("batch enqueue", await batch(procs, 200_000, 1000, 3600)))
         finally:
             procs.close()
+    if "senders" in scenarios:
+        procs = fresh("senders")
+        try:
+            results.append(report("outbound HTTP clients", await senders(procs, 10_000, 64)))
+        finally:
+            procs.close()
     if "history" in scenarios:
         procs = fresh("history")
         try:
@@ -579,7 +624,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-SCENARIOS = ("throughput", "latency", "enqueue", "batch", "history", "backlog")
+SCENARIOS = ("throughput", "latency", "enqueue", "batch", "senders", "history", "backlog")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
