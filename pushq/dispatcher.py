@@ -100,6 +100,9 @@ class Dispatcher:
                 if claimed and claimed == free:
                     continue  # slots filled; more may be due
                 await self._wait()
+                # Settles finish in batches (group commit): let the rest of a batch
+                # free its slots too, so that one claim round fills them all.
+                await asyncio.sleep(0)
         finally:
             rescuer.cancel()
 

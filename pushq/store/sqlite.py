@@ -649,8 +649,14 @@ def _claim(
     if not ready or limit <= 0:
         return Claim([], wake_at)
     unpaused = {row["name"]: row for row in _fetch(conn, Q["unpaused_queues"])}
-    active = {row["queue"]: row["n"] for row in _fetch(conn, Q["count_active"])}
     share_cap = slots if len(unpaused) <= 1 else max(1, slots * 3 // 4)
+    # Counting active jobs is needed only for a concurrency limit or the shared cap.
+    needs_active = share_cap < slots or any(
+        unpaused[name]["concurrency"] is not None for name in ready if name in unpaused
+    )
+    active: dict[str, int] = {}
+    if needs_active:
+        active = {row["queue"]: row["n"] for row in _fetch(conn, Q["count_active"])}
 
     candidates: list[tuple[sqlite3.Row, int, float | None]] = []
     for name in ready:
