@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -497,9 +498,14 @@ async def senders(procs: Procs, count: int, concurrency: int) -> dict[str, Any]:
         await asyncio.gather(*(one() for _ in range(count)))
         return count / (time.perf_counter() - start)
 
-    for name, sender in (("aiohttp", AiohttpSender()), ("httpx", HttpxSender())):
+    sender_classes: tuple[tuple[str, type[AiohttpSender] | type[HttpxSender]], ...] = (
+        ("aiohttp", AiohttpSender),
+        ("httpx", HttpxSender),
+    )
+    for name, sender_class in sender_classes:
+        sender = sender_class()
         try:
-            figures[f"{name}_per_s"] = await drive(lambda s=sender: s.send(request))
+            figures[f"{name}_per_s"] = await drive(partial(sender.send, request))
         finally:
             await sender.aclose()
     try:
@@ -513,6 +519,47 @@ async def senders(procs: Procs, count: int, concurrency: int) -> dict[str, Any]:
                 lambda: client.post(request.url, content=body, headers=dict(headers))
             )
     return figures
+
+
+PEERS = (
+    ("celery_redis.py", 20_000),
+    ("dramatiq_redis.py", 20_000),
+    ("procrastinate_pg.py", 5_000),
+    ("rq_redis.py", 2_000),
+)
+
+
+def run_peers(pushq_figures: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The pull-queue peers on the same machine, same no-op work (bench/peers/), with
+    pushq's figures from this same run as ratios. Needs a checkout of the repository
+    and the peers' virtualenv (bench/peers/run_all.sh makes it)."""
+    folder = Path("bench/peers")
+    python = Path(".venv-peers/bin/python")
+    if not folder.is_dir() or not python.exists():
+        print("\n== peers: skipped (run from a checkout after `bash bench/peers/run_all.sh`)")
+        return []
+    results = []
+    for script, jobs in PEERS:
+        done = subprocess.run(
+            [str(python), str(folder / script), "--jobs", str(jobs)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            print(f"\n== peer {script}: failed\n{done.stderr[-2000:]}")
+            continue
+        figures: dict[str, Any] = json.loads(lines[-1])
+        if pushq_figures is not None:
+            figures["pushq_enqueue_ratio"] = pushq_figures["enqueue_per_s"] / max(
+                figures["enqueue_per_s"], 1e-9
+            )
+            figures["pushq_end_to_end_ratio"] = pushq_figures["end_to_end_per_s"] / max(
+                figures["end_to_end_per_s"], 1e-9
+            )
+        results.append(report(f"peer {figures.get('peer', script)}", figures))
+    return results
 
 
 async def restart_backlog(procs: Procs, backlog: int) -> dict[str, Any]:
@@ -562,12 +609,14 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         return procs
 
     scenarios = set(args.scenarios)
+    pushq_throughput: dict[str, Any] | None = None
     if "throughput" in scenarios:
         procs = fresh("throughput")
         try:
             await throughput(procs, min(2000, args.jobs), args.concurrency)  # warm-up
             profile = Path(args.profile) if args.profile else None
             figures = await throughput(procs, args.jobs, args.concurrency, profile)
+            pushq_throughput = figures
             results.append(report("throughput (empty table)", figures))
             if profile is not None:
                 summarize_profile(profile)
@@ -619,12 +668,23 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
             )
         finally:
             procs.close()
+    if "peers" in scenarios:
+        results += run_peers(pushq_throughput)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     return results
 
 
-SCENARIOS = ("throughput", "latency", "enqueue", "batch", "senders", "history", "backlog")
+SCENARIOS = (
+    "throughput",
+    "latency",
+    "enqueue",
+    "batch",
+    "senders",
+    "history",
+    "backlog",
+    "peers",
+)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

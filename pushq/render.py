@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ import orjson
 from .models import Attempt, Job
 
 
+@lru_cache(maxsize=4096)  # a batch's jobs share their timestamps
 def rfc3339(ts: float | None) -> str | None:
     if ts is None:
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -10,6 +12,8 @@ from ..render import attempt_json, job_json
 from .common import context, ok, read_json, validate
 from .jobs import query_cursor, query_limit, query_queue
 from .schemas import RedriveRequest
+
+log = logging.getLogger("pushq.api")
 
 
 async def list_dead(request: Request) -> JSONResponse:
@@ -40,6 +44,11 @@ async def redrive(request: Request) -> JSONResponse:
     now = ctx.clock()
     job = await ctx.store.redrive(job_id=request.path_params["id"], now=now)
     ctx.dispatcher.notify()
+    log.info(
+        "job %s redriven from the DLQ",
+        job.id,
+        extra={"job_id": job.id, "queue": job.queue, "verdict": "redriven"},
+    )
     return ok(job_json(job, now))
 
 
@@ -48,6 +57,7 @@ async def redrive_many(request: Request) -> JSONResponse:
     data = await read_json(request, limit=64 * 1024, allow_empty=True)
     query = validate(RedriveRequest, data)
     count = await ctx.store.redrive_many(queue=query.queue, now=ctx.clock())
+    log.info("%d dead jobs redriven (queue %s)", count, query.queue or "any")
     if count:
         ctx.dispatcher.notify()
     return ok({"retried": count})

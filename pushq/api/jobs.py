@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -17,6 +18,8 @@ from ..render import attempt_json, job_json
 from ..store.sqlite import decode_cursor
 from .common import context, ok, read_json, validate
 from .schemas import NAME_PATTERN, BatchRequest, IdempotencyKey, JobRequest
+
+log = logging.getLogger("pushq.api")
 
 # Room for a job's other fields around a body of the maximum size.
 REQUEST_OVERHEAD = 64 * 1024
@@ -218,4 +221,9 @@ async def cancel(request: Request) -> JSONResponse:
     now = ctx.clock()
     job = await ctx.store.cancel(job_id=request.path_params["id"], now=now)
     ctx.waiters.wake(job.id)
+    log.info(
+        "job %s cancelled",
+        job.id,
+        extra={"job_id": job.id, "queue": job.queue, "verdict": "cancelled"},
+    )
     return ok(job_json(job, now))

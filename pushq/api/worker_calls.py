@@ -4,6 +4,7 @@ too), complete and fail. They take the job's token (or the API token)."""
 from __future__ import annotations
 
 import hmac
+import logging
 
 import orjson
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from .common import Context, bearer_token, context, ok, read_json, validate
 from .schemas import CompleteRequest, FailRequest, ProgressRequest
 
 REPORT_LIMIT = 64 * 1024
+log = logging.getLogger("pushq.api")
 
 
 async def _authorized_job(request: Request) -> tuple[Context, Job]:
@@ -106,8 +108,16 @@ async def _finish(ctx: Context, job: Job, outcome: Outcome, result: object) -> J
     assert ctx.settler is not None, "create_app was given no settler"
     now = ctx.clock()
     attempt = _async_attempt(job, now, outcome.error)
-    if await ctx.settler.settle(job, outcome, attempt, result, now) == "stale":
+    verdict = await ctx.settler.settle(job, outcome, attempt, result, now)
+    if verdict == "stale":
         raise Conflict(f"job {job.id} moved on before it could be finished", code="job_not_active")
+    log.info(
+        "job %s finished by its worker: attempt %d -> %s",
+        job.id,
+        attempt.number,
+        verdict,
+        extra={"job_id": job.id, "queue": job.queue, "attempt": attempt.number, "verdict": verdict},
+    )
     updated = await ctx.store.get(job_id=job.id)
     assert updated is not None
     return ok(job_json(updated, now))

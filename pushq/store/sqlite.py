@@ -157,8 +157,7 @@ class SQLiteStore:
         self, *, jobs: Sequence[NewJob], now: float, idempotency_ttl: float, defaults: JobDefaults
     ) -> list[EnqueueResult]:
         def write(conn: sqlite3.Connection) -> list[EnqueueResult]:
-            queues: dict[str, sqlite3.Row] = {}
-            return [_enqueue_one(conn, new, now, idempotency_ttl, defaults, queues) for new in jobs]
+            return _enqueue_all(conn, jobs, now, idempotency_ttl, defaults)
 
         return await self._writer.write(write)
 
@@ -253,7 +252,7 @@ class SQLiteStore:
                 _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
             if callback is not None:
                 assert defaults is not None, "a callback needs the job defaults"
-                _enqueue_one(conn, callback, params["now"], CALLBACK_KEY_TTL, defaults, {})
+                _enqueue_all(conn, [callback], params["now"], CALLBACK_KEY_TTL, defaults)
             return True
 
         return await self._writer.write(write)
@@ -538,7 +537,7 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> EnqueueResult | None:
             if conn.execute(Q["advance_schedule"], params).rowcount != 1:
                 return None
-            return _enqueue_one(conn, job, now, idempotency_ttl, defaults, {})
+            return _enqueue_all(conn, [job], now, idempotency_ttl, defaults)[0]
 
         return await self._writer.write(write)
 
@@ -724,112 +723,160 @@ def _claim(
     return Claim(claimed, wake_at)
 
 
-def _queue_row(
-    conn: sqlite3.Connection, name: str, now: float, cache: dict[str, sqlite3.Row]
-) -> sqlite3.Row:
-    row = cache.get(name)
-    if row is None:
-        rows = _fetch(conn, Q["get_queue"], {"name": name})
-        if not rows:
-            conn.execute(Q["ensure_queue"], {"name": name, "now": now})
-            rows = _fetch(conn, Q["get_queue"], {"name": name})
-        row = cache[name] = rows[0]
-    return row
+class _Enqueue:
+    """The enqueues of one transaction: checks per job, then one INSERT for all rows
+    (executemany) and one counter update per queue, which is what makes a batch fast.
+
+    Keys are checked against the database and against the jobs earlier in the
+    same transaction, which are not inserted yet."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, now: float, ttl: float, defaults: JobDefaults
+    ) -> None:
+        self.conn, self.now, self.ttl, self.defaults = conn, now, ttl, defaults
+        self.queues: dict[str, sqlite3.Row] = {}
+        self.added: dict[str, int] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.keys: list[dict[str, Any]] = []
+        self.by_idempotency: dict[str, Job] = {}
+        self.by_unique: dict[tuple[str, str], Job] = {}
+        self.ordering_taken: set[tuple[str, str]] = set()
+        self.total: int | None = None
+
+    def add(self, new: NewJob) -> EnqueueResult:
+        conn, now = self.conn, self.now
+        if new.idempotency_key is not None:
+            earlier = self.by_idempotency.get(new.idempotency_key)
+            if earlier is not None:
+                return EnqueueResult(earlier, created=False)
+            rows = _fetch(conn, Q["find_idempotency_key"], {"key": new.idempotency_key, "now": now})
+            existing = rows and _fetch(conn, Q["get_job"], {"id": rows[0][0]})
+            if existing:
+                return EnqueueResult(row_to_job(existing[0]), created=False)
+        if new.unique_key is not None:
+            earlier = self.by_unique.get((new.queue, new.unique_key))
+            if earlier is not None:
+                return EnqueueResult(earlier, created=False)
+            params = {"queue": new.queue, "unique_key": new.unique_key}
+            rows = _fetch(conn, Q["find_unique_job"], params)
+            if rows:
+                return EnqueueResult(row_to_job(rows[0]), created=False)
+        queue = row_to_queue(self._queue_row(new.queue))
+        self._check_room(queue)
+        run_at = max(new.run_at, now)
+        state = "scheduled" if run_at > now else "pending"
+        if new.ordering_key is not None:
+            ordering = (new.queue, new.ordering_key)
+            busy = ordering in self.ordering_taken or _fetch(
+                conn, Q["ordering_key_busy"], {"queue": new.queue, "key": new.ordering_key}
+            )
+            if busy:
+                state = "blocked"
+            self.ordering_taken.add(ordering)
+        job = Job(
+            id=new_job_id(now),
+            queue=new.queue,
+            url=new.url,
+            method=new.method,
+            headers=new.headers,
+            body=new.body,
+            state=state,  # type: ignore[arg-type]
+            priority=new.priority,
+            attempts=0,
+            max_attempts=new.max_attempts or queue.max_attempts or self.defaults.max_attempts,
+            backoff=resolve_backoff(new.backoff, queue.backoff, default=self.defaults.backoff),
+            timeout=new.timeout or queue.timeout or self.defaults.timeout,
+            created_at=now,
+            run_at=run_at,
+            idempotency_key=new.idempotency_key,
+            unique_key=new.unique_key,
+            ordering_key=new.ordering_key,
+            callback_url=new.callback_url,
+            failure_callback_url=new.failure_callback_url,
+        )
+        self.rows.append(
+            {
+                "id": job.id,
+                "queue": job.queue,
+                "url": job.url,
+                "method": job.method,
+                "headers": _dumps(job.headers or None),
+                "body": job.body,
+                "state": job.state,
+                "priority": job.priority,
+                "max_attempts": job.max_attempts,
+                "backoff_base": job.backoff.base,
+                "backoff_max": job.backoff.max,
+                "backoff_jitter": int(job.backoff.jitter),
+                "timeout": job.timeout,
+                "created_at": job.created_at,
+                "run_at": job.run_at,
+                "idempotency_key": job.idempotency_key,
+                "unique_key": job.unique_key,
+                "ordering_key": job.ordering_key,
+                "callback_url": job.callback_url,
+                "failure_callback_url": job.failure_callback_url,
+            }
+        )
+        self.added[job.queue] = self.added.get(job.queue, 0) + 1
+        if new.idempotency_key is not None:
+            self.by_idempotency[new.idempotency_key] = job
+            self.keys.append(
+                {"key": new.idempotency_key, "job_id": job.id, "expires_at": now + self.ttl}
+            )
+        if new.unique_key is not None:
+            self.by_unique[(new.queue, new.unique_key)] = job
+        return EnqueueResult(job, created=True)
+
+    def _queue_row(self, name: str) -> sqlite3.Row:
+        row = self.queues.get(name)
+        if row is None:
+            rows = _fetch(self.conn, Q["get_queue"], {"name": name})
+            if not rows:
+                self.conn.execute(Q["ensure_queue"], {"name": name, "now": self.now})
+                rows = _fetch(self.conn, Q["get_queue"], {"name": name})
+            row = self.queues[name] = rows[0]
+        return row
+
+    def _check_room(self, queue: QueueSettings) -> None:
+        """Backpressure: RateLimited (nothing stored) once the queue or pushq is full."""
+        unfinished = queue.unfinished + self.added.get(queue.name, 0)
+        if queue.max_size is not None and unfinished >= queue.max_size:
+            raise RateLimited(
+                f"queue {queue.name} holds {unfinished} unfinished jobs "
+                f"(max_size {queue.max_size})",
+                retry_after=QUEUE_FULL_RETRY_AFTER,
+                code="queue_full",
+            )
+        limit = self.defaults.max_unfinished
+        if limit is not None:
+            if self.total is None:
+                self.total = int(self.conn.execute(Q["total_unfinished"]).fetchone()[0])
+            total = self.total + sum(self.added.values())
+            if total >= limit:
+                raise RateLimited(
+                    f"pushq holds {total} unfinished jobs (the limit is {limit})",
+                    retry_after=QUEUE_FULL_RETRY_AFTER,
+                    code="server_full",
+                )
+
+    def flush(self) -> None:
+        if self.rows:
+            self.conn.executemany(Q["insert_job"], self.rows)
+        for name, delta in self.added.items():
+            self.conn.execute(Q["add_unfinished"], {"name": name, "delta": delta})
+        if self.keys:
+            self.conn.executemany(Q["put_idempotency_key"], self.keys)
 
 
-def _enqueue_one(
+def _enqueue_all(
     conn: sqlite3.Connection,
-    new: NewJob,
+    jobs: Sequence[NewJob],
     now: float,
     ttl: float,
     defaults: JobDefaults,
-    queues: dict[str, sqlite3.Row],
-) -> EnqueueResult:
-    if new.idempotency_key is not None:
-        rows = _fetch(conn, Q["find_idempotency_key"], {"key": new.idempotency_key, "now": now})
-        if rows:
-            existing = _fetch(conn, Q["get_job"], {"id": rows[0][0]})
-            if existing:
-                return EnqueueResult(row_to_job(existing[0]), created=False)
-    if new.unique_key is not None:
-        rows = _fetch(
-            conn, Q["find_unique_job"], {"queue": new.queue, "unique_key": new.unique_key}
-        )
-        if rows:
-            return EnqueueResult(row_to_job(rows[0]), created=False)
-    queue = row_to_queue(_queue_row(conn, new.queue, now, queues))
-    if queue.max_size is not None:
-        unfinished = conn.execute(Q["get_queue"], {"name": new.queue}).fetchone()["unfinished"]
-    if queue.max_size is not None and unfinished >= queue.max_size:
-        raise RateLimited(
-            f"queue {new.queue} holds {unfinished} unfinished jobs (max_size {queue.max_size})",
-            retry_after=QUEUE_FULL_RETRY_AFTER,
-            code="queue_full",
-        )
-    if defaults.max_unfinished is not None:
-        total = conn.execute(Q["total_unfinished"]).fetchone()[0]
-        if total >= defaults.max_unfinished:
-            raise RateLimited(
-                f"pushq holds {total} unfinished jobs (the limit is {defaults.max_unfinished})",
-                retry_after=QUEUE_FULL_RETRY_AFTER,
-                code="server_full",
-            )
-    run_at = max(new.run_at, now)
-    state = "scheduled" if run_at > now else "pending"
-    if new.ordering_key is not None and _fetch(
-        conn, Q["ordering_key_busy"], {"queue": new.queue, "key": new.ordering_key}
-    ):
-        state = "blocked"
-    job = Job(
-        id=new_job_id(now),
-        queue=new.queue,
-        url=new.url,
-        method=new.method,
-        headers=new.headers,
-        body=new.body,
-        state=state,  # type: ignore[arg-type]
-        priority=new.priority,
-        attempts=0,
-        max_attempts=new.max_attempts or queue.max_attempts or defaults.max_attempts,
-        backoff=resolve_backoff(new.backoff, queue.backoff, default=defaults.backoff),
-        timeout=new.timeout or queue.timeout or defaults.timeout,
-        created_at=now,
-        run_at=run_at,
-        idempotency_key=new.idempotency_key,
-        unique_key=new.unique_key,
-        ordering_key=new.ordering_key,
-        callback_url=new.callback_url,
-        failure_callback_url=new.failure_callback_url,
-    )
-    conn.execute(
-        Q["insert_job"],
-        {
-            "id": job.id,
-            "queue": job.queue,
-            "url": job.url,
-            "method": job.method,
-            "headers": _dumps(job.headers or None),
-            "body": job.body,
-            "state": job.state,
-            "priority": job.priority,
-            "max_attempts": job.max_attempts,
-            "backoff_base": job.backoff.base,
-            "backoff_max": job.backoff.max,
-            "backoff_jitter": int(job.backoff.jitter),
-            "timeout": job.timeout,
-            "created_at": job.created_at,
-            "run_at": job.run_at,
-            "idempotency_key": job.idempotency_key,
-            "unique_key": job.unique_key,
-            "ordering_key": job.ordering_key,
-            "callback_url": job.callback_url,
-            "failure_callback_url": job.failure_callback_url,
-        },
-    )
-    conn.execute(Q["add_unfinished"], {"name": job.queue, "delta": 1})
-    if new.idempotency_key is not None:
-        conn.execute(
-            Q["put_idempotency_key"],
-            {"key": new.idempotency_key, "job_id": job.id, "expires_at": now + ttl},
-        )
-    return EnqueueResult(job, created=True)
+) -> list[EnqueueResult]:
+    batch = _Enqueue(conn, now, ttl, defaults)
+    results = [batch.add(new) for new in jobs]
+    batch.flush()
+    return results
