@@ -563,25 +563,33 @@ def run_peers(pushq_figures: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 async def restart_backlog(procs: Procs, backlog: int) -> dict[str, Any]:
-    """A million jobs waiting: RSS while they wait, then time from restart to first delivery."""
+    """A million jobs waiting: RSS while they wait, then time from a restart to the
+    first delivery. The jobs wait in a paused queue (enqueued through the batch
+    route); with pushq stopped the queue is unpaused in the database, so that at the
+    restart a million jobs are due at once."""
     import aiohttp
 
     await reset_worker(procs)
     target = procs.worker_url + "/job"
-    due_in = 30.0 + backlog / 40_000  # all enqueued and pushq stopped before they are due
-    run_at = time.time() + due_in
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(run_at)) + "Z"
     headers = {"authorization": f"Bearer {BENCH_TOKEN}", "content-type": "application/json"}
     size = 1000
-    jobs = json.dumps({"jobs": [{"url": target, "run_at": stamp} for _ in range(size)]})
+    jobs = json.dumps({"jobs": [{"url": target, "queue": "backlog"} for _ in range(size)]})
+    assert procs.pushq is not None
+    rss_samples = []
     async with aiohttp.ClientSession(headers=headers) as session:
-        for _ in range(backlog // size):
+        async with session.post(procs.api + "/v1/queues/backlog/pause") as response:
+            await response.read()
+        for n in range(backlog // size):
             async with session.post(procs.api + "/v1/jobs/batch", data=jobs) as response:
                 await response.read()
-    assert procs.pushq is not None
+                if response.status != 201:
+                    raise RuntimeError(f"batch failed: {response.status}")
+            if n % (backlog // size // 4 or 1) == 0:
+                rss_samples.append(round(rss_mb(procs.pushq.pid), 1))
     rss_waiting = rss_mb(procs.pushq.pid)
     procs.stop_pushq()
-    await asyncio.sleep(max(0.0, run_at - time.time() + 1))
+    with sqlite3.connect(procs.data_dir / "pushq.db") as conn:
+        conn.execute("UPDATE queues SET paused = 0 WHERE name = 'backlog'")
     started = procs.start_pushq(wait=False)
     async with aiohttp.ClientSession() as session:
         while (await _worker_stats(session, procs))["received"] == 0:
@@ -589,6 +597,7 @@ async def restart_backlog(procs: Procs, backlog: int) -> dict[str, Any]:
         first = (await _worker_stats(session, procs))["first_at"]
     return {
         "backlog": backlog,
+        "rss_mb_while_filling": rss_samples,
         "rss_mb_with_backlog": rss_waiting,
         "restart_to_first_delivery_s": first - started,
     }

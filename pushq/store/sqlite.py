@@ -734,7 +734,8 @@ class _Enqueue:
         self, conn: sqlite3.Connection, now: float, ttl: float, defaults: JobDefaults
     ) -> None:
         self.conn, self.now, self.ttl, self.defaults = conn, now, ttl, defaults
-        self.queues: dict[str, sqlite3.Row] = {}
+        self.queues: dict[str, QueueSettings] = {}
+        self.queue_backoff: dict[str, BackoffPolicy] = {}
         self.added: dict[str, int] = {}
         self.rows: list[dict[str, Any]] = []
         self.keys: list[dict[str, Any]] = []
@@ -761,7 +762,7 @@ class _Enqueue:
             rows = _fetch(conn, Q["find_unique_job"], params)
             if rows:
                 return EnqueueResult(row_to_job(rows[0]), created=False)
-        queue = row_to_queue(self._queue_row(new.queue))
+        queue = self._queue(new.queue)
         self._check_room(queue)
         run_at = max(new.run_at, now)
         state = "scheduled" if run_at > now else "pending"
@@ -784,7 +785,7 @@ class _Enqueue:
             priority=new.priority,
             attempts=0,
             max_attempts=new.max_attempts or queue.max_attempts or self.defaults.max_attempts,
-            backoff=resolve_backoff(new.backoff, queue.backoff, default=self.defaults.backoff),
+            backoff=self._backoff(new.backoff, queue),
             timeout=new.timeout or queue.timeout or self.defaults.timeout,
             created_at=now,
             run_at=run_at,
@@ -828,15 +829,24 @@ class _Enqueue:
             self.by_unique[(new.queue, new.unique_key)] = job
         return EnqueueResult(job, created=True)
 
-    def _queue_row(self, name: str) -> sqlite3.Row:
-        row = self.queues.get(name)
-        if row is None:
+    def _queue(self, name: str) -> QueueSettings:
+        queue = self.queues.get(name)
+        if queue is None:
             rows = _fetch(self.conn, Q["get_queue"], {"name": name})
             if not rows:
                 self.conn.execute(Q["ensure_queue"], {"name": name, "now": self.now})
                 rows = _fetch(self.conn, Q["get_queue"], {"name": name})
-            row = self.queues[name] = rows[0]
-        return row
+            queue = self.queues[name] = row_to_queue(rows[0])
+        return queue
+
+    def _backoff(self, own: PartialBackoff | None, queue: QueueSettings) -> BackoffPolicy:
+        if own is not None:
+            return resolve_backoff(own, queue.backoff, default=self.defaults.backoff)
+        policy = self.queue_backoff.get(queue.name)
+        if policy is None:
+            policy = resolve_backoff(queue.backoff, default=self.defaults.backoff)
+            self.queue_backoff[queue.name] = policy
+        return policy
 
     def _check_room(self, queue: QueueSettings) -> None:
         """Backpressure: RateLimited (nothing stored) once the queue or pushq is full."""
