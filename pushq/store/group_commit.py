@@ -13,12 +13,14 @@ batch in one hand-off, and releases the GIL while SQLite waits on the disk.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+log = logging.getLogger("pushq.store")
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
 MAX_BATCH = 2000
@@ -44,6 +46,10 @@ class GroupCommitWriter:
         conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        # Checkpoints run on a connection of their own (see Checkpointer): left to the
+        # writer, every ~1,000 pages one commit would also copy the WAL into the
+        # database and fsync it, and stall every write queued behind it.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
 
     async def call(self, func: Callable[[sqlite3.Connection], T]) -> T:
@@ -113,4 +119,55 @@ class GroupCommitWriter:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
+
+
+class Checkpointer:
+    """Copies the WAL into the database file in the background, off the commit path.
+
+    PASSIVE checkpoints never wait for the writer or readers; once a checkpoint has
+    copied every frame, SQLite starts the WAL over at the next commit, so the file
+    stays small.
+    """
+
+    INTERVAL = 1.0
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pushq-sqlite-checkpoint")
+        self._conn: sqlite3.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sqlite-checkpointer")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.INTERVAL)
+            try:
+                await loop.run_in_executor(self._executor, self.checkpoint)
+            except sqlite3.Error as exc:  # busy or locked: the next round will do it
+                log.debug("checkpoint skipped: %s", exc)
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """(busy, WAL frames, frames copied), as PRAGMA wal_checkpoint reports them."""
+        if self._conn is None:
+            self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(copied)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        loop = asyncio.get_running_loop()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await loop.run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=True)

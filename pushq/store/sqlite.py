@@ -37,7 +37,7 @@ from ..models import (
 )
 from ..ratelimit import next_token_at, parse_rate, refill
 from .base import Page
-from .group_commit import GroupCommitWriter
+from .group_commit import Checkpointer, GroupCommitWriter
 from .sql import load_queries, migrations
 
 Q = load_queries("sqlite_queries.sql")
@@ -126,6 +126,7 @@ class SQLiteStore:
             self.path, synchronous=synchronous, busy_timeout_ms=BUSY_TIMEOUT_MS
         )
         self._reader: aiosqlite.Connection | None = None
+        self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         self._credit: dict[str, float] = {}  # fair-share credit per queue (writer thread only)
 
     # -- lifecycle -------------------------------------------------------------
@@ -137,8 +138,10 @@ class SQLiteStore:
         self._reader.row_factory = sqlite3.Row
         await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await self._reader.execute("PRAGMA query_only = ON")
+        self._checkpointer.start()
 
     async def close(self) -> None:
+        await self._checkpointer.close()
         if self._reader is not None:
             await self._reader.close()
             self._reader = None

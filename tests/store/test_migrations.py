@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pushq.models import BackoffPolicy, JobDefaults, NewJob
 from pushq.store.sql import migrations
 from pushq.store.sqlite import Q, SQLiteStore
 
@@ -209,3 +210,19 @@ def test_synchronous_normal_when_configured(tmp_path: Path) -> None:
         assert await pragma(store, "synchronous") == 1  # NORMAL
 
     with_open_store(tmp_path / "pushq.db", check, synchronous="NORMAL")
+
+
+def test_checkpoints_run_off_the_commit_path(tmp_path: Path) -> None:
+    """The writer never checkpoints (a commit would stall on it); the checkpointer
+    copies every WAL frame into the database."""
+
+    async def check(store: SQLiteStore) -> None:
+        assert await pragma(store, "wal_autocheckpoint") == 0
+        jobs = [NewJob(url="http://127.0.0.1:9/x") for _ in range(500)]
+        await store.enqueue(
+            jobs=jobs, now=1.0, idempotency_ttl=60.0, defaults=JobDefaults(3, 30.0, BackoffPolicy())
+        )
+        busy, frames, copied = store._checkpointer.checkpoint()
+        assert busy == 0 and frames > 0 and copied == frames
+
+    with_open_store(tmp_path / "pushq.db", check)
