@@ -97,6 +97,15 @@ async def enqueue(request: Request) -> JSONResponse:
         return ok(body, 200)
     ctx.metrics.enqueued.labels(queue=new.queue).inc()
     ctx.dispatcher.notify(new.run_at)
+    if log.isEnabledFor(logging.INFO):
+        job = result.job
+        log.info(
+            "job %s enqueued in %s (%s)",
+            job.id,
+            job.queue,
+            body["state"],
+            extra={"job_id": job.id, "queue": job.queue, "verdict": body["state"]},
+        )
     return ok(body, 201, headers={"location": f"/v1/jobs/{result.job.id}"})
 
 
@@ -123,6 +132,8 @@ async def enqueue_batch(request: Request) -> JSONResponse:
         if result.created:
             ctx.metrics.enqueued.labels(queue=result.job.queue).inc()
     ctx.dispatcher.notify(min(job.run_at for job in jobs))
+    created = sum(result.created for result in results)
+    log.info("batch of %d enqueued (%d new)", len(results), created)
     return ok({"jobs": out}, 201)
 
 
