@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .api import dlq, jobs, queues, schedules, system, ui, worker_calls
-from .api.common import Context, Notifier, require_token
+from .api.common import Context, Notifier, error_parts, require_token
+from .api.fast import FastEnqueue
 from .api.schemas import (
     AttemptList,
     BatchRequest,
@@ -294,13 +296,8 @@ def openapi_document(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> dict[str, o
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    headers = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers["retry-after"] = str(max(1, round(retry_after)))
-    if exc.status == 401:
-        headers["www-authenticate"] = "Bearer"
-    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+    status, body, headers = error_parts(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -342,15 +339,7 @@ def create_app(
         return JSONResponse(document)
 
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
-    app = Starlette(
-        routes=routes,
-        exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-            Exception: _unexpected,
-        },
-    )
-    app.state.pushq = Context(
+    context = Context(
         settings=settings,
         store=store,
         dispatcher=dispatcher,
@@ -364,4 +353,14 @@ def create_app(
         waiters=waiters or JobWaiters(),
         sessions=Sessions(settings.api_token, clock=clock),
     )
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(FastEnqueue, ctx=context)],
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.pushq = context
     return app

@@ -192,7 +192,11 @@ def test_json_logs_one_line_per_attempt_without_secrets(
     def attempt_lines() -> list[dict[str, object]] | None:
         # every line parses: nothing else (prints, tracebacks) goes to the log
         lines = [json.loads(line) for line in observed.log().splitlines() if line.strip()]
-        mine = [line for line in lines if line.get("job_id") == job["id"]]
+        mine = [
+            line
+            for line in lines
+            if line.get("job_id") == job["id"] and line.get("logger") == "pushq.dispatcher"
+        ]
         return mine if len(mine) >= 2 else None  # written just after the settle
 
     lines = wait_until(attempt_lines, timeout=5)

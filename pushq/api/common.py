@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..config import Settings
-from ..errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from ..errors import ApiError, BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from ..metrics import Metrics
 from ..settle import Settler
 from ..store.base import Store
@@ -26,11 +26,22 @@ M = TypeVar("M", bound=BaseModel)
 
 async def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any:
     """The request body as JSON: 413 over `limit` bytes, 400 when it does not parse."""
-    declared = request.headers.get("content-length")
+    return await parse_body(
+        request.stream(),
+        request.headers.get("content-length"),
+        limit=limit,
+        allow_empty=allow_empty,
+    )
+
+
+async def parse_body(
+    chunks: AsyncIterator[bytes], declared: str | None, *, limit: int, allow_empty: bool = False
+) -> Any:
+    """A JSON object from body chunks, read no further than `limit` bytes."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     raw = bytearray()
-    async for chunk in request.stream():
+    async for chunk in chunks:
         raw += chunk
         if len(raw) > limit:
             raise PayloadTooLarge(f"request body is larger than {limit} bytes")
@@ -72,7 +83,11 @@ def validate(model: type[M], data: Any, prefix: str = "") -> M:
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+    return parse_bearer(request.headers.get("authorization", ""))
+
+
+def parse_bearer(header: str) -> str | None:
+    """The token of an 'Authorization: Bearer <token>' header, or None."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
@@ -99,6 +114,17 @@ def require_token(request: Request, expected: str) -> None:
         raise Unauthorized("send the API token as 'Authorization: Bearer <token>'")
     if not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("the API token is not valid")
+
+
+def error_parts(exc: ApiError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, JSON body and headers of an API error's response."""
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, round(retry_after)))
+    if exc.status == 401:
+        headers["www-authenticate"] = "Bearer"
+    return exc.status, exc.to_json(), headers
 
 
 class FastJSONResponse(JSONResponse):

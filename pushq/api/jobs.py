@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from ..errors import BadRequest, NotFound, PayloadTooLarge
 from ..models import TERMINAL_STATES, NewJob, PartialBackoff
 from ..render import attempt_json, job_json
 from ..store.sqlite import decode_cursor
-from .common import context, ok, read_json, validate
+from .common import Context, context, ok, read_json, validate
 from .schemas import NAME_PATTERN, BatchRequest, IdempotencyKey, JobRequest
 
 log = logging.getLogger("pushq.api")
@@ -65,8 +66,7 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
     )
 
 
-def _idempotency_header(request: Request) -> str | None:
-    key = request.headers.get("idempotency-key")
+def _idempotency_header(key: str | None) -> str | None:
     if key is None:
         return None
     try:
@@ -78,7 +78,15 @@ def _idempotency_header(request: Request) -> str | None:
 async def enqueue(request: Request) -> JSONResponse:
     ctx = context(request)
     data = await read_json(request, limit=ctx.settings.max_body_size + REQUEST_OVERHEAD)
-    header_key = _idempotency_header(request)
+    status, body, headers = await enqueue_one(ctx, data, request.headers.get("idempotency-key"))
+    return ok(body, status, headers=headers)
+
+
+async def enqueue_one(
+    ctx: Context, data: dict[str, Any], idempotency_header: str | None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """POST /v1/jobs past auth and body parsing: status, body and headers to answer."""
+    header_key = _idempotency_header(idempotency_header)
     if header_key is not None:
         if data.get("idempotency_key") not in (None, header_key):
             raise BadRequest("the Idempotency-Key header and idempotency_key field differ")
@@ -94,7 +102,7 @@ async def enqueue(request: Request) -> JSONResponse:
     body = job_json(result.job, now)
     body["deduplicated"] = not result.created
     if not result.created:
-        return ok(body, 200)
+        return 200, body, {}
     ctx.metrics.enqueued.labels(queue=new.queue).inc()
     ctx.dispatcher.notify(new.run_at)
     if log.isEnabledFor(logging.INFO):
@@ -106,7 +114,7 @@ async def enqueue(request: Request) -> JSONResponse:
             body["state"],
             extra={"job_id": job.id, "queue": job.queue, "verdict": body["state"]},
         )
-    return ok(body, 201, headers={"location": f"/v1/jobs/{result.job.id}"})
+    return 201, body, {"location": f"/v1/jobs/{result.job.id}"}
 
 
 async def enqueue_batch(request: Request) -> JSONResponse:
