@@ -67,7 +67,8 @@ class Dispatcher:
         self.last_loop_at = 0.0  # /health reads this to tell a stalled loop
         self._signing_keys = settings.signing_keys
         self._token_key = job_token_key(settings.api_token)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], str] = {}  # delivery -> its queue
+        self._busy: dict[str, int] = {}  # deliveries in flight per queue
         self._wake = asyncio.Event()
         self._next_due = math.inf
         self._stopping = False
@@ -137,6 +138,7 @@ class Dispatcher:
                 now=self.clock(),
                 lease=secrets.token_hex(8),
                 lease_margin=self.settings.lease_margin,
+                busy=self._busy,
             )
         except sqlite3.Error:
             log.exception("claiming due jobs failed; trying again shortly")
@@ -147,13 +149,18 @@ class Dispatcher:
         jobs = claim.jobs
         for job in jobs:
             task = asyncio.create_task(self._attempt(job))
-            self._in_flight.add(task)
+            self._in_flight[task] = job.queue
+            self._busy[job.queue] = self._busy.get(job.queue, 0) + 1
             task.add_done_callback(self._slot_freed)
         self.metrics.slots_in_use.set(len(self._in_flight))
         return len(jobs)
 
     def _slot_freed(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        queue = self._in_flight.pop(task, None)
+        if queue is not None:
+            self._busy[queue] -= 1
+            if not self._busy[queue]:
+                del self._busy[queue]
         self.metrics.slots_in_use.set(len(self._in_flight))
         self._wake.set()
 

@@ -18,12 +18,10 @@ from .backoff import next_run_at
 from .config import Settings
 from .delivery import Outcome
 from .metrics import Metrics, RecentActivity
-from .models import Attempt, Job, NewJob
+from .models import CALLBACK_QUEUE, Attempt, Job, NewJob
 from .render import job_json
 from .store.base import Store
 from .waiters import JobWaiters
-
-CALLBACK_QUEUE = "pushq.callbacks"
 
 
 class Settler:
@@ -138,8 +136,9 @@ class Settler:
 
     def _finished(self, job: Job, callback: NewJob | None) -> None:
         self.waiters.wake(job.id)
-        if callback is not None:
-            self.notify(None)
+        # A finished job may free a concurrency slot or an ordering key (and a
+        # callback may be waiting): claim now rather than at the next poll.
+        self.notify(None)
 
     def _callback(
         self,
@@ -172,6 +171,7 @@ class Settler:
             queue=CALLBACK_QUEUE,
             body=orjson.dumps(job_json(finished, now)),
             run_at=now,
-            idempotency_key=f"callback:{job.id}:{job.attempts}",
+            # unique per attempt, also across a redrive (which numbers attempts anew)
+            idempotency_key=f"callback:{job.id}:{job.attempts}:{job.attempt_started_at}",
             headers={"pushq-callback-for": job.id},
         )

@@ -18,7 +18,7 @@ from ..models import TERMINAL_STATES, NewJob, PartialBackoff
 from ..render import attempt_json, job_json
 from ..store.sqlite import decode_cursor
 from .common import Context, context, ok, read_json, validate
-from .schemas import NAME_PATTERN, BatchRequest, IdempotencyKey, JobRequest
+from .schemas import MAX_DELAY, NAME_PATTERN, BatchRequest, IdempotencyKey, JobRequest
 
 log = logging.getLogger("pushq.api")
 
@@ -31,7 +31,10 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
     """A validated request ready for the store (which fills in the queue's defaults)."""
     body: bytes | None = None
     if request.body is not None:
-        body = orjson.dumps(request.body)
+        try:
+            body = orjson.dumps(request.body)
+        except orjson.JSONEncodeError as exc:  # e.g. nested deeper than 254 levels
+            raise BadRequest(f"{where}body: {exc}") from None
         if len(body) > settings.max_body_size:
             raise PayloadTooLarge(
                 f"{where}body is {len(body)} bytes; the limit is {settings.max_body_size}"
@@ -47,6 +50,8 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
         run_at = now + request.delay
     elif request.run_at is not None:
         run_at = request.run_at.timestamp()
+        if run_at - now > MAX_DELAY:
+            raise BadRequest(f"{where}run_at: at most ten years ahead")
     return NewJob(
         url=request.url,
         queue=request.queue,
@@ -240,6 +245,7 @@ async def cancel(request: Request) -> JSONResponse:
     now = ctx.clock()
     job = await ctx.store.cancel(job_id=request.path_params["id"], now=now)
     ctx.waiters.wake(job.id)
+    ctx.dispatcher.notify()  # the next job of its ordering key may go now
     log.info(
         "job %s cancelled",
         job.id,

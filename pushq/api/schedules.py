@@ -51,12 +51,16 @@ async def put_schedule(request: Request) -> JSONResponse:
             raise BadRequest(f"job.{field}: a schedule's firing time decides when it runs")
     validate(JobRequest, given.job, "job")  # fail now, not at the first firing
     now = ctx.clock()
+    try:
+        first = next_fire(cron, given.timezone, now)
+    except ValueError:
+        raise BadRequest(f"cron: {cron!r} never fires") from None
     schedule = await ctx.store.put_schedule(
         name=name,
         cron=cron,
         timezone=given.timezone,
         job=given.job,
-        next_run_at=next_fire(cron, given.timezone, now),
+        next_run_at=first,
         now=now,
     )
     ctx.scheduler_wake()

@@ -8,7 +8,7 @@ job the rescuer has already handed to someone else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,7 +65,14 @@ class Store(Protocol):
 
     # -- the dispatcher ------------------------------------------------------
     async def claim_due(
-        self, *, limit: int, slots: int, now: float, lease: str, lease_margin: float
+        self,
+        *,
+        limit: int,
+        slots: int,
+        now: float,
+        lease: str,
+        lease_margin: float,
+        busy: Mapping[str, int] | None = None,
     ) -> Claim:
         """Mark up to `limit` due jobs active under `lease`, counting the attempt.
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import orjson
 from ..errors import Conflict, NotFound, RateLimited
 from ..fairness import fair_shares
 from ..models import (
+    CALLBACK_QUEUE,
     Attempt,
     BackoffPolicy,
     Claim,
@@ -35,7 +37,7 @@ from ..models import (
     new_job_id,
     resolve_backoff,
 )
-from ..ratelimit import next_token_at, parse_rate, refill
+from ..ratelimit import Rate, next_token_at, parse_rate, refill
 from .base import Page
 from .group_commit import Checkpointer, GroupCommitWriter
 from .sql import load_queries, migrations
@@ -228,10 +230,17 @@ class SQLiteStore:
 
     # -- the dispatcher ----------------------------------------------------------
     async def claim_due(
-        self, *, limit: int, slots: int, now: float, lease: str, lease_margin: float
+        self,
+        *,
+        limit: int,
+        slots: int,
+        now: float,
+        lease: str,
+        lease_margin: float,
+        busy: Mapping[str, int] | None = None,
     ) -> Claim:
         def write(conn: sqlite3.Connection) -> Claim:
-            return _claim(conn, limit, slots, now, lease, lease_margin, self._credit)
+            return _claim(conn, limit, slots, now, lease, lease_margin, self._credit, busy)
 
         return await self._writer.write(write)
 
@@ -377,7 +386,13 @@ class SQLiteStore:
             if len(parts) != 2:
                 raise ValueError("cursor is not valid")
             where.append("(failed_at, id) < (:failed_at, :after)")
-            params["failed_at"], params["after"] = float(parts[0]), str(parts[1])
+            try:
+                failed_at = float(parts[0])
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError("cursor is not valid") from None
+            if not math.isfinite(failed_at):
+                raise ValueError("cursor is not valid")
+            params["failed_at"], params["after"] = failed_at, str(parts[1])
         sql = (
             "SELECT * FROM jobs WHERE "
             + " AND ".join(where)
@@ -445,9 +460,10 @@ class SQLiteStore:
             row = _fetch(conn, Q["get_queue"], {"name": name})[0]
             current = row_to_queue(row)
             tokens, tokens_at = row["tokens"], row["tokens_at"]
+            new_rate = "rate_limit" in changes and changes["rate_limit"] != current.rate_limit
             for key, value in changes.items():
                 setattr(current, key, value)
-            if "rate_limit" in changes:
+            if new_rate:
                 tokens = tokens_at = None  # a new limit starts with a full bucket
             backoff = current.backoff or PartialBackoff()
             params = {
@@ -632,13 +648,16 @@ def _claim(
     lease: str,
     margin: float,
     credit: dict[str, float],
+    busy: Mapping[str, int] | None,
 ) -> Claim:
     """One claim round: promote due jobs, then share `limit` slots fairly across queues.
 
-    Each queue gets at most its concurrency, what its token bucket holds, and
-    (when there are several queues) three quarters of all slots, so a queue whose
-    endpoint hangs cannot take every slot. Free slots are shared by weighted
-    round robin (fairness.py); what a queue cannot use goes to the others.
+    Each queue gets at most its concurrency (counting every active job, async
+    ones awaiting /complete too), what its token bucket holds, and (when there
+    are several queues) three quarters of the dispatcher's slots, counted over
+    `busy`, its deliveries in flight per queue, so a queue whose endpoint hangs
+    cannot take every slot. Free slots are shared by weighted round robin
+    (fairness.py); what a queue cannot use goes to the others.
     """
     conn.execute(Q["promote_due"], {"now": now, "limit": 10_000})
     waiting = conn.execute(Q["next_waiting_at"]).fetchone()[0]
@@ -652,25 +671,28 @@ def _claim(
         return Claim([], wake_at)
     unpaused = {row["name"]: row for row in _fetch(conn, Q["unpaused_queues"])}
     share_cap = slots if len(unpaused) <= 1 else max(1, slots * 3 // 4)
-    # Counting active jobs is needed only for a concurrency limit or the shared cap.
-    needs_active = share_cap < slots or any(
+    # Counting active jobs is needed only for a concurrency limit (or, without the
+    # dispatcher's own in-flight counts, for the shared cap).
+    needs_active = (busy is None and share_cap < slots) or any(
         unpaused[name]["concurrency"] is not None for name in ready if name in unpaused
     )
     active: dict[str, int] = {}
     if needs_active:
         active = {row["queue"]: row["n"] for row in _fetch(conn, Q["count_active"])}
+    in_flight = active if busy is None else busy
 
     candidates: list[tuple[sqlite3.Row, int, float | None]] = []
+    rates: dict[str, Rate] = {}
     for name in ready:
         queue = unpaused.get(name)
         if queue is None:
             continue  # paused
-        allowance = share_cap - active.get(name, 0)
+        allowance = share_cap - in_flight.get(name, 0)
         if queue["concurrency"] is not None:
             allowance = min(allowance, queue["concurrency"] - active.get(name, 0))
         tokens = None
         if queue["rate_limit"]:
-            rate = parse_rate(queue["rate_limit"])
+            rate = rates[name] = parse_rate(queue["rate_limit"])
             tokens = refill(rate, queue["tokens"], queue["tokens_at"], now)
             allowance = min(allowance, int(tokens))
             if tokens < 1:
@@ -716,13 +738,13 @@ def _claim(
         if extra > 0 and queue["name"] not in drained:
             take(queue, extra)
     for queue, _, tokens in candidates:
-        if tokens is not None and granted.get(queue["name"]):
-            spent = {
-                "name": queue["name"],
-                "tokens": tokens - granted[queue["name"]],
-                "tokens_at": now,
-            }
-            conn.execute(Q["save_tokens"], spent)
+        name = queue["name"]
+        if tokens is not None and granted.get(name):
+            left = tokens - granted[name]
+            conn.execute(Q["save_tokens"], {"name": name, "tokens": left, "tokens_at": now})
+            if left < 1 and name not in drained:  # more is ready: come back at the next token
+                wake = next_token_at(rates[name], left, now)
+                wake_at = wake if wake_at is None else min(wake_at, wake)
     return Claim(claimed, wake_at)
 
 
@@ -852,7 +874,11 @@ class _Enqueue:
         return policy
 
     def _check_room(self, queue: QueueSettings) -> None:
-        """Backpressure: RateLimited (nothing stored) once the queue or pushq is full."""
+        """Backpressure: RateLimited (nothing stored) once the queue or pushq is full.
+
+        Callbacks are never refused: they report an outcome that is already decided."""
+        if queue.name == CALLBACK_QUEUE:
+            return
         unfinished = queue.unfinished + self.added.get(queue.name, 0)
         if queue.max_size is not None and unfinished >= queue.max_size:
             raise RateLimited(
