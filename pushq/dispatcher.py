@@ -20,6 +20,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .backoff import next_run_at
 from .config import Settings
 from .delivery import (
     DeliveryFailed,
@@ -246,7 +247,9 @@ class Dispatcher:
         next_prune = 0.0
         while True:
             try:
-                rescued = await self.store.rescue_expired(now=self.clock(), limit=RESCUE_BATCH)
+                rescued = await self.store.rescue_expired(
+                    now=self.clock(), limit=RESCUE_BATCH, retry_at=self._retry_at
+                )
                 await self.store.prune_idempotency_keys(now=self.clock(), limit=RESCUE_BATCH)
                 if self.clock() >= next_prune:
                     await self.prune()
@@ -263,6 +266,16 @@ class Dispatcher:
                 self.notify()
             if len(rescued) < RESCUE_BATCH:
                 await asyncio.sleep(self.settings.rescue_interval)
+
+    def _retry_at(self, job: Job) -> float:
+        """A rescued attempt failed like any other: the job waits out its backoff."""
+        return next_run_at(
+            now=self.clock(),
+            retry_number=job.attempts,
+            policy=job.backoff,
+            retry_after=None,
+            rand=self.rand,
+        )
 
     async def prune(self) -> int:
         """Delete finished jobs past retention in batches, yielding between them."""

@@ -8,7 +8,7 @@ job the rescuer has already handed to someone else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,8 +132,12 @@ class Store(Protocol):
     ) -> bool:
         """Keep an active job (the worker answered 202 async) until `deadline`."""
 
-    async def rescue_expired(self, *, now: float, limit: int) -> list[Job]:
-        """Return jobs whose lease expired to the queue (or to the DLQ when out of attempts)."""
+    async def rescue_expired(
+        self, *, now: float, limit: int, retry_at: Callable[[Job], float] | None = None
+    ) -> list[Job]:
+        """Return jobs whose lease expired to the queue (or to the DLQ when out of
+        attempts), the interrupted attempt counted; `retry_at` says when each may
+        run again (default: at once)."""
 
     async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
         """Forget up to `limit` idempotency keys whose window has passed."""

@@ -13,7 +13,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -345,7 +345,9 @@ class SQLiteStore:
             lambda conn: conn.execute(Q["await_completion"], params).rowcount == 1
         )
 
-    async def rescue_expired(self, *, now: float, limit: int) -> list[Job]:
+    async def rescue_expired(
+        self, *, now: float, limit: int, retry_at: Callable[[Job], float] | None = None
+    ) -> list[Job]:
         message = (
             "lease expired: no outcome in time (pushq stopped mid-attempt, or an async job "
             "stopped sending heartbeats)"
@@ -360,6 +362,9 @@ class SQLiteStore:
             for job in jobs:
                 if job.state == "dead":
                     _finished(conn, job.queue, job.ordering_key, now)
+                elif retry_at is not None:
+                    job.run_at = retry_at(job)
+                    conn.execute(Q["set_run_at"], {"id": job.id, "run_at": job.run_at})
                 started = job.attempt_started_at or now
                 duration_ms = (now - started) * 1000
                 attempt = Attempt(job.id, job.attempts, started, duration_ms, None, message, None)

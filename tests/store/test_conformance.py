@@ -440,6 +440,24 @@ def test_rescue_returns_an_expired_job_to_retrying(with_store: WithStore) -> Non
     with_store(scenario)
 
 
+def test_rescue_schedules_the_retry_when_asked(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0))
+        (job,) = await claim(store)
+        later = NOW + 50
+
+        (rescued,) = await store.rescue_expired(
+            now=later, limit=10, retry_at=lambda j: later + 30 * j.attempts
+        )
+
+        assert (rescued.state, rescued.run_at) == ("retrying", later + 30)
+        assert await store.get(job_id=job.id) == rescued
+        assert await claim(store, now=later + 29) == []  # waits out its backoff
+        assert [j.id for j in await claim(store, now=later + 30)] == [job.id]
+
+    with_store(scenario)
+
+
 def test_rescue_sends_a_job_out_of_attempts_to_the_dlq(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         await enqueue(store, new_job(max_attempts=1, timeout=10.0))

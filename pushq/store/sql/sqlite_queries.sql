@@ -119,6 +119,9 @@ WHERE id IN (
 )
 RETURNING *;
 
+-- name: set_run_at
+UPDATE jobs SET run_at = :run_at WHERE id = :id AND state = 'retrying';
+
 -- name: redrive
 UPDATE jobs
 SET state = :state, attempts = 0, run_at = :now, finished_at = NULL, failed_at = NULL
