@@ -8,6 +8,7 @@ import secrets as _secrets
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -326,7 +327,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
 
-    @property
+    @cached_property
     def job_defaults(self) -> JobDefaults:
         """What a job gets when neither it nor its queue sets a value."""
         return JobDefaults(

@@ -18,8 +18,6 @@ State = Literal[
 # shown as "pending" (or "scheduled" while its run_at is ahead).
 PUBLIC_STATES = ("scheduled", "pending", "active", "retrying", "succeeded", "dead", "cancelled")
 TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
-CALLBACK_QUEUE = "pushq.callbacks"  # where callback jobs go (never refused for backpressure)
-UNFINISHED_STATES = frozenset({"scheduled", "pending", "blocked", "active", "retrying"})
 
 # Base32 in Crockford's alphabet, whose ASCII order is the order of the values, so
 # ids sort as their numbers do (the 128 bits are padded at the end, not the start).

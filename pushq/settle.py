@@ -18,10 +18,12 @@ from .backoff import next_run_at
 from .config import Settings
 from .delivery import Outcome
 from .metrics import Metrics, RecentActivity
-from .models import CALLBACK_QUEUE, Attempt, Job, NewJob
+from .models import Attempt, Job, NewJob
 from .render import job_json
 from .store.base import Store
 from .waiters import JobWaiters
+
+CALLBACK_QUEUE = "pushq.callbacks"
 
 
 class Settler:
@@ -117,6 +119,7 @@ class Settler:
                 now=now,
                 idempotency_ttl=86400.0,
                 defaults=self.settings.job_defaults,
+                backpressure=False,  # it reports an outcome that is already decided
             )
             self.notify(None)
 

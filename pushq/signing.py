@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from .errors import InvalidSignature
 
@@ -80,6 +81,7 @@ def verify(
     raise InvalidSignature("no signature matches")
 
 
+@lru_cache(maxsize=4)  # derived once per token, not per worker call
 def job_token_key(api_token: str) -> bytes:
     """The key job tokens are made with, derived so that it is never the API token itself."""
     return hmac.new(api_token.encode(), b"pushq job token v1", hashlib.sha256).digest()

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from ..config import Settings
 from ..durations import parse_duration
 from ..errors import BadRequest, NotFound, PayloadTooLarge
-from ..models import TERMINAL_STATES, NewJob, PartialBackoff
+from ..models import PUBLIC_STATES, TERMINAL_STATES, NewJob, PartialBackoff
 from ..render import attempt_json, job_json
 from ..store.sqlite import decode_cursor
 from .common import Context, context, ok, read_json, validate
@@ -209,14 +209,11 @@ def query_cursor(request: Request) -> str | None:
     return cursor
 
 
-STATES = ("scheduled", "pending", "active", "retrying", "succeeded", "dead", "cancelled")
-
-
 async def list_jobs(request: Request) -> JSONResponse:
     ctx = context(request)
     state = request.query_params.get("state")
-    if state is not None and state not in STATES:
-        raise BadRequest(f"state must be one of {', '.join(STATES)}")
+    if state is not None and state not in PUBLIC_STATES:
+        raise BadRequest(f"state must be one of {', '.join(PUBLIC_STATES)}")
     now = ctx.clock()
     try:
         page = await ctx.store.list_jobs(

@@ -41,7 +41,13 @@ class Store(Protocol):
 
     # -- producers ---------------------------------------------------------
     async def enqueue(
-        self, *, jobs: Sequence[NewJob], now: float, idempotency_ttl: float, defaults: JobDefaults
+        self,
+        *,
+        jobs: Sequence[NewJob],
+        now: float,
+        idempotency_ttl: float,
+        defaults: JobDefaults,
+        backpressure: bool = True,
     ) -> list[EnqueueResult]:
         """Store all jobs in one transaction (all or nothing).
 
@@ -49,7 +55,7 @@ class Store(Protocol):
         key names an unfinished job of its queue, returns that job instead.
         What neither the job nor its queue sets comes from `defaults`. A queue
         over its max_size (or pushq over defaults.max_unfinished) raises
-        RateLimited and stores nothing.
+        RateLimited and stores nothing, unless `backpressure` is off (callbacks).
         """
 
     async def get(self, *, job_id: str) -> Job | None: ...

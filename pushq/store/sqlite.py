@@ -23,7 +23,6 @@ import orjson
 from ..errors import Conflict, NotFound, RateLimited
 from ..fairness import fair_shares
 from ..models import (
-    CALLBACK_QUEUE,
     Attempt,
     BackoffPolicy,
     Claim,
@@ -159,10 +158,16 @@ class SQLiteStore:
 
     # -- producers ---------------------------------------------------------------
     async def enqueue(
-        self, *, jobs: Sequence[NewJob], now: float, idempotency_ttl: float, defaults: JobDefaults
+        self,
+        *,
+        jobs: Sequence[NewJob],
+        now: float,
+        idempotency_ttl: float,
+        defaults: JobDefaults,
+        backpressure: bool = True,
     ) -> list[EnqueueResult]:
         def write(conn: sqlite3.Connection) -> list[EnqueueResult]:
-            return _enqueue_all(conn, jobs, now, idempotency_ttl, defaults)
+            return _enqueue_all(conn, jobs, now, idempotency_ttl, defaults, backpressure)
 
         return await self._writer.write(write)
 
@@ -264,7 +269,15 @@ class SQLiteStore:
                 _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
             if callback is not None:
                 assert defaults is not None, "a callback needs the job defaults"
-                _enqueue_all(conn, [callback], params["now"], CALLBACK_KEY_TTL, defaults)
+                # a callback reports an outcome already decided: never refused
+                _enqueue_all(
+                    conn,
+                    [callback],
+                    params["now"],
+                    CALLBACK_KEY_TTL,
+                    defaults,
+                    backpressure=False,
+                )
             return True
 
         return await self._writer.write(write)
@@ -761,9 +774,15 @@ class _Enqueue:
     same transaction, which are not inserted yet."""
 
     def __init__(
-        self, conn: sqlite3.Connection, now: float, ttl: float, defaults: JobDefaults
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        ttl: float,
+        defaults: JobDefaults,
+        backpressure: bool,
     ) -> None:
         self.conn, self.now, self.ttl, self.defaults = conn, now, ttl, defaults
+        self.backpressure = backpressure
         self.queues: dict[str, QueueSettings] = {}
         self.queue_backoff: dict[str, BackoffPolicy] = {}
         self.added: dict[str, int] = {}
@@ -879,10 +898,8 @@ class _Enqueue:
         return policy
 
     def _check_room(self, queue: QueueSettings) -> None:
-        """Backpressure: RateLimited (nothing stored) once the queue or pushq is full.
-
-        Callbacks are never refused: they report an outcome that is already decided."""
-        if queue.name == CALLBACK_QUEUE:
+        """Backpressure: RateLimited (nothing stored) once the queue or pushq is full."""
+        if not self.backpressure:
             return
         unfinished = queue.unfinished + self.added.get(queue.name, 0)
         if queue.max_size is not None and unfinished >= queue.max_size:
@@ -919,8 +936,9 @@ def _enqueue_all(
     now: float,
     ttl: float,
     defaults: JobDefaults,
+    backpressure: bool = True,
 ) -> list[EnqueueResult]:
-    batch = _Enqueue(conn, now, ttl, defaults)
+    batch = _Enqueue(conn, now, ttl, defaults, backpressure)
     results = [batch.add(new) for new in jobs]
     batch.flush()
     return results

@@ -890,3 +890,32 @@ def test_fire_schedule_enqueues_exactly_one_job_per_firing(with_store: WithStore
         assert (after.next_run_at, after.last_run_at) == (NOW + 120, NOW + 60)
 
     with_store(scenario)
+
+
+def test_a_callback_is_never_refused_by_backpressure(with_store: WithStore) -> None:
+    """A callback reports an outcome already decided: a full callback queue must not
+    make the settle fail (which would leave the job active and deliver it again)."""
+
+    async def scenario(store: Store) -> None:
+        await put_queue(store, "pushq.callbacks", max_size=1, paused=True)
+        await enqueue(store, new_job(queue="pushq.callbacks"))  # now full
+        (job,) = await enqueue(store, new_job(queue="work"))
+        (active,) = await claim(store, limit=1)
+        callback = new_job(queue="pushq.callbacks", idempotency_key="callback:1")
+
+        assert await store.complete(
+            job_id=active.id,
+            lease="L1",
+            attempt=attempt_of(active),
+            result={},
+            now=NOW + 1,
+            callback=callback,
+            defaults=DEFAULTS,
+        )
+        assert (await fetch(store, job.id)).state == "succeeded"
+        assert len(await stored(store, "pushq.callbacks")) == 2
+        # an ordinary enqueue into that queue is still refused
+        with pytest.raises(RateLimited):
+            await try_enqueue(store, new_job(queue="pushq.callbacks"), now=NOW + 2)
+
+    with_store(scenario)
