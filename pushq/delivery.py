@@ -35,6 +35,7 @@ RESERVED_HEADERS = frozenset(
         "pushq-max-attempts",
         "pushq-queue",
         "pushq-job-token",
+        "pushq-api-url",
     }
 )
 # Hop-by-hop and framing headers belong to the connection, not the job.
@@ -90,9 +91,16 @@ class Sender(Protocol):
 
 
 def build_request(
-    job: Job, *, now: float, signing_keys: Sequence[bytes], token_key: bytes
+    job: Job,
+    *,
+    now: float,
+    signing_keys: Sequence[bytes],
+    token_key: bytes,
+    api_url: str | None = None,
 ) -> DeliveryRequest:
-    """The signed request for the job's current attempt (job.attempts, under job.lease)."""
+    """The signed request for the job's current attempt (job.attempts, under job.lease).
+
+    `api_url` (PUSHQ_PUBLIC_URL) tells the worker where to send progress and results."""
     body = job.body or b""
     timestamp = int(now)
     headers: list[tuple[str, str]] = list(job.headers.items())
@@ -108,6 +116,8 @@ def build_request(
         ("pushq-job-token", make_job_token(token_key, job.id, job.attempts, job.lease or "")),
         ("user-agent", USER_AGENT),
     ]
+    if api_url is not None:
+        headers.append(("pushq-api-url", api_url))
     return DeliveryRequest(job.method, job.url, headers, body, job.timeout)
 
 

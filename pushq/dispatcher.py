@@ -169,7 +169,11 @@ class Dispatcher:
         started = self.clock()
         t0 = time.perf_counter()
         request = build_request(
-            job, now=started, signing_keys=self._signing_keys, token_key=self._token_key
+            job,
+            now=started,
+            signing_keys=self._signing_keys,
+            token_key=self._token_key,
+            api_url=self.settings.base_url,
         )
         response: DeliveryResponse | DeliveryFailed
         try:

@@ -110,6 +110,8 @@ class JobContext:
     max_attempts: int
     queue: str
     job_token: str | None
+    # where pushq says it can be reached (PUSHQ_PUBLIC_URL); $PUSHQ_URL wins if set
+    api_url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     client: Client | None = field(default=None, repr=False)
     async_client: AsyncClient | None = field(default=None, repr=False)
@@ -130,6 +132,7 @@ class JobContext:
             max_attempts=_int(lowered.get("pushq-max-attempts"), 1),
             queue=lowered.get("pushq-queue", "default"),
             job_token=lowered.get("pushq-job-token"),
+            api_url=lowered.get("pushq-api-url"),
             headers=lowered,
             client=client,
             async_client=async_client,
@@ -148,14 +151,17 @@ class JobContext:
     def _call(self, action: Callable[[Client], R]) -> R:
         if self.client is not None:
             return action(self.client)
-        with Client() as client:
+        with Client(base_url=self._base_url()) as client:
             return action(client)
 
     async def _acall(self, action: Callable[[AsyncClient], Awaitable[R]]) -> R:
         if self.async_client is not None:
             return await action(self.async_client)
-        async with AsyncClient() as client:
+        async with AsyncClient(base_url=self._base_url()) as client:
             return await action(client)
+
+    def _base_url(self) -> str | None:
+        return None if os.environ.get("PUSHQ_URL") else self.api_url
 
     def progress(
         self,

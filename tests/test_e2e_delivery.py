@@ -28,6 +28,7 @@ def test_delivery_is_signed_per_standard_webhooks(pushq: PushqProcess, worker: W
     assert delivery.headers["pushq-max-attempts"] == str(job["max_attempts"])
     assert delivery.headers["pushq-queue"] == "default"
     assert delivery.headers["pushq-job-token"]
+    assert delivery.headers["pushq-api-url"] == pushq.base_url  # where to send progress
     assert delivery.headers["user-agent"].startswith("pushq/")
     assert delivery.headers["x-trace"] == "t1"
     assert delivery.body == b'{"hello":"world"}'

@@ -442,3 +442,13 @@ def test_verify_accepts_any_of_several_secrets() -> None:
     verify([OTHER_SECRET, TEST_SECRET], body, headers)
     with pytest.raises(pushq.InvalidSignature):
         verify(TEST_SECRET, body + b" ", headers)
+
+
+def test_job_context_calls_back_where_the_delivery_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    headers = {"webhook-id": "j1", "pushq-job-token": "1.t", "pushq-api-url": "http://pq:9"}
+    ctx = JobContext.from_headers(headers)
+    assert ctx.api_url == "http://pq:9"
+    monkeypatch.delenv("PUSHQ_URL", raising=False)
+    assert ctx._base_url() == "http://pq:9"
+    monkeypatch.setenv("PUSHQ_URL", "http://configured:1")
+    assert ctx._base_url() is None  # the worker's own configuration wins
