@@ -1,6 +1,6 @@
 """The `pushq` command.
 
-    pushq serve | token | bench
+    pushq serve | token
     pushq enqueue URL [options] | enqueue --jsonl FILE
     pushq jobs list | show | attempts | cancel | wait
     pushq dlq list | show | retry | rm
@@ -29,12 +29,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-from rich.table import Table
+
+try:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+    from rich.table import Table
+except ImportError as missing:  # `pip install pushq` is the SDK alone
+    print(
+        f"pushq: the command line needs the server extra ({missing.name} is not installed);"
+        " install it with: pip install 'pushq[server]'",
+        file=sys.stderr,
+    )
+    raise SystemExit(2) from None
 
 from .client import Attempt, Client, Job, Page, Queue, Schedule
-from .config import (
+from .errors import ApiError, ConfigError
+from .server.config import (
     OPTIONS,
     TOKEN_FILE,
     ensure_data_dir,
@@ -42,7 +52,6 @@ from .config import (
     load_settings,
     read_options,
 )
-from .errors import ApiError, ConfigError
 from .version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -71,9 +80,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PUSHQ_DATA_DIR",
         help="directory pushq serve uses (default ./pushq-data)",
     )
-
-    # Listed for --help only: main() hands `pushq bench ...` to pushq.bench unparsed.
-    commands.add_parser("bench", help="benchmark a real pushq (pushq bench --help)")
 
     api = argparse.ArgumentParser(add_help=False)
     group = api.add_argument_group("server")
@@ -195,10 +201,6 @@ def _job_options(parser: argparse.ArgumentParser, *, template: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:
-        from . import bench
-
-        return bench.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
@@ -214,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _configure_logging(level: str, fmt: str = "text") -> None:
-    from .logs import configure
+    from .server.logs import configure
 
     configure(level, fmt)
 
@@ -232,7 +234,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _run(settings: object) -> None:
-    from .server import serve
+    from .server.serve import serve
 
     await serve(settings)  # type: ignore[arg-type]
 

@@ -32,15 +32,11 @@ import math
 import os
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import Any, NamedTuple, Protocol, TypeVar, overload
 from urllib.parse import quote
-
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from . import signing
 from .client import AsyncClient, Client, Job
@@ -427,6 +423,47 @@ class Task:
         return await self.router.async_client.enqueue(self.url, body, **self.defaults)
 
 
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class WorkerRequest(Protocol):
+    """What `TaskRouter.run` reads of a request: a Starlette `Request` fits."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def scope(self) -> Scope: ...
+
+    def stream(self) -> AsyncIterator[bytes]: ...
+
+
+class _AsgiRequest:
+    """A request read straight off ASGI, so the SDK needs no web framework."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+        }
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise _unfixable(400, "the client went away mid-request")
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+
 class TaskRouter:
     """An ASGI app that runs registered tasks for signed pushq deliveries: POST
     <base_url>/<task name>. Mount it (`Mount("/tasks", router)`, FastAPI's
@@ -533,9 +570,13 @@ class TaskRouter:
             return
         if scope["type"] != "http":
             raise RuntimeError(f"TaskRouter serves HTTP, not {scope['type']}")
-        reply = await self.run(Request(scope, receive))
-        response = Response(reply.body, status_code=reply.status, headers=reply.headers)
-        await response(scope, receive, send)
+        reply = await self.run(_AsgiRequest(scope, receive))
+        headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
+        ]
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -547,7 +588,7 @@ class TaskRouter:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def run(self, request: Request) -> WorkerResponse:
+    async def run(self, request: WorkerRequest) -> WorkerResponse:
         """Verify the request, run the task its path names, and say what to answer."""
         ctx = JobContext.from_headers(
             request.headers, client=self._client, async_client=self._async_client
@@ -573,7 +614,7 @@ class TaskRouter:
             return _answer_error(exc, ctx)
         return _answer(value, ctx)
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, request: WorkerRequest) -> bytes:
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
@@ -581,7 +622,7 @@ class TaskRouter:
                 raise _unfixable(413, f"the body is over {self.max_body_size} bytes")
         return bytes(body)
 
-    def _route(self, request: Request) -> Task:
+    def _route(self, request: WorkerRequest) -> Task:
         path: str = request.scope["path"]
         root = request.scope.get("root_path", "")
         if root and path.startswith(root):

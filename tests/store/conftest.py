@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pushq.store.base import Store
-from pushq.store.sqlite import SQLiteStore
+from pushq.server.store.base import Store
+from pushq.server.store.sqlite import SQLiteStore
 
 Scenario = Callable[[Store], Awaitable[None]]
 WithStore = Callable[[Scenario], None]

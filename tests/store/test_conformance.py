@@ -7,8 +7,15 @@ from typing import Any
 import pytest
 
 from pushq.errors import Conflict, NotFound
-from pushq.models import Attempt, BackoffPolicy, Job, JobDefaults, NewJob, PartialBackoff
-from pushq.store.base import Store
+from pushq.server.models import (
+    Attempt,
+    BackoffPolicy,
+    Job,
+    JobDefaults,
+    NewJob,
+    PartialBackoff,
+)
+from pushq.server.store.base import Store
 
 from .conftest import WithStore
 

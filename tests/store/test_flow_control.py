@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pushq.errors import RateLimited
-from pushq.models import (
+from pushq.server.models import (
     BackoffPolicy,
     Claim,
     Job,
@@ -24,7 +24,7 @@ from pushq.models import (
     QueueSettings,
     Schedule,
 )
-from pushq.store.base import Store
+from pushq.server.store.base import Store
 
 from .conftest import WithStore
 from .test_conformance import (

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from pushq.models import BackoffPolicy, JobDefaults, NewJob
-from pushq.store.sql import migrations
-from pushq.store.sqlite import Q, SQLiteStore
+from pushq.server.models import BackoffPolicy, JobDefaults, NewJob
+from pushq.server.store.sql import migrations
+from pushq.server.store.sqlite import Q, SQLiteStore
 
 BOOKKEEPING = {"schema_migrations"}  # the migrator's own table, not part of a migration
 

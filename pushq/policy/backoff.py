@@ -1,0 +1,64 @@
+"""When the next attempt may run: pure functions of attempt, policy, clock and randomness.
+
+Defaults (base 30 s, cap 8 h, 13 attempts, equal jitter) spread a job's retries
+over roughly a day, as QStash and Svix do; docs/delivery.md has the table.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+
+from ..server.models import BackoffPolicy
+
+DEFAULT_MAX_ATTEMPTS = 13
+DEFAULT_RETRY_AFTER_CAP = 86400.0
+
+
+def retry_delay(retry_number: int, policy: BackoffPolicy, rand: Callable[[], float]) -> float:
+    """Seconds to wait before retry `retry_number` (1 = the first retry).
+
+    Exponential with a cap; with jitter the delay is drawn uniformly from
+    [d/2, d] ("equal jitter"): retries of jobs that failed together spread
+    out, yet no retry comes much sooner than the schedule promises.
+    """
+    if retry_number < 1:
+        raise ValueError("retry_number starts at 1")
+    exponent = min(retry_number - 1, 62)  # 2**62 * base already exceeds any sane cap
+    nominal = min(policy.max, policy.base * (2.0**exponent))
+    if not policy.jitter:
+        return nominal
+    return nominal / 2 + rand() * nominal / 2
+
+
+def parse_retry_after(value: str | None, now: float, cap: float) -> float | None:
+    """Seconds asked for by a Retry-After header (delta or HTTP date), clamped to [0, cap]."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return min(max(seconds, 0.0), cap)
+
+
+def next_run_at(
+    *,
+    now: float,
+    retry_number: int,
+    policy: BackoffPolicy,
+    retry_after: float | None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """The time of the next attempt: the backoff delay, or later if Retry-After asks for it."""
+    delay = retry_delay(retry_number, policy, rand)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return now + delay

@@ -1,0 +1,71 @@
+"""/v1/dlq: the dead-letter queue: inspect, redrive, drop."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ...errors import BadRequest, NotFound
+from ..render import attempt_json, job_json
+from .common import context, ok, read_json, validate
+from .jobs import query_cursor, query_limit, query_queue
+from .schemas import RedriveRequest
+
+log = logging.getLogger("pushq.api")
+
+
+async def list_dead(request: Request) -> JSONResponse:
+    ctx = context(request)
+    try:
+        page = await ctx.store.list_dead(
+            queue=query_queue(request), limit=query_limit(request), cursor=query_cursor(request)
+        )
+    except ValueError:
+        raise BadRequest("cursor is not valid; pass next_cursor from a previous page") from None
+    now = ctx.clock()
+    return ok({"jobs": [job_json(j, now) for j in page.jobs], "next_cursor": page.next_cursor})
+
+
+async def get_dead(request: Request) -> JSONResponse:
+    ctx = context(request)
+    job_id = request.path_params["id"]
+    job = await ctx.store.get(job_id=job_id)
+    if job is None or job.state != "dead":
+        raise NotFound(f"no dead job {job_id}")
+    body = job_json(job, ctx.clock())
+    body["attempt_log"] = [attempt_json(a) for a in await ctx.store.list_attempts(job_id=job_id)]
+    return ok(body)
+
+
+async def redrive(request: Request) -> JSONResponse:
+    ctx = context(request)
+    now = ctx.clock()
+    job = await ctx.store.redrive(job_id=request.path_params["id"], now=now)
+    ctx.dispatcher.notify()
+    log.info(
+        "job %s redriven from the DLQ",
+        job.id,
+        extra={"job_id": job.id, "queue": job.queue, "verdict": "redriven"},
+    )
+    return ok(job_json(job, now))
+
+
+async def redrive_many(request: Request) -> JSONResponse:
+    ctx = context(request)
+    data = await read_json(request, limit=64 * 1024, allow_empty=True)
+    query = validate(RedriveRequest, data)
+    count = await ctx.store.redrive_many(queue=query.queue, now=ctx.clock())
+    log.info("%d dead jobs redriven (queue %s)", count, query.queue or "any")
+    if count:
+        ctx.dispatcher.notify()
+    return ok({"retried": count})
+
+
+async def delete_dead(request: Request) -> Response:
+    ctx = context(request)
+    job_id = request.path_params["id"]
+    if not await ctx.store.delete_dead(job_id=job_id):
+        raise NotFound(f"no dead job {job_id}")
+    return Response(status_code=204)

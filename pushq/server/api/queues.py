@@ -1,0 +1,117 @@
+"""/v1/queues: settings, live stats, pause and resume."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ...errors import BadRequest, NotFound
+from ..models import PUBLIC_STATES, PartialBackoff, QueueSettings
+from .common import Context, context, ok, read_json, validate
+from .schemas import NAME_PATTERN, QueueRequest
+
+
+def queue_name(request: Request) -> str:
+    name: str = request.path_params["name"]
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise BadRequest("queue names match [A-Za-z0-9_.-]{1,64}")
+    return name
+
+
+def queue_json(
+    queue: QueueSettings,
+    counts: dict[tuple[str, str], int],
+    oldest: dict[str, float],
+    ctx: Context,
+    now: float,
+) -> dict[str, Any]:
+    backoff = None
+    if queue.backoff is not None:
+        backoff = {
+            "base": queue.backoff.base,
+            "max": queue.backoff.max,
+            "jitter": queue.backoff.jitter,
+        }
+    delivered, failed = ctx.queue_activity(queue.name)
+    stats: dict[str, Any] = {state: counts.get((queue.name, state), 0) for state in PUBLIC_STATES}
+    oldest_at = oldest.get(queue.name)
+    stats["oldest_pending_age"] = None if oldest_at is None else max(0.0, now - oldest_at)
+    stats["delivered_last_minute"] = delivered
+    stats["failed_last_minute"] = failed
+    return {
+        "name": queue.name,
+        "concurrency": queue.concurrency,
+        "rate_limit": queue.rate_limit,
+        "max_attempts": queue.max_attempts,
+        "backoff": backoff,
+        "timeout": queue.timeout,
+        "max_size": queue.max_size,
+        "paused": queue.paused,
+        "priority": queue.priority,
+        "stats": stats,
+    }
+
+
+async def _render(ctx: Context, queues: list[QueueSettings]) -> list[dict[str, Any]]:
+    now = ctx.clock()
+    counts = await ctx.store.count_by_state(now=now)
+    oldest = await ctx.store.oldest_pending()
+    return [queue_json(q, counts, oldest, ctx, now) for q in queues]
+
+
+async def get_queue(request: Request) -> JSONResponse:
+    ctx = context(request)
+    name = queue_name(request)
+    queue = await ctx.store.get_queue(name=name)
+    if queue is None:
+        raise NotFound(f"no queue {name}")
+    [body] = await _render(ctx, [queue])
+    return ok(body)
+
+
+async def list_queues(request: Request) -> JSONResponse:
+    ctx = context(request)
+    return ok({"queues": await _render(ctx, await ctx.store.list_queues())})
+
+
+async def put_queue(request: Request) -> JSONResponse:
+    ctx = context(request)
+    name = queue_name(request)
+    given = validate(QueueRequest, await read_json(request, limit=64 * 1024))
+    changes: dict[str, Any] = {}
+    for field in given.model_fields_set:
+        value = getattr(given, field)
+        if field == "backoff" and value is not None:
+            if value.base is not None and value.max is not None and value.max < value.base:
+                raise BadRequest("backoff.max must not be less than backoff.base")
+            value = PartialBackoff(value.base, value.max, value.jitter)
+        if field == "paused" and value is None:
+            value = False
+        if field == "priority" and value is None:
+            value = 0
+        changes[field] = value
+    queue = await ctx.store.put_queue(name=name, changes=changes, now=ctx.clock())
+    ctx.dispatcher.notify()  # a raised limit or a resume may free jobs now
+    [body] = await _render(ctx, [queue])
+    return ok(body)
+
+
+async def _set_paused(request: Request, paused: bool) -> JSONResponse:
+    ctx = context(request)
+    name = queue_name(request)
+    queue = await ctx.store.put_queue(name=name, changes={"paused": paused}, now=ctx.clock())
+    if not paused:
+        ctx.dispatcher.notify()
+    [body] = await _render(ctx, [queue])
+    return ok(body)
+
+
+async def pause(request: Request) -> JSONResponse:
+    return await _set_paused(request, True)
+
+
+async def resume(request: Request) -> JSONResponse:
+    return await _set_paused(request, False)

@@ -1,0 +1,366 @@
+"""create_app(settings, store, ...) -> the Starlette app. Routes only: every
+endpoint is declared once here, and both the router and /openapi.json read it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import ApiError
+from ..version import __version__
+from .api import dlq, jobs, queues, schedules, system, ui, worker_calls
+from .api.common import Context, Notifier, error_parts, require_token
+from .api.fast import FastEnqueue
+from .api.schemas import (
+    AttemptList,
+    BatchRequest,
+    CompleteRequest,
+    DeadJob,
+    ErrorResponse,
+    FailRequest,
+    Health,
+    JobList,
+    JobOut,
+    JobRequest,
+    ProgressRequest,
+    QueueList,
+    QueueOut,
+    QueueRequest,
+    RedriveRequest,
+    RedriveResult,
+    ScheduleList,
+    ScheduleOut,
+    ScheduleRequest,
+)
+from .config import Settings
+from .metrics import Metrics
+from .settle import Settler
+from .store.base import Store
+from .ui.session import Sessions
+from .waiters import JobWaiters
+
+log = logging.getLogger("pushq.api")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool = True
+    query: tuple[str, ...] = ()
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("POST", "/v1/jobs", jobs.enqueue, "Enqueue a job", JobRequest, JobOut, 201),
+    Endpoint(
+        "POST",
+        "/v1/jobs/batch",
+        jobs.enqueue_batch,
+        "Enqueue many jobs in one transaction (all or nothing)",
+        BatchRequest,
+        JobList,
+        201,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/jobs",
+        jobs.list_jobs,
+        "List jobs, newest first",
+        None,
+        JobList,
+        query=("queue", "state", "limit", "cursor"),
+    ),
+    Endpoint("GET", "/v1/jobs/{id}", jobs.get_job, "Get a job", None, JobOut),
+    Endpoint(
+        "GET",
+        "/v1/jobs/{id}/attempts",
+        jobs.list_attempts,
+        "Every delivery attempt of a job",
+        None,
+        AttemptList,
+    ),
+    Endpoint("POST", "/v1/jobs/{id}/cancel", jobs.cancel, "Cancel an unfinished job", None, JobOut),
+    Endpoint(
+        "GET",
+        "/v1/dlq",
+        dlq.list_dead,
+        "Dead jobs, newest failure first",
+        None,
+        JobList,
+        query=("queue", "limit", "cursor"),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/dlq/retry",
+        dlq.redrive_many,
+        "Redrive every dead job (of a queue)",
+        RedriveRequest,
+        RedriveResult,
+    ),
+    Endpoint("GET", "/v1/dlq/{id}", dlq.get_dead, "A dead job with its attempt log", None, DeadJob),
+    Endpoint("POST", "/v1/dlq/{id}/retry", dlq.redrive, "Redrive one dead job", None, JobOut),
+    Endpoint("DELETE", "/v1/dlq/{id}", dlq.delete_dead, "Drop a dead job", None, None, 204),
+    Endpoint(
+        "POST",
+        "/v1/jobs/{id}/progress",
+        worker_calls.progress,
+        "A worker reports progress (and heartbeats); job token or API token",
+        ProgressRequest,
+        JobOut,
+        auth=False,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/jobs/{id}/complete",
+        worker_calls.complete,
+        "A worker finishes an async job; job token or API token",
+        CompleteRequest,
+        JobOut,
+        auth=False,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/jobs/{id}/fail",
+        worker_calls.fail,
+        "A worker fails an async job (retried unless retry is false); job token or API token",
+        FailRequest,
+        JobOut,
+        auth=False,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/queues",
+        queues.list_queues,
+        "Every queue with settings and stats",
+        None,
+        QueueList,
+    ),
+    Endpoint(
+        "GET", "/v1/queues/{name}", queues.get_queue, "A queue's settings and stats", None, QueueOut
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/queues/{name}",
+        queues.put_queue,
+        "Create a queue or change its settings",
+        QueueRequest,
+        QueueOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/queues/{name}/pause",
+        queues.pause,
+        "Stop deliveries of a queue (enqueue still accepted)",
+        None,
+        QueueOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/queues/{name}/resume",
+        queues.resume,
+        "Restart deliveries of a queue",
+        None,
+        QueueOut,
+    ),
+    Endpoint(
+        "GET", "/v1/schedules", schedules.list_schedules, "Every cron schedule", None, ScheduleList
+    ),
+    Endpoint(
+        "GET", "/v1/schedules/{name}", schedules.get_schedule, "A cron schedule", None, ScheduleOut
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/schedules/{name}",
+        schedules.put_schedule,
+        "Create or replace a cron schedule",
+        ScheduleRequest,
+        ScheduleOut,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/schedules/{name}",
+        schedules.delete_schedule,
+        "Delete a cron schedule",
+        None,
+        None,
+        204,
+    ),
+    Endpoint(
+        "GET",
+        "/health",
+        system.health,
+        "Health of the database and dispatcher",
+        None,
+        Health,
+        auth=False,
+    ),
+    Endpoint(
+        "GET",
+        "/ready",
+        system.ready,
+        "Readiness for load balancers: 503 while starting or shutting down",
+        auth=False,
+    ),
+    Endpoint("GET", "/metrics", system.metrics, "Prometheus metrics", auth=False),
+)
+
+
+def _guarded(endpoint: Endpoint, token: str) -> Handler:
+    handler = endpoint.handler
+    if not endpoint.auth:
+        return handler
+
+    async def guarded(request: Request) -> Response:
+        require_token(request, token)
+        return await handler(request)
+
+    return guarded
+
+
+def openapi_document(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> dict[str, object]:
+    """The OpenAPI 3.1 document, built from the same endpoints and models the app serves."""
+    schemas: dict[str, object] = {}
+
+    def ref(model: type[BaseModel]) -> dict[str, str]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    error = {"content": {"application/json": {"schema": ref(ErrorResponse)}}}
+    paths: dict[str, dict[str, object]] = {}
+    for ep in endpoints:
+        responses: dict[str, object] = {}
+        if ep.response is not None:
+            body = {"application/json": {"schema": ref(ep.response)}}
+            responses[str(ep.status)] = {"description": "OK", "content": body}
+        else:
+            responses[str(ep.status)] = {"description": "OK"}
+        for code in ("400", "401", "404", "409", "413") if ep.auth else ():
+            responses[code] = {"description": "Error", **error}
+        operation: dict[str, object] = {"summary": ep.summary, "responses": responses}
+        if ep.request is not None:
+            operation["requestBody"] = {
+                "required": ep.request is not RedriveRequest,
+                "content": {"application/json": {"schema": ref(ep.request)}},
+            }
+        parameters: list[dict[str, object]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", ep.path)
+        ]
+        parameters += [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in ep.query
+        ]
+        if ep.path == "/v1/jobs" and ep.method == "POST":
+            parameters.append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                }
+            )
+        if parameters:
+            operation["parameters"] = parameters
+        if ep.auth:
+            operation["security"] = [{"bearer": []}]
+        paths.setdefault(ep.path, {})[ep.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "pushq", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    status, body, headers = error_parts(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed here"}
+    body = {"error": {"code": code, "message": message.get(exc.status_code, str(exc.detail))}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    body = {"error": {"code": "internal_error", "message": "internal error; see the pushq log"}}
+    return JSONResponse(body, status_code=500)
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    dispatcher: Notifier,
+    metrics: Metrics,
+    dispatcher_last_loop: Callable[[], float] = lambda: time.time(),
+    shutting_down: Callable[[], bool] = lambda: False,
+    queue_activity: Callable[[str], tuple[int, int]] = lambda queue: (0, 0),
+    scheduler_wake: Callable[[], None] = lambda: None,
+    settler: Settler | None = None,
+    waiters: JobWaiters | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The pushq HTTP app over a store that is already open."""
+    routes: list[BaseRoute] = [
+        Route(ep.path, _guarded(ep, settings.api_token), methods=[ep.method]) for ep in ENDPOINTS
+    ]
+    routes += ui.routes()
+    document = openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    context = Context(
+        settings=settings,
+        store=store,
+        dispatcher=dispatcher,
+        metrics=metrics,
+        clock=clock,
+        dispatcher_last_loop=dispatcher_last_loop,
+        shutting_down=shutting_down,
+        queue_activity=queue_activity,
+        scheduler_wake=scheduler_wake,
+        settler=settler,
+        waiters=waiters or JobWaiters(),
+        sessions=Sessions(settings.api_token, clock=clock),
+    )
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(FastEnqueue, ctx=context)],
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.pushq = context
+    return app

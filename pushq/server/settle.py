@@ -1,0 +1,180 @@
+"""Settling an attempt: write its outcome, count it, and send callbacks.
+
+Shared by the dispatcher (the outcome of an HTTP response) and the API (a
+worker finishing an async job with /complete or /fail), so both paths move
+jobs the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from ..policy.backoff import next_run_at
+from .config import Settings
+from .delivery import Outcome
+from .metrics import Metrics, RecentActivity
+from .models import Attempt, Job, NewJob
+from .render import job_json
+from .store.base import Store
+from .waiters import JobWaiters
+
+CALLBACK_QUEUE = "pushq.callbacks"
+
+
+class Settler:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: Settings,
+        metrics: Metrics,
+        notify: Callable[[float | None], None],
+        waiters: JobWaiters,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.notify = notify
+        self.waiters = waiters
+        self.rand = rand
+        self.activity = RecentActivity()
+
+    async def settle(
+        self, job: Job, outcome: Outcome, attempt: Attempt, result: Any, now: float
+    ) -> str:
+        """Write the attempt's outcome; returns what became of the job ("stale" if it
+        had moved on: rescued, cancelled, or finished by an async call)."""
+        self._count(job, outcome, attempt, now)
+        store, queue, lease = self.store, job.queue, job.lease or ""
+        defaults = self.settings.job_defaults
+        if outcome.verdict == "succeeded":
+            result = {"status": outcome.status, "body": result}
+            callback = self._callback(job, job.callback_url, "succeeded", now, result=result)
+            if not await store.complete(
+                job_id=job.id,
+                lease=lease,
+                attempt=attempt,
+                result=result,
+                now=now,
+                callback=callback,
+                defaults=defaults,
+            ):
+                return "stale"
+            self.metrics.delivered.labels(queue=queue).inc()
+            self._finished(job, callback)
+            return "succeeded"
+        if outcome.verdict == "async":
+            deadline = now + job.timeout
+            if not await store.await_completion(
+                job_id=job.id, lease=lease, attempt=attempt.number, deadline=deadline
+            ):
+                return "stale"
+            return "active (awaiting completion)"
+        error = {"status": outcome.status, "message": outcome.error, "at": now}
+        if outcome.verdict == "retry" and job.attempts < job.max_attempts:
+            run_at = next_run_at(
+                now=now,
+                retry_number=job.attempts,
+                policy=job.backoff,
+                retry_after=outcome.retry_after,
+                rand=self.rand,
+            )
+            if not await store.schedule_retry(
+                job_id=job.id, lease=lease, attempt=attempt, run_at=run_at, error=error
+            ):
+                return "stale"
+            self.metrics.retried.labels(queue=queue).inc()
+            self.notify(run_at)
+            return f"retrying in {run_at - now:.1f}s"
+        if outcome.verdict == "retry":
+            error["message"] = f"attempts exhausted; last: {outcome.error}"
+        callback = self._callback(job, job.failure_callback_url, "dead", now, error=error)
+        if not await store.kill(
+            job_id=job.id,
+            lease=lease,
+            attempt=attempt,
+            error=error,
+            now=now,
+            callback=callback,
+            defaults=defaults,
+        ):
+            return "stale"
+        self.metrics.dead.labels(queue=queue).inc()
+        self._finished(job, callback)
+        return "dead"
+
+    async def rescued_dead(self, job: Job, now: float) -> None:
+        """The rescuer moved `job` to the DLQ (its lease expired on the last attempt)."""
+        self.waiters.wake(job.id)
+        callback = self._callback(job, job.failure_callback_url, "dead", now)
+        if callback is not None:
+            await self.store.enqueue(
+                jobs=[callback],
+                now=now,
+                idempotency_ttl=86400.0,
+                defaults=self.settings.job_defaults,
+                backpressure=False,  # it reports an outcome that is already decided
+            )
+            self.notify(None)
+
+    def _count(self, job: Job, outcome: Outcome, attempt: Attempt, now: float) -> None:
+        queue = job.queue
+        self.metrics.response_time.labels(queue=queue).observe(attempt.duration_ms / 1000)
+        if attempt.number == 1:
+            waited = max(0.0, attempt.started_at - max(job.created_at, job.run_at))
+            self.metrics.delivery_latency.labels(queue=queue).observe(waited)
+        if outcome.verdict == "succeeded":
+            self.activity.record(queue, now, delivered=True)
+        elif outcome.failure_class is not None:
+            self.activity.record(queue, now, delivered=False)
+            self.metrics.failed_attempts.labels(
+                queue=queue, **{"class": outcome.failure_class}
+            ).inc()
+
+    def _finished(self, job: Job, callback: NewJob | None) -> None:
+        self.waiters.wake(job.id)
+        # A finished job may free a concurrency slot or an ordering key (and a
+        # callback may be waiting): claim now rather than at the next poll.
+        self.notify(None)
+
+    def _callback(
+        self,
+        job: Job,
+        url: str | None,
+        state: str,
+        now: float,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> NewJob | None:
+        """The callback job for a finished job: the job object, POSTed to `url`.
+
+        It is a pushq job like any other (signed, retried, visible in the DLQ),
+        stored in the same transaction as the outcome it reports.
+        """
+        if url is None:
+            return None
+        finished = replace(
+            job,
+            state=state,  # type: ignore[arg-type]
+            finished_at=now,
+            failed_at=now if state == "dead" else None,
+            result=result if result is not None else job.result,
+            last_error=error if error is not None else job.last_error,
+            lease=None,
+        )
+        return NewJob(
+            url=url,
+            queue=CALLBACK_QUEUE,
+            body=orjson.dumps(job_json(finished, now)),
+            run_at=now,
+            # unique per attempt, also across a redrive (which numbers attempts anew)
+            idempotency_key=f"callback:{job.id}:{job.attempts}:{job.attempt_started_at}",
+            headers={"pushq-callback-for": job.id},
+        )

@@ -1,0 +1,944 @@
+"""The embedded store: SQLite in WAL mode.
+
+Writes go through one writer thread with group commit (group_commit.py): every
+write transaction is BEGIN IMMEDIATE, concurrent writes share one commit, and
+each is acknowledged only after that commit. Reads use a separate aiosqlite
+connection, so listings never wait behind the writer (WAL readers don't block).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from ...errors import Conflict, NotFound, RateLimited
+from ...policy.fairness import fair_shares
+from ...policy.ratelimit import Rate, next_token_at, parse_rate, refill
+from ..models import (
+    Attempt,
+    BackoffPolicy,
+    Claim,
+    EnqueueResult,
+    Job,
+    JobDefaults,
+    NewJob,
+    PartialBackoff,
+    QueueSettings,
+    Schedule,
+    new_job_id,
+    resolve_backoff,
+)
+from .base import Page
+from .group_commit import Checkpointer, GroupCommitWriter
+from .sql import load_queries, migrations
+
+Q = load_queries("sqlite_queries.sql")
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        queue=row["queue"],
+        url=row["url"],
+        method=row["method"],
+        headers=_loads(row["headers"]) or {},
+        body=row["body"],
+        state=row["state"],
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        backoff=BackoffPolicy(row["backoff_base"], row["backoff_max"], bool(row["backoff_jitter"])),
+        timeout=row["timeout"],
+        created_at=row["created_at"],
+        run_at=row["run_at"],
+        finished_at=row["finished_at"],
+        failed_at=row["failed_at"],
+        lease=row["lease"],
+        lease_expires_at=row["lease_expires_at"],
+        attempt_started_at=row["attempt_started_at"],
+        last_error=_loads(row["last_error"]),
+        result=_loads(row["result"]),
+        progress=_loads(row["progress"]),
+        idempotency_key=row["idempotency_key"],
+        unique_key=row["unique_key"],
+        ordering_key=row["ordering_key"],
+        callback_url=row["callback_url"],
+        failure_callback_url=row["failure_callback_url"],
+    )
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _attempt_params(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "job_id": attempt.job_id,
+        "number": attempt.number,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "status": attempt.status,
+        "error": attempt.error,
+        "response_body": attempt.response_body,
+    }
+
+
+def _encode_cursor(*parts: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """The parts of an opaque cursor; ValueError when it was not made by us."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("cursor is not valid") from exc
+    if not isinstance(parts, list) or not parts:
+        raise ValueError("cursor is not valid")
+    return parts
+
+
+class SQLiteStore:
+    """Store on one SQLite file."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._writer = GroupCommitWriter(
+            self.path, synchronous=synchronous, busy_timeout_ms=BUSY_TIMEOUT_MS
+        )
+        self._reader: aiosqlite.Connection | None = None
+        self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
+        self._credit: dict[str, float] = {}  # fair-share credit per queue (writer thread only)
+
+    # -- lifecycle -------------------------------------------------------------
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self._writer.open()
+        await self._writer.call(_migrate)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader.row_factory = sqlite3.Row
+        await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await self._reader.execute("PRAGMA query_only = ON")
+        self._checkpointer.start()
+
+    async def close(self) -> None:
+        await self._checkpointer.close()
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        await self._writer.close()
+
+    async def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        assert self._reader is not None, "store is not open"
+        return list(await self._reader.execute_fetchall(sql, params))
+
+    async def ping(self) -> None:
+        now = str(time.time())
+        await self._writer.write(lambda conn: conn.execute(Q["ping"], {"now": now}))
+
+    # -- producers ---------------------------------------------------------------
+    async def enqueue(
+        self,
+        *,
+        jobs: Sequence[NewJob],
+        now: float,
+        idempotency_ttl: float,
+        defaults: JobDefaults,
+        backpressure: bool = True,
+    ) -> list[EnqueueResult]:
+        def write(conn: sqlite3.Connection) -> list[EnqueueResult]:
+            return _enqueue_all(conn, jobs, now, idempotency_ttl, defaults, backpressure)
+
+        return await self._writer.write(write)
+
+    async def get(self, *, job_id: str) -> Job | None:
+        rows = await self._read(Q["get_job"], {"id": job_id})
+        return row_to_job(rows[0]) if rows else None
+
+    async def list_jobs(
+        self, *, queue: str | None, state: str | None, limit: int, cursor: str | None, now: float
+    ) -> Page:
+        # Filters combine freely, so this one statement is assembled here.
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": limit + 1, "now": now}
+        if queue is not None:
+            where.append("queue = :queue")
+            params["queue"] = queue
+        if state == "scheduled":
+            where.append("state IN ('scheduled', 'blocked') AND run_at > :now")
+        elif state == "pending":
+            where.append(
+                "(state = 'pending' OR (state IN ('scheduled', 'blocked') AND run_at <= :now))"
+            )
+        elif state is not None:
+            where.append("state = :state")
+            params["state"] = state
+        if cursor is not None:
+            where.append("id < :after")
+            params["after"] = str(decode_cursor(cursor)[0])
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT :limit"
+        jobs = [row_to_job(row) for row in await self._read(sql, params)]
+        next_cursor = _encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+        return Page(jobs[:limit], next_cursor)
+
+    async def list_attempts(self, *, job_id: str) -> list[Attempt]:
+        rows = await self._read(Q["list_attempts"], {"job_id": job_id})
+        return [
+            Attempt(
+                job_id=row["job_id"],
+                number=row["number"],
+                started_at=row["started_at"],
+                duration_ms=row["duration_ms"],
+                status=row["status"],
+                error=row["error"],
+                response_body=row["response_body"],
+            )
+            for row in rows
+        ]
+
+    async def cancel(self, *, job_id: str, now: float) -> Job:
+        def write(conn: sqlite3.Connection) -> Job:
+            rows = _fetch(conn, Q["cancel"], {"id": job_id, "now": now})
+            if rows:
+                job = row_to_job(rows[0])
+                _finished(conn, job.queue, job.ordering_key, now)
+                return job
+            exists = _fetch(conn, Q["get_job"], {"id": job_id})
+            if not exists:
+                raise NotFound(f"no job {job_id}")
+            raise Conflict(f"job {job_id} is already {exists[0]['state']}", code="job_finished")
+
+        return await self._writer.write(write)
+
+    # -- the dispatcher ----------------------------------------------------------
+    async def claim_due(
+        self,
+        *,
+        limit: int,
+        slots: int,
+        now: float,
+        lease: str,
+        lease_margin: float,
+        busy: Mapping[str, int] | None = None,
+    ) -> Claim:
+        def write(conn: sqlite3.Connection) -> Claim:
+            return _claim(conn, limit, slots, now, lease, lease_margin, self._credit, busy)
+
+        return await self._writer.write(write)
+
+    async def _settle(
+        self,
+        query: str,
+        params: dict[str, Any],
+        attempt: Attempt,
+        lease: str,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
+    ) -> bool:
+        params |= {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
+
+        def write(conn: sqlite3.Connection) -> bool:
+            rows = _fetch(conn, Q[query], params)
+            if not rows:
+                return False  # the job moved on (rescued, cancelled): this attempt is stale
+            conn.execute(Q["insert_attempt"], _attempt_params(attempt))
+            if query != "schedule_retry":
+                _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
+            if callback is not None:
+                assert defaults is not None, "a callback needs the job defaults"
+                # a callback reports an outcome already decided: never refused
+                _enqueue_all(
+                    conn,
+                    [callback],
+                    params["now"],
+                    CALLBACK_KEY_TTL,
+                    defaults,
+                    backpressure=False,
+                )
+            return True
+
+        return await self._writer.write(write)
+
+    async def complete(
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: Attempt,
+        result: dict[str, Any],
+        now: float,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
+    ) -> bool:
+        params = {"result": _dumps(result), "now": now}
+        return await self._settle("complete", params, attempt, lease, callback, defaults)
+
+    async def schedule_retry(
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: Attempt,
+        run_at: float,
+        error: dict[str, Any],
+    ) -> bool:
+        params = {"run_at": run_at, "error": _dumps(error)}
+        return await self._settle("schedule_retry", params, attempt, lease)
+
+    async def kill(
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: Attempt,
+        error: dict[str, Any],
+        now: float,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
+    ) -> bool:
+        params = {"error": _dumps(error), "now": now}
+        return await self._settle("kill", params, attempt, lease, callback, defaults)
+
+    async def report_progress(
+        self, *, job_id: str, lease: str, attempt: int, progress: Any, deadline: float
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "lease": lease,
+            "attempt": attempt,
+            "progress": _dumps(progress),
+            "deadline": deadline,
+        }
+        return await self._writer.write(
+            lambda conn: conn.execute(Q["report_progress"], params).rowcount == 1
+        )
+
+    async def prune_finished(
+        self, *, succeeded_before: float, dead_before: float, limit: int
+    ) -> int:
+        params = {"succeeded_before": succeeded_before, "dead_before": dead_before, "limit": limit}
+
+        def write(conn: sqlite3.Connection) -> int:
+            ids = [row[0] for row in conn.execute(Q["expired_jobs"], params)]
+            for job_id in ids:
+                conn.execute(Q["delete_attempts"], {"job_id": job_id})
+                conn.execute(Q["delete_job"], {"id": job_id})
+            return len(ids)
+
+        return await self._writer.write(write)
+
+    async def await_completion(
+        self, *, job_id: str, lease: str, attempt: int, deadline: float
+    ) -> bool:
+        params = {"id": job_id, "lease": lease, "attempt": attempt, "deadline": deadline}
+        return await self._writer.write(
+            lambda conn: conn.execute(Q["await_completion"], params).rowcount == 1
+        )
+
+    async def rescue_expired(
+        self, *, now: float, limit: int, retry_at: Callable[[Job], float] | None = None
+    ) -> list[Job]:
+        message = (
+            "lease expired: no outcome in time (pushq stopped mid-attempt, or an async job "
+            "stopped sending heartbeats)"
+        )
+        error = {"status": None, "message": message, "at": now}
+
+        def write(conn: sqlite3.Connection) -> list[Job]:
+            rows = _fetch(
+                conn, Q["rescue_expired"], {"now": now, "limit": limit, "error": _dumps(error)}
+            )
+            jobs = [row_to_job(row) for row in rows]
+            for job in jobs:
+                if job.state == "dead":
+                    _finished(conn, job.queue, job.ordering_key, now)
+                elif retry_at is not None:
+                    job.run_at = retry_at(job)
+                    conn.execute(Q["set_run_at"], {"id": job.id, "run_at": job.run_at})
+                started = job.attempt_started_at or now
+                duration_ms = (now - started) * 1000
+                attempt = Attempt(job.id, job.attempts, started, duration_ms, None, message, None)
+                conn.execute(Q["insert_attempt"], _attempt_params(attempt))
+            return jobs
+
+        return await self._writer.write(write)
+
+    async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
+        params = {"now": now, "limit": limit}
+        return await self._writer.write(
+            lambda conn: int(conn.execute(Q["prune_idempotency_keys"], params).rowcount)
+        )
+
+    # -- the dead-letter queue -----------------------------------------------------
+    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> Page:
+        where = ["state = 'dead'"]
+        params: dict[str, Any] = {"limit": limit + 1}
+        if queue is not None:
+            where.append("queue = :queue")
+            params["queue"] = queue
+        if cursor is not None:
+            parts = decode_cursor(cursor)
+            if len(parts) != 2:
+                raise ValueError("cursor is not valid")
+            where.append("(failed_at, id) < (:failed_at, :after)")
+            try:
+                failed_at = float(parts[0])
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError("cursor is not valid") from None
+            if not math.isfinite(failed_at):
+                raise ValueError("cursor is not valid")
+            params["failed_at"], params["after"] = failed_at, str(parts[1])
+        sql = (
+            "SELECT * FROM jobs WHERE "
+            + " AND ".join(where)
+            + " ORDER BY failed_at DESC, id DESC LIMIT :limit"
+        )
+        jobs = [row_to_job(row) for row in await self._read(sql, params)]
+        next_cursor = None
+        if len(jobs) > limit:
+            last = jobs[limit - 1]
+            next_cursor = _encode_cursor(last.failed_at, last.id)
+        return Page(jobs[:limit], next_cursor)
+
+    async def redrive(self, *, job_id: str, now: float) -> Job:
+        def write(conn: sqlite3.Connection) -> Job:
+            rows = _fetch(conn, Q["get_job"], {"id": job_id})
+            if not rows or rows[0]["state"] != "dead":
+                raise NotFound(f"no dead job {job_id}")
+            try:
+                return _redrive(conn, rows[0], now)
+            except sqlite3.IntegrityError:
+                raise Conflict(
+                    f"job {job_id} has a unique_key that an unfinished job of its queue holds",
+                    code="unique_key_taken",
+                ) from None
+
+        return await self._writer.write(write)
+
+    async def redrive_many(self, *, queue: str | None, now: float) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            count = 0
+            for row in _fetch(conn, Q["dead_jobs"], {"queue": queue}):
+                job = _fetch(conn, Q["get_job"], {"id": row["id"]})[0]
+                if job["unique_key"] is not None and _fetch(
+                    conn,
+                    Q["find_unique_job"],
+                    {"queue": job["queue"], "unique_key": job["unique_key"]},
+                ):
+                    continue  # an unfinished job holds its unique key: it stays dead
+                _redrive(conn, job, now)
+                count += 1
+            return count
+
+        return await self._writer.write(write)
+
+    async def delete_dead(self, *, job_id: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            if conn.execute(Q["delete_dead"], {"id": job_id}).rowcount != 1:
+                return False
+            conn.execute(Q["delete_attempts"], {"job_id": job_id})
+            return True
+
+        return await self._writer.write(write)
+
+    # -- queues --------------------------------------------------------------------
+    async def get_queue(self, *, name: str) -> QueueSettings | None:
+        rows = await self._read(Q["get_queue"], {"name": name})
+        return row_to_queue(rows[0]) if rows else None
+
+    async def list_queues(self) -> list[QueueSettings]:
+        return [row_to_queue(row) for row in await self._read(Q["list_queues"])]
+
+    async def put_queue(self, *, name: str, changes: dict[str, Any], now: float) -> QueueSettings:
+        def write(conn: sqlite3.Connection) -> QueueSettings:
+            conn.execute(Q["ensure_queue"], {"name": name, "now": now})
+            row = _fetch(conn, Q["get_queue"], {"name": name})[0]
+            current = row_to_queue(row)
+            tokens, tokens_at = row["tokens"], row["tokens_at"]
+            new_rate = "rate_limit" in changes and changes["rate_limit"] != current.rate_limit
+            for key, value in changes.items():
+                setattr(current, key, value)
+            if new_rate:
+                tokens = tokens_at = None  # a new limit starts with a full bucket
+            backoff = current.backoff or PartialBackoff()
+            params = {
+                "name": name,
+                "concurrency": current.concurrency,
+                "rate_limit": current.rate_limit,
+                "max_attempts": current.max_attempts,
+                "backoff_base": backoff.base,
+                "backoff_max": backoff.max,
+                "backoff_jitter": None if backoff.jitter is None else int(backoff.jitter),
+                "timeout": current.timeout,
+                "max_size": current.max_size,
+                "paused": int(current.paused),
+                "priority": current.priority,
+                "tokens": tokens,
+                "tokens_at": tokens_at,
+                "now": now,
+            }
+            return row_to_queue(_fetch(conn, Q["update_queue"], params)[0])
+
+        return await self._writer.write(write)
+
+    async def oldest_pending(self) -> dict[str, float]:
+        """{queue: run_at of its oldest ready job}."""
+        return {row["queue"]: row["oldest"] for row in await self._read(Q["oldest_pending"])}
+
+    # -- schedules -----------------------------------------------------------------
+    async def put_schedule(
+        self,
+        *,
+        name: str,
+        cron: str,
+        timezone: str,
+        job: dict[str, Any],
+        next_run_at: float,
+        now: float,
+    ) -> Schedule:
+        params = {
+            "name": name,
+            "cron": cron,
+            "timezone": timezone,
+            "job": _dumps(job),
+            "next_run_at": next_run_at,
+            "now": now,
+        }
+        rows = await self._writer.write(lambda conn: _fetch(conn, Q["put_schedule"], params))
+        return row_to_schedule(rows[0])
+
+    async def get_schedule(self, *, name: str) -> Schedule | None:
+        rows = await self._read(Q["get_schedule"], {"name": name})
+        return row_to_schedule(rows[0]) if rows else None
+
+    async def list_schedules(self) -> list[Schedule]:
+        return [row_to_schedule(row) for row in await self._read(Q["list_schedules"])]
+
+    async def delete_schedule(self, *, name: str) -> bool:
+        return await self._writer.write(
+            lambda conn: conn.execute(Q["delete_schedule"], {"name": name}).rowcount == 1
+        )
+
+    async def due_schedules(self, *, now: float) -> list[Schedule]:
+        return [row_to_schedule(r) for r in await self._read(Q["due_schedules"], {"now": now})]
+
+    async def next_schedule_at(self) -> float | None:
+        rows = await self._read(Q["next_schedule_at"])
+        return rows[0][0] if rows else None
+
+    async def fire_schedule(
+        self,
+        *,
+        schedule: Schedule,
+        next_run_at: float,
+        job: NewJob,
+        now: float,
+        idempotency_ttl: float,
+        defaults: JobDefaults,
+    ) -> EnqueueResult | None:
+        """Enqueue one firing and move the schedule on, in one transaction.
+
+        Guarded by the next_run_at it read, so when several nodes race only one
+        fires; the job's idempotency key names the firing, so it is enqueued once.
+        """
+        params = {
+            "name": schedule.name,
+            "expected": schedule.next_run_at,
+            "fired_at": schedule.next_run_at,
+            "next_run_at": next_run_at,
+        }
+
+        def write(conn: sqlite3.Connection) -> EnqueueResult | None:
+            if conn.execute(Q["advance_schedule"], params).rowcount != 1:
+                return None
+            return _enqueue_all(conn, [job], now, idempotency_ttl, defaults)[0]
+
+        return await self._writer.write(write)
+
+    # -- observability -------------------------------------------------------------
+    async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
+        rows = await self._read(Q["count_by_state"], {"now": now})
+        counts: dict[tuple[str, str], int] = {}
+        for row in rows:
+            key = (row["queue"], row["state"])
+            counts[key] = counts.get(key, 0) + row["n"]
+        return counts
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, name, sql in migrations():
+        if version in applied:
+            continue
+        # executescript runs the whole file; wrapping it makes it all or nothing.
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{sql}\n"
+            f"INSERT INTO schema_migrations VALUES ({version}, '{name}', {time.time()});\n"
+            "COMMIT;"
+        )
+
+
+CALLBACK_KEY_TTL = 86400.0  # a callback's idempotency key guards against a second one
+QUEUE_FULL_RETRY_AFTER = 5.0  # seconds; a full queue drains at the workers' pace
+
+
+def row_to_queue(row: sqlite3.Row) -> QueueSettings:
+    backoff = None
+    if any(row[k] is not None for k in ("backoff_base", "backoff_max", "backoff_jitter")):
+        jitter = None if row["backoff_jitter"] is None else bool(row["backoff_jitter"])
+        backoff = PartialBackoff(row["backoff_base"], row["backoff_max"], jitter)
+    return QueueSettings(
+        name=row["name"],
+        concurrency=row["concurrency"],
+        rate_limit=row["rate_limit"],
+        max_attempts=row["max_attempts"],
+        backoff=backoff,
+        timeout=row["timeout"],
+        max_size=row["max_size"],
+        paused=bool(row["paused"]),
+        priority=row["priority"],
+        unfinished=row["unfinished"],
+    )
+
+
+def row_to_schedule(row: sqlite3.Row) -> Schedule:
+    return Schedule(
+        name=row["name"],
+        cron=row["cron"],
+        timezone=row["timezone"],
+        job=orjson.loads(row["job"]),
+        next_run_at=row["next_run_at"],
+        last_run_at=row["last_run_at"],
+    )
+
+
+def _finished(conn: sqlite3.Connection, queue: str, ordering_key: str | None, now: float) -> None:
+    """Bookkeeping when a job leaves the unfinished states: the queue's count, its key."""
+    conn.execute(Q["add_unfinished"], {"name": queue, "delta": -1})
+    if ordering_key is not None:
+        conn.execute(Q["unblock_next"], {"queue": queue, "key": ordering_key, "now": now})
+
+
+def _redrive(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> Job:
+    state = "pending"
+    key = row["ordering_key"]
+    if key is not None and _fetch(
+        conn, Q["ordering_key_busy"], {"queue": row["queue"], "key": key}
+    ):
+        state = "blocked"
+    job = row_to_job(_fetch(conn, Q["redrive"], {"id": row["id"], "now": now, "state": state})[0])
+    conn.execute(Q["add_unfinished"], {"name": job.queue, "delta": 1})
+    return job
+
+
+def _claim(
+    conn: sqlite3.Connection,
+    limit: int,
+    slots: int,
+    now: float,
+    lease: str,
+    margin: float,
+    credit: dict[str, float],
+    busy: Mapping[str, int] | None,
+) -> Claim:
+    """One claim round: promote due jobs, then share `limit` slots fairly across queues.
+
+    Each queue gets at most its concurrency (counting every active job, async
+    ones awaiting /complete too), what its token bucket holds, and (when there
+    are several queues) three quarters of the dispatcher's slots, counted over
+    `busy`, its deliveries in flight per queue, so a queue whose endpoint hangs
+    cannot take every slot. Free slots are shared by weighted round robin
+    (fairness.py); what a queue cannot use goes to the others.
+    """
+    conn.execute(Q["promote_due"], {"now": now, "limit": 10_000})
+    waiting = conn.execute(Q["next_waiting_at"]).fetchone()[0]
+    wake_at: float | None = waiting
+    ready: list[str] = []
+    after = ""
+    while (row := conn.execute(Q["next_ready_queue"], {"after": after}).fetchone()) is not None:
+        ready.append(row[0])
+        after = row[0]
+    if not ready or limit <= 0:
+        return Claim([], wake_at)
+    unpaused = {row["name"]: row for row in _fetch(conn, Q["unpaused_queues"])}
+    share_cap = slots if len(unpaused) <= 1 else max(1, slots * 3 // 4)
+    # Counting active jobs is needed only for a concurrency limit (or, without the
+    # dispatcher's own in-flight counts, for the shared cap).
+    needs_active = (busy is None and share_cap < slots) or any(
+        unpaused[name]["concurrency"] is not None for name in ready if name in unpaused
+    )
+    active: dict[str, int] = {}
+    if needs_active:
+        active = {row["queue"]: row["n"] for row in _fetch(conn, Q["count_active"])}
+    in_flight = active if busy is None else busy
+
+    candidates: list[tuple[sqlite3.Row, int, float | None]] = []
+    rates: dict[str, Rate] = {}
+    for name in ready:
+        queue = unpaused.get(name)
+        if queue is None:
+            continue  # paused
+        allowance = share_cap - in_flight.get(name, 0)
+        if queue["concurrency"] is not None:
+            allowance = min(allowance, queue["concurrency"] - active.get(name, 0))
+        tokens = None
+        if queue["rate_limit"]:
+            rate = rates[name] = parse_rate(queue["rate_limit"])
+            tokens = refill(rate, queue["tokens"], queue["tokens_at"], now)
+            allowance = min(allowance, int(tokens))
+            if tokens < 1:
+                wake = next_token_at(rate, tokens, now)
+                wake_at = wake if wake_at is None else min(wake_at, wake)
+        if allowance > 0:
+            candidates.append((queue, allowance, tokens))
+    candidates.sort(key=lambda c: -c[0]["priority"])
+    shares = fair_shares(
+        {q["name"]: allowance for q, allowance, _ in candidates},
+        {q["name"]: q["priority"] for q, _, _ in candidates},
+        limit,
+        credit,
+    )
+
+    claimed: list[Job] = []
+    granted: dict[str, int] = {}
+    drained: set[str] = set()
+
+    def take(queue: sqlite3.Row, count: int) -> None:
+        params = {
+            "queue": queue["name"],
+            "limit": count,
+            "now": now,
+            "lease": lease,
+            "lease_margin": margin,
+        }
+        jobs = [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
+        claimed.extend(jobs)
+        granted[queue["name"]] = granted.get(queue["name"], 0) + len(jobs)
+        if len(jobs) < count:
+            drained.add(queue["name"])
+
+    for queue, _, _ in candidates:
+        if shares.get(queue["name"]):
+            take(queue, shares[queue["name"]])
+    # A queue with fewer ready jobs than its share leaves slots: the rest may use them.
+    for queue, allowance, _ in candidates:
+        room = limit - len(claimed)
+        extra = min(allowance - granted.get(queue["name"], 0), room)
+        if room <= 0:
+            break
+        if extra > 0 and queue["name"] not in drained:
+            take(queue, extra)
+    for queue, _, tokens in candidates:
+        name = queue["name"]
+        if tokens is not None and granted.get(name):
+            left = tokens - granted[name]
+            conn.execute(Q["save_tokens"], {"name": name, "tokens": left, "tokens_at": now})
+            if left < 1 and name not in drained:  # more is ready: come back at the next token
+                wake = next_token_at(rates[name], left, now)
+                wake_at = wake if wake_at is None else min(wake_at, wake)
+    return Claim(claimed, wake_at)
+
+
+class _Enqueue:
+    """The enqueues of one transaction: checks per job, then one INSERT for all rows
+    (executemany) and one counter update per queue, which is what makes a batch fast.
+
+    Keys are checked against the database and against the jobs earlier in the
+    same transaction, which are not inserted yet."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        ttl: float,
+        defaults: JobDefaults,
+        backpressure: bool,
+    ) -> None:
+        self.conn, self.now, self.ttl, self.defaults = conn, now, ttl, defaults
+        self.backpressure = backpressure
+        self.queues: dict[str, QueueSettings] = {}
+        self.queue_backoff: dict[str, BackoffPolicy] = {}
+        self.added: dict[str, int] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.keys: list[dict[str, Any]] = []
+        self.by_idempotency: dict[str, Job] = {}
+        self.by_unique: dict[tuple[str, str], Job] = {}
+        self.ordering_taken: set[tuple[str, str]] = set()
+        self.total: int | None = None
+
+    def add(self, new: NewJob) -> EnqueueResult:
+        conn, now = self.conn, self.now
+        if new.idempotency_key is not None:
+            earlier = self.by_idempotency.get(new.idempotency_key)
+            if earlier is not None:
+                return EnqueueResult(earlier, created=False)
+            rows = _fetch(conn, Q["find_idempotency_key"], {"key": new.idempotency_key, "now": now})
+            existing = rows and _fetch(conn, Q["get_job"], {"id": rows[0][0]})
+            if existing:
+                return EnqueueResult(row_to_job(existing[0]), created=False)
+        if new.unique_key is not None:
+            earlier = self.by_unique.get((new.queue, new.unique_key))
+            if earlier is not None:
+                return EnqueueResult(earlier, created=False)
+            params = {"queue": new.queue, "unique_key": new.unique_key}
+            rows = _fetch(conn, Q["find_unique_job"], params)
+            if rows:
+                return EnqueueResult(row_to_job(rows[0]), created=False)
+        queue = self._queue(new.queue)
+        self._check_room(queue)
+        run_at = max(new.run_at, now)
+        state = "scheduled" if run_at > now else "pending"
+        if new.ordering_key is not None:
+            ordering = (new.queue, new.ordering_key)
+            busy = ordering in self.ordering_taken or _fetch(
+                conn, Q["ordering_key_busy"], {"queue": new.queue, "key": new.ordering_key}
+            )
+            if busy:
+                state = "blocked"
+            self.ordering_taken.add(ordering)
+        job = Job(
+            id=new_job_id(now),
+            queue=new.queue,
+            url=new.url,
+            method=new.method,
+            headers=new.headers,
+            body=new.body,
+            state=state,  # type: ignore[arg-type]
+            priority=new.priority,
+            attempts=0,
+            max_attempts=new.max_attempts or queue.max_attempts or self.defaults.max_attempts,
+            backoff=self._backoff(new.backoff, queue),
+            timeout=new.timeout or queue.timeout or self.defaults.timeout,
+            created_at=now,
+            run_at=run_at,
+            idempotency_key=new.idempotency_key,
+            unique_key=new.unique_key,
+            ordering_key=new.ordering_key,
+            callback_url=new.callback_url,
+            failure_callback_url=new.failure_callback_url,
+        )
+        self.rows.append(
+            {
+                "id": job.id,
+                "queue": job.queue,
+                "url": job.url,
+                "method": job.method,
+                "headers": _dumps(job.headers or None),
+                "body": job.body,
+                "state": job.state,
+                "priority": job.priority,
+                "max_attempts": job.max_attempts,
+                "backoff_base": job.backoff.base,
+                "backoff_max": job.backoff.max,
+                "backoff_jitter": int(job.backoff.jitter),
+                "timeout": job.timeout,
+                "created_at": job.created_at,
+                "run_at": job.run_at,
+                "idempotency_key": job.idempotency_key,
+                "unique_key": job.unique_key,
+                "ordering_key": job.ordering_key,
+                "callback_url": job.callback_url,
+                "failure_callback_url": job.failure_callback_url,
+            }
+        )
+        self.added[job.queue] = self.added.get(job.queue, 0) + 1
+        if new.idempotency_key is not None:
+            self.by_idempotency[new.idempotency_key] = job
+            self.keys.append(
+                {"key": new.idempotency_key, "job_id": job.id, "expires_at": now + self.ttl}
+            )
+        if new.unique_key is not None:
+            self.by_unique[(new.queue, new.unique_key)] = job
+        return EnqueueResult(job, created=True)
+
+    def _queue(self, name: str) -> QueueSettings:
+        queue = self.queues.get(name)
+        if queue is None:
+            rows = _fetch(self.conn, Q["get_queue"], {"name": name})
+            if not rows:
+                self.conn.execute(Q["ensure_queue"], {"name": name, "now": self.now})
+                rows = _fetch(self.conn, Q["get_queue"], {"name": name})
+            queue = self.queues[name] = row_to_queue(rows[0])
+        return queue
+
+    def _backoff(self, own: PartialBackoff | None, queue: QueueSettings) -> BackoffPolicy:
+        if own is not None:
+            return resolve_backoff(own, queue.backoff, default=self.defaults.backoff)
+        policy = self.queue_backoff.get(queue.name)
+        if policy is None:
+            policy = resolve_backoff(queue.backoff, default=self.defaults.backoff)
+            self.queue_backoff[queue.name] = policy
+        return policy
+
+    def _check_room(self, queue: QueueSettings) -> None:
+        """Backpressure: RateLimited (nothing stored) once the queue or pushq is full."""
+        if not self.backpressure:
+            return
+        unfinished = queue.unfinished + self.added.get(queue.name, 0)
+        if queue.max_size is not None and unfinished >= queue.max_size:
+            raise RateLimited(
+                f"queue {queue.name} holds {unfinished} unfinished jobs "
+                f"(max_size {queue.max_size})",
+                retry_after=QUEUE_FULL_RETRY_AFTER,
+                code="queue_full",
+            )
+        limit = self.defaults.max_unfinished
+        if limit is not None:
+            if self.total is None:
+                self.total = int(self.conn.execute(Q["total_unfinished"]).fetchone()[0])
+            total = self.total + sum(self.added.values())
+            if total >= limit:
+                raise RateLimited(
+                    f"pushq holds {total} unfinished jobs (the limit is {limit})",
+                    retry_after=QUEUE_FULL_RETRY_AFTER,
+                    code="server_full",
+                )
+
+    def flush(self) -> None:
+        if self.rows:
+            self.conn.executemany(Q["insert_job"], self.rows)
+        for name, delta in self.added.items():
+            self.conn.execute(Q["add_unfinished"], {"name": name, "delta": delta})
+        if self.keys:
+            self.conn.executemany(Q["put_idempotency_key"], self.keys)
+
+
+def _enqueue_all(
+    conn: sqlite3.Connection,
+    jobs: Sequence[NewJob],
+    now: float,
+    ttl: float,
+    defaults: JobDefaults,
+    backpressure: bool = True,
+) -> list[EnqueueResult]:
+    batch = _Enqueue(conn, now, ttl, defaults, backpressure)
+    results = [batch.add(new) for new in jobs]
+    batch.flush()
+    return results

@@ -1,0 +1,208 @@
+"""Start-up, shutdown and crashes of a real pushq process."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from ..harness import FAST_RETRY, PushqProcess, Reply, Worker, free_port, wait_until
+
+StartPushq = Callable[..., PushqProcess]
+
+
+def _env_without_credentials(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHQ_")}
+    return env | extra
+
+
+def test_first_start_generates_credentials_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = _env_without_credentials(PUSHQ_DATA_DIR=str(data_dir), PUSHQ_PORT=str(port))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pushq", "serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        token_file = data_dir / "api-token"
+        wait_until(lambda: token_file.exists() and (data_dir / "signing-secret").exists())
+        wait_until(lambda: _status(f"http://127.0.0.1:{port}/health") == 200, timeout=20)
+        token = token_file.read_text().strip()
+        secret = (data_dir / "signing-secret").read_text().strip()
+        for path in (token_file, data_dir / "signing-secret"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert secret.startswith("whsec_")
+        # the API is closed without the generated token, open with it
+        assert _status(f"http://127.0.0.1:{port}/v1/jobs") == 401
+        authorized = {"authorization": f"Bearer {token}"}
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/jobs", headers=authorized).status_code == 200
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert stderr.count(token) == 1 and stderr.count(secret) == 1
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "pushq", "token", "--data-dir", str(data_dir)],
+        env=_env_without_credentials(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"PUSHQ_API_TOKEN={token}" in shown.stdout
+    assert f"PUSHQ_SIGNING_SECRET={secret}" in shown.stdout
+
+    # a second start reuses them and prints nothing secret
+    port = free_port()
+    env = _env_without_credentials(PUSHQ_DATA_DIR=str(data_dir), PUSHQ_PORT=str(port))
+    again = subprocess.Popen(
+        [sys.executable, "-m", "pushq", "serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    wait_until(lambda: _status(f"http://127.0.0.1:{port}/health") == 200, timeout=20)
+    again.terminate()
+    _, stderr = again.communicate(timeout=20)
+    assert token not in stderr and secret not in stderr
+
+
+def _status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=1).status_code
+    except httpx.TransportError:
+        return 0
+
+
+def test_bad_configuration_exits_2_naming_the_setting(tmp_path: Path) -> None:
+    cases = [
+        ({"PUSHQ_PORT": "eighty"}, [], "PUSHQ_PORT"),
+        ({}, ["--port", "-1"], "--port"),
+        ({"PUSHQ_SIGNING_SECRET": "not-a-secret"}, [], "PUSHQ_SIGNING_SECRET"),
+        ({"PUSHQ_SQLITE_SYNCHRONOUS": "sometimes"}, [], "PUSHQ_SQLITE_SYNCHRONOUS"),
+        ({"PUSHQ_DATABASE_URL": "mysql://x"}, [], "PUSHQ_DATABASE_URL"),
+        ({"PUSHQ_PUBLIC_URL": "not a url"}, [], "PUSHQ_PUBLIC_URL"),
+        ({"PUSHQ_SHUTDOWN_GRACE": "forever"}, [], "PUSHQ_SHUTDOWN_GRACE"),
+    ]
+    for env, flags, name in cases:
+        result = subprocess.run(
+            [sys.executable, "-m", "pushq", "serve", *flags],
+            env=_env_without_credentials(PUSHQ_DATA_DIR=str(tmp_path / "d"), **env),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 2, (name, result.stderr)
+        assert name in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_sigterm_finishes_in_flight_delivery_then_restart_keeps_data(
+    start_pushq: StartPushq, worker: Worker, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "keep"
+    server = start_pushq(data_dir)
+    slow = f"slow-{uuid.uuid4().hex[:6]}"
+    worker.script(slow, Reply(200, sleep=1.0))
+    in_flight = server.enqueue(url=worker.url(slow))
+    waiting = server.enqueue(url=worker.url("later"), delay=60)
+    worker.wait_for(slow)  # the delivery has started
+
+    assert server.terminate() == 0  # waited for the slow delivery, then exited 0
+    assert "pushq stopped" in server.log()
+
+    restarted = start_pushq(data_dir)
+    assert restarted.job(in_flight["id"])["state"] == "succeeded"
+    assert restarted.job(waiting["id"])["state"] == "scheduled"
+    assert len(worker.to(slow)) == 1
+
+
+def test_sigterm_past_the_grace_period_returns_the_job_for_retry(
+    start_pushq: StartPushq, worker: Worker, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "grace"
+    server = start_pushq(data_dir, PUSHQ_SHUTDOWN_GRACE="0.2")
+    hang = f"hang-{uuid.uuid4().hex[:6]}"
+    worker.script(hang, Reply(200, sleep=30), 200)
+    job = server.enqueue(url=worker.url(hang), **FAST_RETRY)
+    worker.wait_for(hang)
+    started = time.monotonic()
+    assert server.terminate() == 0
+    assert time.monotonic() - started < 10
+
+    restarted = start_pushq(data_dir)
+    done = restarted.wait_state(job["id"], "succeeded")
+    assert done["attempts"] == 2
+    first = restarted.client.get(f"/v1/jobs/{job['id']}/attempts").json()["attempts"][0]
+    assert "shut down" in first["error"]
+
+
+def test_kill_9_during_delivery_loses_no_accepted_job(
+    start_pushq: StartPushq, worker: Worker, tmp_path: Path
+) -> None:
+    """Enqueue while pushq is killed with SIGKILL again and again; every job that was
+    acknowledged is delivered at least once, and nothing unexpected is delivered."""
+    data_dir = tmp_path / "crash"
+    path = f"crash-{uuid.uuid4().hex[:6]}"
+    worker.script(path, Reply(200, sleep=0.01))
+    # short leases so that attempts cut off by a kill are rescued quickly
+    env = {"PUSHQ_LEASE_MARGIN": "0.5", "PUSHQ_DEFAULT_TIMEOUT": "1s"}
+    server = start_pushq(data_dir, **env)
+    acknowledged: set[int] = set()
+    offered: set[int] = set()
+    lock = threading.Lock()
+    current = {"server": server}
+    stop = threading.Event()
+
+    def produce() -> None:
+        n = 0
+        with httpx.Client(timeout=2) as client:
+            while not stop.is_set() and n < 400:
+                target = current["server"]
+                with lock:
+                    offered.add(n)
+                try:
+                    response = client.post(
+                        target.base_url + "/v1/jobs",
+                        json={"url": worker.url(path), "body": {"n": n}, **FAST_RETRY},
+                        headers=target.client.headers,
+                    )
+                except httpx.TransportError:
+                    time.sleep(0.05)  # pushq is down: the job may or may not be stored
+                else:
+                    if response.status_code == 201:
+                        with lock:
+                            acknowledged.add(n)
+                n += 1
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    for _ in range(5):
+        time.sleep(0.4)
+        current["server"].kill()
+        current["server"] = start_pushq(data_dir, **env)
+    producer.join(timeout=60)
+    stop.set()
+    final = current["server"]
+
+    def delivered_numbers() -> list[int]:
+        return [json.loads(d.body)["n"] for d in worker.to(path)]
+
+    wait_until(lambda: acknowledged <= set(delivered_numbers()), timeout=60, interval=0.2)
+    delivered = delivered_numbers()
+    duplicates = len(delivered) - len(set(delivered))
+    unexpected = set(delivered) - offered
+    print(
+        f"\ncrash test: {len(offered)} offered, {len(acknowledged)} acknowledged, "
+        f"{len(set(delivered))} delivered, {duplicates} duplicate deliveries, 5 kills"
+    )
+    assert len(acknowledged) > 100
+    assert not unexpected
+    assert acknowledged <= set(delivered)  # none lost
+    final.client.get("/health").raise_for_status()

@@ -1,0 +1,292 @@
+"""The real `pushq` command against a real server: output, --json, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pushq.signing import generate_secret
+
+from ..harness import TEST_TOKEN, PushqProcess, Worker, free_port
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def pushq_cli(pushq: PushqProcess, tmp_path: Path) -> Run:
+    """Run `python -m pushq ARGS` against the test server, from an empty directory."""
+
+    def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Any:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHQ_")}
+        full_env.update(PUSHQ_URL=pushq.base_url, PUSHQ_API_TOKEN=TEST_TOKEN, COLUMNS="200")
+        full_env.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "pushq", *args],
+            env={k: v for k, v in full_env.items() if v},
+            cwd=tmp_path,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(ok(result))
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """The command failed with `code` and said why in one line, no traceback."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# -- enqueue ----------------------------------------------------------------------------------
+
+
+def test_enqueue_with_every_flag_then_show_and_list(pushq_cli: Run, tmp_path: Path) -> None:
+    body_file = tmp_path / "body.json"
+    body_file.write_text('{"to": "ada@example.com"}')
+    job = as_json(
+        pushq_cli(
+            "enqueue",
+            "http://127.0.0.1:9/never",
+            "--body",
+            f"@{body_file}",
+            "--delay",
+            "1h",
+            "--queue",
+            "cli-enqueue",
+            "--header",
+            "X-Tenant: acme",
+            "--priority",
+            "3",
+            "--max-attempts",
+            "2",
+            "--timeout",
+            "5s",
+            "--method",
+            "put",
+            "--idempotency-key",
+            "cli-key-1",
+            "--unique-key",
+            "cli-unique-1",
+            "--json",
+        )
+    )
+    assert job["state"] == "scheduled" and job["queue"] == "cli-enqueue"
+    assert job["body"] == {"to": "ada@example.com"} and job["headers"] == {"X-Tenant": "acme"}
+    assert (job["priority"], job["max_attempts"], job["timeout"]) == (3, 2, 5.0)
+    assert (job["method"], job["idempotency_key"], job["unique_key"]) == (
+        "PUT",
+        "cli-key-1",
+        "cli-unique-1",
+    )
+
+    shown = as_json(pushq_cli("jobs", "show", job["id"], "--json"))
+    assert shown["id"] == job["id"]
+    listed = as_json(pushq_cli("jobs", "list", "--queue", "cli-enqueue", "--json"))
+    assert [j["id"] for j in listed["jobs"]] == [job["id"]] and listed["next_cursor"] is None
+
+    table = ok(pushq_cli("jobs", "list", "--queue", "cli-enqueue"))
+    assert "STATE" in table and job["id"] in table and "scheduled" in table
+    details = ok(pushq_cli("jobs", "show", job["id"]))
+    assert "PUT http://127.0.0.1:9/never" in details and "cli-key-1" in details
+
+    again = ok(pushq_cli("enqueue", "http://127.0.0.1:9/never", "--idempotency-key", "cli-key-1"))
+    assert again.startswith(f"already enqueued {job['id']}")
+    cancelled = ok(pushq_cli("jobs", "cancel", job["id"]))
+    assert cancelled.strip() == f"cancelled {job['id']}"
+
+
+def test_enqueue_a_jsonl_file(pushq_cli: Run, tmp_path: Path) -> None:
+    bodies = tmp_path / "bodies.jsonl"
+    bodies.write_text('{"n": 1}\n\n{"n": 2}\n[3]\n')
+    out = ok(
+        pushq_cli(
+            "enqueue", "http://127.0.0.1:9/never", "--jsonl", str(bodies), "--queue", "cli-jsonl"
+        )
+    )
+    assert out.strip() == "enqueued 3 jobs (0 already enqueued)"
+
+    jobs = "\n".join(
+        json.dumps({"url": "http://127.0.0.1:9/never", "body": i, "queue": "cli-jsonl"})
+        for i in range(4)
+    )
+    result = as_json(pushq_cli("enqueue", "--jsonl", "-", "--delay", "1h", "--json", stdin=jobs))
+    assert [j["body"] for j in result["jobs"]] == [0, 1, 2, 3]
+    assert {j["state"] for j in result["jobs"]} == {"scheduled"}
+    listed = as_json(pushq_cli("jobs", "list", "--queue", "cli-jsonl", "--limit", "1000", "--json"))
+    assert len(listed["jobs"]) == 7
+
+
+def test_a_bad_jsonl_line_sends_nothing(pushq_cli: Run, tmp_path: Path) -> None:
+    lines = tmp_path / "bad.jsonl"
+    lines.write_text('{"n": 1}\n{oops\n')
+    result = pushq_cli(
+        "enqueue", "http://127.0.0.1:9/never", "--jsonl", str(lines), "--queue", "cli-bad"
+    )
+    assert one_line_error(result, 2).startswith(f"pushq: {lines}:2: not JSON")
+    listed = as_json(pushq_cli("jobs", "list", "--queue", "cli-bad", "--json"))
+    assert listed["jobs"] == []
+
+
+# -- jobs wait, attempts, and the dlq ------------------------------------------------------------
+
+
+def test_wait_and_attempts(pushq_cli: Run, worker: Worker) -> None:
+    worker.script("cli/ok", 200)
+    job = as_json(pushq_cli("enqueue", worker.url("cli/ok"), "--body", "{}", "--json"))
+    done = as_json(pushq_cli("jobs", "wait", job["id"], "--timeout", "10", "--json"))
+    assert done["state"] == "succeeded"
+    attempts = as_json(pushq_cli("jobs", "attempts", job["id"], "--json"))["attempts"]
+    assert [a["status"] for a in attempts] == [200]
+    assert "200" in ok(pushq_cli("jobs", "attempts", job["id"]))
+
+
+def test_wait_exits_1_when_the_job_did_not_succeed(pushq_cli: Run, worker: Worker) -> None:
+    worker.script("cli/gone", 410)
+    job = as_json(pushq_cli("enqueue", worker.url("cli/gone"), "--json"))
+    result = pushq_cli("jobs", "wait", job["id"], "--timeout", "10")
+    assert one_line_error(result, 1) == f"pushq: job {job['id']} is dead: 410 HTTP 410 (permanent)"
+    assert "dead" in result.stdout  # the job is still shown
+
+    later = as_json(pushq_cli("enqueue", worker.url("cli/ok"), "--delay", "1h", "--json"))
+    timed_out = pushq_cli("jobs", "wait", later["id"], "--timeout", "0.3")
+    assert "is still scheduled after 0.3s" in one_line_error(timed_out, 1)
+
+
+def test_dlq_show_retry_and_rm(pushq_cli: Run, pushq: PushqProcess, worker: Worker) -> None:
+    worker.script("cli/reject", 422)
+    target = worker.url("cli/reject")
+    enqueued = pushq_cli(
+        "enqueue", target, "--jsonl", "-", "--queue", "cli-dlq", "--json", stdin="1\n2\n3\n"
+    )
+    ids = [job["id"] for job in as_json(enqueued)["jobs"]]
+    for job_id in ids:
+        pushq.wait_state(job_id, "dead")
+    dead = as_json(pushq_cli("dlq", "list", "--queue", "cli-dlq", "--json"))
+    assert {j["id"] for j in dead["jobs"]} == set(ids)
+    assert all(j["last_error"]["status"] == 422 for j in dead["jobs"])
+    assert ids[0] in ok(pushq_cli("dlq", "list", "--queue", "cli-dlq"))
+    shown = ok(pushq_cli("dlq", "show", ids[0]))
+    assert "422" in shown and "STATUS" in shown  # the job, then its attempt log
+
+    assert ok(pushq_cli("dlq", "retry", ids[0])).strip().startswith(f"redrove {ids[0]}")
+    pushq.wait_state(ids[0], "dead")
+    assert ok(pushq_cli("dlq", "rm", ids[1])).strip() == "deleted 1 dead job"
+    gone = pushq_cli("dlq", "show", ids[1])
+    assert one_line_error(gone, 1) == f"pushq: 404 not_found: no dead job {ids[1]}"
+
+    redriven = as_json(pushq_cli("dlq", "retry", "--all", "--queue", "cli-dlq", "--json"))
+    assert redriven == {"retried": 2}
+
+
+# -- exit codes ------------------------------------------------------------------------------------
+
+
+def test_api_errors_exit_1_with_one_line(pushq_cli: Run) -> None:
+    missing = pushq_cli("jobs", "show", "NOSUCHJOB")
+    assert one_line_error(missing, 1) == "pushq: 404 not_found: no job NOSUCHJOB"
+    bad_token = pushq_cli("jobs", "list", "--token", "not-the-token-1234")
+    assert one_line_error(bad_token, 1).startswith("pushq: 401 unauthorized: ")
+    bad_url = pushq_cli("enqueue", "ftp://example.com/x")
+    assert one_line_error(bad_url, 1).startswith("pushq: 400 ")
+
+
+def test_an_unreachable_server_exits_1(pushq_cli: Run) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = pushq_cli("jobs", "list", "--url", url)
+    assert one_line_error(result, 1) == f"pushq: cannot reach {url}: connection refused"
+
+
+def test_a_url_that_is_not_pushq_exits_1(pushq_cli: Run, worker: Worker) -> None:
+    result = pushq_cli("jobs", "show", "X", "--url", worker.url("/"))  # answers 200 "ok"
+    line = one_line_error(result, 1)
+    assert line.startswith("pushq: 200 bad_response: unexpected answer to GET /v1/jobs/X")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["enqueue", "http://x.test/", "--body", "{nope"], {}, "pushq: --body is not valid JSON"),
+        (["enqueue", "http://x.test/", "--body", "@missing.json"], {}, "pushq: --body: cannot"),
+        (["enqueue", "http://x.test/", "--header", "no-colon"], {}, "pushq: --header 'no-colon'"),
+        (["enqueue"], {}, "pushq: give the job's URL, or --jsonl FILE"),
+        (["dlq", "retry"], {}, "pushq: dlq retry: give dead job ids, or --all"),
+        (["jobs", "list"], {"PUSHQ_API_TOKEN": ""}, "pushq: no API token"),
+        (["jobs", "list", "--url", "nonsense://x"], {}, "pushq: --url/PUSHQ_URL"),
+        (["jobs"], {}, "usage: pushq jobs"),  # argparse's own usage errors
+        (["jobs", "show"], {}, "usage: pushq jobs show"),
+    ],
+)
+def test_usage_and_configuration_errors_exit_2(
+    pushq_cli: Run, args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = pushq_cli(*args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    if message.startswith("usage"):
+        assert result.stderr.startswith(message)
+    else:
+        assert one_line_error(result, 2).startswith(message)
+
+
+def test_the_token_comes_from_a_local_data_dir(
+    pushq_cli: Run, pushq: PushqProcess, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "pushq-data"
+    data_dir.mkdir(mode=0o700)
+    for name, value in (("api-token", TEST_TOKEN), ("signing-secret", generate_secret())):
+        path = data_dir / name
+        path.write_text(value)
+        path.chmod(0o600)
+    listed = pushq_cli("jobs", "list", "--limit", "1", "--json", env={"PUSHQ_API_TOKEN": ""})
+    assert "jobs" in as_json(listed)
+
+
+# -- queues and schedules ------------------------------------------------------------------
+
+
+def test_queues_and_schedules(pushq_cli: Run, pushq: PushqProcess) -> None:
+    probe = pushq.client.get("/v1/queues")
+    if probe.status_code == 404:
+        pytest.skip("the server has no /v1/queues yet (issue 4)")
+    queue = as_json(
+        pushq_cli(
+            "queues", "set", "cli-flow", "--concurrency", "2", "--rate-limit", "5/s", "--json"
+        )
+    )
+    assert queue["concurrency"] == 2 and queue["rate_limit"] == "5/s"
+    assert ok(pushq_cli("queues", "pause", "cli-flow")).strip() == "paused cli-flow"
+    assert as_json(pushq_cli("queues", "show", "cli-flow", "--json"))["paused"] is True
+    assert ok(pushq_cli("queues", "resume", "cli-flow")).strip() == "resumed cli-flow"
+    assert "cli-flow" in ok(pushq_cli("queues", "list"))
+
+    if pushq.client.get("/v1/schedules").status_code == 404:
+        pytest.skip("the server has no /v1/schedules yet (issue 4)")
+    schedule = as_json(
+        pushq_cli("schedules", "set", "cli-nightly", "0 3 * * *", "http://x.test/r", "--json")
+    )
+    assert schedule["cron"] == "0 3 * * *"
+    assert "cli-nightly" in ok(pushq_cli("schedules", "list"))
+    assert ok(pushq_cli("schedules", "rm", "cli-nightly")).strip() == "removed cli-nightly"
+    one_line_error(pushq_cli("schedules", "show", "cli-nightly"), 1)
