@@ -30,18 +30,6 @@ from typing import Any
 
 import httpx
 
-try:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-    from rich.table import Table
-except ImportError as missing:  # `pip install pushq` is the SDK alone
-    print(
-        f"pushq: the command line needs the server extra ({missing.name} is not installed);"
-        " install it with: pip install 'pushq[server]'",
-        file=sys.stderr,
-    )
-    raise SystemExit(2) from None
-
 from .client import Attempt, Client, Job, Page, Queue, Schedule
 from .errors import ApiError, ConfigError
 from .server.config import (
@@ -314,10 +302,7 @@ class Output:
 
     def __init__(self, *, as_json: bool) -> None:
         self.as_json = as_json
-        # A pipe gets whole lines (rich would wrap at 80 columns) unless $COLUMNS says otherwise.
-        piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
-        self.console = Console(highlight=False, soft_wrap=False, width=240 if piped else None)
-        self.errors = Console(stderr=True, highlight=False)
+        self.interactive = sys.stderr.isatty()
 
     def json(self, data: Any) -> None:
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -333,34 +318,62 @@ class Output:
         print(text)
 
     def note(self, text: str) -> None:
-        self.errors.print(text, markup=False)
+        print(text, file=sys.stderr)
 
     def table(self, *columns: str) -> Table:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in columns:
-            # ids and names stay whole (copy-paste); long URLs and errors fold
-            table.add_column(column, overflow="fold", no_wrap=column in ("ID", "NAME"))
-        return table
+        return Table(columns)
+
+    def print_table(self, table: Table) -> None:
+        for line in table.lines():
+            print(line)
 
     def fields(self, rows: Iterable[tuple[str, Any]]) -> None:
-        table = Table(box=None, show_header=False, pad_edge=False)
-        table.add_column(style="bold")
-        table.add_column(overflow="fold")
+        table = Table(None)
         for name, value in rows:
             table.add_row(name, _text(value))
-        self.console.print(table)
+        self.print_table(table)
 
     @contextmanager
     def progress(self, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        """A bar (a spinner without a total) on a terminal; silent otherwise."""
-        columns = [SpinnerColumn(), TextColumn(label)]
-        if total is not None:
-            columns += [BarColumn(), MofNCompleteColumn()]
-        with Progress(
-            *columns, console=self.errors, transient=True, disable=not self.errors.is_terminal
-        ) as bar:
-            task = bar.add_task(label, total=total)
-            yield lambda n: bar.advance(task, n)
+        """A counter on stderr when it is a terminal; silent otherwise."""
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if self.interactive:
+                shown = f"{done}/{total}" if total is not None else str(done)
+                print(f"\r{label} {shown}", end="", file=sys.stderr, flush=True)
+
+        try:
+            if self.interactive:
+                print(f"{label}...", end="", file=sys.stderr, flush=True)
+            yield advance
+        finally:
+            if self.interactive:
+                print("\r\033[K", end="", file=sys.stderr, flush=True)  # erase the line
+
+
+class Table:
+    """Rows in columns two spaces apart, the header first; cells never wrap, so a
+    pipe gets whole lines and ids stay whole for copy and paste."""
+
+    def __init__(self, columns: Sequence[str] | None) -> None:
+        self.header = list(columns) if columns is not None else None
+        self.rows: list[list[str]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append([" ".join(cell.split()) for cell in cells])  # one line per row
+
+    def lines(self) -> list[str]:
+        rows = ([self.header] if self.header else []) + self.rows
+        if not rows:
+            return []
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
 
 
 def _time(value: datetime | None) -> str:
@@ -421,7 +434,7 @@ def _print_jobs(out: Output, page: Page[Job], *, dead: bool = False) -> None:
             _time(job.failed_at or job.finished_at if dead else job.run_at),
             _error_text(job) if dead else job.url,
         )
-    out.console.print(table)
+    out.print_table(table)
     if page.next_cursor:
         out.note(f"more: --cursor {page.next_cursor}")
 
@@ -432,7 +445,7 @@ def _print_attempts(out: Output, attempts: Iterable[Attempt]) -> None:
         ms = "" if a.duration_ms is None else f"{a.duration_ms:.0f}"
         status = "" if a.status is None else str(a.status)
         table.add_row(str(a.number), _time(a.started_at), ms, status, a.error or "")
-    out.console.print(table)
+    out.print_table(table)
 
 
 # -- reading flags ------------------------------------------------------------------------
@@ -667,7 +680,7 @@ def _queues_list(client: Client, args: argparse.Namespace, out: Output) -> int:
         counts = [_text(q.stats.get(state)) for state in states]
         concurrency = _text(q.concurrency) or "-"
         table.add_row(q.name, "yes" if q.paused else "", concurrency, q.rate_limit or "-", *counts)
-    out.console.print(table)
+    out.print_table(table)
     return EXIT_OK
 
 
@@ -739,7 +752,7 @@ def _schedules_list(client: Client, args: argparse.Namespace, out: Output) -> in
             _time(s.last_run_at),
             str(s.job.get("url", "")),
         )
-    out.console.print(table)
+    out.print_table(table)
     return EXIT_OK
 
 

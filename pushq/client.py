@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import email.utils
 import math
 import os
 import random
@@ -47,12 +46,13 @@ from .errors import (
     RateLimited,
     Unauthorized,
 )
+from .policy.backoff import parse_retry_after
+from .policy.states import TERMINAL_STATES
 from .version import __version__
 
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
 LONG_POLL_MAX = 30  # seconds one `wait` request asks the server to hold
 POLL_PAUSE_FIRST, POLL_PAUSE_MAX = 0.05, 1.0  # between polls a server answered at once
 
@@ -296,21 +296,6 @@ def retry_wait(
     return wait
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds a Retry-After header asks for (delta seconds or an HTTP date)."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
 class _Retryable(Exception):
     """An error answer that may be retried; unwrapped to `error` when retries run out."""
 
@@ -393,7 +378,7 @@ def error_from_response(response: httpx.Response) -> ApiError:
         if text:
             message = f"{message}: {text[:200]}"
     if status == 429:
-        retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+        retry_after = parse_retry_after(response.headers.get("retry-after"), time.time(), math.inf)
         wait = 1.0 if retry_after is None else retry_after
         return RateLimited(message, code=code, retry_after=wait)
     return _ERRORS.get(status, ApiError)(message, code=code, status=status)
@@ -403,7 +388,9 @@ def _read_response(call: _Call[T], response: httpx.Response) -> T:
     if response.status_code >= 400:
         error = error_from_response(response)
         if call.retry == "enqueue" and (response.status_code == 429 or response.status_code >= 500):
-            retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+            retry_after = parse_retry_after(
+                response.headers.get("retry-after"), time.time(), math.inf
+            )
             raise _Retryable(error, retry_after)
         raise error
     try:

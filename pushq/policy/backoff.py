@@ -8,12 +8,39 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-
-from ..server.models import BackoffPolicy
 
 DEFAULT_MAX_ATTEMPTS = 13
 DEFAULT_RETRY_AFTER_CAP = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffPolicy:
+    """Exponential backoff: base * 2^(retry-1), capped at max, jittered if asked."""
+
+    base: float = 30.0
+    max: float = 8 * 3600.0
+    jitter: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PartialBackoff:
+    """Backoff fields as a job or queue gives them; None defers to the next level."""
+
+    base: float | None = None
+    max: float | None = None
+    jitter: bool | None = None
+
+
+def resolve_backoff(*levels: PartialBackoff | None, default: BackoffPolicy) -> BackoffPolicy:
+    """The first level that sets each field wins; the server default fills the rest."""
+    base = next((lv.base for lv in levels if lv and lv.base is not None), default.base)
+    jitter = next((lv.jitter for lv in levels if lv and lv.jitter is not None), default.jitter)
+    cap = next((lv.max for lv in levels if lv and lv.max is not None), None)
+    return BackoffPolicy(
+        base=base, max=max(cap if cap is not None else default.max, base), jitter=jitter
+    )
 
 
 def retry_delay(retry_number: int, policy: BackoffPolicy, rand: Callable[[], float]) -> float:

@@ -14,10 +14,10 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from ..policy.backoff import DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_AFTER_CAP
+from ..policy.backoff import DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_AFTER_CAP, BackoffPolicy
 from ..policy.durations import parse_duration
 from ..signing import generate_secret, secret_key
-from .models import BackoffPolicy, JobDefaults
+from .models import JobDefaults
 
 TOKEN_FILE = "api-token"
 SECRET_FILE = "signing-secret"

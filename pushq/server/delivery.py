@@ -19,7 +19,7 @@ import httpx
 from ..policy.backoff import parse_retry_after
 from ..signing import make_job_token, sign
 from ..version import __version__
-from .models import Job
+from .models import JobRecord
 
 RESPONSE_CAP = 64 * 1024
 USER_AGENT = f"pushq/{__version__}"
@@ -91,7 +91,7 @@ class Sender(Protocol):
 
 
 def build_request(
-    job: Job,
+    job: JobRecord,
     *,
     now: float,
     signing_keys: Sequence[bytes],

@@ -33,7 +33,7 @@ from .delivery import (
     result_body,
 )
 from .metrics import Metrics
-from .models import Attempt, Job
+from .models import AttemptRecord, JobRecord
 from .settle import Settler
 from .store.base import Store
 from .waiters import JobWaiters
@@ -165,7 +165,7 @@ class Dispatcher:
         self.metrics.slots_in_use.set(len(self._in_flight))
         self._wake.set()
 
-    async def _attempt(self, job: Job) -> None:
+    async def _attempt(self, job: JobRecord) -> None:
         started = self.clock()
         t0 = time.perf_counter()
         request = build_request(
@@ -187,14 +187,14 @@ class Dispatcher:
         await self._record(job, started, t0, response)
 
     async def _record(
-        self, job: Job, started: float, t0: float, response: DeliveryResponse | DeliveryFailed
+        self, job: JobRecord, started: float, t0: float, response: DeliveryResponse | DeliveryFailed
     ) -> None:
         duration_ms = (time.perf_counter() - t0) * 1000
         now = self.clock()
         outcome = classify(response, now=now, retry_after_cap=self.settings.retry_after_cap)
         body = b"" if isinstance(response, DeliveryFailed) else response.body
         result = result_body(body)
-        attempt = Attempt(
+        attempt = AttemptRecord(
             job_id=job.id,
             number=job.attempts,
             started_at=started,
@@ -271,7 +271,7 @@ class Dispatcher:
             if len(rescued) < RESCUE_BATCH:
                 await asyncio.sleep(self.settings.rescue_interval)
 
-    def _retry_at(self, job: Job) -> float:
+    def _retry_at(self, job: JobRecord) -> float:
         """A rescued attempt failed like any other: the job waits out its backoff."""
         return next_run_at(
             now=self.clock(),

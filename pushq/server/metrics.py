@@ -12,7 +12,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .models import PUBLIC_STATES, QueueSettings
+from ..policy.states import PUBLIC_STATES
+from .models import QueueSettings
 
 # The *_created series double every counter and no alert rule reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]

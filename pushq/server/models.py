@@ -11,13 +11,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..policy.backoff import BackoffPolicy, PartialBackoff
+
 State = Literal[
     "scheduled", "pending", "blocked", "active", "retrying", "succeeded", "dead", "cancelled"
 ]
 # "blocked" (waiting behind an earlier job with its ordering key) is stored but
 # shown as "pending" (or "scheduled" while its run_at is ahead).
-PUBLIC_STATES = ("scheduled", "pending", "active", "retrying", "succeeded", "dead", "cancelled")
-TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
 
 # Base32 in Crockford's alphabet, whose ASCII order is the order of the values, so
 # ids sort as their numbers do (the 128 bits are padded at the end, not the start).
@@ -41,34 +41,6 @@ def new_job_id(now: float | None = None) -> str:
         value = _last_id_value + 1
     _last_id_value = value
     return base64.b32encode(value.to_bytes(16, "big"))[:26].translate(_TO_CROCKFORD).decode()
-
-
-@dataclass(frozen=True, slots=True)
-class BackoffPolicy:
-    """Exponential backoff: base * 2^(retry-1), capped at max, jittered if asked."""
-
-    base: float = 30.0
-    max: float = 8 * 3600.0
-    jitter: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class PartialBackoff:
-    """Backoff fields as a job or queue gives them; None defers to the next level."""
-
-    base: float | None = None
-    max: float | None = None
-    jitter: bool | None = None
-
-
-def resolve_backoff(*levels: PartialBackoff | None, default: BackoffPolicy) -> BackoffPolicy:
-    """The first level that sets each field wins; the server default fills the rest."""
-    base = next((lv.base for lv in levels if lv and lv.base is not None), default.base)
-    jitter = next((lv.jitter for lv in levels if lv and lv.jitter is not None), default.jitter)
-    cap = next((lv.max for lv in levels if lv and lv.max is not None), None)
-    return BackoffPolicy(
-        base=base, max=max(cap if cap is not None else default.max, base), jitter=jitter
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +70,7 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Schedule:
+class ScheduleRecord:
     name: str
     cron: str
     timezone: str
@@ -111,7 +83,7 @@ class Schedule:
 class Claim:
     """What a claim round handed out, and when the next one may find more."""
 
-    jobs: list[Job]
+    jobs: list[JobRecord]
     wake_at: float | None  # e.g. when a rate-limited queue has its next token
 
 
@@ -137,7 +109,7 @@ class NewJob:
 
 
 @dataclass(slots=True)
-class Job:
+class JobRecord:
     """A stored job, as the store returns it."""
 
     id: str
@@ -171,12 +143,12 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class EnqueueResult:
-    job: Job
+    job: JobRecord
     created: bool  # False when an idempotency key returned an existing job
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
+class AttemptRecord:
     """One delivery attempt, recorded when it settles."""
 
     job_id: str

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from .models import Attempt, Job
+from .models import AttemptRecord, JobRecord
 
 
 @lru_cache(maxsize=4096)  # a batch's jobs share their timestamps
@@ -18,14 +18,14 @@ def rfc3339(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def public_state(job: Job, now: float) -> str:
+def public_state(job: JobRecord, now: float) -> str:
     """The state as the API shows it: 'blocked' reads as pending (or scheduled)."""
     if job.state in ("scheduled", "blocked", "pending"):
         return "scheduled" if job.run_at > now else "pending"
     return job.state
 
 
-def job_json(job: Job, now: float) -> dict[str, Any]:
+def job_json(job: JobRecord, now: float) -> dict[str, Any]:
     """A job as the API shows it (JobOut in schemas.py)."""
     last_error = None
     if job.last_error is not None:
@@ -58,7 +58,7 @@ def job_json(job: Job, now: float) -> dict[str, Any]:
     }
 
 
-def attempt_json(attempt: Attempt) -> dict[str, Any]:
+def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
     return {
         "number": attempt.number,
         "started_at": rfc3339(attempt.started_at),

@@ -18,7 +18,7 @@ from ..policy.backoff import next_run_at
 from .config import Settings
 from .delivery import Outcome
 from .metrics import Metrics, RecentActivity
-from .models import Attempt, Job, NewJob
+from .models import AttemptRecord, JobRecord, NewJob
 from .render import job_json
 from .store.base import Store
 from .waiters import JobWaiters
@@ -46,7 +46,7 @@ class Settler:
         self.activity = RecentActivity()
 
     async def settle(
-        self, job: Job, outcome: Outcome, attempt: Attempt, result: Any, now: float
+        self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, result: Any, now: float
     ) -> str:
         """Write the attempt's outcome; returns what became of the job ("stale" if it
         had moved on: rescued, cancelled, or finished by an async call)."""
@@ -109,7 +109,7 @@ class Settler:
         self._finished(job, callback)
         return "dead"
 
-    async def rescued_dead(self, job: Job, now: float) -> None:
+    async def rescued_dead(self, job: JobRecord, now: float) -> None:
         """The rescuer moved `job` to the DLQ (its lease expired on the last attempt)."""
         self.waiters.wake(job.id)
         callback = self._callback(job, job.failure_callback_url, "dead", now)
@@ -123,7 +123,7 @@ class Settler:
             )
             self.notify(None)
 
-    def _count(self, job: Job, outcome: Outcome, attempt: Attempt, now: float) -> None:
+    def _count(self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, now: float) -> None:
         queue = job.queue
         self.metrics.response_time.labels(queue=queue).observe(attempt.duration_ms / 1000)
         if attempt.number == 1:
@@ -137,7 +137,7 @@ class Settler:
                 queue=queue, **{"class": outcome.failure_class}
             ).inc()
 
-    def _finished(self, job: Job, callback: NewJob | None) -> None:
+    def _finished(self, job: JobRecord, callback: NewJob | None) -> None:
         self.waiters.wake(job.id)
         # A finished job may free a concurrency slot or an ordering key (and a
         # callback may be waiting): claim now rather than at the next poll.
@@ -145,7 +145,7 @@ class Settler:
 
     def _callback(
         self,
-        job: Job,
+        job: JobRecord,
         url: str | None,
         state: str,
         now: float,

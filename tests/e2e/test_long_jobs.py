@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from pushq.policy.backoff import BackoffPolicy
 from pushq.server.config import Settings
 from pushq.server.delivery import AiohttpSender
 from pushq.server.dispatcher import Dispatcher
 from pushq.server.metrics import Metrics
-from pushq.server.models import Attempt, BackoffPolicy, JobDefaults, NewJob
+from pushq.server.models import AttemptRecord, JobDefaults, NewJob
 from pushq.server.store.sqlite import SQLiteStore
 from pushq.signing import generate_secret
 
@@ -212,7 +213,7 @@ def test_retention_prunes_finished_jobs(tmp_path: Path) -> None:
             ).jobs
             ok, dead, _ = claimed
             for job, how in ((ok, store.complete), (dead, store.kill)):
-                attempt = Attempt(job.id, 1, now, 1.0, 200, None, None)
+                attempt = AttemptRecord(job.id, 1, now, 1.0, 200, None, None)
                 if how == store.complete:
                     await store.complete(
                         job_id=job.id, lease="L", attempt=attempt, result={}, now=now

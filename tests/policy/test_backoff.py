@@ -10,11 +10,11 @@ import pytest
 from pushq.policy.backoff import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_RETRY_AFTER_CAP,
+    BackoffPolicy,
     next_run_at,
     parse_retry_after,
     retry_delay,
 )
-from pushq.server.models import BackoffPolicy
 
 ALMOST_ONE = 1.0 - 1e-12
 NOW = 1_700_000_000.0

@@ -15,7 +15,7 @@ import pytest
 import respx
 
 import pushq
-from pushq.client import RetryPolicy, parse_retry_after, retry_wait
+from pushq.client import RetryPolicy, retry_wait
 
 BASE = "http://pushq.test"
 FAST = RetryPolicy(attempts=3, wait_base=0.001, wait_max=0.005, retry_after_max=1.0)
@@ -514,18 +514,6 @@ def test_retry_wait(
     retry_number: int, retry_after: float | None, rand: float, expected: float
 ) -> None:
     assert retry_wait(RetryPolicy(), retry_number, retry_after, lambda: rand) == expected
-
-
-def test_parse_retry_after() -> None:
-    now = 1_767_258_000.0  # 2026-01-01T09:00:00Z
-    assert parse_retry_after("12", now) == 12.0
-    assert parse_retry_after("Thu, 01 Jan 2026 09:00:30 GMT", now) == 30.0
-    assert parse_retry_after("Thu, 01 Jan 2026 08:00:00 GMT", now) == 0.0
-    assert parse_retry_after("soon", now) is None
-    assert parse_retry_after(None, now) is None
-
-
-# -- wait ---------------------------------------------------------------------------------
 
 
 def test_wait_long_polls_until_the_job_is_terminal(

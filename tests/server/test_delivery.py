@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from pushq.policy.backoff import BackoffPolicy
 from pushq.server.delivery import (
     RESPONSE_CAP,
     AiohttpSender,
@@ -31,7 +32,7 @@ from pushq.server.delivery import (
     build_request,
     classify,
 )
-from pushq.server.models import BackoffPolicy, Job
+from pushq.server.models import JobRecord
 from pushq.signing import generate_secret, make_job_token, secret_key
 from pushq.version import __version__
 
@@ -41,7 +42,7 @@ SECRET_B = generate_secret()
 TOKEN_KEY = b"t" * 32
 
 
-def make_job(**overrides: Any) -> Job:
+def make_job(**overrides: Any) -> JobRecord:
     fields: dict[str, Any] = {
         "id": "01HZX3Q9J5W8F6ZK2M4N7P0RST",
         "queue": "emails",
@@ -60,7 +61,7 @@ def make_job(**overrides: Any) -> Job:
         "lease": "lease-abc",
     }
     fields.update(overrides)
-    return Job(**fields)
+    return JobRecord(**fields)
 
 
 # -- classify -------------------------------------------------------------------------

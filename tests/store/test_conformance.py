@@ -7,14 +7,8 @@ from typing import Any
 import pytest
 
 from pushq.errors import Conflict, NotFound
-from pushq.server.models import (
-    Attempt,
-    BackoffPolicy,
-    Job,
-    JobDefaults,
-    NewJob,
-    PartialBackoff,
-)
+from pushq.policy.backoff import BackoffPolicy, PartialBackoff
+from pushq.server.models import AttemptRecord, JobDefaults, JobRecord, NewJob
 from pushq.server.store.base import Store
 
 from .conftest import WithStore
@@ -32,7 +26,7 @@ def new_job(**fields: Any) -> NewJob:
     return NewJob(**({"url": "https://worker.example/hook"} | fields))
 
 
-async def enqueue(store: Store, *jobs: NewJob, now: float = NOW) -> list[Job]:
+async def enqueue(store: Store, *jobs: NewJob, now: float = NOW) -> list[JobRecord]:
     results = await store.enqueue(jobs=list(jobs), now=now, idempotency_ttl=TTL, defaults=DEFAULTS)
     assert all(result.created for result in results)
     return [result.job for result in results]
@@ -40,7 +34,7 @@ async def enqueue(store: Store, *jobs: NewJob, now: float = NOW) -> list[Job]:
 
 async def claim(
     store: Store, *, now: float = NOW, limit: int = 10, slots: int = SLOTS, lease: str = "L1"
-) -> list[Job]:
+) -> list[JobRecord]:
     """The jobs one claim round hands out (claim_due's wake_at dropped)."""
     result = await store.claim_due(
         limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
@@ -48,14 +42,16 @@ async def claim(
     return result.jobs
 
 
-async def fetch(store: Store, job_id: str) -> Job:
+async def fetch(store: Store, job_id: str) -> JobRecord:
     job = await store.get(job_id=job_id)
     assert job is not None
     return job
 
 
-def attempt_of(job: Job, *, number: int | None = None, status: int | None = 200) -> Attempt:
-    return Attempt(
+def attempt_of(
+    job: JobRecord, *, number: int | None = None, status: int | None = 200
+) -> AttemptRecord:
+    return AttemptRecord(
         job_id=job.id,
         number=job.attempts if number is None else number,
         started_at=NOW,
@@ -70,18 +66,24 @@ def error_at(now: float, status: int = 500) -> dict[str, Any]:
     return {"status": status, "message": f"HTTP {status}", "at": now}
 
 
-async def complete(store: Store, job: Job, lease: str, attempt: Attempt, now: float) -> bool:
+async def complete(
+    store: Store, job: JobRecord, lease: str, attempt: AttemptRecord, now: float
+) -> bool:
     result = {"status": 200, "body": "ok"}
     return await store.complete(job_id=job.id, lease=lease, attempt=attempt, result=result, now=now)
 
 
-async def retry(store: Store, job: Job, lease: str, attempt: Attempt, now: float) -> bool:
+async def retry(
+    store: Store, job: JobRecord, lease: str, attempt: AttemptRecord, now: float
+) -> bool:
     return await store.schedule_retry(
         job_id=job.id, lease=lease, attempt=attempt, run_at=now + 60, error=error_at(now)
     )
 
 
-async def kill(store: Store, job: Job, lease: str, attempt: Attempt, now: float) -> bool:
+async def kill(
+    store: Store, job: JobRecord, lease: str, attempt: AttemptRecord, now: float
+) -> bool:
     return await store.kill(
         job_id=job.id, lease=lease, attempt=attempt, error=error_at(now, 400), now=now
     )
@@ -91,7 +93,7 @@ SETTLES = {"complete": complete, "schedule_retry": retry, "kill": kill}
 SETTLED_STATE = {"complete": "succeeded", "schedule_retry": "retrying", "kill": "dead"}
 
 
-async def make_dead(store: Store, *jobs: NewJob, failed_at: list[float]) -> list[Job]:
+async def make_dead(store: Store, *jobs: NewJob, failed_at: list[float]) -> list[JobRecord]:
     """Enqueue, claim and kill jobs, the i-th failing at failed_at[i]."""
     created = await enqueue(store, *jobs)
     claimed = {job.id: job for job in await claim(store, limit=len(created), lease="doom")}

@@ -14,16 +14,8 @@ from typing import Any
 import pytest
 
 from pushq.errors import RateLimited
-from pushq.server.models import (
-    BackoffPolicy,
-    Claim,
-    Job,
-    JobDefaults,
-    NewJob,
-    PartialBackoff,
-    QueueSettings,
-    Schedule,
-)
+from pushq.policy.backoff import BackoffPolicy, PartialBackoff
+from pushq.server.models import Claim, JobDefaults, JobRecord, NewJob, QueueSettings, ScheduleRecord
 from pushq.server.store.base import Store
 
 from .conftest import WithStore
@@ -61,7 +53,7 @@ async def claim_round(
 
 async def try_enqueue(
     store: Store, *jobs: NewJob, now: float = NOW, defaults: JobDefaults = DEFAULTS
-) -> list[Job]:
+) -> list[JobRecord]:
     """Enqueue (raising what the store raises) and return the jobs, created or not."""
     results = await store.enqueue(jobs=list(jobs), now=now, idempotency_ttl=TTL, defaults=defaults)
     return [result.job for result in results]
@@ -73,23 +65,23 @@ async def unfinished(store: Store, queue: str) -> int:
     return settings.unfinished
 
 
-async def complete_all(store: Store, jobs: Iterable[Job], lease: str, now: float) -> None:
+async def complete_all(store: Store, jobs: Iterable[JobRecord], lease: str, now: float) -> None:
     done = await asyncio.gather(
         *(complete(store, job, lease, attempt_of(job), now) for job in jobs)
     )
     assert all(done)
 
 
-def ids(jobs: Iterable[Job]) -> set[str]:
+def ids(jobs: Iterable[JobRecord]) -> set[str]:
     return {job.id for job in jobs}
 
 
-def only(jobs: list[Job], job_id: str) -> Job:
+def only(jobs: list[JobRecord], job_id: str) -> JobRecord:
     (job,) = [job for job in jobs if job.id == job_id]
     return job
 
 
-async def stored(store: Store, queue: str | None = None, now: float = NOW) -> list[Job]:
+async def stored(store: Store, queue: str | None = None, now: float = NOW) -> list[JobRecord]:
     page = await store.list_jobs(queue=queue, state=None, limit=1000, cursor=None, now=now)
     return page.jobs
 
@@ -799,7 +791,7 @@ def test_schedules_put_get_list_delete(with_store: WithStore) -> None:
             next_run_at=NOW + 100,
             now=NOW,
         )
-        assert nightly == Schedule(
+        assert nightly == ScheduleRecord(
             "nightly", "0 3 * * *", "Europe/Paris", template, NOW + 100, None
         )
         assert await store.get_schedule(name="nightly") == nightly
@@ -857,7 +849,7 @@ def test_fire_schedule_enqueues_exactly_one_job_per_firing(with_store: WithStore
             name="nightly", cron="* * * * *", timezone="UTC", job={}, next_run_at=NOW, now=NOW
         )
 
-        async def fire(schedule: Schedule, now: float) -> Any:
+        async def fire(schedule: ScheduleRecord, now: float) -> Any:
             job = new_job(queue="cron", idempotency_key=f"schedule:nightly:{schedule.next_run_at}")
             return await store.fire_schedule(
                 schedule=schedule,

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from pushq.server.models import BackoffPolicy, JobDefaults, NewJob
+from pushq.policy.backoff import BackoffPolicy
+from pushq.server.models import JobDefaults, NewJob
 from pushq.server.store.sql import migrations
 from pushq.server.store.sqlite import Q, SQLiteStore
 

@@ -12,9 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ...errors import BadRequest, NotFound, PayloadTooLarge
+from ...policy.backoff import PartialBackoff
 from ...policy.durations import parse_duration
+from ...policy.states import PUBLIC_STATES, TERMINAL_STATES
 from ..config import Settings
-from ..models import PUBLIC_STATES, TERMINAL_STATES, NewJob, PartialBackoff
+from ..models import NewJob
 from ..render import attempt_json, job_json
 from ..store.sqlite import decode_cursor
 from .common import Context, context, ok, read_json, validate

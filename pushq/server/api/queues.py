@@ -9,7 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ...errors import BadRequest, NotFound
-from ..models import PUBLIC_STATES, PartialBackoff, QueueSettings
+from ...policy.backoff import PartialBackoff
+from ...policy.states import PUBLIC_STATES
+from ..models import QueueSettings
 from .common import Context, context, ok, read_json, validate
 from .schemas import NAME_PATTERN, QueueRequest
 

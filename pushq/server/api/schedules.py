@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from ...errors import BadRequest, NotFound
 from ...policy.cron import check_cron, next_fire, zone
-from ..models import Schedule
+from ..models import ScheduleRecord
 from ..render import rfc3339
 from .common import context, ok, read_json, validate
 from .schemas import NAME_PATTERN, JobRequest, ScheduleRequest
@@ -23,7 +23,7 @@ def schedule_name(request: Request) -> str:
     return name
 
 
-def schedule_json(schedule: Schedule) -> dict[str, Any]:
+def schedule_json(schedule: ScheduleRecord) -> dict[str, Any]:
     return {
         "name": schedule.name,
         "cron": schedule.cron,

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ...errors import BadRequest, Forbidden, PayloadTooLarge
-from ..models import PUBLIC_STATES
+from ...policy.states import PUBLIC_STATES
 from ..render import rfc3339
 from ..ui import PAGES_DIR, STATIC_DIR
 from ..ui.session import COOKIE_NAME

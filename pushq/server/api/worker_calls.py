@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from ...errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from ...signing import check_job_token, job_token_key
 from ..delivery import Outcome
-from ..models import Attempt, Job
+from ..models import AttemptRecord, JobRecord
 from ..render import job_json, public_state
 from .common import Context, bearer_token, context, ok, read_json, validate
 from .schemas import CompleteRequest, FailRequest, ProgressRequest
@@ -22,7 +22,7 @@ REPORT_LIMIT = 64 * 1024
 log = logging.getLogger("pushq.api")
 
 
-async def _authorized_job(request: Request) -> tuple[Context, Job]:
+async def _authorized_job(request: Request) -> tuple[Context, JobRecord]:
     """The active job the request is about, once its token checks out.
 
     401 without a token, 403 for a token of another job or an earlier attempt,
@@ -58,9 +58,9 @@ async def _authorized_job(request: Request) -> tuple[Context, Job]:
     return ctx, job
 
 
-def _async_attempt(job: Job, now: float, error: str | None) -> Attempt:
+def _async_attempt(job: JobRecord, now: float, error: str | None) -> AttemptRecord:
     started = job.attempt_started_at or now
-    return Attempt(
+    return AttemptRecord(
         job.id, job.attempts, started, round((now - started) * 1000, 3), None, error, None
     )
 
@@ -104,7 +104,7 @@ async def fail(request: Request) -> JSONResponse:
     return await _finish(ctx, job, outcome, None)
 
 
-async def _finish(ctx: Context, job: Job, outcome: Outcome, result: object) -> JSONResponse:
+async def _finish(ctx: Context, job: JobRecord, outcome: Outcome, result: object) -> JSONResponse:
     assert ctx.settler is not None, "create_app was given no settler"
     now = ctx.clock()
     attempt = _async_attempt(job, now, outcome.error)

@@ -13,20 +13,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..models import (
-    Attempt,
+    AttemptRecord,
     Claim,
     EnqueueResult,
-    Job,
     JobDefaults,
+    JobRecord,
     NewJob,
     QueueSettings,
-    Schedule,
+    ScheduleRecord,
 )
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    jobs: list[Job]
+class JobPage:
+    jobs: list[JobRecord]
     next_cursor: str | None
 
 
@@ -58,15 +58,15 @@ class Store(Protocol):
         RateLimited and stores nothing, unless `backpressure` is off (callbacks).
         """
 
-    async def get(self, *, job_id: str) -> Job | None: ...
+    async def get(self, *, job_id: str) -> JobRecord | None: ...
 
     async def list_jobs(
         self, *, queue: str | None, state: str | None, limit: int, cursor: str | None, now: float
-    ) -> Page: ...
+    ) -> JobPage: ...
 
-    async def list_attempts(self, *, job_id: str) -> list[Attempt]: ...
+    async def list_attempts(self, *, job_id: str) -> list[AttemptRecord]: ...
 
-    async def cancel(self, *, job_id: str, now: float) -> Job:
+    async def cancel(self, *, job_id: str, now: float) -> JobRecord:
         """Cancel an unfinished job; NotFound or Conflict otherwise."""
 
     # -- the dispatcher ------------------------------------------------------
@@ -92,7 +92,7 @@ class Store(Protocol):
         *,
         job_id: str,
         lease: str,
-        attempt: Attempt,
+        attempt: AttemptRecord,
         result: dict[str, Any],
         now: float,
         callback: NewJob | None = None,
@@ -105,7 +105,7 @@ class Store(Protocol):
         *,
         job_id: str,
         lease: str,
-        attempt: Attempt,
+        attempt: AttemptRecord,
         run_at: float,
         error: dict[str, Any],
     ) -> bool: ...
@@ -115,7 +115,7 @@ class Store(Protocol):
         *,
         job_id: str,
         lease: str,
-        attempt: Attempt,
+        attempt: AttemptRecord,
         error: dict[str, Any],
         now: float,
         callback: NewJob | None = None,
@@ -139,8 +139,8 @@ class Store(Protocol):
         """Keep an active job (the worker answered 202 async) until `deadline`."""
 
     async def rescue_expired(
-        self, *, now: float, limit: int, retry_at: Callable[[Job], float] | None = None
-    ) -> list[Job]:
+        self, *, now: float, limit: int, retry_at: Callable[[JobRecord], float] | None = None
+    ) -> list[JobRecord]:
         """Return jobs whose lease expired to the queue (or to the DLQ when out of
         attempts), the interrupted attempt counted; `retry_at` says when each may
         run again (default: at once)."""
@@ -149,9 +149,9 @@ class Store(Protocol):
         """Forget up to `limit` idempotency keys whose window has passed."""
 
     # -- the dead-letter queue -----------------------------------------------
-    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> Page: ...
+    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> JobPage: ...
 
-    async def redrive(self, *, job_id: str, now: float) -> Job:
+    async def redrive(self, *, job_id: str, now: float) -> JobRecord:
         """Dead job back to pending with attempts reset; NotFound unless dead."""
 
     async def redrive_many(self, *, queue: str | None, now: float) -> int: ...
@@ -177,22 +177,22 @@ class Store(Protocol):
         job: dict[str, Any],
         next_run_at: float,
         now: float,
-    ) -> Schedule: ...
+    ) -> ScheduleRecord: ...
 
-    async def get_schedule(self, *, name: str) -> Schedule | None: ...
+    async def get_schedule(self, *, name: str) -> ScheduleRecord | None: ...
 
-    async def list_schedules(self) -> list[Schedule]: ...
+    async def list_schedules(self) -> list[ScheduleRecord]: ...
 
     async def delete_schedule(self, *, name: str) -> bool: ...
 
-    async def due_schedules(self, *, now: float) -> list[Schedule]: ...
+    async def due_schedules(self, *, now: float) -> list[ScheduleRecord]: ...
 
     async def next_schedule_at(self) -> float | None: ...
 
     async def fire_schedule(
         self,
         *,
-        schedule: Schedule,
+        schedule: ScheduleRecord,
         next_run_at: float,
         job: NewJob,
         now: float,

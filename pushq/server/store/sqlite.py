@@ -21,23 +21,21 @@ import aiosqlite
 import orjson
 
 from ...errors import Conflict, NotFound, RateLimited
+from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.fairness import fair_shares
 from ...policy.ratelimit import Rate, next_token_at, parse_rate, refill
 from ..models import (
-    Attempt,
-    BackoffPolicy,
+    AttemptRecord,
     Claim,
     EnqueueResult,
-    Job,
     JobDefaults,
+    JobRecord,
     NewJob,
-    PartialBackoff,
     QueueSettings,
-    Schedule,
+    ScheduleRecord,
     new_job_id,
-    resolve_backoff,
 )
-from .base import Page
+from .base import JobPage
 from .group_commit import Checkpointer, GroupCommitWriter
 from .sql import load_queries, migrations
 
@@ -53,8 +51,8 @@ def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def row_to_job(row: sqlite3.Row) -> Job:
-    return Job(
+def row_to_job(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
         id=row["id"],
         queue=row["queue"],
         url=row["url"],
@@ -89,7 +87,7 @@ def _fetch(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3
     return conn.execute(sql, params).fetchall()
 
 
-def _attempt_params(attempt: Attempt) -> dict[str, Any]:
+def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
     return {
         "job_id": attempt.job_id,
         "number": attempt.number,
@@ -171,13 +169,13 @@ class SQLiteStore:
 
         return await self._writer.write(write)
 
-    async def get(self, *, job_id: str) -> Job | None:
+    async def get(self, *, job_id: str) -> JobRecord | None:
         rows = await self._read(Q["get_job"], {"id": job_id})
         return row_to_job(rows[0]) if rows else None
 
     async def list_jobs(
         self, *, queue: str | None, state: str | None, limit: int, cursor: str | None, now: float
-    ) -> Page:
+    ) -> JobPage:
         # Filters combine freely, so this one statement is assembled here.
         where: list[str] = []
         params: dict[str, Any] = {"limit": limit + 1, "now": now}
@@ -202,12 +200,12 @@ class SQLiteStore:
         sql += " ORDER BY id DESC LIMIT :limit"
         jobs = [row_to_job(row) for row in await self._read(sql, params)]
         next_cursor = _encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
-        return Page(jobs[:limit], next_cursor)
+        return JobPage(jobs[:limit], next_cursor)
 
-    async def list_attempts(self, *, job_id: str) -> list[Attempt]:
+    async def list_attempts(self, *, job_id: str) -> list[AttemptRecord]:
         rows = await self._read(Q["list_attempts"], {"job_id": job_id})
         return [
-            Attempt(
+            AttemptRecord(
                 job_id=row["job_id"],
                 number=row["number"],
                 started_at=row["started_at"],
@@ -219,8 +217,8 @@ class SQLiteStore:
             for row in rows
         ]
 
-    async def cancel(self, *, job_id: str, now: float) -> Job:
-        def write(conn: sqlite3.Connection) -> Job:
+    async def cancel(self, *, job_id: str, now: float) -> JobRecord:
+        def write(conn: sqlite3.Connection) -> JobRecord:
             rows = _fetch(conn, Q["cancel"], {"id": job_id, "now": now})
             if rows:
                 job = row_to_job(rows[0])
@@ -253,7 +251,7 @@ class SQLiteStore:
         self,
         query: str,
         params: dict[str, Any],
-        attempt: Attempt,
+        attempt: AttemptRecord,
         lease: str,
         callback: NewJob | None = None,
         defaults: JobDefaults | None = None,
@@ -287,7 +285,7 @@ class SQLiteStore:
         *,
         job_id: str,
         lease: str,
-        attempt: Attempt,
+        attempt: AttemptRecord,
         result: dict[str, Any],
         now: float,
         callback: NewJob | None = None,
@@ -301,7 +299,7 @@ class SQLiteStore:
         *,
         job_id: str,
         lease: str,
-        attempt: Attempt,
+        attempt: AttemptRecord,
         run_at: float,
         error: dict[str, Any],
     ) -> bool:
@@ -313,7 +311,7 @@ class SQLiteStore:
         *,
         job_id: str,
         lease: str,
-        attempt: Attempt,
+        attempt: AttemptRecord,
         error: dict[str, Any],
         now: float,
         callback: NewJob | None = None,
@@ -359,15 +357,15 @@ class SQLiteStore:
         )
 
     async def rescue_expired(
-        self, *, now: float, limit: int, retry_at: Callable[[Job], float] | None = None
-    ) -> list[Job]:
+        self, *, now: float, limit: int, retry_at: Callable[[JobRecord], float] | None = None
+    ) -> list[JobRecord]:
         message = (
             "lease expired: no outcome in time (pushq stopped mid-attempt, or an async job "
             "stopped sending heartbeats)"
         )
         error = {"status": None, "message": message, "at": now}
 
-        def write(conn: sqlite3.Connection) -> list[Job]:
+        def write(conn: sqlite3.Connection) -> list[JobRecord]:
             rows = _fetch(
                 conn, Q["rescue_expired"], {"now": now, "limit": limit, "error": _dumps(error)}
             )
@@ -380,7 +378,9 @@ class SQLiteStore:
                     conn.execute(Q["set_run_at"], {"id": job.id, "run_at": job.run_at})
                 started = job.attempt_started_at or now
                 duration_ms = (now - started) * 1000
-                attempt = Attempt(job.id, job.attempts, started, duration_ms, None, message, None)
+                attempt = AttemptRecord(
+                    job.id, job.attempts, started, duration_ms, None, message, None
+                )
                 conn.execute(Q["insert_attempt"], _attempt_params(attempt))
             return jobs
 
@@ -393,7 +393,7 @@ class SQLiteStore:
         )
 
     # -- the dead-letter queue -----------------------------------------------------
-    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> Page:
+    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> JobPage:
         where = ["state = 'dead'"]
         params: dict[str, Any] = {"limit": limit + 1}
         if queue is not None:
@@ -421,10 +421,10 @@ class SQLiteStore:
         if len(jobs) > limit:
             last = jobs[limit - 1]
             next_cursor = _encode_cursor(last.failed_at, last.id)
-        return Page(jobs[:limit], next_cursor)
+        return JobPage(jobs[:limit], next_cursor)
 
-    async def redrive(self, *, job_id: str, now: float) -> Job:
-        def write(conn: sqlite3.Connection) -> Job:
+    async def redrive(self, *, job_id: str, now: float) -> JobRecord:
+        def write(conn: sqlite3.Connection) -> JobRecord:
             rows = _fetch(conn, Q["get_job"], {"id": job_id})
             if not rows or rows[0]["state"] != "dead":
                 raise NotFound(f"no dead job {job_id}")
@@ -518,7 +518,7 @@ class SQLiteStore:
         job: dict[str, Any],
         next_run_at: float,
         now: float,
-    ) -> Schedule:
+    ) -> ScheduleRecord:
         params = {
             "name": name,
             "cron": cron,
@@ -530,11 +530,11 @@ class SQLiteStore:
         rows = await self._writer.write(lambda conn: _fetch(conn, Q["put_schedule"], params))
         return row_to_schedule(rows[0])
 
-    async def get_schedule(self, *, name: str) -> Schedule | None:
+    async def get_schedule(self, *, name: str) -> ScheduleRecord | None:
         rows = await self._read(Q["get_schedule"], {"name": name})
         return row_to_schedule(rows[0]) if rows else None
 
-    async def list_schedules(self) -> list[Schedule]:
+    async def list_schedules(self) -> list[ScheduleRecord]:
         return [row_to_schedule(row) for row in await self._read(Q["list_schedules"])]
 
     async def delete_schedule(self, *, name: str) -> bool:
@@ -542,7 +542,7 @@ class SQLiteStore:
             lambda conn: conn.execute(Q["delete_schedule"], {"name": name}).rowcount == 1
         )
 
-    async def due_schedules(self, *, now: float) -> list[Schedule]:
+    async def due_schedules(self, *, now: float) -> list[ScheduleRecord]:
         return [row_to_schedule(r) for r in await self._read(Q["due_schedules"], {"now": now})]
 
     async def next_schedule_at(self) -> float | None:
@@ -552,7 +552,7 @@ class SQLiteStore:
     async def fire_schedule(
         self,
         *,
-        schedule: Schedule,
+        schedule: ScheduleRecord,
         next_run_at: float,
         job: NewJob,
         now: float,
@@ -628,8 +628,8 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
     )
 
 
-def row_to_schedule(row: sqlite3.Row) -> Schedule:
-    return Schedule(
+def row_to_schedule(row: sqlite3.Row) -> ScheduleRecord:
+    return ScheduleRecord(
         name=row["name"],
         cron=row["cron"],
         timezone=row["timezone"],
@@ -646,7 +646,7 @@ def _finished(conn: sqlite3.Connection, queue: str, ordering_key: str | None, no
         conn.execute(Q["unblock_next"], {"queue": queue, "key": ordering_key, "now": now})
 
 
-def _redrive(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> Job:
+def _redrive(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> JobRecord:
     state = "pending"
     key = row["ordering_key"]
     if key is not None and _fetch(
@@ -726,7 +726,7 @@ def _claim(
         credit,
     )
 
-    claimed: list[Job] = []
+    claimed: list[JobRecord] = []
     granted: dict[str, int] = {}
     drained: set[str] = set()
 
@@ -788,8 +788,8 @@ class _Enqueue:
         self.added: dict[str, int] = {}
         self.rows: list[dict[str, Any]] = []
         self.keys: list[dict[str, Any]] = []
-        self.by_idempotency: dict[str, Job] = {}
-        self.by_unique: dict[tuple[str, str], Job] = {}
+        self.by_idempotency: dict[str, JobRecord] = {}
+        self.by_unique: dict[tuple[str, str], JobRecord] = {}
         self.ordering_taken: set[tuple[str, str]] = set()
         self.total: int | None = None
 
@@ -823,7 +823,7 @@ class _Enqueue:
             if busy:
                 state = "blocked"
             self.ordering_taken.add(ordering)
-        job = Job(
+        job = JobRecord(
             id=new_job_id(now),
             queue=new.queue,
             url=new.url,
