@@ -8,7 +8,6 @@ import logging
 import math
 import random
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -36,6 +35,7 @@ from .metrics import Metrics
 from .models import AttemptRecord, JobRecord
 from .settle import Settler
 from .store.base import Store
+from .store.errors import StoreError, StoreUnavailable
 from .waiters import JobWaiters
 
 log = logging.getLogger("pushq.dispatcher")
@@ -141,7 +141,7 @@ class Dispatcher:
                 lease_margin=self.settings.lease_margin,
                 busy=self._busy,
             )
-        except sqlite3.Error:
+        except StoreError:
             log.exception("claiming due jobs failed; trying again shortly")
             await asyncio.sleep(0.5)
             return 0
@@ -206,16 +206,16 @@ class Dispatcher:
         try:
             try:
                 verdict = await self.settler.settle(job, outcome, attempt, result, now)
-            except sqlite3.OperationalError:  # e.g. the disk is busy: try a few more times
+            except StoreUnavailable:  # e.g. the disk is busy: try a few more times
                 async for retrying in AsyncRetrying(
-                    retry=retry_if_exception_type(sqlite3.OperationalError),
+                    retry=retry_if_exception_type(StoreUnavailable),
                     stop=stop_after_attempt(4),
                     wait=wait_random_exponential(multiplier=0.05, max=1.0),
                     reraise=True,
                 ):
                     with retrying:
                         verdict = await self.settler.settle(job, outcome, attempt, result, now)
-        except sqlite3.Error:
+        except StoreError:
             # The lease stays; the rescuer returns the job once it expires.
             log.exception("could not record attempt %d of job %s", attempt.number, job.id)
             return
@@ -258,7 +258,7 @@ class Dispatcher:
                 if self.clock() >= next_prune:
                     await self.prune()
                     next_prune = self.clock() + PRUNE_INTERVAL
-            except sqlite3.Error:
+            except StoreError:
                 log.exception("maintenance (rescue, pruning) failed")
                 rescued = []
             for job in rescued:

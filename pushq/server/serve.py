@@ -17,7 +17,7 @@ from .delivery import AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
 from .metrics import Metrics
 from .scheduler import Scheduler
-from .store.sqlite import SQLiteStore
+from .store import open_store
 from .waiters import JobWaiters
 
 log = logging.getLogger("pushq")
@@ -33,8 +33,7 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight deliveries and return."""
-    store = SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
-    await store.open()
+    store = await open_store(settings)
     metrics = Metrics()
     sender_class = AiohttpSender if settings.sender == "aiohttp" else HttpxSender
     sender = sender_class(max_connections=settings.delivery_concurrency)

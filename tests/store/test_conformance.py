@@ -10,6 +10,7 @@ from pushq.errors import Conflict, NotFound
 from pushq.policy.backoff import BackoffPolicy, PartialBackoff
 from pushq.server.models import AttemptRecord, JobDefaults, JobRecord, NewJob
 from pushq.server.store.base import Store
+from pushq.server.store.errors import InvalidCursor
 
 from .conftest import WithStore
 
@@ -738,6 +739,18 @@ def test_list_jobs_pages_cover_every_job_once(with_store: WithStore) -> None:
                 cursor = page.next_cursor
             expected = [job.id for job in reversed(jobs) if queue in (None, job.queue)]
             assert seen == expected, (queue, limit)
+
+    with_store(scenario)
+
+
+@pytest.mark.parametrize("cursor", ["", "not a cursor", "e30", "W10", "!!!", "eyJ9"])
+def test_a_cursor_the_store_did_not_make_is_invalid(with_store: WithStore, cursor: str) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job())
+        with pytest.raises(InvalidCursor):
+            await store.list_jobs(queue=None, state=None, limit=10, cursor=cursor, now=NOW)
+        with pytest.raises(InvalidCursor):
+            await store.list_dead(queue=None, limit=10, cursor=cursor)
 
     with_store(scenario)
 

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
@@ -36,11 +36,13 @@ from ..models import (
     new_job_id,
 )
 from .base import JobPage
+from .errors import InvalidCursor, StoreConflict, StoreError, StoreUnavailable
 from .group_commit import Checkpointer, GroupCommitWriter
 from .sql import load_queries, migrations
 
 Q = load_queries("sqlite_queries.sql")
 BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
 
 
 def _dumps(value: Any) -> str | None:
@@ -103,16 +105,25 @@ def _encode_cursor(*parts: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> list[Any]:
-    """The parts of an opaque cursor; ValueError when it was not made by us."""
+def _decode_cursor(cursor: str) -> list[Any]:
+    """The parts of a cursor made by _encode_cursor; InvalidCursor otherwise."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("cursor is not valid") from exc
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidCursor() from None
     if not isinstance(parts, list) or not parts:
-        raise ValueError("cursor is not valid")
+        raise InvalidCursor()
     return parts
+
+
+def _store_error(exc: sqlite3.Error) -> StoreError:
+    """The store-neutral error for a sqlite3 one (busy, locked, disk, I/O: retryable)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreConflict(f"sqlite: {exc}")
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(f"sqlite: {exc}")
+    return StoreError(f"sqlite: {exc}")
 
 
 class SQLiteStore:
@@ -148,11 +159,21 @@ class SQLiteStore:
 
     async def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         assert self._reader is not None, "store is not open"
-        return list(await self._reader.execute_fetchall(sql, params))
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from exc
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` in the next group commit; sqlite3 errors leave as StoreErrors."""
+        try:
+            return await self._writer.write(op)
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from exc
 
     async def ping(self) -> None:
         now = str(time.time())
-        await self._writer.write(lambda conn: conn.execute(Q["ping"], {"now": now}))
+        await self._write(lambda conn: conn.execute(Q["ping"], {"now": now}))
 
     # -- producers ---------------------------------------------------------------
     async def enqueue(
@@ -167,7 +188,7 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> list[EnqueueResult]:
             return _enqueue_all(conn, jobs, now, idempotency_ttl, defaults, backpressure)
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def get(self, *, job_id: str) -> JobRecord | None:
         rows = await self._read(Q["get_job"], {"id": job_id})
@@ -193,7 +214,7 @@ class SQLiteStore:
             params["state"] = state
         if cursor is not None:
             where.append("id < :after")
-            params["after"] = str(decode_cursor(cursor)[0])
+            params["after"] = str(_decode_cursor(cursor)[0])
         sql = "SELECT * FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -229,7 +250,7 @@ class SQLiteStore:
                 raise NotFound(f"no job {job_id}")
             raise Conflict(f"job {job_id} is already {exists[0]['state']}", code="job_finished")
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     # -- the dispatcher ----------------------------------------------------------
     async def claim_due(
@@ -245,7 +266,7 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> Claim:
             return _claim(conn, limit, slots, now, lease, lease_margin, self._credit, busy)
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def _settle(
         self,
@@ -278,7 +299,7 @@ class SQLiteStore:
                 )
             return True
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def complete(
         self,
@@ -330,7 +351,7 @@ class SQLiteStore:
             "progress": _dumps(progress),
             "deadline": deadline,
         }
-        return await self._writer.write(
+        return await self._write(
             lambda conn: conn.execute(Q["report_progress"], params).rowcount == 1
         )
 
@@ -346,13 +367,13 @@ class SQLiteStore:
                 conn.execute(Q["delete_job"], {"id": job_id})
             return len(ids)
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def await_completion(
         self, *, job_id: str, lease: str, attempt: int, deadline: float
     ) -> bool:
         params = {"id": job_id, "lease": lease, "attempt": attempt, "deadline": deadline}
-        return await self._writer.write(
+        return await self._write(
             lambda conn: conn.execute(Q["await_completion"], params).rowcount == 1
         )
 
@@ -384,11 +405,11 @@ class SQLiteStore:
                 conn.execute(Q["insert_attempt"], _attempt_params(attempt))
             return jobs
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
         params = {"now": now, "limit": limit}
-        return await self._writer.write(
+        return await self._write(
             lambda conn: int(conn.execute(Q["prune_idempotency_keys"], params).rowcount)
         )
 
@@ -400,16 +421,16 @@ class SQLiteStore:
             where.append("queue = :queue")
             params["queue"] = queue
         if cursor is not None:
-            parts = decode_cursor(cursor)
+            parts = _decode_cursor(cursor)
             if len(parts) != 2:
-                raise ValueError("cursor is not valid")
+                raise InvalidCursor()
             where.append("(failed_at, id) < (:failed_at, :after)")
             try:
                 failed_at = float(parts[0])
             except (TypeError, ValueError, OverflowError):
-                raise ValueError("cursor is not valid") from None
+                raise InvalidCursor() from None
             if not math.isfinite(failed_at):
-                raise ValueError("cursor is not valid")
+                raise InvalidCursor()
             params["failed_at"], params["after"] = failed_at, str(parts[1])
         sql = (
             "SELECT * FROM jobs WHERE "
@@ -436,7 +457,7 @@ class SQLiteStore:
                     code="unique_key_taken",
                 ) from None
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def redrive_many(self, *, queue: str | None, now: float) -> int:
         def write(conn: sqlite3.Connection) -> int:
@@ -453,7 +474,7 @@ class SQLiteStore:
                 count += 1
             return count
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def delete_dead(self, *, job_id: str) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
@@ -462,7 +483,7 @@ class SQLiteStore:
             conn.execute(Q["delete_attempts"], {"job_id": job_id})
             return True
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     # -- queues --------------------------------------------------------------------
     async def get_queue(self, *, name: str) -> QueueSettings | None:
@@ -502,7 +523,7 @@ class SQLiteStore:
             }
             return row_to_queue(_fetch(conn, Q["update_queue"], params)[0])
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def oldest_pending(self) -> dict[str, float]:
         """{queue: run_at of its oldest ready job}."""
@@ -527,7 +548,7 @@ class SQLiteStore:
             "next_run_at": next_run_at,
             "now": now,
         }
-        rows = await self._writer.write(lambda conn: _fetch(conn, Q["put_schedule"], params))
+        rows = await self._write(lambda conn: _fetch(conn, Q["put_schedule"], params))
         return row_to_schedule(rows[0])
 
     async def get_schedule(self, *, name: str) -> ScheduleRecord | None:
@@ -538,7 +559,7 @@ class SQLiteStore:
         return [row_to_schedule(row) for row in await self._read(Q["list_schedules"])]
 
     async def delete_schedule(self, *, name: str) -> bool:
-        return await self._writer.write(
+        return await self._write(
             lambda conn: conn.execute(Q["delete_schedule"], {"name": name}).rowcount == 1
         )
 
@@ -576,7 +597,7 @@ class SQLiteStore:
                 return None
             return _enqueue_all(conn, [job], now, idempotency_ttl, defaults)[0]
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     # -- observability -------------------------------------------------------------
     async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
