@@ -205,7 +205,7 @@ class Dispatcher:
         )
         try:
             try:
-                verdict = await self.settler.settle(job, outcome, attempt, result, now)
+                settled = await self.settler.settle(job, outcome, attempt, result, now)
             except StoreUnavailable:  # e.g. the disk is busy: try a few more times
                 async for retrying in AsyncRetrying(
                     retry=retry_if_exception_type(StoreUnavailable),
@@ -214,13 +214,14 @@ class Dispatcher:
                     reraise=True,
                 ):
                     with retrying:
-                        verdict = await self.settler.settle(job, outcome, attempt, result, now)
+                        settled = await self.settler.settle(job, outcome, attempt, result, now)
         except StoreError:
             # The lease stays; the rescuer returns the job once it expires.
             log.exception("could not record attempt %d of job %s", attempt.number, job.id)
             return
         if not log.isEnabledFor(logging.INFO):
             return
+        verdict = settled.describe(now)
         log.info(
             "attempt job=%s queue=%s attempt=%d/%d host=%s status=%s duration_ms=%.1f -> %s%s",
             job.id,
