@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 from .harness import PushqProcess, Worker
+from .stores import BACKENDS, WithStore, runner
+
+
+@pytest.fixture(params=list(BACKENDS))
+def with_store(request: pytest.FixtureRequest, tmp_path: Path) -> WithStore:
+    """Run an async scenario against a freshly opened store, once per backend."""
+    return runner(request.param, tmp_path)
 
 
 @pytest.fixture(scope="session")

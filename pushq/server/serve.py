@@ -15,6 +15,14 @@ from .app import create_app
 from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
+from .maintenance import (
+    Background,
+    IdempotencyPruner,
+    Promoter,
+    Rescuer,
+    RetentionPruner,
+    ThisNode,
+)
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .store import open_store
@@ -41,7 +49,31 @@ async def serve(settings: Settings) -> None:
     dispatcher = Dispatcher(
         store=store, sender=sender, settings=settings, metrics=metrics, waiters=waiters
     )
-    scheduler = Scheduler(store=store, settings=settings, notify=dispatcher.notify)
+    leadership = ThisNode()  # SQLite: one node owns the database
+    scheduler = Scheduler(
+        store=store, settings=settings, notify=dispatcher.notify, leadership=leadership
+    )
+    promoter = Promoter(
+        store=store,
+        on_due=dispatcher.notify,
+        poll_interval=settings.poll_interval,
+        leadership=leadership,
+    )
+    dispatcher.on_waiting = promoter.due_at
+    services: list[Background] = [
+        promoter,
+        Rescuer(
+            store=store,
+            settler=dispatcher.settler,
+            metrics=metrics,
+            settings=settings,
+            notify=dispatcher.notify,
+            leadership=leadership,
+        ),
+        IdempotencyPruner(store=store, interval=settings.rescue_interval, leadership=leadership),
+        RetentionPruner(store=store, settings=settings, leadership=leadership),
+        scheduler,
+    ]
     stop = asyncio.Event()  # set by SIGTERM/SIGINT; /ready answers 503 from then on
     app = create_app(
         settings,
@@ -71,7 +103,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
-    schedule_task = asyncio.create_task(scheduler.run(), name="scheduler")
+    service_tasks = [asyncio.create_task(s.run(), name=type(s).__name__) for s in services]
     serve_task = asyncio.create_task(server.serve(), name="http")
     log.info(
         "pushq listening on http://%s:%d (database %s, synchronous=%s)",
@@ -88,7 +120,9 @@ async def serve(settings: Settings) -> None:
     log.info(
         "pushq stopping: no new claims; waiting up to %gs for deliveries", settings.shutdown_grace
     )
-    schedule_task.cancel()
+    for service_task in service_tasks:
+        service_task.cancel()
+    await asyncio.gather(*service_tasks, return_exceptions=True)
     try:
         await dispatcher.stop(settings.shutdown_grace)
         server.should_exit = True

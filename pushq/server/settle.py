@@ -88,7 +88,7 @@ class Settler:
         defaults = self.settings.job_defaults
         if outcome.verdict == "succeeded":
             result = {"status": outcome.status, "body": result}
-            callback = self._callback(job, job.callback_url, "succeeded", now, result=result)
+            callback = self.callback_job(job, job.callback_url, "succeeded", now, result=result)
             if not await store.complete(
                 job_id=job.id,
                 lease=lease,
@@ -124,12 +124,11 @@ class Settler:
                 job_id=job.id, lease=lease, attempt=attempt, run_at=run_at, error=error
             ):
                 return STALE
-            self.metrics.retried.labels(queue=queue).inc()
-            self.notify(run_at)
+            self.metrics.retried.labels(queue=queue).inc()  # the store announces run_at
             return Settled(Verdict.RETRY_SCHEDULED, run_at)
         if outcome.verdict == "retry":
             error["message"] = f"attempts exhausted; last: {outcome.error}"
-        callback = self._callback(job, job.failure_callback_url, "dead", now, error=error)
+        callback = self.callback_job(job, job.failure_callback_url, "dead", now, error=error)
         if not await store.kill(
             job_id=job.id,
             lease=lease,
@@ -143,20 +142,6 @@ class Settler:
         self.metrics.dead.labels(queue=queue).inc()
         self._finished(job, callback)
         return DEAD
-
-    async def rescued_dead(self, job: JobRecord, now: float) -> None:
-        """The rescuer moved `job` to the DLQ (its lease expired on the last attempt)."""
-        self.waiters.wake(job.id)
-        callback = self._callback(job, job.failure_callback_url, "dead", now)
-        if callback is not None:
-            await self.store.enqueue(
-                jobs=[callback],
-                now=now,
-                idempotency_ttl=86400.0,
-                defaults=self.settings.job_defaults,
-                backpressure=False,  # it reports an outcome that is already decided
-            )
-            self.notify(None)
 
     def _count(self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, now: float) -> None:
         queue = job.queue
@@ -178,7 +163,7 @@ class Settler:
         # callback may be waiting): claim now rather than at the next poll.
         self.notify(None)
 
-    def _callback(
+    def callback_job(
         self,
         job: JobRecord,
         url: str | None,

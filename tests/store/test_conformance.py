@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from pushq.errors import Conflict, NotFound
 from pushq.policy.backoff import BackoffPolicy, PartialBackoff
 from pushq.server.models import AttemptRecord, JobDefaults, JobRecord, NewJob
-from pushq.server.store.base import Store
+from pushq.server.store.base import Promotion, Rescue, Store
 from pushq.server.store.errors import InvalidCursor
 
 from .conftest import WithStore
@@ -36,11 +37,37 @@ async def enqueue(store: Store, *jobs: NewJob, now: float = NOW) -> list[JobReco
 async def claim(
     store: Store, *, now: float = NOW, limit: int = 10, slots: int = SLOTS, lease: str = "L1"
 ) -> list[JobRecord]:
-    """The jobs one claim round hands out (claim_due's wake_at dropped)."""
+    """The jobs one claim round hands out, due jobs promoted first (wake_at dropped)."""
+    await store.promote_due(now=now, limit=10_000)
     result = await store.claim_due(
         limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
     )
     return result.jobs
+
+
+LEASE_ERROR = "lease expired: no outcome in time"
+
+
+async def rescue_expired(
+    store: Store,
+    *,
+    now: float,
+    limit: int,
+    retry_at: Callable[[JobRecord], float] | None = None,
+    callback: Callable[[JobRecord], NewJob | None] = lambda job: None,
+) -> list[JobRecord]:
+    """What the rescuer does, through the store's two verbs: read the expired leases,
+    decide (out of attempts: dead; else retry at `retry_at`, default at once), apply."""
+    rescues = []
+    for job in await store.expired_leases(now=now, limit=limit):
+        dead = job.attempts >= job.max_attempts
+        run_at = None if dead else (now if retry_at is None else retry_at(job))
+        assert job.lease is not None
+        rescues.append(
+            Rescue(job.id, job.lease, job.attempts, run_at, callback(job) if dead else None)
+        )
+    error = {"status": None, "message": LEASE_ERROR, "at": now}
+    return await store.rescue(rescues=rescues, error=error, now=now, defaults=DEFAULTS)
 
 
 async def fetch(store: Store, job_id: str) -> JobRecord:
@@ -413,7 +440,7 @@ def test_await_completion_extends_the_lease_of_the_current_attempt(with_store: W
         assert await store.await_completion(
             job_id=job.id, lease="L1", attempt=1, deadline=NOW + 1000
         )
-        assert await store.rescue_expired(now=NOW + 500, limit=10) == []
+        assert await rescue_expired(store, now=NOW + 500, limit=10) == []
         waiting = await fetch(store, job.id)
         assert (waiting.state, waiting.lease, waiting.lease_expires_at) == (
             "active",
@@ -433,7 +460,7 @@ def test_rescue_returns_an_expired_job_to_retrying(with_store: WithStore) -> Non
         expiring, lasting = sorted(await claim(store), key=lambda job: job.timeout)
         later = NOW + 50  # past NOW + 10 + MARGIN, before NOW + 100 + MARGIN
 
-        (rescued,) = await store.rescue_expired(now=later, limit=10)
+        (rescued,) = await rescue_expired(store, now=later, limit=10)
 
         assert rescued.id == expiring.id
         assert await store.get(job_id=rescued.id) == rescued
@@ -456,8 +483,8 @@ def test_rescue_schedules_the_retry_when_asked(with_store: WithStore) -> None:
         (job,) = await claim(store)
         later = NOW + 50
 
-        (rescued,) = await store.rescue_expired(
-            now=later, limit=10, retry_at=lambda j: later + 30 * j.attempts
+        (rescued,) = await rescue_expired(
+            store, now=later, limit=10, retry_at=lambda j: later + 30 * j.attempts
         )
 
         assert (rescued.state, rescued.run_at) == ("retrying", later + 30)
@@ -474,7 +501,7 @@ def test_rescue_sends_a_job_out_of_attempts_to_the_dlq(with_store: WithStore) ->
         (job,) = await claim(store)
         later = NOW + 50
 
-        (rescued,) = await store.rescue_expired(now=later, limit=10)
+        (rescued,) = await rescue_expired(store, now=later, limit=10)
 
         assert (rescued.id, rescued.state, rescued.attempts) == (job.id, "dead", 1)
         assert rescued.failed_at == rescued.finished_at == later
@@ -490,7 +517,7 @@ def test_stale_attempt_cannot_overwrite_a_rescued_job(with_store: WithStore) -> 
     async def scenario(store: Store) -> None:
         await enqueue(store, new_job(timeout=10.0))
         (stale,) = await claim(store, lease="old")
-        await store.rescue_expired(now=NOW + 50, limit=10)
+        await rescue_expired(store, now=NOW + 50, limit=10)
         rescued = await fetch(store, stale.id)
 
         for settle in SETTLES.values():
@@ -509,14 +536,119 @@ def test_stale_attempt_cannot_overwrite_a_rescued_job(with_store: WithStore) -> 
     with_store(scenario)
 
 
+def test_expired_leases_reads_without_changing_anything(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0), new_job(timeout=100.0))
+        expiring, lasting = sorted(await claim(store), key=lambda job: job.timeout)
+
+        assert await store.expired_leases(now=NOW + 10, limit=10) == []  # not yet past
+        assert await store.expired_leases(now=NOW + 50, limit=10) == [expiring]
+        assert len(await store.expired_leases(now=NOW + 500, limit=10)) == 2
+        assert len(await store.expired_leases(now=NOW + 500, limit=1)) == 1
+        assert await fetch(store, expiring.id) == expiring
+
+    with_store(scenario)
+
+
+def test_a_rescue_applies_only_under_the_lease_and_attempt_it_read(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0))
+        (job,) = await claim(store)
+        later = NOW + 50
+        error = {"status": None, "message": LEASE_ERROR, "at": later}
+
+        async def rescue(rescue: Rescue, now: float = later) -> list[JobRecord]:
+            return await store.rescue(rescues=[rescue], error=error, now=now, defaults=DEFAULTS)
+
+        assert await rescue(Rescue(job.id, "someone-else", 1, later)) == []
+        assert await rescue(Rescue(job.id, "L1", 2, later)) == []
+        assert await rescue(Rescue(job.id, "L1", 1, later), now=NOW + 10) == []  # not expired
+        assert await fetch(store, job.id) == job
+        assert await store.list_attempts(job_id=job.id) == []
+
+        (rescued,) = await rescue(Rescue(job.id, "L1", 1, later + 30))
+        assert (rescued.state, rescued.run_at) == ("retrying", later + 30)
+        assert await rescue(Rescue(job.id, "L1", 1, later)) == []  # only once
+        assert len(await store.list_attempts(job_id=job.id)) == 1
+
+    with_store(scenario)
+
+
+def test_a_rescue_to_the_dlq_stores_its_callback_in_the_same_transaction(
+    with_store: WithStore,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(max_attempts=1, timeout=10.0), new_job(max_attempts=1))
+        first, second = await claim(store)
+        later = NOW + 50
+
+        def failure_callback(job: JobRecord) -> NewJob:
+            return new_job(queue="pushq.callbacks", idempotency_key=f"callback:{job.id}")
+
+        rescued = await rescue_expired(store, now=later, limit=10, callback=failure_callback)
+
+        assert {(job.id, job.state) for job in rescued} == {(first.id, "dead"), (second.id, "dead")}
+        callbacks = await store.list_jobs(
+            queue="pushq.callbacks", state=None, limit=10, cursor=None, now=later
+        )
+        assert len(callbacks.jobs) == 2
+        assert {job.state for job in callbacks.jobs} == {"pending"}
+        assert (await store.get_queue(name=first.queue)).unfinished == 0  # type: ignore[union-attr]
+
+    with_store(scenario)
+
+
+def test_promote_due_moves_due_jobs_and_names_the_next(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.promote_due(now=NOW, limit=10) == Promotion(0, None)
+        soon, later, _ = await enqueue(
+            store, new_job(run_at=NOW + 10), new_job(run_at=NOW + 20), new_job(run_at=NOW + 20)
+        )
+        assert await store.promote_due(now=NOW, limit=10) == Promotion(0, NOW + 10)
+        assert await store.promote_due(now=NOW + 10, limit=10) == Promotion(1, NOW + 20)
+        assert (await fetch(store, soon.id)).state == "pending"
+        assert await store.promote_due(now=NOW + 30, limit=1) == Promotion(1, NOW + 20)
+        assert await store.promote_due(now=NOW + 30, limit=1) == Promotion(1, None)
+
+        (job, _, _) = await claim(store, now=NOW + 30)
+        assert await retry(store, job, "L1", attempt_of(job, status=503), NOW + 31)
+        assert await store.promote_due(now=NOW + 31, limit=10) == Promotion(0, NOW + 91)
+        assert await store.promote_due(now=NOW + 91, limit=10) == Promotion(1, None)
+        assert (await fetch(store, job.id)).state == "pending"
+
+    with_store(scenario)
+
+
+def test_listen_hears_what_became_due(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        heard: list[float | None] = []
+        store.listen(heard.append)
+
+        await enqueue(store, new_job())
+        assert heard == [None]  # pending: claim now
+        await enqueue(store, new_job(run_at=NOW + 60), new_job(run_at=NOW + 30))
+        assert heard == [None, NOW + 30]  # waiting: the earliest
+        heard.clear()
+        await store.enqueue(jobs=[new_job(run_at=NOW + 5)] * 0, now=NOW, idempotency_ttl=TTL,
+                            defaults=DEFAULTS)  # fmt: skip
+        assert heard == []
+
+        (job,) = await claim(store)
+        heard.clear()
+        assert await retry(store, job, "L1", attempt_of(job, status=503), NOW + 1)
+        assert heard == [NOW + 61]
+
+    with_store(scenario)
+
+
 def test_rescue_respects_its_limit(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         await enqueue(store, *(new_job(timeout=1.0) for _ in range(3)))
         await claim(store)
 
-        assert len(await store.rescue_expired(now=NOW + 50, limit=2)) == 2
-        assert len(await store.rescue_expired(now=NOW + 50, limit=2)) == 1
-        assert await store.rescue_expired(now=NOW + 50, limit=2) == []
+        assert len(await rescue_expired(store, now=NOW + 50, limit=2)) == 2
+        assert len(await rescue_expired(store, now=NOW + 50, limit=2)) == 1
+        assert await rescue_expired(store, now=NOW + 50, limit=2) == []
 
     with_store(scenario)
 

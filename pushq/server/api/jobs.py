@@ -109,8 +109,7 @@ async def enqueue_one(
     body["deduplicated"] = not result.created
     if not result.created:
         return 200, body, {}
-    ctx.metrics.enqueued.labels(queue=new.queue).inc()
-    ctx.dispatcher.notify(new.run_at)
+    ctx.metrics.enqueued.labels(queue=new.queue).inc()  # (the store wakes the dispatcher)
     if log.isEnabledFor(logging.INFO):
         job = result.job
         log.info(
@@ -145,7 +144,6 @@ async def enqueue_batch(request: Request) -> JSONResponse:
         out.append(body)
         if result.created:
             ctx.metrics.enqueued.labels(queue=result.job.queue).inc()
-    ctx.dispatcher.notify(min(job.run_at for job in jobs))
     created = sum(result.created for result in results)
     log.info("batch of %d enqueued (%d new)", len(results), created)
     return ok({"jobs": out}, 201)

@@ -26,11 +26,42 @@ from ..models import (
 
 @dataclass(frozen=True, slots=True)
 class JobPage:
+    """One page of a listing; pass next_cursor back for the next (None: the last page)."""
+
     jobs: list[JobRecord]
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """What promote_due did: how many jobs became pending, and when the next one is due."""
+
+    promoted: int
+    next_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rescue:
+    """The rescuer's decision for one job whose lease expired, made above the store."""
+
+    job_id: str
+    lease: str  # the lease it was read under: the guard
+    attempt: int  # the interrupted attempt (job.attempts as read): the guard
+    run_at: float | None  # when it runs again; None: to the DLQ
+    callback: NewJob | None = None  # its failure callback, stored with the kill
+
+
 class Store(Protocol):
+    def listen(self, on_due: Callable[[float | None], None]) -> None:
+        """Call `on_due` whenever a write made jobs due: `None` when jobs became
+        pending (claim now), a time when jobs will be due then (promote then).
+
+        SQLite calls it in-process after each enqueue, retry and rescue commits;
+        PostgreSQL will forward LISTEN/NOTIFY. Callbacks run on the event loop
+        and must not block. A hint, not a guarantee: the promoter and the
+        dispatcher still poll.
+        """
+
     async def open(self) -> None:
         """Connect and apply pending migrations."""
 
@@ -138,12 +169,39 @@ class Store(Protocol):
     ) -> bool:
         """Keep an active job (the worker answered 202 async) until `deadline`."""
 
-    async def rescue_expired(
-        self, *, now: float, limit: int, retry_at: Callable[[JobRecord], float] | None = None
+    async def promote_due(self, *, now: float, limit: int) -> Promotion:
+        """Make up to `limit` scheduled or retrying jobs whose run_at has come pending.
+
+        Returns how many moved and the run_at of the earliest job still waiting
+        (None: none waits), which is when the promoter should look again.
+        """
+
+    async def expired_leases(self, *, now: float, limit: int) -> list[JobRecord]:
+        """Up to `limit` active jobs whose lease expired before `now`, soonest expired first.
+
+        A read: nothing changes. The rescuer decides what becomes of each and
+        hands the decisions to `rescue`.
+        """
+
+    async def rescue(
+        self,
+        *,
+        rescues: Sequence[Rescue],
+        error: dict[str, Any],
+        now: float,
+        defaults: JobDefaults,
     ) -> list[JobRecord]:
-        """Return jobs whose lease expired to the queue (or to the DLQ when out of
-        attempts), the interrupted attempt counted; `retry_at` says when each may
-        run again (default: at once)."""
+        """Apply the rescuer's decisions in one transaction, each guarded like a settle.
+
+        A rescue applies only while its job is still active under `lease` and
+        `attempt` and the lease is still expired at `now` (otherwise it is
+        skipped: the job moved on). An applied rescue records the interrupted
+        attempt (status None, `error["message"]`), sets `last_error`, clears the
+        lease, and either makes the job `retrying` at `run_at` or moves it to the
+        DLQ (finished_at = failed_at = now), freeing its ordering key, with its
+        `callback` enqueued in the same transaction (never refused for
+        backpressure). Returns the jobs as they now are.
+        """
 
     async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
         """Forget up to `limit` idempotency keys whose window has passed."""

@@ -35,7 +35,7 @@ from ..models import (
     ScheduleRecord,
     new_job_id,
 )
-from .base import JobPage
+from .base import JobPage, Promotion, Rescue
 from .errors import InvalidCursor, StoreConflict, StoreError, StoreUnavailable
 from .group_commit import Checkpointer, GroupCommitWriter
 from .sql import load_queries, migrations
@@ -138,6 +138,7 @@ class SQLiteStore:
         self._reader: aiosqlite.Connection | None = None
         self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         self._credit: dict[str, float] = {}  # fair-share credit per queue (writer thread only)
+        self._listeners: list[Callable[[float | None], None]] = []
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
@@ -171,6 +172,14 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _store_error(exc) from exc
 
+    def listen(self, on_due: Callable[[float | None], None]) -> None:
+        self._listeners.append(on_due)
+
+    def _due(self, run_at: float | None) -> None:
+        """Tell the listeners (this process only) that jobs became due (None) or will at run_at."""
+        for on_due in self._listeners:
+            on_due(run_at)
+
     async def ping(self) -> None:
         now = str(time.time())
         await self._write(lambda conn: conn.execute(Q["ping"], {"now": now}))
@@ -188,7 +197,23 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> list[EnqueueResult]:
             return _enqueue_all(conn, jobs, now, idempotency_ttl, defaults, backpressure)
 
-        return await self._write(write)
+        results = await self._write(write)
+        if self._listeners:
+            self._announce(results)
+        return results
+
+    def _announce(self, results: Sequence[EnqueueResult]) -> None:
+        ready, waiting = False, math.inf
+        for result in results:
+            if result.created:
+                if result.job.state == "pending":
+                    ready = True
+                elif result.job.state == "scheduled":
+                    waiting = min(waiting, result.job.run_at)
+        if ready:
+            self._due(None)
+        if waiting < math.inf:
+            self._due(waiting)
 
     async def get(self, *, job_id: str) -> JobRecord | None:
         rows = await self._read(Q["get_job"], {"id": job_id})
@@ -325,7 +350,10 @@ class SQLiteStore:
         error: dict[str, Any],
     ) -> bool:
         params = {"run_at": run_at, "error": _dumps(error)}
-        return await self._settle("schedule_retry", params, attempt, lease)
+        if not await self._settle("schedule_retry", params, attempt, lease):
+            return False
+        self._due(run_at)
+        return True
 
     async def kill(
         self,
@@ -377,35 +405,60 @@ class SQLiteStore:
             lambda conn: conn.execute(Q["await_completion"], params).rowcount == 1
         )
 
-    async def rescue_expired(
-        self, *, now: float, limit: int, retry_at: Callable[[JobRecord], float] | None = None
+    async def promote_due(self, *, now: float, limit: int) -> Promotion:
+        def write(conn: sqlite3.Connection) -> Promotion:
+            promoted = conn.execute(Q["promote_due"], {"now": now, "limit": limit}).rowcount
+            next_at = conn.execute(Q["next_waiting_at"]).fetchone()[0]
+            return Promotion(promoted, next_at)
+
+        return await self._write(write)
+
+    async def expired_leases(self, *, now: float, limit: int) -> list[JobRecord]:
+        rows = await self._read(Q["expired_leases"], {"now": now, "limit": limit})
+        return [row_to_job(row) for row in rows]
+
+    async def rescue(
+        self,
+        *,
+        rescues: Sequence[Rescue],
+        error: dict[str, Any],
+        now: float,
+        defaults: JobDefaults,
     ) -> list[JobRecord]:
-        message = (
-            "lease expired: no outcome in time (pushq stopped mid-attempt, or an async job "
-            "stopped sending heartbeats)"
-        )
-        error = {"status": None, "message": message, "at": now}
+        if not rescues:
+            return []
+        batch = [
+            {"id": r.job_id, "lease": r.lease, "attempt": r.attempt, "run_at": r.run_at}
+            for r in rescues
+        ]
+        params = {"rescues": _dumps(batch), "error": _dumps(error), "now": now}
+        callbacks = {r.job_id: r.callback for r in rescues if r.callback is not None}
+        message = error.get("message")
 
         def write(conn: sqlite3.Connection) -> list[JobRecord]:
-            rows = _fetch(
-                conn, Q["rescue_expired"], {"now": now, "limit": limit, "error": _dumps(error)}
-            )
-            jobs = [row_to_job(row) for row in rows]
+            jobs = [row_to_job(row) for row in _fetch(conn, Q["rescue_many"], params)]
+            attempts = []
             for job in jobs:
                 if job.state == "dead":
                     _finished(conn, job.queue, job.ordering_key, now)
-                elif retry_at is not None:
-                    job.run_at = retry_at(job)
-                    conn.execute(Q["set_run_at"], {"id": job.id, "run_at": job.run_at})
                 started = job.attempt_started_at or now
-                duration_ms = (now - started) * 1000
                 attempt = AttemptRecord(
-                    job.id, job.attempts, started, duration_ms, None, message, None
+                    job.id, job.attempts, started, (now - started) * 1000, None, message, None
                 )
-                conn.execute(Q["insert_attempt"], _attempt_params(attempt))
+                attempts.append(_attempt_params(attempt))
+            conn.executemany(Q["insert_attempt"], attempts)
+            dead = [callbacks[j.id] for j in jobs if j.state == "dead" and j.id in callbacks]
+            if dead:  # a callback reports an outcome already decided: never refused
+                _enqueue_all(conn, dead, now, CALLBACK_KEY_TTL, defaults, backpressure=False)
             return jobs
 
-        return await self._write(write)
+        jobs = await self._write(write)
+        waiting = [job.run_at for job in jobs if job.state == "retrying"]
+        if waiting:
+            self._due(min(waiting))
+        if any(job.state == "dead" and job.id in callbacks for job in jobs):
+            self._due(None)
+        return jobs
 
     async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
         params = {"now": now, "limit": limit}
@@ -597,7 +650,10 @@ class SQLiteStore:
                 return None
             return _enqueue_all(conn, [job], now, idempotency_ttl, defaults)[0]
 
-        return await self._write(write)
+        result = await self._write(write)
+        if result is not None:
+            self._announce([result])
+        return result
 
     # -- observability -------------------------------------------------------------
     async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
@@ -689,7 +745,7 @@ def _claim(
     credit: dict[str, float],
     busy: Mapping[str, int] | None,
 ) -> Claim:
-    """One claim round: promote due jobs, then share `limit` slots fairly across queues.
+    """One claim round: share `limit` slots fairly across the queues with pending jobs.
 
     Each queue gets at most its concurrency (counting every active job, async
     ones awaiting /complete too), what its token bucket holds, and (when there
@@ -698,9 +754,7 @@ def _claim(
     cannot take every slot. Free slots are shared by weighted round robin
     (fairness.py); what a queue cannot use goes to the others.
     """
-    conn.execute(Q["promote_due"], {"now": now, "limit": 10_000})
-    waiting = conn.execute(Q["next_waiting_at"]).fetchone()[0]
-    wake_at: float | None = waiting
+    wake_at: float | None = None
     ready: list[str] = []
     after = ""
     while (row := conn.execute(Q["next_ready_queue"], {"after": after}).fetchone()) is not None:

@@ -103,24 +103,32 @@ WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
 INSERT INTO attempts (job_id, number, started_at, duration_ms, status, error, response_body)
 VALUES (:job_id, :number, :started_at, :duration_ms, :status, :error, :response_body);
 
--- name: rescue_expired
+-- name: expired_leases
+-- Active jobs whose lease ran out (pushq stopped mid-attempt, an async job went quiet).
+SELECT * FROM jobs INDEXED BY jobs_leases
+WHERE state = 'active' AND lease_expires_at < :now
+ORDER BY lease_expires_at
+LIMIT :limit;
+
+-- name: rescue_many
+-- The rescuer's decisions for a batch, as a JSON array of {id, lease, attempt, run_at},
+-- applied in one statement; each only while the job is still active under the lease
+-- and attempt that was read and that lease is still expired. run_at null: to the DLQ.
 UPDATE jobs
-SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'retrying' END,
-    run_at = :now,
-    finished_at = CASE WHEN attempts >= max_attempts THEN :now END,
-    failed_at = CASE WHEN attempts >= max_attempts THEN :now END,
+SET state = CASE WHEN r.value ->> 'run_at' IS NULL THEN 'dead' ELSE 'retrying' END,
+    run_at = coalesce(r.value ->> 'run_at', :now),
+    finished_at = CASE WHEN r.value ->> 'run_at' IS NULL THEN :now END,
+    failed_at = CASE WHEN r.value ->> 'run_at' IS NULL THEN :now END,
     last_error = :error,
     lease = NULL,
     lease_expires_at = NULL
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE state = 'active' AND lease_expires_at < :now
-    LIMIT :limit
-)
+FROM json_each(:rescues) AS r
+WHERE jobs.id = r.value ->> 'id'
+  AND jobs.state = 'active'
+  AND jobs.lease = r.value ->> 'lease'
+  AND jobs.attempts = r.value ->> 'attempt'
+  AND jobs.lease_expires_at < :now
 RETURNING *;
-
--- name: set_run_at
-UPDATE jobs SET run_at = :run_at WHERE id = :id AND state = 'retrying';
 
 -- name: redrive
 UPDATE jobs
