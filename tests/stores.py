@@ -9,9 +9,12 @@ event loop that opened them, so `with_store(scenario)` opens the store, runs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
+from pushq.server.claimer import Claimer
+from pushq.server.models import Claim
 from pushq.server.store.base import Store
 from pushq.server.store.sqlite import SQLiteStore
 
@@ -41,3 +44,24 @@ def runner(backend: str, tmp_path: Path) -> WithStore:
         asyncio.run(main())
 
     return run
+
+
+_claimers: WeakKeyDictionary[Store, Claimer] = WeakKeyDictionary()
+
+
+async def claim_due(
+    store: Store,
+    *,
+    limit: int,
+    slots: int,
+    now: float,
+    lease: str,
+    lease_margin: float,
+    busy: Mapping[str, int] | None = None,
+) -> Claim:
+    """One claim round as the dispatcher makes it (snapshot, plan, apply), with the
+    fair-share credit carried between the rounds of one store."""
+    claimer = _claimers.setdefault(store, Claimer(store))
+    return await claimer.claim(
+        limit=limit, slots=slots, now=now, lease=lease, lease_margin=lease_margin, busy=busy
+    )

@@ -20,6 +20,7 @@ from tenacity import (
 )
 
 from ..signing import job_token_key
+from .claimer import Claimer
 from .config import Settings
 from .delivery import (
     DeliveryFailed,
@@ -62,6 +63,7 @@ class Dispatcher:
         self.clock = clock
         self.rand = rand
         self.slots = settings.delivery_concurrency
+        self.claimer = Claimer(store)
         self.last_loop_at = 0.0  # /health reads this to tell a stalled loop
         self._signing_keys = settings.signing_keys
         self._token_key = job_token_key(settings.api_token)
@@ -141,7 +143,7 @@ class Dispatcher:
 
     async def _claim(self, free: int) -> int:
         try:
-            claim = await self.store.claim_due(
+            claim = await self.claimer.claim(
                 limit=free,
                 slots=self.slots,
                 now=self.clock(),

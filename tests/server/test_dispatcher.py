@@ -12,7 +12,7 @@ from pushq.server import dispatcher as dispatcher_module
 from pushq.server.delivery import DeliveryFailed, DeliveryResponse
 from pushq.server.dispatcher import Dispatcher
 from pushq.server.metrics import Metrics
-from pushq.server.models import Claim, JobRecord, NewJob
+from pushq.server.models import JobRecord, NewJob
 from pushq.server.store.base import Store
 from pushq.server.store.errors import StoreUnavailable
 
@@ -122,7 +122,7 @@ class FailingClaims:
     def __getattr__(self, name: str) -> object:
         return getattr(self._store, name)
 
-    async def claim_due(self, **kwargs: object) -> Claim:
+    async def claim_snapshot(self, **kwargs: object) -> list[object]:
         raise self.error
 
 
@@ -138,7 +138,7 @@ def test_a_claim_that_fails_does_not_end_the_loop(
         await enqueue(store, dispatcher, job("/ok"))
 
         assert await dispatcher.claim_round() == 0  # logged, not raised
-        dispatcher.store = store
+        dispatcher.claimer.store = store
         assert await dispatcher.claim_round() == 1
 
     with_store(scenario)

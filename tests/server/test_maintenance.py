@@ -24,7 +24,7 @@ from pushq.server.settle import Settler
 from pushq.server.store.base import Store
 from pushq.server.waiters import JobWaiters
 
-from ..stores import WithStore
+from ..stores import WithStore, claim_due
 from .fakes import Clock, settings
 
 NOW = 1_800_000_000.0
@@ -38,7 +38,7 @@ async def enqueue(store: Store, *jobs: NewJob, now: float = NOW) -> list[JobReco
 
 
 async def claim(store: Store, now: float = NOW) -> list[JobRecord]:
-    return (await store.claim_due(limit=10, slots=8, now=now, lease="L", lease_margin=1)).jobs
+    return (await claim_due(store, limit=10, slots=8, now=now, lease="L", lease_margin=1)).jobs
 
 
 def rescuer(store: Store, tmp_path: Path, clock: Clock, notified: list[None]) -> Rescuer:
@@ -186,7 +186,7 @@ def test_retention_prunes_finished_jobs(with_store: WithStore, tmp_path: Path) -
         )
         await enqueue(store, *(NewJob(url="http://127.0.0.1:9/x") for _ in range(4)))
         ok, dead, _ = (
-            await store.claim_due(limit=3, slots=8, now=NOW, lease="L", lease_margin=1)
+            await claim_due(store, limit=3, slots=8, now=NOW, lease="L", lease_margin=1)
         ).jobs
         await store.complete(
             job_id=ok.id,

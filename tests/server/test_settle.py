@@ -15,7 +15,7 @@ from pushq.server.settle import Settled, Settler, Verdict
 from pushq.server.store.base import Store
 from pushq.server.waiters import JobWaiters
 
-from ..stores import WithStore
+from ..stores import WithStore, claim_due
 from .fakes import settings
 
 NOW = 1_800_000_000.0
@@ -27,7 +27,7 @@ async def claimed(store: Store, settler: Settler, **fields: object) -> JobRecord
     await store.enqueue(
         jobs=[new], now=NOW, idempotency_ttl=60, defaults=settler.settings.job_defaults
     )
-    (job,) = (await store.claim_due(limit=1, slots=8, now=NOW, lease="L", lease_margin=1)).jobs
+    (job,) = (await claim_due(store, limit=1, slots=8, now=NOW, lease="L", lease_margin=1)).jobs
     return job
 
 

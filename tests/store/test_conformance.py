@@ -13,6 +13,7 @@ from pushq.server.models import AttemptRecord, JobDefaults, JobRecord, NewJob
 from pushq.server.store.base import Promotion, Rescue, Store
 from pushq.server.store.errors import InvalidCursor
 
+from ..stores import claim_due
 from .conftest import WithStore
 
 NOW = 1_000_000.0
@@ -39,8 +40,8 @@ async def claim(
 ) -> list[JobRecord]:
     """The jobs one claim round hands out, due jobs promoted first (wake_at dropped)."""
     await store.promote_due(now=now, limit=10_000)
-    result = await store.claim_due(
-        limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
+    result = await claim_due(
+        store, limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
     )
     return result.jobs
 

@@ -18,6 +18,7 @@ from pushq.policy.backoff import BackoffPolicy, PartialBackoff
 from pushq.server.models import Claim, JobDefaults, JobRecord, NewJob, QueueSettings, ScheduleRecord
 from pushq.server.store.base import Store
 
+from ..stores import claim_due
 from .conftest import WithStore
 from .test_conformance import (
     DEFAULTS,
@@ -50,8 +51,8 @@ async def claim_round(
     """A promotion then a claim, as the promoter and the dispatcher do them; wake_at is
     the sooner of theirs (the next waiting job, the next token)."""
     promoted = await store.promote_due(now=now, limit=10_000)
-    claimed = await store.claim_due(
-        limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
+    claimed = await claim_due(
+        store, limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
     )
     wakes = [at for at in (promoted.next_at, claimed.wake_at) if at is not None]
     return Claim(claimed.jobs, min(wakes, default=None))

@@ -18,6 +18,8 @@ from pushq.server.models import JobDefaults, NewJob
 from pushq.server.store.sql import migrations
 from pushq.server.store.sqlite import Q, SQLiteStore
 
+from ..stores import claim_due
+
 BOOKKEEPING = {"schema_migrations"}  # the migrator's own table, not part of a migration
 
 
@@ -93,6 +95,15 @@ def test_claim_walks_the_jobs_ready_index(tmp_path: Path) -> None:
     assert any("jobs_ready" in step for step in plan), plan
     assert "SCAN jobs" not in plan, plan  # a full table scan
     assert not any("TEMP B-TREE" in step for step in plan), plan  # a sort of every ready job
+
+
+def test_the_claim_snapshot_counts_ready_jobs_on_the_jobs_ready_index(tmp_path: Path) -> None:
+    path = tmp_path / "pushq.db"
+    with_open_store(path, nothing)
+    plan = query_plan(path, "claim_snapshot", {"limit": 64, "count_active": 0})
+
+    assert any("jobs_ready" in step for step in plan), plan
+    assert "SCAN jobs" not in plan, plan
 
 
 def test_promoting_due_jobs_walks_the_jobs_waiting_index(tmp_path: Path) -> None:
@@ -184,8 +195,8 @@ def test_migrated_jobs_sharing_an_ordering_key_go_one_at_a_time(tmp_path: Path) 
     version_one_database(path, [{"ordering_key": "k"}, {"ordering_key": "k"}, {}])
 
     async def check(store: SQLiteStore) -> None:
-        claim = await store.claim_due(
-            limit=10, slots=64, now=time.time(), lease="L", lease_margin=5
+        claim = await claim_due(
+            store, limit=10, slots=64, now=time.time(), lease="L", lease_margin=5
         )
         assert sorted(job.id for job in claim.jobs) == [f"01JOB{i:021d}" for i in (0, 2)]
 

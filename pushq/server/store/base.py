@@ -8,13 +8,13 @@ job the rescuer has already handed to someone else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ...policy.claim_plan import ClaimPlan, QueueSnapshot
 from ..models import (
     AttemptRecord,
-    Claim,
     EnqueueResult,
     JobDefaults,
     JobRecord,
@@ -101,21 +101,29 @@ class Store(Protocol):
         """Cancel an unfinished job; NotFound or Conflict otherwise."""
 
     # -- the dispatcher ------------------------------------------------------
-    async def claim_due(
-        self,
-        *,
-        limit: int,
-        slots: int,
-        now: float,
-        lease: str,
-        lease_margin: float,
-        busy: Mapping[str, int] | None = None,
-    ) -> Claim:
-        """Mark up to `limit` due jobs active under `lease`, counting the attempt.
+    async def claim_snapshot(self, *, limit: int, count_active: bool) -> list[QueueSnapshot]:
+        """Every unpaused queue, ordered by name, as a claim round needs to see it.
 
-        Honours each queue's pause, concurrency and rate limit, shares the
-        slots fairly between queues (`slots` is the dispatcher's total), and
-        delivers jobs sharing an ordering key one at a time, oldest first.
+        Each snapshot holds the queue's priority, concurrency, rate limit and saved
+        token bucket (tokens, tokens_at), its pending jobs counted up to `limit`
+        (never more: the count must stay cheap under any backlog) and its active
+        jobs, counted for queues with a concurrency limit, or for every queue
+        when `count_active`. A read: nothing changes. The Claimer hands the
+        snapshot to policy.claim_plan.plan_claim and the plan to `claim`.
+        """
+
+    async def claim(
+        self, *, plan: ClaimPlan, now: float, lease: str, lease_margin: float
+    ) -> list[JobRecord]:
+        """Apply a claim plan in one transaction; return the jobs claimed, in plan order.
+
+        For each (queue, n) of `plan.takes`, mark up to n of the queue's pending
+        jobs active (highest priority, then oldest run_at, then id), only while
+        the queue is unpaused: attempts + 1, lease = `lease`, attempt_started_at =
+        now, lease_expires_at = now + job timeout + `lease_margin`. Save each of
+        `plan.buckets` only while the queue's rate_limit is still the bucket's.
+        Jobs sharing an ordering key are never pending together (the others are
+        blocked), so a claim delivers them one at a time, oldest first.
         """
 
     async def complete(

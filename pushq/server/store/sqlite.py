@@ -13,7 +13,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,11 +22,9 @@ import orjson
 
 from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
-from ...policy.fairness import fair_shares
-from ...policy.ratelimit import Rate, next_token_at, parse_rate, refill
+from ...policy.claim_plan import ClaimPlan, QueueSnapshot
 from ..models import (
     AttemptRecord,
-    Claim,
     EnqueueResult,
     JobDefaults,
     JobRecord,
@@ -137,7 +135,6 @@ class SQLiteStore:
         )
         self._reader: aiosqlite.Connection | None = None
         self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
-        self._credit: dict[str, float] = {}  # fair-share credit per queue (writer thread only)
         self._listeners: list[Callable[[float | None], None]] = []
 
     # -- lifecycle -------------------------------------------------------------
@@ -278,18 +275,47 @@ class SQLiteStore:
         return await self._write(write)
 
     # -- the dispatcher ----------------------------------------------------------
-    async def claim_due(
-        self,
-        *,
-        limit: int,
-        slots: int,
-        now: float,
-        lease: str,
-        lease_margin: float,
-        busy: Mapping[str, int] | None = None,
-    ) -> Claim:
-        def write(conn: sqlite3.Connection) -> Claim:
-            return _claim(conn, limit, slots, now, lease, lease_margin, self._credit, busy)
+    async def claim_snapshot(self, *, limit: int, count_active: bool) -> list[QueueSnapshot]:
+        rows = await self._read(
+            Q["claim_snapshot"], {"limit": limit, "count_active": int(count_active)}
+        )
+        return [
+            QueueSnapshot(
+                name=row[0],
+                priority=row[1],
+                concurrency=row[2],
+                rate_limit=row[3],
+                tokens=row[4],
+                tokens_at=row[5],
+                ready=row[6],
+                active=row[7],
+            )
+            for row in rows
+        ]
+
+    async def claim(
+        self, *, plan: ClaimPlan, now: float, lease: str, lease_margin: float
+    ) -> list[JobRecord]:
+        if not plan.takes:
+            return []
+
+        def write(conn: sqlite3.Connection) -> list[JobRecord]:
+            claimed: list[JobRecord] = []
+            params: dict[str, Any] = {"now": now, "lease": lease, "lease_margin": lease_margin}
+            for queue, count in plan.takes:
+                params["queue"], params["limit"] = queue, count
+                claimed += [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
+            for name, bucket in plan.buckets.items():
+                conn.execute(
+                    Q["save_tokens"],
+                    {
+                        "name": name,
+                        "rate_limit": bucket.rate_limit,
+                        "tokens": bucket.tokens,
+                        "tokens_at": bucket.tokens_at,
+                    },
+                )
+            return claimed
 
         return await self._write(write)
 
@@ -733,112 +759,6 @@ def _redrive(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> JobRecor
     job = row_to_job(_fetch(conn, Q["redrive"], {"id": row["id"], "now": now, "state": state})[0])
     conn.execute(Q["add_unfinished"], {"name": job.queue, "delta": 1})
     return job
-
-
-def _claim(
-    conn: sqlite3.Connection,
-    limit: int,
-    slots: int,
-    now: float,
-    lease: str,
-    margin: float,
-    credit: dict[str, float],
-    busy: Mapping[str, int] | None,
-) -> Claim:
-    """One claim round: share `limit` slots fairly across the queues with pending jobs.
-
-    Each queue gets at most its concurrency (counting every active job, async
-    ones awaiting /complete too), what its token bucket holds, and (when there
-    are several queues) three quarters of the dispatcher's slots, counted over
-    `busy`, its deliveries in flight per queue, so a queue whose endpoint hangs
-    cannot take every slot. Free slots are shared by weighted round robin
-    (fairness.py); what a queue cannot use goes to the others.
-    """
-    wake_at: float | None = None
-    ready: list[str] = []
-    after = ""
-    while (row := conn.execute(Q["next_ready_queue"], {"after": after}).fetchone()) is not None:
-        ready.append(row[0])
-        after = row[0]
-    if not ready or limit <= 0:
-        return Claim([], wake_at)
-    unpaused = {row["name"]: row for row in _fetch(conn, Q["unpaused_queues"])}
-    share_cap = slots if len(unpaused) <= 1 else max(1, slots * 3 // 4)
-    # Counting active jobs is needed only for a concurrency limit (or, without the
-    # dispatcher's own in-flight counts, for the shared cap).
-    needs_active = (busy is None and share_cap < slots) or any(
-        unpaused[name]["concurrency"] is not None for name in ready if name in unpaused
-    )
-    active: dict[str, int] = {}
-    if needs_active:
-        active = {row["queue"]: row["n"] for row in _fetch(conn, Q["count_active"])}
-    in_flight = active if busy is None else busy
-
-    candidates: list[tuple[sqlite3.Row, int, float | None]] = []
-    rates: dict[str, Rate] = {}
-    for name in ready:
-        queue = unpaused.get(name)
-        if queue is None:
-            continue  # paused
-        allowance = share_cap - in_flight.get(name, 0)
-        if queue["concurrency"] is not None:
-            allowance = min(allowance, queue["concurrency"] - active.get(name, 0))
-        tokens = None
-        if queue["rate_limit"]:
-            rate = rates[name] = parse_rate(queue["rate_limit"])
-            tokens = refill(rate, queue["tokens"], queue["tokens_at"], now)
-            allowance = min(allowance, int(tokens))
-            if tokens < 1:
-                wake = next_token_at(rate, tokens, now)
-                wake_at = wake if wake_at is None else min(wake_at, wake)
-        if allowance > 0:
-            candidates.append((queue, allowance, tokens))
-    candidates.sort(key=lambda c: -c[0]["priority"])
-    shares = fair_shares(
-        {q["name"]: allowance for q, allowance, _ in candidates},
-        {q["name"]: q["priority"] for q, _, _ in candidates},
-        limit,
-        credit,
-    )
-
-    claimed: list[JobRecord] = []
-    granted: dict[str, int] = {}
-    drained: set[str] = set()
-
-    def take(queue: sqlite3.Row, count: int) -> None:
-        params = {
-            "queue": queue["name"],
-            "limit": count,
-            "now": now,
-            "lease": lease,
-            "lease_margin": margin,
-        }
-        jobs = [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
-        claimed.extend(jobs)
-        granted[queue["name"]] = granted.get(queue["name"], 0) + len(jobs)
-        if len(jobs) < count:
-            drained.add(queue["name"])
-
-    for queue, _, _ in candidates:
-        if shares.get(queue["name"]):
-            take(queue, shares[queue["name"]])
-    # A queue with fewer ready jobs than its share leaves slots: the rest may use them.
-    for queue, allowance, _ in candidates:
-        room = limit - len(claimed)
-        extra = min(allowance - granted.get(queue["name"], 0), room)
-        if room <= 0:
-            break
-        if extra > 0 and queue["name"] not in drained:
-            take(queue, extra)
-    for queue, _, tokens in candidates:
-        name = queue["name"]
-        if tokens is not None and granted.get(name):
-            left = tokens - granted[name]
-            conn.execute(Q["save_tokens"], {"name": name, "tokens": left, "tokens_at": now})
-            if left < 1 and name not in drained:  # more is ready: come back at the next token
-                wake = next_token_at(rates[name], left, now)
-                wake_at = wake if wake_at is None else min(wake_at, wake)
-    return Claim(claimed, wake_at)
 
 
 class _Enqueue:

@@ -50,16 +50,26 @@ WHERE id IN (
 -- name: next_waiting_at
 SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting WHERE state IN ('scheduled', 'retrying');
 
--- name: next_ready_queue
--- Skips from one queue with ready jobs to the next: O(log n) per queue.
-SELECT queue FROM jobs INDEXED BY jobs_ready
-WHERE state = 'pending' AND queue > :after
-ORDER BY queue LIMIT 1;
-
--- name: count_active
-SELECT queue, count(*) AS n FROM jobs WHERE state = 'active' GROUP BY queue;
+-- name: claim_snapshot
+-- Every unpaused queue with its pending jobs counted up to :limit (O(limit) on the
+-- jobs_ready index, however long the backlog) and, where a limit needs them, its
+-- active jobs.
+SELECT name, priority, concurrency, rate_limit, tokens, tokens_at,
+    (SELECT count(*) FROM (
+        SELECT 1 FROM jobs INDEXED BY jobs_ready
+        WHERE queue = queues.name AND state = 'pending'
+        LIMIT :limit
+    )) AS ready,
+    CASE WHEN concurrency IS NOT NULL OR :count_active THEN (
+        SELECT count(*) FROM jobs INDEXED BY jobs_by_queue
+        WHERE queue = queues.name AND state = 'active'
+    ) ELSE 0 END AS active
+FROM queues
+WHERE paused = 0
+ORDER BY name;
 
 -- name: claim_from_queue
+-- One step of a claim plan, guarded: only pending jobs, only while the queue is unpaused.
 UPDATE jobs
 SET state = 'active',
     attempts = attempts + 1,
@@ -69,6 +79,7 @@ SET state = 'active',
 WHERE id IN (
     SELECT id FROM jobs INDEXED BY jobs_ready
     WHERE queue = :queue AND state = 'pending'
+      AND EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 0)
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
 )
@@ -195,9 +206,6 @@ SELECT * FROM queues WHERE name = :name;
 -- name: list_queues
 SELECT * FROM queues ORDER BY name;
 
--- name: unpaused_queues
-SELECT * FROM queues WHERE paused = 0;
-
 -- name: ensure_queue
 INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
 ON CONFLICT (name) DO NOTHING;
@@ -218,7 +226,9 @@ UPDATE queues SET unfinished = unfinished + :delta WHERE name = :name;
 SELECT coalesce(sum(unfinished), 0) FROM queues;
 
 -- name: save_tokens
-UPDATE queues SET tokens = :tokens, tokens_at = :tokens_at WHERE name = :name;
+-- Guarded by the rate the bucket was computed for: a new limit starts a new bucket.
+UPDATE queues SET tokens = :tokens, tokens_at = :tokens_at
+WHERE name = :name AND rate_limit = :rate_limit;
 
 -- name: oldest_pending
 SELECT queue, min(run_at) AS oldest FROM jobs INDEXED BY jobs_ready
