@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pushq.errors import Conflict, NotFound
 from pushq.policy.backoff import BackoffPolicy, PartialBackoff
+from pushq.policy.claim_plan import Bucket, ClaimPlan, QueueSnapshot
 from pushq.server.models import AttemptRecord, JobDefaults, JobRecord, NewJob
 from pushq.server.store.base import Promotion, Rescue, Store
 from pushq.server.store.errors import InvalidCursor
@@ -919,3 +921,129 @@ def test_ping(with_store: WithStore) -> None:
         await store.ping()
 
     with_store(scenario)
+
+
+# -- the claim plan's two verbs, progress, retention ----------------------------
+
+
+def test_claim_snapshot_shows_unpaused_queues_with_ready_counted_up_to_the_limit(
+    with_store: WithStore,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_queue(name="c", changes={"concurrency": 2, "priority": 1}, now=NOW)
+        await store.put_queue(name="p", changes={"paused": True}, now=NOW)
+        await store.put_queue(name="r", changes={"rate_limit": "5/s"}, now=NOW)
+        await enqueue(store, *(new_job(queue="a") for _ in range(5)))
+        await enqueue(store, *(new_job(queue=q) for q in "cccpr"))
+        await enqueue(store, new_job(queue="a", run_at=NOW + 60))  # scheduled: not ready
+        await claim(store, limit=1)  # c (priority 1) goes first
+
+        snapshot = await store.claim_snapshot(limit=3, count_active=False)
+        assert snapshot == [
+            QueueSnapshot("a", ready=3),
+            QueueSnapshot("c", priority=1, ready=2, concurrency=2, active=1),
+            QueueSnapshot("r", ready=1, rate_limit="5/s"),
+        ]
+        counted = await store.claim_snapshot(limit=10, count_active=True)
+        assert [(q.name, q.ready, q.active) for q in counted] == [
+            ("a", 5, 0),
+            ("c", 2, 1),
+            ("r", 1, 0),
+        ]
+
+    with_store(scenario)
+
+
+def test_claim_applies_a_plan_in_order_guarded_by_state_and_pause(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_queue(name="r", changes={"rate_limit": "5/s"}, now=NOW)
+        a1, a2, a3 = await enqueue(store, *(new_job(queue="a") for _ in range(3)))
+        (b1,) = await enqueue(store, new_job(queue="b", priority=5))
+        (r1,) = await enqueue(store, new_job(queue="r"))
+        plan = ClaimPlan(
+            takes=(("b", 1), ("a", 2), ("r", 1), ("a", 5)),
+            buckets={"r": Bucket("5/s", 4.0, NOW)},
+        )
+
+        jobs = await store.claim(plan=plan, now=NOW, lease="L", lease_margin=MARGIN)
+
+        assert [job.id for job in jobs] == [b1.id, a1.id, a2.id, r1.id, a3.id]
+        assert {(job.state, job.lease, job.attempts) for job in jobs} == {("active", "L", 1)}
+        assert jobs[0].lease_expires_at == NOW + DEFAULTS.timeout + MARGIN
+        queues = {q.name: q for q in await store.claim_snapshot(limit=1, count_active=False)}
+        assert (queues["r"].tokens, queues["r"].tokens_at) == (4.0, NOW)  # the bucket saved
+
+        # Only pending jobs, and only of unpaused queues; a bucket only under its rate.
+        (a4,) = await enqueue(store, new_job(queue="a"))
+        await store.put_queue(name="a", changes={"paused": True}, now=NOW)
+        await store.put_queue(name="r", changes={"rate_limit": "9/s"}, now=NOW)
+        again = ClaimPlan(takes=(("a", 1), ("b", 1)), buckets={"r": Bucket("5/s", 0.0, NOW)})
+        assert await store.claim(plan=again, now=NOW, lease="L2", lease_margin=MARGIN) == []
+        assert (await fetch(store, a4.id)).state == "pending"
+        queues = {q.name: q for q in await store.claim_snapshot(limit=1, count_active=False)}
+        assert (queues["r"].rate_limit, queues["r"].tokens) == ("9/s", None)  # not overwritten
+
+    with_store(scenario)
+
+
+def test_report_progress_holds_the_lease_of_the_current_attempt_only(
+    with_store: WithStore,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0))
+        (job,) = await claim(store)
+        progress = {"done": 3, "of": 10}
+
+        assert not await store.report_progress(
+            job_id=job.id, lease="other", attempt=1, progress=progress, deadline=NOW + 100
+        )
+        assert not await store.report_progress(
+            job_id=job.id, lease="L1", attempt=2, progress=progress, deadline=NOW + 100
+        )
+        assert await store.report_progress(
+            job_id=job.id, lease="L1", attempt=1, progress=progress, deadline=NOW + 100
+        )
+        held = await fetch(store, job.id)
+        assert (held.progress, held.lease_expires_at) == (progress, NOW + 100)
+        # never shortens the lease
+        assert await store.report_progress(
+            job_id=job.id, lease="L1", attempt=1, progress=None, deadline=NOW + 1
+        )
+        assert (await fetch(store, job.id)).lease_expires_at == NOW + 100
+
+    with_store(scenario)
+
+
+def test_prune_finished_deletes_past_retention_with_attempts_up_to_its_limit(
+    with_store: WithStore,
+) -> None:
+    async def scenario(store: Store) -> None:
+        ok = await enqueue(store, new_job(), new_job())
+        claimed = await claim(store, limit=2)
+        for job in claimed:
+            assert await complete(store, job, "L1", attempt_of(job), NOW + 1)
+        (dead,) = await make_dead(store, new_job(), failed_at=[NOW + 2])
+        (waiting,) = await enqueue(store, new_job())
+
+        kept = {"succeeded_before": NOW + 1, "dead_before": NOW + 2}
+        assert await store.prune_finished(**kept, limit=10) == 0
+        assert await store.prune_finished(succeeded_before=NOW + 5, dead_before=0, limit=1) == 1
+        assert (
+            await store.prune_finished(succeeded_before=NOW + 5, dead_before=NOW + 5, limit=10) == 2
+        )
+        for job in (*ok, dead):
+            assert await store.get(job_id=job.id) is None
+            assert await store.list_attempts(job_id=job.id) == []
+        assert await store.get(job_id=waiting.id) is not None
+
+    with_store(scenario)
+
+
+def test_the_conformance_suite_exercises_every_verb_of_the_protocol() -> None:
+    """A new verb on Store needs a test here, so every backend is held to it."""
+    here = Path(__file__).parent
+    text = "".join(path.read_text() for path in sorted(here.glob("test_*.py")))
+    verbs = [name for name in vars(Store) if not name.startswith("_")]
+    assert len(verbs) > 30
+    missing = [v for v in verbs if f".{v}(" not in text and v not in ("open", "close")]
+    assert missing == []
