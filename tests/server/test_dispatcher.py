@@ -3,6 +3,7 @@ clock the test moves; claim rounds are driven one at a time, nothing sleeps."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -156,5 +157,30 @@ def test_notify_wakes_the_loop_now_and_hands_later_times_to_the_promoter(
         assert later == [NOW + 30] and not dispatcher._wake.is_set()
         await enqueue(store, dispatcher, job("/b"))
         assert dispatcher._wake.is_set()
+
+    with_store(scenario)
+
+
+def test_a_queue_whose_rate_limit_overflows_is_set_aside_and_the_rest_served(
+    with_store: WithStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(store: Store) -> None:
+        dispatcher = make(store, tmp_path, FakeSender(), Clock(NOW))
+        # A rate no float holds (written past the API's validation).
+        await store.put_queue(name="bad", changes={"rate_limit": "9" * 400 + "/s"}, now=NOW)
+        stuck, fine = await enqueue(store, dispatcher, job("/a", queue="bad"), job("/b"))
+
+        with caplog.at_level(logging.ERROR, logger="pushq.dispatcher"):
+            assert await dispatcher.claim_round() == 1
+            await dispatcher.settled()
+            (again,) = await enqueue(store, dispatcher, job("/c"))
+            assert await dispatcher.claim_round() == 1
+            await dispatcher.settled()
+
+        assert (await state(store, fine.id)).state == "succeeded"
+        assert (await state(store, again.id)).state == "succeeded"
+        assert (await state(store, stuck.id)).state == "pending"
+        logged = [r.getMessage() for r in caplog.records]
+        assert len(logged) == 1 and logged[0].startswith("queue bad set aside from claims")
 
     with_store(scenario)
