@@ -176,7 +176,7 @@ class JobRequest(Strict):
     callback_url: Url | None = Field(None, description="receives the job once it succeeded")
     failure_callback_url: Url | None = Field(None, description="receives the job once it is dead")
     permanent_statuses: PermanentStatuses | None = Field(
-        None, description="overrides the queue's permanent_statuses; see QueueRequest"
+        None, description="HTTP statuses that end the job at once; replaces the queue's list"
     )
 
     @model_validator(mode="after")
