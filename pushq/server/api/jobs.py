@@ -21,6 +21,7 @@ from ..render import attempt_json, job_json
 from ..store.sqlite import decode_cursor
 from .common import Context, context, ok, read_json, validate
 from .schemas import MAX_DELAY, NAME_PATTERN, BatchRequest, IdempotencyKey, JobRequest
+from .targets import check_job_targets
 
 log = logging.getLogger("pushq.api")
 
@@ -31,6 +32,7 @@ LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 1000
 
 def to_new_job(request: JobRequest, settings: Settings, now: float, where: str = "") -> NewJob:
     """A validated request ready for the store (which fills in the queue's defaults)."""
+    check_job_targets(settings.target_policy, request, where)
     body: bytes | None = None
     if request.body is not None:
         try:
