@@ -63,7 +63,7 @@ def test_a_round_claims_delivers_and_settles_each_job(
         sender = FakeSender(
             {
                 "/retry": DeliveryResponse(503, {}, b"later"),
-                "/dead": DeliveryResponse(400, {}, b"no"),
+                "/dead": DeliveryResponse(410, {}, b"gone"),  # 410 Gone: permanent
                 "/down": DeliveryFailed("connection", "refused"),
             }
         )

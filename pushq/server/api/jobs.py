@@ -20,6 +20,7 @@ from ..models import NewJob
 from ..render import attempt_json, job_json
 from .common import Context, context, ok, read_json, validate
 from .schemas import MAX_DELAY, NAME_PATTERN, BatchRequest, IdempotencyKey, JobRequest
+from .targets import check_job_targets
 
 log = logging.getLogger("pushq.api")
 
@@ -30,6 +31,7 @@ LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 1000
 
 def to_new_job(request: JobRequest, settings: Settings, now: float, where: str = "") -> NewJob:
     """A validated request ready for the store (which fills in the queue's defaults)."""
+    check_job_targets(settings.target_policy, request, where)
     body: bytes | None = None
     if request.body is not None:
         try:
@@ -69,6 +71,9 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
         ordering_key=request.ordering_key,
         callback_url=request.callback_url,
         failure_callback_url=request.failure_callback_url,
+        permanent_statuses=(
+            None if request.permanent_statuses is None else tuple(request.permanent_statuses)
+        ),
     )
 
 

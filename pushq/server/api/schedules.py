@@ -14,6 +14,7 @@ from ..models import ScheduleRecord
 from ..render import rfc3339
 from .common import context, ok, read_json, validate
 from .schemas import NAME_PATTERN, JobRequest, ScheduleRequest
+from .targets import check_job_targets
 
 
 def schedule_name(request: Request) -> str:
@@ -49,7 +50,8 @@ async def put_schedule(request: Request) -> JSONResponse:
     for field in ("delay", "run_at", "idempotency_key"):
         if field in given.job:
             raise BadRequest(f"job.{field}: a schedule's firing time decides when it runs")
-    validate(JobRequest, given.job, "job")  # fail now, not at the first firing
+    template = validate(JobRequest, given.job, "job")  # fail now, not at the first firing
+    check_job_targets(ctx.settings.target_policy, template, "job.")
     now = ctx.clock()
     try:
         first = next_fire(cron, given.timezone, now)

@@ -32,7 +32,8 @@ CREATE TABLE jobs (
     unique_key           TEXT,
     ordering_key         TEXT,
     callback_url         TEXT,
-    failure_callback_url TEXT
+    failure_callback_url TEXT,
+    permanent_statuses   TEXT              -- JSON array of statuses that end the job at once
 );
 CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, id) WHERE state = 'pending';
 CREATE INDEX jobs_waiting ON jobs (run_at) WHERE state IN ('scheduled', 'retrying');
@@ -86,7 +87,8 @@ CREATE TABLE queues (
     tokens          REAL,
     tokens_at       REAL,
     created_at      REAL NOT NULL,
-    updated_at      REAL NOT NULL
+    updated_at      REAL NOT NULL,
+    permanent_statuses TEXT
 ) WITHOUT ROWID;
 
 CREATE TABLE schedules (
