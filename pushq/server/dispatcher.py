@@ -201,7 +201,8 @@ class Dispatcher:
             duration_ms=round(duration_ms, 3),
             status=outcome.status,
             error=outcome.error,
-            response_body=response_excerpt(body),
+            # a success's body is stored once, as the job's result
+            response_body=None if outcome.verdict == "succeeded" else response_excerpt(body),
         )
         try:
             try:
