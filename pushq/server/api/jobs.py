@@ -70,6 +70,9 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
         ordering_key=request.ordering_key,
         callback_url=request.callback_url,
         failure_callback_url=request.failure_callback_url,
+        permanent_statuses=(
+            None if request.permanent_statuses is None else tuple(request.permanent_statuses)
+        ),
     )
 
 

@@ -32,6 +32,7 @@ MAX_KEY_LENGTH = 255
 MAX_HEADERS = 64
 MAX_TIMEOUT = 3600.0
 MAX_DELAY = 10 * 366 * 86400.0  # ten years: far enough for any plan, short of year 9999
+MAX_PERMANENT_STATUSES = 50
 
 
 def _duration(value: object) -> float:
@@ -117,6 +118,23 @@ Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH), AfterValida
 Url = Annotated[str, AfterValidator(_url)]
 
 
+def _sorted_unique(value: list[int]) -> list[int]:
+    return sorted(set(value))
+
+
+PermanentStatuses = Annotated[
+    list[Annotated[int, Field(ge=300, le=599)]],
+    Field(
+        max_length=MAX_PERMANENT_STATUSES,
+        description=(
+            "HTTP statuses (300-599) that end the job at once instead of being retried; "
+            "410 and pushq-retry: false always do"
+        ),
+    ),
+    AfterValidator(_sorted_unique),
+]
+
+
 class Strict(BaseModel):
     # strict: "5" is not an int and 1 is not a bool; forbid: typos are errors, not ignored.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -157,6 +175,9 @@ class JobRequest(Strict):
     )
     callback_url: Url | None = Field(None, description="receives the job once it succeeded")
     failure_callback_url: Url | None = Field(None, description="receives the job once it is dead")
+    permanent_statuses: PermanentStatuses | None = Field(
+        None, description="HTTP statuses that end the job at once; replaces the queue's list"
+    )
 
     @model_validator(mode="after")
     def _one_start_time(self) -> JobRequest:
@@ -189,6 +210,7 @@ class QueueRequest(Strict):
     priority: Annotated[int, Field(ge=-5, le=5)] | None = Field(
         None, description="under contention a queue gets slots in proportion to 4^priority"
     )
+    permanent_statuses: PermanentStatuses | None = None
 
 
 class QueueStats(BaseModel):
@@ -220,6 +242,7 @@ class QueueOut(BaseModel):
     max_size: int | None
     paused: bool
     priority: int
+    permanent_statuses: list[int] | None
     stats: QueueStats
 
 
@@ -333,6 +356,9 @@ class JobOut(BaseModel):
     ordering_key: str | None
     callback_url: str | None
     failure_callback_url: str | None
+    permanent_statuses: list[int] | None = Field(
+        None, description="present when the job or its queue set it at enqueue"
+    )
     deduplicated: bool | None = None
 
 
