@@ -151,6 +151,11 @@ class Dispatcher:
                 lease_margin=self.settings.lease_margin,
                 busy=self._busy,
             )
+        except StoreUnavailable as exc:  # disk full or the like: the store logs it once
+            if exc.kind == "busy":
+                log.warning("claiming due jobs: %s; trying again shortly", exc)
+            await asyncio.sleep(CLAIM_FAILED_PAUSE * 2)
+            return 0
         except Exception:  # the store, or a bug: the loop must outlive it
             log.exception("claiming due jobs failed; trying again shortly")
             await asyncio.sleep(CLAIM_FAILED_PAUSE)
@@ -225,7 +230,8 @@ class Dispatcher:
             duration_ms=round(duration_ms, 3),
             status=outcome.status,
             error=outcome.error,
-            response_body=response_excerpt(body),
+            # a success's body is stored once, as the job's result
+            response_body=None if outcome.verdict == "succeeded" else response_excerpt(body),
         )
         try:
             try:
@@ -239,6 +245,9 @@ class Dispatcher:
                 ):
                     with retrying:
                         settled = await self.settler.settle(job, outcome, attempt, result, now)
+        except StoreUnavailable as exc:
+            log.warning("could not record attempt %d of job %s: %s", attempt.number, job.id, exc)
+            return
         except StoreError:
             # The lease stays; the rescuer returns the job once it expires.
             log.exception("could not record attempt %d of job %s", attempt.number, job.id)

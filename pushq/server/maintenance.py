@@ -31,6 +31,7 @@ from .metrics import Metrics
 from .models import JobRecord
 from .settle import Settler
 from .store.base import Rescue, Store
+from .store.errors import StoreUnavailable
 
 log = logging.getLogger("pushq.maintenance")
 
@@ -94,6 +95,9 @@ class Service:
             if self.leadership.is_leader():
                 try:
                     more = await self.step()
+                except StoreUnavailable as exc:  # disk full and the like: the store logs it
+                    if exc.kind == "busy":
+                        log.warning("%s: %s; trying again at its next round", self.name, exc)
                 except Exception:
                     log.exception("%s failed; trying again at its next round", self.name)
             if more:

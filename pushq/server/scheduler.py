@@ -22,6 +22,7 @@ from .api.schemas import JobRequest
 from .config import Settings
 from .maintenance import Leadership, ThisNode
 from .store.base import Store
+from .store.errors import StoreUnavailable
 
 log = logging.getLogger("pushq.scheduler")
 MAX_SLEEP = 30.0  # re-read schedules at least this often (other nodes may change them)
@@ -67,6 +68,8 @@ class Scheduler:
                     idempotency_ttl=max(self.settings.idempotency_ttl, 86400.0),
                     defaults=self.settings.job_defaults,
                 )
+            except StoreUnavailable:  # the database, not this schedule: wait for it quietly
+                raise
             except (PushqError, ValueError) as exc:  # e.g. its queue is full: try next round
                 log.warning("schedule %s could not fire: %s", schedule.name, exc)
                 continue
@@ -86,6 +89,8 @@ class Scheduler:
                 if self.leadership.is_leader():
                     await self.fire_due()
                 next_at = await self.store.next_schedule_at()
+            except StoreUnavailable:  # disk full or the like: the store logs it once
+                next_at = None
             except Exception:
                 log.exception("firing schedules failed; trying again shortly")
                 next_at = None

@@ -23,7 +23,7 @@ from pushq.server.store.errors import StoreConflict, StoreError, StoreUnavailabl
     ],
 )
 def test_sqlite_errors_become_store_errors(raised: sqlite3.Error, expected: type) -> None:
-    translated = sqlite_store._store_error(raised)
+    translated = sqlite_store._store_error(raised, Path("pushq.db"))
     assert type(translated) is expected
     assert str(raised) in str(translated)
 

@@ -88,13 +88,17 @@ class Store(Protocol):
         """
 
     async def open(self) -> None:
-        """Connect and apply pending migrations (each all or nothing, once)."""
+        """Connect and apply pending migrations (each all or nothing, once);
+        StoreUnavailable (with everything closed again) when the database is
+        corrupt or cannot be written."""
 
     async def close(self) -> None:
         """Finish queued writes and release connections; the store is unusable after."""
 
     async def ping(self) -> None:
-        """Raise (StoreUnavailable) unless the database accepts a write now."""
+        """Raise (StoreUnavailable when the cause is known) unless the database
+        accepts a write now. Any write method raises StoreUnavailable while the
+        database cannot take writes (disk full, read-only, I/O error)."""
 
     # -- producers ---------------------------------------------------------
     async def enqueue(

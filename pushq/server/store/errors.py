@@ -1,11 +1,14 @@
-"""Errors every store backend raises, whatever its driver.
+"""Errors every store backend raises alike, whatever its driver.
 
 A backend translates its driver's exceptions into these, so code above the
 store (dispatcher, maintenance, API) never imports a driver.
 
 PushqError
 └── StoreError            the store failed in a way the caller cannot fix
-    ├── StoreUnavailable  retryable: busy, locked, disk full, I/O, connection lost
+    ├── StoreUnavailable  retryable: the database cannot take the call now (disk
+    │                     full, read-only, I/O error, corrupt, locked or busy,
+    │                     connection lost); `kind` says which and `reason` says
+    │                     it in words an operator can act on; the API answers 503
     └── StoreConflict     a constraint refused the write (e.g. a unique key)
 
 BadRequest (ApiError, 400)
@@ -21,11 +24,17 @@ from ...errors import BadRequest, PushqError
 
 
 class StoreError(PushqError):
-    """The store could not do what it was asked."""
+    """Root of the store's own errors."""
 
 
 class StoreUnavailable(StoreError):
-    """Transient: the same call may succeed if tried again shortly."""
+    """The database cannot take this call now; the same call may succeed later.
+    The API answers 503 with Retry-After."""
+
+    def __init__(self, reason: str, *, kind: str = "unavailable") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind  # full | readonly | corrupt | locked | busy | io | unavailable
 
 
 class StoreConflict(StoreError):

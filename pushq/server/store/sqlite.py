@@ -35,7 +35,7 @@ from ..models import (
 )
 from .base import JobPage, Promotion, Rescue
 from .errors import InvalidCursor, StoreConflict, StoreError, StoreUnavailable
-from .group_commit import Checkpointer, GroupCommitWriter
+from .group_commit import Checkpointer, GroupCommitWriter, unavailable
 from .sql import load_queries, migrations
 
 Q = load_queries("sqlite_queries.sql")
@@ -120,12 +120,16 @@ def _decode_cursor(cursor: str) -> list[Any]:
     return parts
 
 
-def _store_error(exc: sqlite3.Error) -> StoreError:
-    """The store-neutral error for a sqlite3 one (busy, locked, disk, I/O: retryable)."""
+def _store_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    """The store-neutral error for a sqlite3 one (full, read-only, I/O, corrupt as the
+    writer names them; busy or locked: retryable too)."""
+    known = unavailable(exc, path)
+    if known is not None:
+        return known
     if isinstance(exc, sqlite3.IntegrityError):
         return StoreConflict(f"sqlite: {exc}")
     if isinstance(exc, sqlite3.OperationalError):
-        return StoreUnavailable(f"sqlite: {exc}")
+        return StoreUnavailable(f"{path}: {exc}", kind="busy")
     return StoreError(f"sqlite: {exc}")
 
 
@@ -144,14 +148,28 @@ class SQLiteStore:
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
+        """Open and migrate; StoreUnavailable (everything closed again) when the file is
+        corrupt, not a database, or cannot be written."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await self._writer.open()
-        await self._writer.call(_migrate)
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        self._reader.row_factory = sqlite3.Row
-        await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await self._reader.execute("PRAGMA query_only = ON")
+        try:
+            await self._writer.open()
+            await self._writer.call(_migrate)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            self._reader.row_factory = sqlite3.Row
+            await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await self._reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            await self.close()  # else aiosqlite's thread keeps the process alive
+            translated = unavailable(exc, self.path)
+            if translated is None:
+                translated = StoreUnavailable(f"{self.path}: {exc}", kind="unavailable")
+            raise translated from None
         self._checkpointer.start()
+
+    @property
+    def unavailable(self) -> StoreUnavailable | None:
+        """Why the database cannot take writes now, or None (it can, as far as we know)."""
+        return self._writer.unavailable
 
     async def close(self) -> None:
         await self._checkpointer.close()
@@ -165,14 +183,14 @@ class SQLiteStore:
         try:
             return list(await self._reader.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
-            raise _store_error(exc) from exc
+            raise _store_error(exc, self.path) from exc
 
-    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, op: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
         """Run `op` in the next group commit; sqlite3 errors leave as StoreErrors."""
         try:
-            return await self._writer.write(op)
+            return await self._writer.write(op, probe=probe)
         except sqlite3.Error as exc:
-            raise _store_error(exc) from exc
+            raise _store_error(exc, self.path) from exc
 
     def listen(self, on_due: Callable[[float | None], None]) -> None:
         self._listeners.append(on_due)
@@ -183,8 +201,19 @@ class SQLiteStore:
             on_due(run_at)
 
     async def ping(self) -> None:
+        """A write that must commit; StoreUnavailable if it cannot. While writes are
+        failing, it commits 256 KiB (and removes them): a tiny write may still fit
+        in a full disk's WAL where an enqueue does not."""
         now = str(time.time())
-        await self._write(lambda conn: conn.execute(Q["ping"], {"now": now}))
+        if self._writer.unavailable is None:
+            await self._write(lambda c: c.execute(Q["ping"], {"now": now}), probe=True)
+            return
+        await self._write(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('space_probe', zeroblob(262144))"
+            )
+        )
+        await self._write(lambda c: c.execute("DELETE FROM meta WHERE key = 'space_probe'"))
 
     # -- producers ---------------------------------------------------------------
     async def enqueue(
