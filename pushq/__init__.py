@@ -17,6 +17,7 @@ from .client import (
     Result,
     RetryPolicy,
     Schedule,
+    ScheduleRun,
 )
 from .errors import (
     ApiError,
@@ -57,6 +58,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "Schedule",
+    "ScheduleRun",
     "Task",
     "TaskRouter",
     "Unauthorized",
