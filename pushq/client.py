@@ -159,6 +159,7 @@ class Job:
     schedule: str | None = None
     topic: str | None = None
     replay_of: str | None = None
+    permanent_statuses: tuple[int, ...] | None = None
     deduplicated: bool = False
     attempt_log: tuple[Attempt, ...] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -205,6 +206,7 @@ class Job:
             schedule=data.get("schedule"),
             topic=data.get("topic"),
             replay_of=data.get("replay_of"),
+            permanent_statuses=_statuses(data.get("permanent_statuses")),
             deduplicated=bool(data.get("deduplicated")),
             attempt_log=None if log is None else tuple(Attempt.from_json(a) for a in log),
             raw=dict(data),
@@ -224,6 +226,7 @@ class Queue:
     timeout: float | None = None
     max_size: int | None = None
     priority: int | None = None
+    permanent_statuses: tuple[int, ...] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -239,6 +242,7 @@ class Queue:
             timeout=data.get("timeout"),
             max_size=data.get("max_size"),
             priority=data.get("priority"),
+            permanent_statuses=_statuses(data.get("permanent_statuses")),
             stats=dict(data.get("stats") or {}),
             raw=dict(data),
         )
@@ -487,8 +491,14 @@ def job_request(url: str, body: Any = None, **fields: Any) -> dict[str, Any]:
             value = _seconds(value)
         elif name == "backoff":
             value = _backoff(value)
+        elif name == "permanent_statuses":
+            value = list(value)
         request[name] = value
     return request
+
+
+def _statuses(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(value)
 
 
 def _normalized(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -912,9 +922,14 @@ class Client:
         failure_callback_url: str | None = None,
         tags: Iterable[str] | None = None,
         flow_key: str | None = None,
+        permanent_statuses: Iterable[int] | None = None,
     ) -> Job:
         """Enqueue one job; `job.deduplicated` is True when an idempotency or unique key
-        matched an existing job, which is returned instead."""
+        matched an existing job, which is returned instead.
+
+        Every failed attempt is retried (4xx included) until `max_attempts`; a status in
+        `permanent_statuses` (else the queue's), a 410 or `pushq-retry: false` ends the
+        job at once."""
         return self._run(
             _Calls.enqueue(
                 job_request(
@@ -936,6 +951,7 @@ class Client:
                     failure_callback_url=failure_callback_url,
                     tags=None if tags is None else builtins.list(tags),
                     flow_key=flow_key,
+                    permanent_statuses=permanent_statuses,
                 )
             )
         )
@@ -1141,9 +1157,12 @@ class Queues:
         max_size: int | None = None,
         priority: int | None = None,
         paused: bool | None = None,
+        permanent_statuses: Iterable[int] | None = None,
     ) -> Queue:
         """Change the settings given (None leaves one as it is); creates the queue.
-        `priority` ranks queues against each other under contention (higher first)."""
+        `priority` ranks queues against each other under contention (higher first);
+        `permanent_statuses` are the HTTP statuses that end the queue's jobs at once
+        (a job's own list overrides it; `[]` clears it)."""
         settings = {
             "concurrency": concurrency,
             "rate_limit": rate_limit,
@@ -1153,6 +1172,7 @@ class Queues:
             "max_size": max_size,
             "priority": priority,
             "paused": paused,
+            "permanent_statuses": None if permanent_statuses is None else list(permanent_statuses),
         }
         return self._client._run(_Calls.queue_update(name, settings))
 
@@ -1300,6 +1320,7 @@ class AsyncClient:
         failure_callback_url: str | None = None,
         tags: Iterable[str] | None = None,
         flow_key: str | None = None,
+        permanent_statuses: Iterable[int] | None = None,
     ) -> Job:
         """Enqueue one job (see `Client.enqueue`)."""
         return await self._run(
@@ -1323,6 +1344,7 @@ class AsyncClient:
                     failure_callback_url=failure_callback_url,
                     tags=None if tags is None else builtins.list(tags),
                     flow_key=flow_key,
+                    permanent_statuses=permanent_statuses,
                 )
             )
         )
@@ -1526,6 +1548,7 @@ class AsyncQueues:
         max_size: int | None = None,
         priority: int | None = None,
         paused: bool | None = None,
+        permanent_statuses: Iterable[int] | None = None,
     ) -> Queue:
         """Change the settings given."""
         settings = {
@@ -1537,6 +1560,7 @@ class AsyncQueues:
             "max_size": max_size,
             "priority": priority,
             "paused": paused,
+            "permanent_statuses": None if permanent_statuses is None else list(permanent_statuses),
         }
         return await self._client._run(_Calls.queue_update(name, settings))
 

@@ -2,21 +2,21 @@
 
 The sender is a one-method seam (`Sender.send`) so the dispatcher can be
 driven by any HTTP client, or by a fake in tests; classification is a pure
-function of the response, tested as a table.
+function of the response (pushq.policy.classify), tested as a table.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import aiohttp
 import httpx
 
-from ..policy.backoff import parse_retry_after
+from ..policy.classify import classify_response
 from ..signing import make_job_token, sign
 from ..version import __version__
 from .models import JobRecord
@@ -133,26 +133,27 @@ class Outcome:
 
 
 def classify(
-    response: DeliveryResponse | DeliveryFailed, *, now: float, retry_after_cap: float
+    response: DeliveryResponse | DeliveryFailed,
+    *,
+    now: float,
+    retry_after_cap: float,
+    permanent_statuses: Collection[int] = (),
 ) -> Outcome:
-    """Read a response as DESIGN.md's table says."""
+    """Read a response as DESIGN.md's table says (the table is pushq.policy.classify)."""
     if isinstance(response, DeliveryFailed):
         return Outcome("retry", None, response.message, failure_class=response.kind)
     status = response.status
-    headers = response.headers
-    no_retry = headers.get("pushq-retry", "").strip().lower() == "false"
-    if 200 <= status < 300:
-        if status == 202 and headers.get("pushq-async", "").strip().lower() == "true":
-            return Outcome("async", status)
-        return Outcome("succeeded", status)
+    verdict = classify_response(
+        status,
+        response.headers,
+        permanent_statuses=permanent_statuses,
+        retry_after_cap=retry_after_cap,
+        now=now,
+    )
+    if verdict.kind in ("succeeded", "async"):
+        return Outcome(verdict.kind, status)
     failure_class = f"{status // 100}xx" if 300 <= status < 600 else "other"
-    error = f"HTTP {status}"
-    if no_retry:
-        return Outcome("dead", status, f"{error} with pushq-retry: false", None, failure_class)
-    if status in (408, 425, 429) or 300 <= status < 400 or 500 <= status:
-        retry_after = parse_retry_after(headers.get("retry-after"), now, retry_after_cap)
-        return Outcome("retry", status, error, retry_after, failure_class)
-    return Outcome("dead", status, f"{error} (permanent)", None, failure_class)
+    return Outcome(verdict.kind, status, verdict.reason, verdict.retry_after, failure_class)
 
 
 def response_excerpt(body: bytes) -> str | None:

@@ -75,6 +75,7 @@ class QueueSettings:
     paused: bool = False
     priority: int = 0
     unfinished: int = 0
+    permanent_statuses: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,7 @@ class NewJob:
     schedule: str | None = None  # what made the job: a schedule's name,
     topic: str | None = None  # a topic's name,
     replay_of: str | None = None  # or a replay of another job
+    permanent_statuses: tuple[int, ...] | None = None  # None: the queue's
 
 
 @dataclass(slots=True)
@@ -159,6 +161,8 @@ class JobRecord:
     topic: str | None = None
     replay_of: str | None = None
     redrives: int = 0  # times redriven from the DLQ; each attempt records the count
+    # statuses that end the job at once: its own list, else its queue's at enqueue
+    permanent_statuses: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

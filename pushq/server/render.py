@@ -30,7 +30,7 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
     last_error = None
     if job.last_error is not None:
         last_error = error_json(job.last_error)
-    return {
+    shown = {
         "id": job.id,
         "queue": job.queue,
         "url": job.url,
@@ -61,6 +61,9 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
         "topic": job.topic,
         "replay_of": job.replay_of,
     }
+    if job.permanent_statuses is not None:  # shown when given, as DESIGN.md says
+        shown["permanent_statuses"] = list(job.permanent_statuses)
+    return shown
 
 
 def error_json(error: dict[str, Any]) -> dict[str, Any]:

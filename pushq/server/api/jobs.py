@@ -84,6 +84,9 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
         failure_callback_url=request.failure_callback_url,
         tags=request.tags,
         flow_key=request.flow_key,
+        permanent_statuses=(
+            None if request.permanent_statuses is None else tuple(request.permanent_statuses)
+        ),
     )
 
 
@@ -341,6 +344,7 @@ def replay_of(job: JobRecord) -> NewJob:
         failure_callback_url=job.failure_callback_url,
         tags=list(job.tags),
         flow_key=job.flow_key,
+        permanent_statuses=job.permanent_statuses,
         replay_of=job.id,
     )
 

@@ -32,6 +32,7 @@ MAX_KEY_LENGTH = 255
 MAX_HEADERS = 64
 MAX_TIMEOUT = 3600.0
 MAX_DELAY = 10 * 366 * 86400.0  # ten years: far enough for any plan, short of year 9999
+MAX_PERMANENT_STATUSES = 50
 
 
 def _duration(value: object) -> float:
@@ -129,6 +130,23 @@ UrlPrefix = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH), After
 UnfinishedState = Literal["scheduled", "pending", "active", "retrying"]
 
 
+def _sorted_unique(value: list[int]) -> list[int]:
+    return sorted(set(value))
+
+
+PermanentStatuses = Annotated[
+    list[Annotated[int, Field(ge=300, le=599)]],
+    Field(
+        max_length=MAX_PERMANENT_STATUSES,
+        description=(
+            "HTTP statuses (300-599) that end the job at once instead of being retried; "
+            "410 and pushq-retry: false always do"
+        ),
+    ),
+    AfterValidator(_sorted_unique),
+]
+
+
 class Strict(BaseModel):
     # strict: "5" is not an int and 1 is not a bool; forbid: typos are errors, not ignored.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -173,6 +191,9 @@ class JobRequest(Strict):
         default_factory=list, description=f"up to {MAX_TAGS} strings of up to 64 characters"
     )
     flow_key: FlowKey | None = Field(None, description="per-key flow control (a customer id)")
+    permanent_statuses: PermanentStatuses | None = Field(
+        None, description="HTTP statuses that end the job at once; replaces the queue's list"
+    )
 
     @model_validator(mode="after")
     def _one_start_time(self) -> JobRequest:
@@ -205,6 +226,7 @@ class QueueRequest(Strict):
     priority: Annotated[int, Field(ge=-5, le=5)] | None = Field(
         None, description="under contention a queue gets slots in proportion to 4^priority"
     )
+    permanent_statuses: PermanentStatuses | None = None
 
 
 class QueueStats(BaseModel):
@@ -236,6 +258,7 @@ class QueueOut(BaseModel):
     max_size: int | None
     paused: bool
     priority: int
+    permanent_statuses: list[int] | None
     stats: QueueStats
 
 
@@ -443,6 +466,9 @@ class JobOut(BaseModel):
     schedule: str | None
     topic: str | None
     replay_of: str | None
+    permanent_statuses: list[int] | None = Field(
+        None, description="present when the job or its queue set it at enqueue"
+    )
     deduplicated: bool | None = None
 
 

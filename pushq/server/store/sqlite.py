@@ -89,7 +89,12 @@ def row_to_job(row: sqlite3.Row) -> JobRecord:
         topic=row["topic"],
         replay_of=row["replay_of"],
         redrives=row["redrives"],
+        permanent_statuses=_statuses(row["permanent_statuses"]),
     )
+
+
+def _statuses(text: str | None) -> tuple[int, ...] | None:
+    return None if text is None else tuple(orjson.loads(text))
 
 
 def _fetch(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
@@ -506,6 +511,7 @@ class SQLiteStore:
                 "max_size": current.max_size,
                 "paused": int(current.paused),
                 "priority": current.priority,
+                "permanent_statuses": _dumps(current.permanent_statuses),
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,
@@ -742,6 +748,7 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
         paused=bool(row["paused"]),
         priority=row["priority"],
         unfinished=row["unfinished"],
+        permanent_statuses=_statuses(row["permanent_statuses"]),
     )
 
 
@@ -972,6 +979,11 @@ class _Enqueue:
             schedule=new.schedule,
             topic=new.topic,
             replay_of=new.replay_of,
+            permanent_statuses=(
+                queue.permanent_statuses
+                if new.permanent_statuses is None
+                else new.permanent_statuses
+            ),
         )
         self.rows.append(
             {
@@ -1000,6 +1012,7 @@ class _Enqueue:
                 "schedule": job.schedule,
                 "topic": job.topic,
                 "replay_of": job.replay_of,
+                "permanent_statuses": _dumps(job.permanent_statuses),
             }
         )
         self.added[job.queue] = self.added.get(job.queue, 0) + 1
