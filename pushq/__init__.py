@@ -29,6 +29,7 @@ from .errors import (
     PayloadTooLarge,
     PushqError,
     RateLimited,
+    TargetRefused,
     Unauthorized,
 )
 from .version import __version__
@@ -59,6 +60,7 @@ __all__ = [
     "RetryPolicy",
     "Schedule",
     "ScheduleRun",
+    "TargetRefused",
     "Task",
     "TaskRouter",
     "Unauthorized",

@@ -44,6 +44,7 @@ from .errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    TargetRefused,
     Unauthorized,
 )
 from .policy.backoff import parse_retry_after
@@ -433,6 +434,8 @@ def error_from_response(response: httpx.Response) -> ApiError:
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time(), math.inf)
         wait = 1.0 if retry_after is None else retry_after
         return RateLimited(message, code=code, retry_after=wait)
+    if status == 400 and code == TargetRefused.code:
+        return TargetRefused(message, code=code, status=status)
     return _ERRORS.get(status, ApiError)(message, code=code, status=status)
 
 

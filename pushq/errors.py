@@ -2,8 +2,11 @@
 
 PushqError
 ├── ConfigError          a bad flag, env var or data dir at start-up
+├── StartupError         `pushq serve` cannot start: port in use, database locked,
+│                        corrupt or unwritable (the message says what to fix)
 ├── ApiError             an HTTP API error (status, code, message)
 │   ├── BadRequest       400: malformed or invalid input
+│   │   └── TargetRefused  400: a delivery URL the target policy refuses
 │   ├── Unauthorized     401: missing or wrong token
 │   ├── Forbidden        403: a token that is valid but not for this
 │   ├── NotFound         404: unknown id or name
@@ -22,6 +25,10 @@ class PushqError(Exception):
 
 class ConfigError(PushqError):
     """A configuration value is missing or invalid; the message names it."""
+
+
+class StartupError(PushqError):
+    """`pushq serve` cannot start; the message is one line saying what to fix."""
 
 
 class InvalidSignature(PushqError):
@@ -49,6 +56,12 @@ class ApiError(PushqError):
 class BadRequest(ApiError):
     status = 400
     code = "invalid_request"
+
+
+class TargetRefused(BadRequest):
+    """A job, callback or endpoint URL points where PUSHQ_TARGETS does not allow."""
+
+    code = "target_refused"
 
 
 class Unauthorized(ApiError):

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError
 from ..policy.backoff import DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_AFTER_CAP, BackoffPolicy
 from ..policy.durations import parse_duration
+from ..policy.targets import MODES, Mode, TargetPolicy, parse_rules
 from ..signing import generate_secret, secret_key
 from .models import JobDefaults
 
@@ -23,15 +24,22 @@ TOKEN_FILE = "api-token"
 SECRET_FILE = "signing-secret"
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
         raise ValueError("must be at least 1")
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if not 0 <= value <= 65535:
         raise ValueError("must be between 0 and 65535")
     return value
@@ -41,12 +49,15 @@ def _size(text: str) -> int:
     """Bytes, with an optional KiB/MiB suffix ("1MiB", "512KiB", "1048576")."""
     units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "b": 1}
     lowered = text.strip().lower()
-    for suffix, factor in units.items():
-        if lowered.endswith(suffix):
-            value = int(float(lowered[: -len(suffix)]) * factor)
-            break
-    else:
-        value = int(lowered)
+    try:
+        for suffix, factor in units.items():
+            if lowered.endswith(suffix):
+                value = int(float(lowered[: -len(suffix)]) * factor)
+                break
+        else:
+            value = int(lowered)
+    except (ValueError, OverflowError):
+        raise ValueError("must be a size in bytes, like 1048576, 512KiB or 1MiB") from None
     if value < 1:
         raise ValueError("must be at least 1 byte")
     return value
@@ -80,6 +91,23 @@ def _public_url(text: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")
     return text.rstrip("/")
+
+
+def _targets(text: str) -> str:
+    value = text.strip().lower()
+    if value not in MODES:
+        raise ValueError("must be private (default) or public")
+    return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text: str) -> str:
+    value = text.strip().upper()
+    if value not in LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
+    return value
 
 
 def _log_format(text: str) -> str:
@@ -281,7 +309,62 @@ OPTIONS: tuple[Option, ...] = (
         _positive_duration,
         "/health answers 503 when a queue's oldest ready job waited longer (default: no limit)",
     ),
-    Option("log_level", "--log-level", "PUSHQ_LOG_LEVEL", str.upper, "INFO, DEBUG, WARNING"),
+    Option(
+        "targets",
+        "--targets",
+        "PUSHQ_TARGETS",
+        _targets,
+        "where deliveries may go: private (default: not link-local or metadata) or public",
+    ),
+    Option(
+        "targets_allow",
+        "--targets-allow",
+        "PUSHQ_TARGETS_ALLOW",
+        parse_rules,
+        "comma-separated CIDRs or host names (*.example.com) allowed whatever the mode",
+    ),
+    Option(
+        "targets_deny",
+        "--targets-deny",
+        "PUSHQ_TARGETS_DENY",
+        parse_rules,
+        "comma-separated CIDRs or host names never delivered to",
+    ),
+    Option(
+        "max_connections",
+        "--max-connections",
+        "PUSHQ_MAX_CONNECTIONS",
+        _positive_int,
+        "open client connections at once; more are refused with 503 (default 1000)",
+    ),
+    Option(
+        "header_timeout",
+        "--header-timeout",
+        "PUSHQ_HEADER_TIMEOUT",
+        _positive_duration,
+        "time a client has to send a request's headers (default 10s)",
+    ),
+    Option(
+        "body_timeout",
+        "--body-timeout",
+        "PUSHQ_BODY_TIMEOUT",
+        _positive_duration,
+        "time a client has to send a request's body once its headers came (default 60s)",
+    ),
+    Option(
+        "keep_alive_timeout",
+        "--keep-alive-timeout",
+        "PUSHQ_KEEP_ALIVE_TIMEOUT",
+        _positive_duration,
+        "idle time after which a keep-alive connection is closed (default 5s)",
+    ),
+    Option(
+        "log_level",
+        "--log-level",
+        "PUSHQ_LOG_LEVEL",
+        _log_level,
+        "DEBUG, INFO (default), WARNING or ERROR",
+    ),
     Option(
         "log_format",
         "--log-format",
@@ -324,8 +407,20 @@ class Settings:
     metrics_auth: bool = False
     health_max_backlog: int | None = None
     health_max_age: float | None = None
+    targets: Mode = "private"
+    targets_allow: tuple[str, ...] = ()
+    targets_deny: tuple[str, ...] = ()
+    max_connections: int = 1000
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive_timeout: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
+
+    @cached_property
+    def target_policy(self) -> TargetPolicy:
+        """Which addresses deliveries may go to (PUSHQ_TARGETS, _ALLOW, _DENY)."""
+        return TargetPolicy(self.targets, self.targets_allow, self.targets_deny)
 
     @cached_property
     def job_defaults(self) -> JobDefaults:
@@ -370,7 +465,7 @@ def read_options(flags: Mapping[str, str | None], env: Mapping[str, str]) -> dic
             continue
         try:
             values[option.name] = option.parse(raw)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise ConfigError(f"{source}={raw!r} is invalid: {exc}") from None
     return values
 
@@ -395,7 +490,7 @@ def _write_secret_file(path: Path, value: str) -> None:
 
 def ensure_data_dir(data_dir: Path) -> None:
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--data-dir/PUSHQ_DATA_DIR {data_dir}: {exc.strerror}") from None
 

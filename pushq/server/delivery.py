@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import zlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver
 
 from ..policy.classify import classify_response
+from ..policy.targets import TargetPolicy
 from ..signing import make_job_token, sign
 from ..version import __version__
+from .guard import GuardedResolver, TargetRefusedError, check_url, guarded_transport
 from .models import JobRecord
 
 RESPONSE_CAP = 64 * 1024
+# Encodings pushq decodes itself (with a bound on the decoded size); only these are
+# offered, so a compressed response can never inflate past the cap in memory.
+ACCEPT_ENCODING = "gzip, deflate"
 USER_AGENT = f"pushq/{__version__}"
 
 # Headers pushq sets on every delivery; a job's own headers may not replace them.
@@ -75,9 +83,10 @@ class DeliveryResponse:
 
 
 class DeliveryFailed(Exception):
-    """No HTTP response: `kind` is "timeout" or "connection"."""
+    """No HTTP response: `kind` is "timeout", "connection", or "refused" (the target
+    policy refused the address; nothing was sent)."""
 
-    def __init__(self, kind: Literal["timeout", "connection"], message: str) -> None:
+    def __init__(self, kind: Literal["timeout", "connection", "refused"], message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -141,6 +150,8 @@ def classify(
 ) -> Outcome:
     """Read a response as DESIGN.md's table says (the table is pushq.policy.classify)."""
     if isinstance(response, DeliveryFailed):
+        if response.kind == "refused":  # the policy will refuse it again: no retry
+            return Outcome("dead", None, response.message, failure_class="refused")
         return Outcome("retry", None, response.message, failure_class=response.kind)
     status = response.status
     verdict = classify_response(
@@ -156,11 +167,72 @@ def classify(
     return Outcome(verdict.kind, status, verdict.reason, verdict.retry_after, failure_class)
 
 
+class BoundedBody:
+    """A response body decoded (gzip, deflate, identity) as it arrives, up to `cap`
+    decoded bytes: a gzip bomb stops at the cap instead of inflating in memory.
+
+    An encoding it does not know is kept as received (capped), like a body whose
+    compressed stream is broken: the excerpt is for people, not for the verdict.
+    """
+
+    def __init__(self, content_encoding: str | None, cap: int) -> None:
+        self.cap = cap
+        self.body = bytearray()
+        self.raw_read = 0
+        encoding = (content_encoding or "identity").strip().lower()
+        self._decoder: zlib._Decompress | None = None
+        self._deflate = encoding == "deflate"
+        if encoding in ("gzip", "x-gzip"):
+            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._deflate:
+            self._decoder = zlib.decompressobj()
+        self._broken = False
+
+    @property
+    def full(self) -> bool:
+        # Raw bytes are bounded too: a stream of empty deflate blocks decodes to nothing.
+        return len(self.body) >= self.cap or self.raw_read >= 4 * self.cap + 65536
+
+    def feed(self, chunk: bytes) -> bool:
+        """Add received bytes; True once the body is full (stop reading)."""
+        self.raw_read += len(chunk)
+        if self._decoder is None:
+            self.body += chunk[: self.cap - len(self.body)]
+            return self.full
+        if self._broken:
+            return self.full
+        data = chunk
+        try:
+            while data and len(self.body) < self.cap:
+                self.body += self._decoder.decompress(data, self.cap - len(self.body))
+                data = self._decoder.unconsumed_tail
+        except zlib.error:
+            if self._deflate and not self.body and self.raw_read == len(chunk):
+                # "deflate" sent without its zlib header, as some servers do
+                self._decoder, self._deflate = zlib.decompressobj(-zlib.MAX_WBITS), False
+                self.raw_read = 0
+                return self.feed(chunk)
+            self._broken = True
+        return self.full
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _is_text(text: str) -> bool:
+    return _CONTROL.search(text) is None
+
+
 def response_excerpt(body: bytes) -> str | None:
-    """The stored text of a response body: decoded leniently, already capped by the sender."""
+    """The stored text of a response body (already capped by the sender): the text
+    itself, or a one-line note for a binary body (NULs and control characters
+    would be stored escaped, several bytes each)."""
     if not body:
         return None
-    return body.decode("utf-8", errors="replace")
+    text = body.decode("utf-8", errors="replace")
+    if _is_text(text):
+        return text
+    return f"[{len(body)} bytes of binary data, not shown]"
 
 
 ENDPOINT_MESSAGE_MAX = 300  # characters of an endpoint's own error message kept in last_error
@@ -192,48 +264,69 @@ def endpoint_message(body: str | None) -> str | None:
 
 
 def result_body(body: bytes) -> object:
-    """A successful response body as the job's result: JSON when it parses, else text."""
+    """A successful response body as the job's result: JSON when it parses, else text
+    (a note for a binary body, as for the excerpt)."""
     if not body:
         return None
     try:
         return json.loads(body)
     except ValueError:
-        return body.decode("utf-8", errors="replace")
+        return response_excerpt(body)
+
+
+def _with_accept_encoding(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The request's headers, offering only the encodings BoundedBody decodes (a job
+    may set its own Accept-Encoding; an unknown encoding is then kept as received)."""
+    listed = list(headers)
+    if not any(name.lower() == "accept-encoding" for name, _ in listed):
+        listed.append(("accept-encoding", ACCEPT_ENCODING))
+    return listed
 
 
 class HttpxSender:
     """Sends deliveries with httpx: no redirects, verified TLS, capped reads, one deadline."""
 
-    def __init__(self, *, max_connections: int = 100, response_cap: int = RESPONSE_CAP) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        response_cap: int = RESPONSE_CAP,
+        targets: TargetPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.response_cap = response_cap
+        self.targets = targets if targets is not None else TargetPolicy()
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             verify=True,
             trust_env=False,  # no .netrc credentials or proxy surprises on a server
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            limits=limits,
+            # connects only to addresses the target policy allows (pushq.server.guard)
+            transport=transport or guarded_transport(self.targets, limits=limits),
         )
 
     async def send(self, request: DeliveryRequest) -> DeliveryResponse:
         try:
+            check_url(self.targets, request.url)
             async with asyncio.timeout(request.timeout):
                 async with self._client.stream(
                     request.method,
                     request.url,
-                    headers=list(request.headers),
+                    headers=_with_accept_encoding(request.headers),
                     content=request.body,
                     timeout=request.timeout,
                 ) as response:
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) >= self.response_cap:
+                    body = BoundedBody(response.headers.get("content-encoding"), self.response_cap)
+                    async for chunk in response.aiter_raw():
+                        if body.feed(chunk):
                             break
                     headers = {k.lower(): v for k, v in response.headers.items()}
-                    return DeliveryResponse(
-                        response.status_code, headers, bytes(body[: self.response_cap])
-                    )
+                    return DeliveryResponse(response.status_code, headers, bytes(body.body))
+        except TargetRefusedError as exc:
+            raise DeliveryFailed("refused", f"target refused: {exc.reason}") from None
         except (TimeoutError, httpx.TimeoutException):
             raise DeliveryFailed(
                 "timeout", f"no complete response within {request.timeout:g}s"
@@ -254,41 +347,57 @@ class AiohttpSender:
     keep-alive connections reused per host from a bounded pool.
     """
 
-    def __init__(self, *, max_connections: int = 100, response_cap: int = RESPONSE_CAP) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        response_cap: int = RESPONSE_CAP,
+        targets: TargetPolicy | None = None,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self.response_cap = response_cap
         self.max_connections = max_connections
+        self.targets = targets if targets is not None else TargetPolicy()
+        self._resolver = resolver  # resolves names; the guard filters what it returns
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running loop that will use it.
-        connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=60)
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections,
+            ttl_dns_cache=60,
+            # connects only to addresses the target policy allows (pushq.server.guard)
+            resolver=GuardedResolver(self.targets, self._resolver),
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
             trust_env=False,  # no .netrc credentials or proxy surprises on a server
-            auto_decompress=True,
+            auto_decompress=False,  # BoundedBody decodes, up to the cap
             skip_auto_headers=("User-Agent", "Content-Type"),
         )
         return self._session
 
     async def send(self, request: DeliveryRequest) -> DeliveryResponse:
-        session = self._session or self._open()
         try:
+            check_url(self.targets, request.url)  # IP literals never reach the resolver
+            session = self._session or self._open()
             async with asyncio.timeout(request.timeout):
                 async with session.request(
                     request.method,
                     request.url,
-                    headers=list(request.headers),
+                    headers=_with_accept_encoding(request.headers),
                     data=request.body or None,
                     allow_redirects=False,
                 ) as response:
-                    body = bytearray()
-                    while len(body) < self.response_cap:
-                        chunk = await response.content.read(self.response_cap - len(body))
-                        if not chunk:
+                    body = BoundedBody(response.headers.get("content-encoding"), self.response_cap)
+                    while not body.full:
+                        chunk = await response.content.read(65536)
+                        if not chunk or body.feed(chunk):
                             break
-                        body += chunk
                     headers = {k.lower(): v for k, v in response.headers.items()}
-                    return DeliveryResponse(response.status, headers, bytes(body))
+                    return DeliveryResponse(response.status, headers, bytes(body.body))
+        except TargetRefusedError as exc:
+            raise DeliveryFailed("refused", f"target refused: {exc.reason}") from None
         except TimeoutError:
             raise DeliveryFailed(
                 "timeout", f"no complete response within {request.timeout:g}s"

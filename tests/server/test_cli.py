@@ -257,6 +257,8 @@ def test_a_url_that_is_not_pushq_exits_1(pushq_cli: Run, worker: Worker) -> None
         (["jobs", "cancel", "X", "--tag", "t"], {}, "pushq: jobs cancel: give job ids, or filters"),
         (["jobs", "list"], {"PUSHQ_API_TOKEN": ""}, "pushq: no API token"),
         (["jobs", "list", "--url", "nonsense://x"], {}, "pushq: --url/PUSHQ_URL"),
+        (["serve", "--targets", "internal"], {}, "pushq: --targets='internal' is invalid"),
+        (["serve"], {"PUSHQ_TARGETS_DENY": "a..b"}, "pushq: PUSHQ_TARGETS_DENY='a..b' is invalid"),
         (["jobs"], {}, "usage: pushq jobs"),  # argparse's own usage errors
         (["jobs", "show"], {}, "usage: pushq jobs show"),
     ],

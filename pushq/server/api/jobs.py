@@ -33,6 +33,7 @@ from .schemas import (
     UrlPrefix,
     time_bound,
 )
+from .targets import check_job_targets, check_target
 
 log = logging.getLogger("pushq.api")
 
@@ -43,6 +44,7 @@ LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 1000
 
 def to_new_job(request: JobRequest, settings: Settings, now: float, where: str = "") -> NewJob:
     """A validated request ready for the store (which fills in the queue's defaults)."""
+    check_job_targets(settings.target_policy, request, where)
     body: bytes | None = None
     if request.body is not None:
         try:
@@ -291,10 +293,11 @@ async def list_jobs(request: Request) -> JSONResponse:
 async def list_attempts(request: Request) -> JSONResponse:
     ctx = context(request)
     job_id = request.path_params["id"]
-    if await ctx.store.get(job_id=job_id) is None:
+    job = await ctx.store.get(job_id=job_id)
+    if job is None:
         raise NotFound(f"no job {job_id}")
     attempts = await ctx.store.list_attempts(job_id=job_id)
-    return ok({"attempts": [attempt_json(a) for a in attempts]})
+    return ok({"attempts": [attempt_json(a, job) for a in attempts]})
 
 
 async def cancel(request: Request) -> JSONResponse:
@@ -358,6 +361,14 @@ async def replay(request: Request) -> JSONResponse:
     now = ctx.clock()
     new = replay_of(original)
     new.run_at = now
+    # the targets are judged again: the policy may have changed since the original
+    for field, url in (
+        ("url", new.url),
+        ("callback_url", new.callback_url),
+        ("failure_callback_url", new.failure_callback_url),
+    ):
+        if url is not None:
+            check_target(ctx.settings.target_policy, url, field)
     [result] = await ctx.store.enqueue(
         jobs=[new],
         now=now,

@@ -15,6 +15,7 @@ from ..render import error_json, public_state, rfc3339
 from .common import Context, context, ok, read_json, validate
 from .jobs import enqueue_one
 from .schemas import NAME_PATTERN, JobRequest, ScheduleRequest
+from .targets import check_job_targets
 
 RECENT_RUNS = 5  # jobs shown in a schedule's recent_runs; GET /v1/jobs?schedule= has all
 
@@ -70,7 +71,8 @@ async def put_schedule(request: Request) -> JSONResponse:
     for field in ("delay", "run_at", "idempotency_key"):
         if field in given.job:
             raise BadRequest(f"job.{field}: a schedule's firing time decides when it runs")
-    validate(JobRequest, given.job, "job")  # fail now, not at the first firing
+    template = validate(JobRequest, given.job, "job")  # fail now, not at the first firing
+    check_job_targets(ctx.settings.target_policy, template, "job.")
     now = ctx.clock()
     try:
         first = next_fire(cron, given.timezone, now)

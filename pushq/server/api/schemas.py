@@ -59,6 +59,9 @@ def _url(value: str) -> str:
         raise ValueError(f"has an invalid port: {exc}") from None
     if not host:
         raise ValueError("must name a host")
+    if parts.username is not None or parts.password is not None:
+        # refused rather than stored: the URL is shown by the API, the dashboard and logs
+        raise ValueError("must not hold credentials (user:password@); send them in a header")
     return value
 
 
