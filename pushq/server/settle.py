@@ -17,7 +17,7 @@ import orjson
 
 from ..policy.backoff import retry_or_dead
 from .config import Settings
-from .delivery import Outcome
+from .delivery import Outcome, endpoint_message
 from .metrics import Metrics, RecentActivity
 from .models import AttemptRecord, JobRecord, NewJob
 from .render import job_json
@@ -109,7 +109,12 @@ class Settler:
             ):
                 return STALE
             return AWAITING
-        error = {"status": outcome.status, "message": outcome.error, "at": now}
+        error = {
+            "status": outcome.status,
+            "message": outcome.error,
+            "response": endpoint_message(attempt.response_body),
+            "at": now,
+        }
         run_at = retry_or_dead(
             attempts=job.attempts,
             max_attempts=job.max_attempts,

@@ -33,7 +33,13 @@ CREATE TABLE jobs (
     ordering_key         TEXT,
     callback_url         TEXT,
     failure_callback_url TEXT,
-    permanent_statuses   TEXT              -- JSON array of statuses that end the job at once
+    permanent_statuses   TEXT,             -- JSON array of statuses that end the job at once
+    tags                 TEXT,             -- JSON array of strings, NULL when none
+    flow_key             TEXT,
+    schedule             TEXT,             -- what made it: a schedule, a topic, a replay
+    topic                TEXT,
+    replay_of            TEXT,
+    redrives             INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, id) WHERE state = 'pending';
 CREATE INDEX jobs_waiting ON jobs (run_at) WHERE state IN ('scheduled', 'retrying');
@@ -47,6 +53,27 @@ CREATE INDEX jobs_ordering ON jobs (queue, ordering_key, id)
 CREATE INDEX jobs_by_queue ON jobs (queue, state, id);
 CREATE INDEX jobs_by_state ON jobs (state, id);
 CREATE INDEX jobs_dead ON jobs (failed_at DESC, id DESC) WHERE state = 'dead';
+CREATE INDEX jobs_by_flow_key ON jobs (flow_key, id) WHERE flow_key IS NOT NULL;
+CREATE INDEX jobs_by_schedule ON jobs (schedule, id) WHERE schedule IS NOT NULL;
+CREATE INDEX jobs_by_topic ON jobs (topic, id) WHERE topic IS NOT NULL;
+CREATE INDEX jobs_by_url ON jobs (url, id);
+
+CREATE TABLE job_tags (
+    tag    TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (tag, job_id)
+) WITHOUT ROWID;
+
+CREATE TRIGGER jobs_tags_insert AFTER INSERT ON jobs WHEN NEW.tags IS NOT NULL
+BEGIN
+    INSERT OR IGNORE INTO job_tags (tag, job_id) SELECT value, NEW.id FROM json_each(NEW.tags);
+END;
+
+CREATE TRIGGER jobs_tags_delete AFTER DELETE ON jobs WHEN OLD.tags IS NOT NULL
+BEGIN
+    DELETE FROM job_tags
+    WHERE job_id = OLD.id AND tag IN (SELECT value FROM json_each(OLD.tags));
+END;
 
 CREATE TABLE attempts (
     job_id        TEXT NOT NULL,
@@ -55,7 +82,8 @@ CREATE TABLE attempts (
     duration_ms   REAL NOT NULL,
     status        INTEGER,
     error         TEXT,
-    response_body TEXT
+    response_body TEXT,
+    redrive       INTEGER NOT NULL DEFAULT 0   -- the redrive it belongs to: 0 before any
 );
 CREATE INDEX attempts_by_job ON attempts (job_id);
 
@@ -99,6 +127,7 @@ CREATE TABLE schedules (
     next_run_at  REAL NOT NULL,
     last_run_at  REAL,
     created_at   REAL NOT NULL,
-    updated_at   REAL NOT NULL
+    updated_at   REAL NOT NULL,
+    paused       INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX schedules_due ON schedules (next_run_at);
