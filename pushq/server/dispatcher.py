@@ -10,7 +10,7 @@ import random
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from tenacity import (
@@ -25,10 +25,12 @@ from ..signing import job_token_key
 from .config import Settings
 from .delivery import (
     DeliveryFailed,
+    DeliveryHook,
     DeliveryResponse,
     Sender,
     build_request,
     classify,
+    hook_for,
     response_excerpt,
     result_body,
 )
@@ -57,9 +59,11 @@ class Dispatcher:
         waiters: JobWaiters | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        hooks: Mapping[str, DeliveryHook] | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
+        self.hooks = hooks or {}  # per-job delivery rules by job.meta["kind"] (QStash /v2)
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
@@ -80,6 +84,7 @@ class Dispatcher:
             notify=self.notify,
             waiters=waiters or JobWaiters(),
             rand=rand,
+            hooks=self.hooks,
         )
         self.activity = self.settler.activity
         metrics.slots.set(self.slots)
@@ -175,6 +180,9 @@ class Dispatcher:
             token_key=self._token_key,
             api_url=self.settings.base_url,
         )
+        hook = hook_for(self.hooks, job)
+        if hook is not None:
+            request = hook.request(job, request, started)
         response: DeliveryResponse | DeliveryFailed
         try:
             response = await self.sender.send(request)
@@ -210,7 +218,7 @@ class Dispatcher:
         )
         try:
             try:
-                verdict = await self.settler.settle(job, outcome, attempt, result, now)
+                verdict = await self.settler.settle(job, outcome, attempt, result, now, response)
             except sqlite3.OperationalError:  # e.g. the disk is busy: try a few more times
                 async for retrying in AsyncRetrying(
                     retry=retry_if_exception_type(sqlite3.OperationalError),
@@ -219,7 +227,9 @@ class Dispatcher:
                     reraise=True,
                 ):
                     with retrying:
-                        verdict = await self.settler.settle(job, outcome, attempt, result, now)
+                        verdict = await self.settler.settle(
+                            job, outcome, attempt, result, now, response
+                        )
         except sqlite3.Error:
             # The lease stays; the rescuer returns the job once it expires.
             log.exception("could not record attempt %d of job %s", attempt.number, job.id)

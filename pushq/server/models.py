@@ -108,6 +108,9 @@ class NewJob:
     callback_url: str | None = None
     failure_callback_url: str | None = None
     permanent_statuses: tuple[int, ...] | None = None  # None: the queue's
+    # What an API other than /v1 knows about the job (QStash's /v2: its delivery rules,
+    # callbacks, labels...); meta["kind"] picks the delivery hook (delivery.DeliveryHook).
+    meta: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -143,6 +146,7 @@ class JobRecord:
     failure_callback_url: str | None = None
     # statuses that end the job at once: its own list, else its queue's at enqueue
     permanent_statuses: tuple[int, ...] | None = None
+    meta: dict[str, Any] | None = None  # as NewJob.meta
 
 
 @dataclass(frozen=True, slots=True)

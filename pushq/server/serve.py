@@ -16,6 +16,8 @@ from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
 from .metrics import Metrics
+from .qstash.hook import QStashDelivery
+from .qstash.keys import SigningKeys
 from .scheduler import Scheduler
 from .store.sqlite import SQLiteStore
 from .waiters import JobWaiters
@@ -41,8 +43,14 @@ async def serve(settings: Settings) -> None:
         max_connections=settings.delivery_concurrency, targets=settings.target_policy
     )
     waiters = JobWaiters()
+    qstash_keys = SigningKeys.from_settings(settings)  # shared: /v2/keys/rotate, deliveries
     dispatcher = Dispatcher(
-        store=store, sender=sender, settings=settings, metrics=metrics, waiters=waiters
+        store=store,
+        sender=sender,
+        settings=settings,
+        metrics=metrics,
+        waiters=waiters,
+        hooks={"qstash": QStashDelivery(qstash_keys, settings)},
     )
     scheduler = Scheduler(store=store, settings=settings, notify=dispatcher.notify)
     stop = asyncio.Event()  # set by SIGTERM/SIGINT; /ready answers 503 from then on
@@ -57,6 +65,7 @@ async def serve(settings: Settings) -> None:
         scheduler_wake=scheduler.wake,
         settler=dispatcher.settler,
         waiters=waiters,
+        qstash_keys=qstash_keys,
     )
     server = _Server(
         uvicorn.Config(

@@ -8,7 +8,7 @@ jobs the same way.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +16,7 @@ import orjson
 
 from ..policy.backoff import next_run_at
 from .config import Settings
-from .delivery import Outcome
+from .delivery import DeliveryFailed, DeliveryHook, DeliveryResponse, Outcome, hook_for
 from .metrics import Metrics, RecentActivity
 from .models import AttemptRecord, JobRecord, NewJob
 from .render import job_json
@@ -36,8 +36,10 @@ class Settler:
         notify: Callable[[float | None], None],
         waiters: JobWaiters,
         rand: Callable[[], float] = random.random,
+        hooks: Mapping[str, DeliveryHook] | None = None,
     ) -> None:
         self.store = store
+        self.hooks = hooks or {}
         self.settings = settings
         self.metrics = metrics
         self.notify = notify
@@ -46,10 +48,41 @@ class Settler:
         self.activity = RecentActivity()
 
     async def settle(
-        self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, result: Any, now: float
+        self,
+        job: JobRecord,
+        outcome: Outcome,
+        attempt: AttemptRecord,
+        result: Any,
+        now: float,
+        response: DeliveryResponse | DeliveryFailed | None = None,
     ) -> str:
         """Write the attempt's outcome; returns what became of the job ("stale" if it
-        had moved on: rescued, cancelled, or finished by an async call)."""
+        had moved on: rescued, cancelled, or finished by an async call).
+
+        A job with a delivery hook (a /v2 message) has the hook read `response`, and
+        the jobs the hook makes of the attempt (its callbacks) are enqueued after it."""
+        hook = None if response is None else hook_for(self.hooks, job)
+        if hook is None or response is None:
+            return await self._settle(job, outcome, attempt, result, now)
+        outcome = hook.outcome(job, response, outcome)
+        verdict = await self._settle(job, outcome, attempt, result, now)
+        follow_ups = [] if verdict == "stale" else hook.after_attempt(job, response, outcome, now)
+        if follow_ups:
+            # Not in the settle's transaction: a crash in between loses these (their
+            # idempotency keys make a repeat harmless).
+            await self.store.enqueue(
+                jobs=follow_ups,
+                now=now,
+                idempotency_ttl=86400.0,
+                defaults=self.settings.job_defaults,
+                backpressure=False,
+            )
+            self.notify(None)
+        return verdict
+
+    async def _settle(
+        self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, result: Any, now: float
+    ) -> str:
         self._count(job, outcome, attempt, now)
         store, queue, lease = self.store, job.queue, job.lease or ""
         defaults = self.settings.job_defaults

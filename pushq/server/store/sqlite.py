@@ -81,6 +81,7 @@ def row_to_job(row: sqlite3.Row) -> JobRecord:
         callback_url=row["callback_url"],
         failure_callback_url=row["failure_callback_url"],
         permanent_statuses=_statuses(row["permanent_statuses"]),
+        meta=_loads(row["meta"]),
     )
 
 
@@ -855,6 +856,7 @@ class _Enqueue:
                 if new.permanent_statuses is None
                 else new.permanent_statuses
             ),
+            meta=new.meta,
         )
         self.rows.append(
             {
@@ -879,6 +881,7 @@ class _Enqueue:
                 "callback_url": job.callback_url,
                 "failure_callback_url": job.failure_callback_url,
                 "permanent_statuses": _dumps(job.permanent_statuses),
+                "meta": _dumps(job.meta),
             }
         )
         self.added[job.queue] = self.added.get(job.queue, 0) + 1

@@ -1,0 +1,12 @@
+-- What an API other than /v1 knows about a job (a JSON object; NULL for /v1 jobs):
+-- QStash's /v2 keeps its delivery rules, callbacks, labels and origin here
+-- (pushq/server/qstash). meta.kind picks the delivery hook.
+ALTER TABLE jobs ADD COLUMN meta TEXT;
+
+-- QStash URL groups (/v2/topics): a named list of endpoints.
+CREATE TABLE qstash_topics (
+    name       TEXT PRIMARY KEY,
+    endpoints  TEXT NOT NULL,      -- JSON [{"url", "name"?}]
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
