@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -313,3 +317,43 @@ def test_errors_are_qstash_shaped(qstash: QStash, pushq: PushqProcess) -> None:
         )
         assert 400 <= response.status_code < 500, (path, response.text)
         assert isinstance(response.json()["error"], str)
+
+
+JS_DIR = Path(__file__).parent.parent / "js"
+
+
+def test_the_js_sdk_smoke(receiver: QStashReceiver, pushq: PushqProcess, tmp_path: Path) -> None:
+    """@upstash/qstash (pinned by tests/js/package-lock.json) against pushq. Skips when
+    node or npm is missing, or npm cannot install here; in CI ($CI set) that fails."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are not installed")
+    for name in ("package.json", "package-lock.json", "smoke.mjs"):
+        shutil.copy(JS_DIR / name, tmp_path / name)
+    try:
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=240,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"npm could not install @upstash/qstash here: {exc}")
+    path = unique("from-js")
+    run = subprocess.run(
+        ["node", "smoke.mjs", pushq.base_url, TEST_TOKEN, receiver.url(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["dlq"] is True and "CREATED" in seen["logs"]
+    got = receiver.wait_for(path, 4)  # publish, two batch items, the queued one
+    assert all(g.verified is None for g in got)
+    ids = {g.headers["upstash-message-id"] for g in got}
+    assert {seen["published"], *seen["batch"], seen["queued"]} == ids
+    assert json.loads(receiver.to(path)[0].body) in ({"from": "js"}, {"n": 1}, {"n": 2}, {"q": 1})
