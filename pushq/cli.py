@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from .client import Attempt, Client, Job, Page, Queue, Schedule
-from .errors import ApiError, ConfigError
+from .errors import ApiError, ConfigError, StartupError
 from .server.config import (
     OPTIONS,
     TOKEN_FILE,
@@ -221,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pushq: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StartupError as exc:
+        print(f"pushq: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "serve" else EXIT_INTERRUPTED
 

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from ..errors import ApiError
 from ..version import __version__
 from .api import dlq, jobs, queues, schedules, system, ui, worker_calls
-from .api.common import Context, Notifier, error_parts, require_token
+from .api.common import Context, DatabaseUnavailable, Notifier, error_parts, require_token
 from .api.fast import FastEnqueue
 from .api.schemas import (
     AttemptList,
@@ -49,6 +49,7 @@ from .qstash.keys import SigningKeys
 from .qstash.routes import mount as qstash_mount
 from .settle import Settler
 from .store.base import Store
+from .store.errors import StoreUnavailable
 from .ui.session import Sessions
 from .waiters import JobWaiters
 
@@ -302,6 +303,13 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    # Logged once per episode by the store, not once per request.
+    assert isinstance(exc, StoreUnavailable)
+    status, body, headers = error_parts(DatabaseUnavailable.from_store(exc))
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -365,6 +373,7 @@ def create_app(
         middleware=[Middleware(FastEnqueue, ctx=context)],
         exception_handlers={
             ApiError: _api_error,
+            StoreUnavailable: _store_unavailable,
             HTTPException: _http_error,
             Exception: _unexpected,
         },

@@ -75,12 +75,29 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
     return shown
 
 
-def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
+def attempt_json(attempt: AttemptRecord, job: JobRecord | None = None) -> dict[str, Any]:
+    """An attempt; the succeeding one's body is kept once, as the job's result, and
+    shown from there (pass the job)."""
+    body = attempt.response_body
+    if body is None and job is not None and _succeeded_with(job, attempt):
+        shown = job.result["body"]  # type: ignore[index]
+        body = shown if isinstance(shown, str) else orjson.dumps(shown).decode()
     return {
         "number": attempt.number,
         "started_at": rfc3339(attempt.started_at),
         "duration_ms": attempt.duration_ms,
         "status": attempt.status,
         "error": attempt.error,
-        "response_body": attempt.response_body,
+        "response_body": body,
     }
+
+
+def _succeeded_with(job: JobRecord, attempt: AttemptRecord) -> bool:
+    result = job.result
+    return (
+        job.state == "succeeded"
+        and attempt.number == job.attempts
+        and isinstance(result, dict)
+        and result.get("body") is not None
+        and result.get("status") == attempt.status
+    )

@@ -238,10 +238,11 @@ async def list_jobs(request: Request) -> JSONResponse:
 async def list_attempts(request: Request) -> JSONResponse:
     ctx = context(request)
     job_id = request.path_params["id"]
-    if await ctx.store.get(job_id=job_id) is None:
+    job = await ctx.store.get(job_id=job_id)
+    if job is None:
         raise NotFound(f"no job {job_id}")
     attempts = await ctx.store.list_attempts(job_id=job_id)
-    return ok({"attempts": [attempt_json(a) for a in attempts]})
+    return ok({"attempts": [attempt_json(a, job) for a in attempts]})
 
 
 async def cancel(request: Request) -> JSONResponse:

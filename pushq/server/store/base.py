@@ -32,12 +32,15 @@ class JobPage:
 
 class Store(Protocol):
     async def open(self) -> None:
-        """Connect and apply pending migrations."""
+        """Connect and apply pending migrations; StoreUnavailable (with everything
+        closed again) when the database is corrupt or cannot be written."""
 
     async def close(self) -> None: ...
 
     async def ping(self) -> None:
-        """Raise unless the database accepts a write."""
+        """Raise (StoreUnavailable when the cause is known) unless the database
+        accepts a write. Any write method raises StoreUnavailable while the
+        database cannot take writes (disk full, read-only, I/O error)."""
 
     # -- producers ---------------------------------------------------------
     async def enqueue(

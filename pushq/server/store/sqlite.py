@@ -36,7 +36,8 @@ from ..models import (
     new_job_id,
 )
 from .base import JobPage
-from .group_commit import Checkpointer, GroupCommitWriter
+from .errors import StoreUnavailable
+from .group_commit import Checkpointer, GroupCommitWriter, unavailable
 from .sql import load_queries, migrations
 
 Q = load_queries("sqlite_queries.sql")
@@ -136,14 +137,28 @@ class SQLiteStore:
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
+        """Open and migrate; StoreUnavailable (everything closed again) when the file is
+        corrupt, not a database, or cannot be written."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await self._writer.open()
-        await self._writer.call(_migrate)
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        self._reader.row_factory = sqlite3.Row
-        await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await self._reader.execute("PRAGMA query_only = ON")
+        try:
+            await self._writer.open()
+            await self._writer.call(_migrate)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            self._reader.row_factory = sqlite3.Row
+            await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await self._reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            await self.close()  # else aiosqlite's thread keeps the process alive
+            translated = unavailable(exc, self.path)
+            if translated is None:
+                translated = StoreUnavailable(f"{self.path}: {exc}", kind="unavailable")
+            raise translated from None
         self._checkpointer.start()
+
+    @property
+    def unavailable(self) -> StoreUnavailable | None:
+        """Why the database cannot take writes now, or None (it can, as far as we know)."""
+        return self._writer.unavailable
 
     async def close(self) -> None:
         await self._checkpointer.close()
@@ -157,8 +172,19 @@ class SQLiteStore:
         return list(await self._reader.execute_fetchall(sql, params))
 
     async def ping(self) -> None:
+        """A write that must commit; StoreUnavailable if it cannot. While writes are
+        failing, it commits 256 KiB (and removes them): a tiny write may still fit
+        in a full disk's WAL where an enqueue does not."""
         now = str(time.time())
-        await self._writer.write(lambda conn: conn.execute(Q["ping"], {"now": now}))
+        if self._writer.unavailable is None:
+            await self._writer.write(lambda c: c.execute(Q["ping"], {"now": now}), probe=True)
+            return
+        await self._writer.write(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('space_probe', zeroblob(262144))"
+            )
+        )
+        await self._writer.write(lambda c: c.execute("DELETE FROM meta WHERE key = 'space_probe'"))
 
     # -- producers ---------------------------------------------------------------
     async def enqueue(
