@@ -551,9 +551,9 @@ def load_settings(
     data_dir = values.get("data_dir", Path("pushq-data"))
     ensure_data_dir(data_dir)
     token, signing_secrets = load_credentials(data_dir, env, generate=True)
-    current, following, from_env = load_qstash_keys(
-        data_dir, env, generate=True, announce=sys.stderr
-    )
+    # Not announced at start (a failed start prints one line, JSON logs hold JSON only):
+    # `pushq token` and GET /v2/keys show them.
+    current, following, from_env = load_qstash_keys(data_dir, env, generate=True)
     settings = Settings(
         api_token=token,
         signing_secrets=signing_secrets,
