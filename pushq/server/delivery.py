@@ -266,6 +266,34 @@ def response_excerpt(body: bytes) -> str | None:
     return f"[{len(body)} bytes of binary data, not shown]"
 
 
+ENDPOINT_MESSAGE_MAX = 300  # characters of an endpoint's own error message kept in last_error
+
+
+def endpoint_message(body: str | None) -> str | None:
+    """The endpoint's own word on a failure, from its response body: the `error` or
+    `message` of a JSON object (also `{"error": {"message": ...}}`), else the first
+    non-blank line of the text; None for an empty body."""
+    if not body or not body.strip():
+        return None
+    text: object = None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("error")
+            if isinstance(value, str) and value.strip():
+                text = value
+                break
+    if text is None:
+        text = next(line for line in body.splitlines() if line.strip())
+    line = " ".join(str(text).split())
+    return line[:ENDPOINT_MESSAGE_MAX]
+
+
 def result_body(body: bytes) -> object:
     """A successful response body as the job's result: JSON when it parses, else text
     (a note for a binary body, as for the excerpt)."""

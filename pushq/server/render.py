@@ -43,7 +43,7 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
     """A job as the API shows it (JobOut in schemas.py)."""
     last_error = None
     if job.last_error is not None:
-        last_error = dict(job.last_error, at=rfc3339(job.last_error.get("at")))
+        last_error = error_json(job.last_error)
     shown = {
         "id": job.id,
         "queue": job.queue,
@@ -69,10 +69,26 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
         "ordering_key": job.ordering_key,
         "callback_url": job.callback_url,
         "failure_callback_url": job.failure_callback_url,
+        "tags": job.tags,
+        "flow_key": job.flow_key,
+        "schedule": job.schedule,
+        "topic": job.topic,
+        "replay_of": job.replay_of,
     }
     if job.permanent_statuses is not None:  # shown when given, as DESIGN.md says
         shown["permanent_statuses"] = list(job.permanent_statuses)
     return shown
+
+
+def error_json(error: dict[str, Any]) -> dict[str, Any]:
+    """A stored last_error as the API shows it: the endpoint's own message (when the
+    response said one) beside pushq's, and the time in RFC 3339."""
+    return {
+        "status": error.get("status"),
+        "message": error.get("message"),
+        "response": error.get("response"),
+        "at": rfc3339(error.get("at")),
+    }
 
 
 def attempt_json(attempt: AttemptRecord, job: JobRecord | None = None) -> dict[str, Any]:
@@ -89,6 +105,7 @@ def attempt_json(attempt: AttemptRecord, job: JobRecord | None = None) -> dict[s
         "status": attempt.status,
         "error": attempt.error,
         "response_body": body,
+        "redrive": attempt.redrive,
     }
 
 

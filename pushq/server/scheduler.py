@@ -56,6 +56,7 @@ class Scheduler:
             template["idempotency_key"] = f"schedule:{schedule.name}:{fire_at:.0f}"
             try:
                 job = to_new_job(validate(JobRequest, template), self.settings, now)
+                job.schedule = schedule.name
                 following = next_fire(schedule.cron, schedule.timezone, max(now, fire_at))
                 result = await self.store.fire_schedule(
                     schedule=schedule,

@@ -16,7 +16,14 @@ import orjson
 
 from ..policy.backoff import next_run_at
 from .config import Settings
-from .delivery import DeliveryFailed, DeliveryHook, DeliveryResponse, Outcome, hook_for
+from .delivery import (
+    DeliveryFailed,
+    DeliveryHook,
+    DeliveryResponse,
+    Outcome,
+    endpoint_message,
+    hook_for,
+)
 from .metrics import Metrics, RecentActivity
 from .models import AttemptRecord, JobRecord, NewJob
 from .render import job_json
@@ -109,7 +116,12 @@ class Settler:
             ):
                 return "stale"
             return "active (awaiting completion)"
-        error = {"status": outcome.status, "message": outcome.error, "at": now}
+        error = {
+            "status": outcome.status,
+            "message": outcome.error,
+            "response": endpoint_message(attempt.response_body),
+            "at": now,
+        }
         if outcome.verdict == "retry" and job.attempts < job.max_attempts:
             run_at = next_run_at(
                 now=now,
