@@ -48,6 +48,8 @@ from .api.schemas import (
 )
 from .config import Settings
 from .metrics import Metrics
+from .qstash.keys import SigningKeys
+from .qstash.routes import mount as qstash_mount
 from .settle import Settler
 from .store.base import Store
 from .store.errors import StoreUnavailable
@@ -430,8 +432,12 @@ def create_app(
     settler: Settler | None = None,
     waiters: JobWaiters | None = None,
     clock: Callable[[], float] = time.time,
+    qstash_keys: SigningKeys | None = None,
 ) -> Starlette:
-    """The pushq HTTP app over a store that is already open."""
+    """The pushq HTTP app over a store that is already open.
+
+    The QStash-compatible /v2 routes (pushq.server.qstash) are mounted beside the
+    endpoints; they are left out of /openapi.json (docs/qstash.md says why)."""
     routes: list[BaseRoute] = [
         Route(ep.path, _guarded(ep, settings.api_token), methods=[ep.method]) for ep in ENDPOINTS
     ]
@@ -456,6 +462,7 @@ def create_app(
         waiters=waiters or JobWaiters(),
         sessions=Sessions(settings.api_token, clock=clock),
     )
+    routes.append(qstash_mount(context, qstash_keys or SigningKeys.from_settings(settings)))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(FastEnqueue, ctx=context)],

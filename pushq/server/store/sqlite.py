@@ -90,6 +90,7 @@ def row_to_job(row: sqlite3.Row) -> JobRecord:
         replay_of=row["replay_of"],
         redrives=row["redrives"],
         permanent_statuses=_statuses(row["permanent_statuses"]),
+        meta=_loads(row["meta"]),
     )
 
 
@@ -1011,6 +1012,7 @@ class _Enqueue:
                 if new.permanent_statuses is None
                 else new.permanent_statuses
             ),
+            meta=new.meta,
         )
         self.rows.append(
             {
@@ -1040,6 +1042,7 @@ class _Enqueue:
                 "topic": job.topic,
                 "replay_of": job.replay_of,
                 "permanent_statuses": _dumps(job.permanent_statuses),
+                "meta": _dumps(job.meta),
             }
         )
         self.added[job.queue] = self.added.get(job.queue, 0) + 1
