@@ -18,6 +18,8 @@ from pushq.server.models import Claim
 from pushq.server.store.base import Store
 from pushq.server.store.sqlite import SQLiteStore
 
+from .pg import postgres_store
+
 Scenario = Callable[[Store], Awaitable[None]]
 WithStore = Callable[[Scenario], None]
 
@@ -25,6 +27,7 @@ WithStore = Callable[[Scenario], None]
 # test when no server is configured locally, and fails in CI without one).
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda tmp_path: SQLiteStore(tmp_path / "pushq.db"),
+    "postgres": postgres_store,
 }
 
 

@@ -562,9 +562,4 @@ def load_settings(
         qstash_keys_from_env=from_env,
         **values,
     )
-    if settings.database_url and settings.database_url.startswith("postgres"):
-        raise ConfigError(
-            "--database/PUSHQ_DATABASE_URL: PostgreSQL support is not available in this "
-            "version; use sqlite:///path/file.db"
-        )
     return settings

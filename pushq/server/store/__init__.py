@@ -21,10 +21,15 @@ async def open_store(settings: Settings) -> Store:
         from .sqlite import SQLiteStore
 
         store = SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+    elif scheme in {"postgresql", "postgres"}:
+        from .postgres import PostgresStore
+
+        assert settings.database_url is not None
+        store = PostgresStore(settings.database_url)
     else:
         raise ConfigError(
             f"--database/PUSHQ_DATABASE_URL: no store for {scheme}:// in this version; "
-            "use sqlite:///path/file.db"
+            "use sqlite:///path/file.db or postgresql://…"
         )
     await store.open()
     return store

@@ -16,10 +16,11 @@ def load_queries(filename: str) -> dict[str, str]:
     return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2], strict=True)}
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """[(version, name, sql)] of every numbered migration, in order."""
+def migrations(folder_name: str = "migrations") -> list[tuple[int, str, str]]:
+    """[(version, name, sql)] of every numbered migration in the folder (SQLite's by
+    default, postgres_migrations for PostgreSQL), in order."""
     found = []
-    folder = resources.files(__package__).joinpath("migrations")
+    folder = resources.files(__package__).joinpath(folder_name)
     for entry in folder.iterdir():
         match = re.match(r"^(\d+)_(\w+)\.sql$", entry.name)
         if match:

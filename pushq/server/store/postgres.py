@@ -1,0 +1,1286 @@
+"""The shared store: PostgreSQL through an asyncpg pool, for one or several nodes.
+
+Every verb is one transaction on a pooled connection, acknowledged only after
+COMMIT. What must hold for the whole cluster is held by the database: claims take
+jobs with FOR UPDATE SKIP LOCKED (two nodes never take the same job), settles are
+guarded by lease and attempt, idempotency keys are claimed with INSERT … ON
+CONFLICT, and every change to a queue's `unfinished` counter, ordering keys,
+concurrency or token bucket is made under that queue's row lock. Enqueues, retries
+and rescues send NOTIFY in their transaction, so every node's dispatcher wakes.
+
+Named queries live in sql/postgres_queries.sql with `:name` parameters, turned
+into asyncpg's `$n` once at import; migrations in sql/postgres_migrations/ are
+applied under an advisory lock, so nodes starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+from ...errors import Conflict, NotFound, RateLimited
+from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
+from ...policy.claim_plan import ClaimPlan, QueueSnapshot
+from ..models import (
+    AttemptRecord,
+    DeadFilter,
+    EnqueueResult,
+    JobDefaults,
+    JobFilter,
+    JobRecord,
+    NewJob,
+    QueueSettings,
+    ScheduleRecord,
+    id_floor,
+    new_job_id,
+)
+from .base import JobPage, Promotion, Rescue
+from .errors import InvalidCursor, StoreConflict, StoreError, StoreUnavailable
+from .sql import load_queries, migrations
+from .sqlite import (
+    CALLBACK_KEY_TTL,
+    ID_CLOCK_SLACK,
+    QUEUE_FULL_RETRY_AFTER,
+    _decode_cursor,
+    _dumps,
+    row_to_job,
+    row_to_queue,
+    row_to_schedule,
+)
+
+log = logging.getLogger("pushq.store")
+T = TypeVar("T")
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+MIGRATION_LOCK = 0x70757368  # "push": the advisory lock key nodes migrate under
+CHANNEL = "pushq_due"
+CURSOR_PREFIX = "pg1."  # this store's cursors: never mistaken for another store's
+
+
+def compile_named(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` parameters to asyncpg's `$n` (a name used twice is one parameter)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PARAM.sub(number, sql), tuple(names)
+
+
+Q = {name: compile_named(sql) for name, sql in load_queries("postgres_queries.sql").items()}
+
+# sqlstate -> kind of StoreUnavailable: trying again may help.
+_RETRYABLE = {
+    "40001": "busy",  # serialization failure
+    "40P01": "busy",  # deadlock detected
+    "55P03": "locked",  # lock not available
+    "53100": "full",  # disk full
+    "53200": "full",  # out of memory
+    "53300": "busy",  # too many connections
+    "25006": "readonly",  # read-only transaction (a standby)
+    "57P01": "unavailable",  # admin shutdown
+    "57P02": "unavailable",  # crash shutdown
+    "57P03": "unavailable",  # cannot connect now
+    "58030": "io",  # I/O error
+}
+
+
+def store_error(exc: BaseException, where: str) -> StoreError:
+    """The store-neutral error for an asyncpg/PostgreSQL/connection failure."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        if sqlstate in _RETRYABLE:
+            return StoreUnavailable(f"{where}: {exc}", kind=_RETRYABLE[sqlstate])
+        if sqlstate.startswith("08"):  # connection exception
+            return StoreUnavailable(f"{where}: {exc}", kind="unavailable")
+        if sqlstate.startswith("23"):  # integrity constraint violation
+            return StoreConflict(f"postgresql: {exc}")
+        if sqlstate in {"3D000", "28000", "28P01", "3F000"}:  # no database/role/schema
+            return StoreUnavailable(f"{where}: {exc}", kind="unavailable")
+        return StoreError(f"postgresql: {exc}")
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
+        return StoreUnavailable(f"{where}: {exc or type(exc).__name__}", kind="unavailable")
+    return StoreError(f"postgresql: {exc}")
+
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, fit for a log line or an error."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def _encode_cursor(*parts: object) -> str:
+    from .sqlite import _encode_cursor as encode
+
+    return CURSOR_PREFIX + encode(*parts)
+
+
+def _cursor_parts(cursor: str) -> list[Any]:
+    if not cursor.startswith(CURSOR_PREFIX):
+        raise InvalidCursor()
+    return _decode_cursor(cursor.removeprefix(CURSOR_PREFIX))
+
+
+class _Conn:
+    """One connection inside a transaction, taking named-parameter queries."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.raw = conn
+
+    @staticmethod
+    def _args(query: str, params: dict[str, Any] | None) -> tuple[str, list[Any]]:
+        sql, names = Q[query]
+        return sql, [(params or {})[n] for n in names]
+
+    async def fetch(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+        sql, args = self._args(query, params)
+        return list(await self.raw.fetch(sql, *args))
+
+    async def fetchval(self, query: str, params: dict[str, Any] | None = None) -> Any:
+        sql, args = self._args(query, params)
+        return await self.raw.fetchval(sql, *args)
+
+    async def execute(self, query: str, params: dict[str, Any] | None = None) -> int:
+        """Run and return the rows it touched."""
+        sql, args = self._args(query, params)
+        status = await self.raw.execute(sql, *args)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, query: str, rows: Sequence[dict[str, Any]]) -> None:
+        sql, names = Q[query]
+        await self.raw.executemany(sql, [[row[n] for n in names] for row in rows])
+
+    async def fetch_sql(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """An assembled statement (filters that combine freely), `:name` parameters."""
+        text, names = compile_named(sql)
+        return list(await self.raw.fetch(text, *[params[n] for n in names]))
+
+
+class PostgresStore:
+    """Store on a PostgreSQL database shared by every node."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        min_size: int = 2,
+        max_size: int = 10,
+    ) -> None:
+        self.url = url
+        self.schema = schema
+        self.min_size, self.max_size = min_size, max_size
+        self.node = uuid.uuid4().hex[:12]
+        self.channel = CHANNEL if schema is None else f"{CHANNEL}_{schema}"
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._listeners: list[Callable[[float | None], None]] = []
+        self._seen_buckets: dict[str, tuple[float | None, float | None]] = {}
+        self.unavailable: StoreUnavailable | None = None
+
+    @property
+    def where(self) -> str:
+        return _redacted(self.url)
+
+    def _settings(self) -> dict[str, str]:
+        return {} if self.schema is None else {"search_path": self.schema}
+
+    # -- lifecycle -------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect, migrate under the advisory lock, LISTEN; StoreUnavailable (with
+        everything closed again) when the database cannot be reached or written."""
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                server_settings=self._settings(),
+                timeout=10,
+            )
+            await self._run(_migrate)
+            self._listener = await asyncpg.connect(
+                self.url, server_settings=self._settings(), timeout=10
+            )
+            await self._listener.add_listener(self.channel, self._heard)
+        except (*_DRIVER_ERRORS, StoreError) as exc:
+            await self.close()
+            if isinstance(exc, StoreUnavailable):
+                raise
+            translated = store_error(exc, self.where)
+            if not isinstance(translated, StoreUnavailable):
+                translated = StoreUnavailable(f"{self.where}: {exc}", kind="unavailable")
+            raise translated from None
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            try:
+                await listener.close(timeout=5)
+            except _DRIVER_ERRORS:
+                listener.terminate()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except _DRIVER_ERRORS:
+                pool.terminate()
+
+    async def _run(self, op: Callable[[_Conn], Awaitable[T]]) -> T:
+        """Run `op` in one transaction (committed before this returns); driver errors
+        leave as StoreErrors, the API's answers (NotFound, Conflict…) unchanged."""
+        if self._pool is None:
+            raise StoreUnavailable(f"{self.where}: the store is not open", kind="unavailable")
+        try:
+            async with self._pool.acquire() as raw, raw.transaction():
+                result = await op(_Conn(raw))
+        except _DRIVER_ERRORS as exc:
+            translated = store_error(exc, self.where)
+            if isinstance(translated, StoreUnavailable):
+                if self.unavailable is None:
+                    log.warning("database unavailable: %s", translated.reason)
+                self.unavailable = translated
+            raise translated from exc
+        if self.unavailable is not None:
+            log.warning("database writable again: %s", self.where)
+            self.unavailable = None
+        return result
+
+    async def _read(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return await self._run(lambda conn: conn.fetch(query, params))
+
+    # -- wake-ups across nodes ----------------------------------------------------
+    def listen(self, on_due: Callable[[float | None], None]) -> None:
+        self._listeners.append(on_due)
+
+    def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        node, _, at = payload.partition(" ")
+        if node != self.node:  # this node's own were told at commit
+            self._due(float(at) if at else None)
+
+    def _due(self, run_at: float | None) -> None:
+        for on_due in self._listeners:
+            on_due(run_at)
+
+    async def _notify(self, conn: _Conn, run_at: float | None) -> None:
+        """NOTIFY every node (sent at COMMIT, dropped on rollback)."""
+        payload = self.node if run_at is None else f"{self.node} {run_at!r}"
+        await conn.fetch("notify", {"channel": self.channel, "payload": payload})
+
+    async def _announce(self, conn: _Conn, results: Sequence[EnqueueResult]) -> list[float | None]:
+        due: list[float | None] = []
+        waiting = math.inf
+        for result in results:
+            if result.created:
+                if result.job.state == "pending" and None not in due:
+                    due.append(None)
+                elif result.job.state == "scheduled":
+                    waiting = min(waiting, result.job.run_at)
+        if waiting < math.inf:
+            due.append(waiting)
+        for run_at in due:
+            await self._notify(conn, run_at)
+        return due
+
+    async def ping(self) -> None:
+        now = str(time.time())
+        await self._run(lambda conn: conn.execute("ping", {"now": now}))
+
+    # -- producers ---------------------------------------------------------------
+    async def enqueue(
+        self,
+        *,
+        jobs: Sequence[NewJob],
+        now: float,
+        idempotency_ttl: float,
+        defaults: JobDefaults,
+        backpressure: bool = True,
+    ) -> list[EnqueueResult]:
+        async def write(conn: _Conn) -> tuple[list[EnqueueResult], list[float | None]]:
+            results = await _enqueue_all(conn, jobs, now, idempotency_ttl, defaults, backpressure)
+            return results, await self._announce(conn, results)
+
+        results, due = await self._run(write)
+        for run_at in due:
+            self._due(run_at)
+        return results
+
+    async def get(self, *, job_id: str) -> JobRecord | None:
+        rows = await self._read("get_job", {"id": job_id})
+        return row_to_job(rows[0]) if rows else None
+
+    async def list_jobs(
+        self, *, queue: str | None, state: str | None, limit: int, cursor: str | None, now: float
+    ) -> JobPage:
+        match = JobFilter(queue=queue, states=None if state is None else (state,))
+        return await self.find_jobs(match=match, limit=limit, cursor=cursor, now=now)
+
+    async def list_attempts(self, *, job_id: str) -> list[AttemptRecord]:
+        rows = await self._read("list_attempts", {"job_id": job_id})
+        return [
+            AttemptRecord(
+                job_id=row["job_id"],
+                number=row["number"],
+                started_at=row["started_at"],
+                duration_ms=row["duration_ms"],
+                status=row["status"],
+                error=row["error"],
+                response_body=row["response_body"],
+                redrive=row["redrive"],
+            )
+            for row in rows
+        ]
+
+    async def cancel(self, *, job_id: str, now: float) -> JobRecord:
+        async def write(conn: _Conn) -> JobRecord:
+            rows = await conn.fetch("cancel", {"id": job_id, "now": now})
+            if rows:
+                job = row_to_job(rows[0])
+                await _finished(conn, job.queue, job.ordering_key, now)
+                return job
+            exists = await conn.fetch("get_job", {"id": job_id})
+            if not exists:
+                raise NotFound(f"no job {job_id}")
+            raise Conflict(f"job {job_id} is already {exists[0]['state']}", code="job_finished")
+
+        return await self._run(write)
+
+    # -- the dispatcher ----------------------------------------------------------
+    async def claim_snapshot(self, *, limit: int, count_active: bool) -> list[QueueSnapshot]:
+        rows = await self._read("claim_snapshot", {"limit": limit, "count_active": count_active})
+        snapshots = [
+            QueueSnapshot(
+                name=row[0],
+                priority=row[1],
+                concurrency=row[2],
+                rate_limit=row[3],
+                tokens=row[4],
+                tokens_at=row[5],
+                ready=row[6],
+                active=row[7],
+            )
+            for row in rows
+        ]
+        self._seen_buckets = {s.name: (s.tokens, s.tokens_at) for s in snapshots if s.rate_limit}
+        return snapshots
+
+    async def claim(
+        self, *, plan: ClaimPlan, now: float, lease: str, lease_margin: float
+    ) -> list[JobRecord]:
+        if not plan.takes:
+            return []
+        seen = dict(self._seen_buckets)
+
+        async def write(conn: _Conn) -> list[JobRecord]:
+            # Limits hold for the whole cluster: under the queue's row lock, a
+            # concurrency is counted again, and a bucket another node spent since
+            # this node's snapshot makes this node skip the queue for this round.
+            names = sorted({q for q, _ in plan.takes} | set(plan.buckets))
+            limited = {
+                row["name"]: row
+                for row in await conn.fetch("lock_queues", {"names": names})
+                if row["concurrency"] is not None or row["rate_limit"] is not None
+            }
+            skip: set[str] = set()
+            for name, row in limited.items():
+                saved = (row["tokens"], row["tokens_at"])
+                if row["rate_limit"] is not None and name in plan.buckets and name in seen:
+                    if seen[name] != saved:
+                        skip.add(name)
+            claimed: list[JobRecord] = []
+            params: dict[str, Any] = {"now": now, "lease": lease, "lease_margin": lease_margin}
+            for queue, count in plan.takes:
+                if queue in skip:
+                    continue
+                row = limited.get(queue)
+                if row is not None and row["concurrency"] is not None:
+                    active = await conn.fetchval("count_active", {"queue": queue})
+                    count = min(count, row["concurrency"] - int(active))
+                    if count <= 0:
+                        continue
+                params["queue"], params["limit"] = queue, count
+                claimed += [row_to_job(r) for r in await conn.fetch("claim_from_queue", params)]
+            for name, bucket in plan.buckets.items():
+                if name in skip:
+                    continue
+                await conn.execute(
+                    "save_tokens",
+                    {
+                        "name": name,
+                        "rate_limit": bucket.rate_limit,
+                        "tokens": bucket.tokens,
+                        "tokens_at": bucket.tokens_at,
+                    },
+                )
+                self._seen_buckets[name] = (bucket.tokens, bucket.tokens_at)
+            return claimed
+
+        return await self._run(write)
+
+    async def _settle(
+        self,
+        query: str,
+        params: dict[str, Any],
+        attempt: AttemptRecord,
+        lease: str,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
+    ) -> bool:
+        params |= {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
+
+        async def write(conn: _Conn) -> bool:
+            rows = await conn.fetch(query, params)
+            if not rows:
+                return False  # the job moved on (rescued, cancelled): this attempt is stale
+            await conn.execute("insert_attempt", _attempt_params(attempt))
+            if query == "schedule_retry":
+                await self._notify(conn, params["run_at"])
+            else:
+                await _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
+            if callback is not None:
+                assert defaults is not None, "a callback needs the job defaults"
+                # a callback reports an outcome already decided: never refused
+                results = await _enqueue_all(
+                    conn, [callback], params["now"], CALLBACK_KEY_TTL, defaults, False
+                )
+                await self._announce(conn, results)
+            return True
+
+        return await self._run(write)
+
+    async def complete(
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: AttemptRecord,
+        result: dict[str, Any],
+        now: float,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
+    ) -> bool:
+        params = {"result": _dumps(result), "now": now}
+        done = await self._settle("complete", params, attempt, lease, callback, defaults)
+        if done and callback is not None:
+            self._due(None)
+        return done
+
+    async def schedule_retry(
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: AttemptRecord,
+        run_at: float,
+        error: dict[str, Any],
+    ) -> bool:
+        params = {"run_at": run_at, "error": _dumps(error)}
+        if not await self._settle("schedule_retry", params, attempt, lease):
+            return False
+        self._due(run_at)
+        return True
+
+    async def kill(
+        self,
+        *,
+        job_id: str,
+        lease: str,
+        attempt: AttemptRecord,
+        error: dict[str, Any],
+        now: float,
+        callback: NewJob | None = None,
+        defaults: JobDefaults | None = None,
+    ) -> bool:
+        params = {"error": _dumps(error), "now": now}
+        done = await self._settle("kill", params, attempt, lease, callback, defaults)
+        if done and callback is not None:
+            self._due(None)
+        return done
+
+    async def report_progress(
+        self, *, job_id: str, lease: str, attempt: int, progress: Any, deadline: float
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "lease": lease,
+            "attempt": attempt,
+            "progress": _dumps(progress),
+            "deadline": deadline,
+        }
+        return await self._run(lambda conn: _one(conn.execute("report_progress", params)))
+
+    async def prune_finished(
+        self, *, succeeded_before: float, dead_before: float, limit: int
+    ) -> int:
+        params = {"succeeded_before": succeeded_before, "dead_before": dead_before, "limit": limit}
+
+        async def write(conn: _Conn) -> int:
+            ids = [row[0] for row in await conn.fetch("expired_jobs", params)]
+            for job_id in ids:
+                await conn.execute("delete_attempts", {"job_id": job_id})
+                await conn.execute("delete_job", {"id": job_id})
+            return len(ids)
+
+        return await self._run(write)
+
+    async def await_completion(
+        self, *, job_id: str, lease: str, attempt: int, deadline: float
+    ) -> bool:
+        params = {"id": job_id, "lease": lease, "attempt": attempt, "deadline": deadline}
+        return await self._run(lambda conn: _one(conn.execute("await_completion", params)))
+
+    async def promote_due(self, *, now: float, limit: int) -> Promotion:
+        async def write(conn: _Conn) -> Promotion:
+            promoted = await conn.execute("promote_due", {"now": now, "limit": limit})
+            next_at = await conn.fetchval("next_waiting_at")
+            return Promotion(promoted, next_at)
+
+        return await self._run(write)
+
+    async def expired_leases(self, *, now: float, limit: int) -> list[JobRecord]:
+        rows = await self._read("expired_leases", {"now": now, "limit": limit})
+        return [row_to_job(row) for row in rows]
+
+    async def rescue(
+        self,
+        *,
+        rescues: Sequence[Rescue],
+        error: dict[str, Any],
+        now: float,
+        defaults: JobDefaults,
+    ) -> list[JobRecord]:
+        if not rescues:
+            return []
+        batch = [
+            {"id": r.job_id, "lease": r.lease, "attempt": r.attempt, "run_at": r.run_at}
+            for r in rescues
+        ]
+        params = {"rescues": _dumps(batch), "error": _dumps(error), "now": now}
+        callbacks = {r.job_id: r.callback for r in rescues if r.callback is not None}
+        message = error.get("message")
+
+        async def write(conn: _Conn) -> list[JobRecord]:
+            jobs = [row_to_job(row) for row in await conn.fetch("rescue_many", params)]
+            attempts = []
+            for job in jobs:
+                if job.state == "dead":
+                    await _finished(conn, job.queue, job.ordering_key, now)
+                started = job.attempt_started_at or now
+                attempt = AttemptRecord(
+                    job.id, job.attempts, started, (now - started) * 1000, None, message, None
+                )
+                attempts.append(_attempt_params(attempt))
+            if attempts:
+                await conn.executemany("insert_attempt", attempts)
+            dead = [callbacks[j.id] for j in jobs if j.state == "dead" and j.id in callbacks]
+            if dead:  # a callback reports an outcome already decided: never refused
+                results = await _enqueue_all(conn, dead, now, CALLBACK_KEY_TTL, defaults, False)
+                await self._announce(conn, results)
+            waiting = [job.run_at for job in jobs if job.state == "retrying"]
+            if waiting:
+                await self._notify(conn, min(waiting))
+            return jobs
+
+        jobs = await self._run(write)
+        waiting = [job.run_at for job in jobs if job.state == "retrying"]
+        if waiting:
+            self._due(min(waiting))
+        if any(job.state == "dead" and job.id in callbacks for job in jobs):
+            self._due(None)
+        return jobs
+
+    async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
+        params = {"now": now, "limit": limit}
+        return await self._run(lambda conn: conn.execute("prune_idempotency_keys", params))
+
+    # -- the dead-letter queue -----------------------------------------------------
+    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> JobPage:
+        where = ["state = 'dead'"]
+        params: dict[str, Any] = {"limit": limit + 1}
+        if queue is not None:
+            where.append("queue = :queue")
+            params["queue"] = queue
+        if cursor is not None:
+            parts = _cursor_parts(cursor)
+            if len(parts) != 2:
+                raise InvalidCursor()
+            where.append("(failed_at, id) < (:failed_at::float8, :after::text)")
+            try:
+                failed_at = float(parts[0])
+            except (TypeError, ValueError, OverflowError):
+                raise InvalidCursor() from None
+            if not math.isfinite(failed_at):
+                raise InvalidCursor()
+            params["failed_at"], params["after"] = failed_at, str(parts[1])
+        sql = (
+            "SELECT * FROM jobs WHERE "
+            + " AND ".join(where)
+            + " ORDER BY failed_at DESC, id DESC LIMIT :limit"
+        )
+        rows = await self._run(lambda conn: conn.fetch_sql(sql, params))
+        jobs = [row_to_job(row) for row in rows]
+        next_cursor = None
+        if len(jobs) > limit:
+            last = jobs[limit - 1]
+            next_cursor = _encode_cursor(last.failed_at, last.id)
+        return JobPage(jobs[:limit], next_cursor)
+
+    async def redrive(self, *, job_id: str, now: float) -> JobRecord:
+        async def write(conn: _Conn) -> JobRecord:
+            rows = await conn.fetch("get_job", {"id": job_id})
+            if not rows or rows[0]["state"] != "dead":
+                raise NotFound(f"no dead job {job_id}")
+            return await _redrive_or_conflict(conn, rows[0], now)
+
+        return await self._run(write)
+
+    async def redrive_many(self, *, queue: str | None, now: float) -> int:
+        async def write(conn: _Conn) -> int:
+            count = 0
+            for row in await conn.fetch("dead_jobs", {"queue": queue}):
+                job = (await conn.fetch("get_job", {"id": row["id"]}))[0]
+                if await _unique_taken(conn, job):
+                    continue  # an unfinished job holds its unique key: it stays dead
+                await _redrive(conn, job, now)
+                count += 1
+            return count
+
+        return await self._run(write)
+
+    async def delete_dead(self, *, job_id: str) -> bool:
+        async def write(conn: _Conn) -> bool:
+            if await conn.execute("delete_dead", {"id": job_id}) != 1:
+                return False
+            await conn.execute("delete_attempts", {"job_id": job_id})
+            return True
+
+        return await self._run(write)
+
+    # -- queues --------------------------------------------------------------------
+    async def get_queue(self, *, name: str) -> QueueSettings | None:
+        rows = await self._read("get_queue", {"name": name})
+        return row_to_queue(rows[0]) if rows else None
+
+    async def list_queues(self) -> list[QueueSettings]:
+        return [row_to_queue(row) for row in await self._read("list_queues")]
+
+    async def put_queue(self, *, name: str, changes: dict[str, Any], now: float) -> QueueSettings:
+        async def write(conn: _Conn) -> QueueSettings:
+            await conn.execute("ensure_queue", {"name": name, "now": now})
+            row = (await conn.fetch("lock_queues", {"names": [name]}))[0]
+            current = row_to_queue(row)
+            tokens, tokens_at = row["tokens"], row["tokens_at"]
+            new_rate = "rate_limit" in changes and changes["rate_limit"] != current.rate_limit
+            for key, value in changes.items():
+                setattr(current, key, value)
+            if new_rate:
+                tokens = tokens_at = None  # a new limit starts with a full bucket
+            backoff = current.backoff or PartialBackoff()
+            params = {
+                "name": name,
+                "concurrency": current.concurrency,
+                "rate_limit": current.rate_limit,
+                "max_attempts": current.max_attempts,
+                "backoff_base": backoff.base,
+                "backoff_max": backoff.max,
+                "backoff_jitter": None if backoff.jitter is None else int(backoff.jitter),
+                "timeout": current.timeout,
+                "max_size": current.max_size,
+                "paused": int(current.paused),
+                "priority": current.priority,
+                "permanent_statuses": _dumps(current.permanent_statuses),
+                "tokens": tokens,
+                "tokens_at": tokens_at,
+                "now": now,
+            }
+            return row_to_queue((await conn.fetch("update_queue", params))[0])
+
+        return await self._run(write)
+
+    async def oldest_pending(self) -> dict[str, float]:
+        return {row["queue"]: row["oldest"] for row in await self._read("oldest_pending")}
+
+    # -- schedules -----------------------------------------------------------------
+    async def put_schedule(
+        self,
+        *,
+        name: str,
+        cron: str,
+        timezone: str,
+        job: dict[str, Any],
+        next_run_at: float,
+        now: float,
+    ) -> ScheduleRecord:
+        params = {
+            "name": name,
+            "cron": cron,
+            "timezone": timezone,
+            "job": _dumps(job),
+            "next_run_at": next_run_at,
+            "now": now,
+        }
+        rows = await self._read("put_schedule", params)
+        return row_to_schedule(rows[0])
+
+    async def get_schedule(self, *, name: str) -> ScheduleRecord | None:
+        rows = await self._read("get_schedule", {"name": name})
+        return row_to_schedule(rows[0]) if rows else None
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        return [row_to_schedule(row) for row in await self._read("list_schedules")]
+
+    async def delete_schedule(self, *, name: str) -> bool:
+        return await self._run(lambda conn: _one(conn.execute("delete_schedule", {"name": name})))
+
+    async def due_schedules(self, *, now: float) -> list[ScheduleRecord]:
+        return [row_to_schedule(r) for r in await self._read("due_schedules", {"now": now})]
+
+    async def next_schedule_at(self) -> float | None:
+        value: float | None = await self._run(lambda conn: conn.fetchval("next_schedule_at"))
+        return value
+
+    async def fire_schedule(
+        self,
+        *,
+        schedule: ScheduleRecord,
+        next_run_at: float,
+        job: NewJob,
+        now: float,
+        idempotency_ttl: float,
+        defaults: JobDefaults,
+    ) -> EnqueueResult | None:
+        """Enqueue one firing and move the schedule on, in one transaction, guarded by
+        the next_run_at it read: when several nodes race, one fires."""
+        params = {
+            "name": schedule.name,
+            "expected": schedule.next_run_at,
+            "fired_at": schedule.next_run_at,
+            "next_run_at": next_run_at,
+        }
+
+        async def write(conn: _Conn) -> tuple[EnqueueResult | None, list[float | None]]:
+            if await conn.execute("advance_schedule", params) != 1:
+                return None, []
+            results = await _enqueue_all(conn, [job], now, idempotency_ttl, defaults, True)
+            return results[0], await self._announce(conn, results)
+
+        result, due = await self._run(write)
+        for run_at in due:
+            self._due(run_at)
+        return result
+
+    # -- observability -------------------------------------------------------------
+    async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
+        rows = await self._read("count_by_state", {"now": now})
+        counts: dict[tuple[str, str], int] = {}
+        for row in rows:
+            key = (row["queue"], row["state"])
+            counts[key] = counts.get(key, 0) + row["n"]
+        return counts
+
+    # -- operators' actions and search ---------------------------------------------
+    async def find_jobs(
+        self, *, match: JobFilter, limit: int, cursor: str | None, now: float
+    ) -> JobPage:
+        after = None if cursor is None else str(_cursor_parts(cursor)[0])
+        sql, params = find_jobs_sql(match, now, limit + 1, after)
+        rows = await self._run(lambda conn: conn.fetch_sql(sql, params))
+        jobs = [row_to_job(row) for row in rows]
+        next_cursor = _encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+        return JobPage(jobs[:limit], next_cursor)
+
+    async def run_now(self, *, job_id: str, now: float) -> JobRecord:
+        async def write(conn: _Conn) -> JobRecord:
+            rows = await conn.fetch("run_now", {"id": job_id, "now": now})
+            if rows:
+                await self._notify(conn, None)
+                return row_to_job(rows[0])
+            found = await conn.fetch("get_job", {"id": job_id})
+            if not found:
+                raise NotFound(f"no job {job_id}")
+            if found[0]["state"] == "dead":
+                return await _redrive_or_conflict(conn, found[0], now)
+            state = found[0]["state"]
+            why = "it is being delivered now" if state == "active" else "it has finished"
+            raise Conflict(
+                f"job {job_id} is {state}: {why}; replay it to run it again",
+                code=f"job_{state}",
+            )
+
+        return await self._run(write)
+
+    async def delete_job(self, *, job_id: str) -> None:
+        async def write(conn: _Conn) -> None:
+            if await conn.execute("delete_finished", {"id": job_id}) == 1:
+                await conn.execute("delete_attempts", {"job_id": job_id})
+                return
+            found = await conn.fetch("get_job", {"id": job_id})
+            if not found:
+                raise NotFound(f"no job {job_id}")
+            raise Conflict(f"job {job_id} is not finished; cancel it first", code="job_unfinished")
+
+        await self._run(write)
+
+    async def cancel_matching(self, *, match: JobFilter, now: float) -> int:
+        return await self._run(lambda conn: _cancel_matching(conn, match, now))
+
+    async def delete_queue(self, *, name: str, force: bool, now: float) -> int:
+        async def write(conn: _Conn) -> int:
+            if not await conn.fetch("lock_queues", {"names": [name]}):
+                raise NotFound(f"no queue {name}")
+            cancelled = 0
+            if force:
+                cancelled = await _cancel_matching(conn, JobFilter(queue=name), now)
+            else:
+                waiting = await conn.fetchval("queue_unfinished_jobs", {"name": name})
+                if waiting:
+                    raise Conflict(
+                        f"queue {name} holds {waiting} unfinished jobs; purge it first "
+                        "or pass ?force=true to cancel them",
+                        code="queue_not_empty",
+                    )
+            await conn.execute("delete_queue", {"name": name})
+            return cancelled
+
+        return await self._run(write)
+
+    async def count_dead(self, *, match: DeadFilter) -> int:
+        where, params = _dead_conditions(match)
+        sql = "SELECT count(*) FROM jobs WHERE " + " AND ".join(where)
+        rows = await self._run(lambda conn: conn.fetch_sql(sql, params))
+        return int(rows[0][0])
+
+    async def redrive_matching(self, *, match: DeadFilter, now: float, interval: float) -> int:
+        where, params = _dead_conditions(match)
+        # Oldest first, so that jobs sharing an ordering key keep their enqueue order.
+        sql = "SELECT * FROM jobs WHERE " + " AND ".join(where) + " ORDER BY id FOR UPDATE"
+
+        async def write(conn: _Conn) -> int:
+            count = 0
+            for row in await conn.fetch_sql(sql, params):
+                if await _unique_taken(conn, row):
+                    continue  # an unfinished job holds its unique key: it stays dead
+                await _redrive(conn, row, now, now + count * interval)
+                count += 1
+            if count:
+                await self._notify(conn, None)
+            if count > 1 and interval > 0:
+                await self._notify(conn, now + interval)
+            return count
+
+        count = await self._run(write)
+        if count > 1 and interval > 0:
+            self._due(now + interval)  # the rest are spread out: the promoter's
+        return count
+
+    async def set_schedule_paused(
+        self, *, name: str, paused: bool, next_run_at: float | None, now: float
+    ) -> ScheduleRecord:
+        params = {"name": name, "paused": int(paused), "next_run_at": next_run_at, "now": now}
+        rows = await self._read("set_schedule_paused", params)
+        if not rows:
+            raise NotFound(f"no schedule {name}")
+        return row_to_schedule(rows[0])
+
+
+async def _one(count: Awaitable[int]) -> bool:
+    return await count == 1
+
+
+async def _migrate(conn: _Conn) -> None:
+    """Apply pending migrations, each once, under a transaction-scoped advisory lock:
+    a node starting while another migrates waits, then finds them applied."""
+    raw = conn.raw
+    await raw.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+    await raw.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL)"
+    )
+    applied = {row[0] for row in await raw.fetch("SELECT version FROM schema_migrations")}
+    for version, name, sql in migrations("postgres_migrations"):
+        if version in applied:
+            continue
+        await raw.execute(sql)
+        await raw.execute(
+            "INSERT INTO schema_migrations VALUES ($1, $2, extract(epoch FROM now()))",
+            version,
+            name,
+        )
+
+
+def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
+    return {
+        "job_id": attempt.job_id,
+        "number": attempt.number,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "status": attempt.status,
+        "error": attempt.error,
+        "response_body": attempt.response_body,
+    }
+
+
+async def _finished(conn: _Conn, queue: str, ordering_key: str | None, now: float) -> None:
+    """Bookkeeping when a job leaves the unfinished states: the queue's count (its row
+    lock serializes this against enqueues of the queue), then its ordering key."""
+    await conn.execute("add_unfinished", {"name": queue, "delta": -1})
+    if ordering_key is not None:
+        await conn.execute("unblock_next", {"queue": queue, "key": ordering_key, "now": now})
+
+
+async def _unique_taken(conn: _Conn, row: Any) -> bool:
+    if row["unique_key"] is None:
+        return False
+    params = {"queue": row["queue"], "unique_key": row["unique_key"]}
+    return bool(await conn.fetch("find_unique_job", params))
+
+
+async def _redrive_or_conflict(conn: _Conn, row: Any, now: float) -> JobRecord:
+    if await _unique_taken(conn, row):
+        raise Conflict(
+            f"job {row['id']} has a unique_key that an unfinished job of its queue holds",
+            code="unique_key_taken",
+        )
+    return await _redrive(conn, row, now)
+
+
+async def _redrive(conn: _Conn, row: Any, now: float, run_at: float | None = None) -> JobRecord:
+    """A dead job back to the queue, due at `run_at` (default now), its redrive counted."""
+    run_at = now if run_at is None else max(run_at, now)
+    state = "pending" if run_at <= now else "scheduled"
+    await conn.execute("ensure_queue", {"name": row["queue"], "now": now})  # it may be gone
+    await conn.fetch("lock_queues", {"names": [row["queue"]]})
+    key = row["ordering_key"]
+    if key is not None and await conn.fetch(
+        "ordering_key_busy", {"queue": row["queue"], "key": key}
+    ):
+        state = "blocked"
+    params = {"id": row["id"], "run_at": run_at, "state": state}
+    job = row_to_job((await conn.fetch("redrive", params))[0])
+    await conn.execute("add_unfinished", {"name": job.queue, "delta": 1})
+    return job
+
+
+class _Enqueue:
+    """The enqueues of one transaction, as in the SQLite store, made safe for several
+    nodes: the queues' rows are locked (in name order) before anything is checked,
+    so unique keys, ordering keys, max_size and the counters are decided one
+    transaction at a time per queue; idempotency keys are claimed by INSERT … ON
+    CONFLICT, so of two nodes given one key at once, one creates the job."""
+
+    def __init__(
+        self, conn: _Conn, now: float, ttl: float, defaults: JobDefaults, backpressure: bool
+    ) -> None:
+        self.conn, self.now, self.ttl, self.defaults = conn, now, ttl, defaults
+        self.backpressure = backpressure
+        self.queues: dict[str, QueueSettings] = {}
+        self.queue_backoff: dict[str, BackoffPolicy] = {}
+        self.added: dict[str, int] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.by_idempotency: dict[str, JobRecord] = {}
+        self.by_unique: dict[tuple[str, str], JobRecord] = {}
+        self.ordering_taken: set[tuple[str, str]] = set()
+        self.total: int | None = None
+
+    async def lock(self, names: set[str]) -> None:
+        for name in sorted(names):
+            await self.conn.execute("ensure_queue", {"name": name, "now": self.now})
+        rows = await self.conn.fetch("lock_queues", {"names": sorted(names)})
+        self.queues = {row["name"]: row_to_queue(row) for row in rows}
+
+    async def add(self, new: NewJob) -> EnqueueResult:
+        conn, now = self.conn, self.now
+        job_id = new_job_id(now)
+        key = new.idempotency_key
+        if key is not None:
+            earlier = self.by_idempotency.get(key)
+            if earlier is not None:
+                return EnqueueResult(earlier, created=False)
+            claim = {"key": key, "job_id": job_id, "expires_at": now + self.ttl, "now": now}
+            if not await conn.fetch("claim_idempotency_key", claim):
+                rows = await conn.fetch("find_idempotency_key", {"key": key, "now": now})
+                existing = rows and await conn.fetch("get_job", {"id": rows[0][0]})
+                if existing:
+                    return EnqueueResult(row_to_job(existing[0]), created=False)
+                # the key's job was pruned: the key is this job's now
+                await conn.execute("put_idempotency_key", claim)
+        if new.unique_key is not None:
+            earlier = self.by_unique.get((new.queue, new.unique_key))
+            found = [earlier] if earlier is not None else []
+            if not found:
+                params = {"queue": new.queue, "unique_key": new.unique_key}
+                found = [row_to_job(r) for r in await conn.fetch("find_unique_job", params)]
+            if found:
+                if key is not None:  # the key was claimed for a job that is not made
+                    await conn.raw.execute(
+                        "DELETE FROM idempotency_keys WHERE key = $1 AND job_id = $2", key, job_id
+                    )
+                return EnqueueResult(found[0], created=False)
+        queue = self.queues[new.queue]
+        await self._check_room(queue)
+        run_at = max(new.run_at, now)
+        state = "scheduled" if run_at > now else "pending"
+        if new.ordering_key is not None:
+            ordering = (new.queue, new.ordering_key)
+            busy = ordering in self.ordering_taken or await conn.fetch(
+                "ordering_key_busy", {"queue": new.queue, "key": new.ordering_key}
+            )
+            if busy:
+                state = "blocked"
+            self.ordering_taken.add(ordering)
+        job = JobRecord(
+            id=job_id,
+            queue=new.queue,
+            url=new.url,
+            method=new.method,
+            headers=new.headers,
+            body=new.body,
+            state=state,  # type: ignore[arg-type]
+            priority=new.priority,
+            attempts=0,
+            max_attempts=new.max_attempts or queue.max_attempts or self.defaults.max_attempts,
+            backoff=self._backoff(new.backoff, queue),
+            timeout=new.timeout or queue.timeout or self.defaults.timeout,
+            created_at=now,
+            run_at=run_at,
+            idempotency_key=new.idempotency_key,
+            unique_key=new.unique_key,
+            ordering_key=new.ordering_key,
+            callback_url=new.callback_url,
+            failure_callback_url=new.failure_callback_url,
+            tags=list(new.tags),
+            flow_key=new.flow_key,
+            schedule=new.schedule,
+            topic=new.topic,
+            replay_of=new.replay_of,
+            permanent_statuses=(
+                queue.permanent_statuses
+                if new.permanent_statuses is None
+                else new.permanent_statuses
+            ),
+            meta=new.meta,
+        )
+        self.rows.append(_job_row(job))
+        self.added[job.queue] = self.added.get(job.queue, 0) + 1
+        if key is not None:
+            self.by_idempotency[key] = job
+        if new.unique_key is not None:
+            self.by_unique[(new.queue, new.unique_key)] = job
+        return EnqueueResult(job, created=True)
+
+    def _backoff(self, own: PartialBackoff | None, queue: QueueSettings) -> BackoffPolicy:
+        if own is not None:
+            return resolve_backoff(own, queue.backoff, default=self.defaults.backoff)
+        policy = self.queue_backoff.get(queue.name)
+        if policy is None:
+            policy = resolve_backoff(queue.backoff, default=self.defaults.backoff)
+            self.queue_backoff[queue.name] = policy
+        return policy
+
+    async def _check_room(self, queue: QueueSettings) -> None:
+        """Backpressure: RateLimited (nothing stored) once the queue or pushq is full."""
+        if not self.backpressure:
+            return
+        unfinished = queue.unfinished + self.added.get(queue.name, 0)
+        if queue.max_size is not None and unfinished >= queue.max_size:
+            raise RateLimited(
+                f"queue {queue.name} holds {unfinished} unfinished jobs "
+                f"(max_size {queue.max_size})",
+                retry_after=QUEUE_FULL_RETRY_AFTER,
+                code="queue_full",
+            )
+        limit = self.defaults.max_unfinished
+        if limit is not None:
+            if self.total is None:
+                self.total = int(await self.conn.fetchval("total_unfinished"))
+            total = self.total + sum(self.added.values())
+            if total >= limit:
+                raise RateLimited(
+                    f"pushq holds {total} unfinished jobs (the limit is {limit})",
+                    retry_after=QUEUE_FULL_RETRY_AFTER,
+                    code="server_full",
+                )
+
+    async def flush(self) -> None:
+        if self.rows:
+            await self.conn.executemany("insert_job", self.rows)
+        for name, delta in self.added.items():
+            await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
+
+
+def _job_row(job: JobRecord) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "queue": job.queue,
+        "url": job.url,
+        "method": job.method,
+        "headers": _dumps(job.headers or None),
+        "body": job.body,
+        "state": job.state,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "backoff_base": job.backoff.base,
+        "backoff_max": job.backoff.max,
+        "backoff_jitter": int(job.backoff.jitter),
+        "timeout": job.timeout,
+        "created_at": job.created_at,
+        "run_at": job.run_at,
+        "idempotency_key": job.idempotency_key,
+        "unique_key": job.unique_key,
+        "ordering_key": job.ordering_key,
+        "callback_url": job.callback_url,
+        "failure_callback_url": job.failure_callback_url,
+        "tags": _dumps(job.tags or None),
+        "flow_key": job.flow_key,
+        "schedule": job.schedule,
+        "topic": job.topic,
+        "replay_of": job.replay_of,
+        "permanent_statuses": _dumps(job.permanent_statuses),
+        "meta": _dumps(job.meta),
+    }
+
+
+async def _enqueue_all(
+    conn: _Conn,
+    jobs: Sequence[NewJob],
+    now: float,
+    ttl: float,
+    defaults: JobDefaults,
+    backpressure: bool,
+) -> list[EnqueueResult]:
+    batch = _Enqueue(conn, now, ttl, defaults, backpressure)
+    await batch.lock({new.queue for new in jobs})
+    results = [await batch.add(new) for new in jobs]
+    await batch.flush()
+    return results
+
+
+def _state_condition(state: str) -> str:
+    """SQL for one public state ('blocked' reads as pending or scheduled)."""
+    if state == "scheduled":
+        return "(jobs.state IN ('scheduled', 'blocked') AND jobs.run_at > :now::float8)"
+    if state == "pending":
+        return (
+            "(jobs.state = 'pending' OR "
+            "(jobs.state IN ('scheduled', 'blocked') AND jobs.run_at <= :now::float8))"
+        )
+    return f"jobs.state = '{state}'"  # one of PUBLIC_STATES, checked above the store
+
+
+def _url_prefix(where: list[str], params: dict[str, Any], prefix: str, column: str) -> None:
+    where.append(f"starts_with({column}, :url_prefix::text)")
+    params["url_prefix"] = prefix
+
+
+def _job_conditions(match: JobFilter, now: float) -> tuple[str, str, list[str], dict[str, Any]]:
+    """(FROM clause, the id column it is ordered by, conditions, params) for a filter."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    source, id_col = "jobs", "jobs.id"
+    if match.tag is not None:
+        source, id_col = "job_tags AS t JOIN jobs ON jobs.id = t.job_id", "t.job_id"
+        where.append("t.tag = :tag")
+        params["tag"] = match.tag
+    if match.queue is not None:
+        where.append("jobs.queue = :queue")
+        params["queue"] = match.queue
+    if match.states is not None:
+        conditions = [_state_condition(s) for s in match.states]
+        if any(":now" in c for c in conditions):
+            params["now"] = now
+        where.append("(" + " OR ".join(conditions) + ")")
+    for name in ("flow_key", "schedule", "topic"):
+        if getattr(match, name) is not None:
+            where.append(f"jobs.{name} = :{name}")
+            params[name] = getattr(match, name)
+    if match.url_prefix is not None:
+        _url_prefix(where, params, match.url_prefix, "jobs.url")
+    if match.since is not None:
+        where += [f"{id_col} >= :id_since", "jobs.created_at >= :since"]
+        params["id_since"], params["since"] = id_floor(match.since), match.since
+    if match.until is not None:
+        where += [f"{id_col} < :id_until", "jobs.created_at < :until"]
+        params["id_until"] = id_floor(match.until + ID_CLOCK_SLACK)
+        params["until"] = match.until
+    return source, id_col, where, params
+
+
+def find_jobs_sql(
+    match: JobFilter, now: float, limit: int, after: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The listing statement for a filter, newest first, from `after` (an id) on."""
+    source, id_col, where, params = _job_conditions(match, now)
+    params["limit"] = limit
+    if after is not None:
+        where.append(f"{id_col} < :after")
+        params["after"] = after
+    sql = f"SELECT jobs.* FROM {source}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY {id_col} DESC LIMIT :limit", params
+
+
+async def _cancel_matching(conn: _Conn, match: JobFilter, now: float) -> int:
+    """Cancel every unfinished job the filter matches in one statement, then the
+    bookkeeping per queue (under its row lock) and ordering key."""
+    source, id_col, where, params = _job_conditions(match, now)
+    where.append("jobs.state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')")
+    params["now"] = now
+    sql = (
+        "UPDATE jobs SET state = 'cancelled', finished_at = :now::float8, lease = NULL, "
+        f"lease_expires_at = NULL WHERE id IN (SELECT {id_col} FROM {source} WHERE "
+        + " AND ".join(where)
+        + ") AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying') "
+        "RETURNING queue, ordering_key"
+    )
+    rows = await conn.fetch_sql(sql, params)
+    per_queue: dict[str, int] = {}
+    keys: set[tuple[str, str]] = set()
+    for row in rows:
+        per_queue[row["queue"]] = per_queue.get(row["queue"], 0) + 1
+        if row["ordering_key"] is not None:
+            keys.add((row["queue"], row["ordering_key"]))
+    for queue in sorted(per_queue):
+        await conn.execute("add_unfinished", {"name": queue, "delta": -per_queue[queue]})
+    for queue, key in sorted(keys):
+        await conn.execute("unblock_next", {"queue": queue, "key": key, "now": now})
+    return len(rows)
+
+
+def _dead_conditions(match: DeadFilter) -> tuple[list[str], dict[str, Any]]:
+    """Conditions and params for a bulk redrive's filter."""
+    where = ["state = 'dead'"]
+    params: dict[str, Any] = {}
+    if match.queue is not None:
+        where.append("queue = :queue")
+        params["queue"] = match.queue
+    if match.url_prefix is not None:
+        _url_prefix(where, params, match.url_prefix, "url")
+    if match.status is not None:
+        where.append("(last_error::jsonb ->> 'status')::integer = :status::integer")
+        params["status"] = match.status
+    if match.error_contains is not None:
+        where.append(
+            "strpos(lower(coalesce(last_error::jsonb ->> 'message', '') || ' ' || "
+            "coalesce(last_error::jsonb ->> 'response', '')), lower(:needle::text)) > 0"
+        )
+        params["needle"] = match.error_contains
+    if match.since is not None:
+        where.append("failed_at >= :since")
+        params["since"] = match.since
+    if match.until is not None:
+        where.append("failed_at < :until")
+        params["until"] = match.until
+    return where, params

@@ -1,0 +1,350 @@
+-- Named queries of the PostgreSQL store (:name parameters become $n at load time). Each starts with "-- name: <name>".
+
+-- name: insert_job
+INSERT INTO jobs (
+    id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
+    backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
+    idempotency_key, unique_key, ordering_key, callback_url, failure_callback_url,
+    tags, flow_key, schedule, topic, replay_of, permanent_statuses, meta
+) VALUES (
+    :id, :queue, :url, :method, :headers, :body, :state, :priority, 0, :max_attempts,
+    :backoff_base, :backoff_max, :backoff_jitter, :timeout, :created_at, :run_at,
+    :idempotency_key, :unique_key, :ordering_key, :callback_url, :failure_callback_url,
+    :tags, :flow_key, :schedule, :topic, :replay_of, :permanent_statuses, :meta
+);
+
+-- name: find_idempotency_key
+SELECT job_id FROM idempotency_keys WHERE key = :key AND expires_at > :now;
+
+-- name: put_idempotency_key
+INSERT INTO idempotency_keys (key, job_id, expires_at) VALUES (:key, :job_id, :expires_at)
+ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at;
+
+-- name: find_unique_job
+SELECT * FROM jobs
+WHERE queue = :queue AND unique_key = :unique_key
+  AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying');
+
+-- name: prune_idempotency_keys
+WITH old AS MATERIALIZED (
+    SELECT key FROM idempotency_keys WHERE expires_at <= :now LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM idempotency_keys USING old
+WHERE idempotency_keys.key = old.key AND idempotency_keys.expires_at <= :now;
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: list_attempts
+SELECT * FROM attempts WHERE job_id = :job_id ORDER BY seq;
+
+-- name: cancel
+UPDATE jobs
+SET state = 'cancelled', finished_at = :now::float8, lease = NULL, lease_expires_at = NULL
+WHERE id = :id AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')
+RETURNING *;
+
+-- name: promote_due
+WITH due AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE state IN ('scheduled', 'retrying') AND run_at <= :now
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs SET state = 'pending'
+FROM due
+WHERE jobs.id = due.id AND jobs.state IN ('scheduled', 'retrying');
+
+-- name: next_waiting_at
+SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 'retrying');
+
+-- name: claim_snapshot
+-- Every unpaused queue with its pending jobs counted up to :limit (O(limit) on the
+-- jobs_ready index, however long the backlog) and, where a limit needs them, its
+-- active jobs.
+SELECT name, priority, concurrency, rate_limit, tokens, tokens_at,
+    (SELECT count(*) FROM (
+        SELECT 1 FROM jobs
+        WHERE queue = queues.name AND state = 'pending'
+        LIMIT :limit
+    ) AS ready_jobs) AS ready,
+    CASE WHEN concurrency IS NOT NULL OR :count_active::boolean THEN (
+        SELECT count(*) FROM jobs
+        WHERE queue = queues.name AND state = 'active'
+    ) ELSE 0 END AS active
+FROM queues
+WHERE paused = 0
+ORDER BY name;
+
+-- name: claim_from_queue
+-- One step of a claim plan, guarded: only pending jobs, only while the queue is
+-- unpaused. SKIP LOCKED: two nodes claiming at once take different jobs, never wait.
+-- (A MATERIALIZED CTE is evaluated once: `id IN (SELECT … LIMIT n)` may be rescanned
+-- by the planner and take more than n.)
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE queue = :queue AND state = 'pending'
+      AND EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 0)
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs
+SET state = 'active',
+    attempts = attempts + 1,
+    lease = :lease,
+    attempt_started_at = :now::float8,
+    lease_expires_at = :now::float8 + timeout + :lease_margin::float8
+FROM picked
+WHERE jobs.id = picked.id AND jobs.state = 'pending'
+RETURNING jobs.*;
+
+-- name: complete
+-- A success clears last_error (also after a redrive); the attempts keep the history.
+UPDATE jobs
+SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL,
+    last_error = NULL
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING queue, ordering_key;
+
+-- name: schedule_retry
+UPDATE jobs
+SET state = 'retrying', run_at = :run_at, last_error = :error,
+    lease = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING queue, ordering_key;
+
+-- name: kill
+UPDATE jobs
+SET state = 'dead', finished_at = :now, failed_at = :now, last_error = :error,
+    lease_expires_at = NULL
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING queue, ordering_key;
+
+-- name: await_completion
+UPDATE jobs
+SET lease_expires_at = :deadline
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
+
+-- name: insert_attempt
+-- Each attempt records which redrive of its job it belongs to.
+INSERT INTO attempts (
+    job_id, number, started_at, duration_ms, status, error, response_body, redrive
+) VALUES (
+    :job_id, :number, :started_at, :duration_ms, :status, :error, :response_body,
+    coalesce((SELECT redrives FROM jobs WHERE id = :job_id), 0)
+);
+
+-- name: expired_leases
+-- Active jobs whose lease ran out (pushq stopped mid-attempt, an async job went quiet).
+SELECT * FROM jobs
+WHERE state = 'active' AND lease_expires_at < :now
+ORDER BY lease_expires_at
+LIMIT :limit;
+
+-- name: rescue_many
+-- The rescuer's decisions for a batch, as a JSON array of {id, lease, attempt, run_at},
+-- applied in one statement; each only while the job is still active under the lease
+-- and attempt that was read and that lease is still expired. run_at null: to the DLQ.
+UPDATE jobs
+SET state = CASE WHEN r.run_at IS NULL THEN 'dead' ELSE 'retrying' END,
+    run_at = coalesce(r.run_at, :now::float8),
+    finished_at = CASE WHEN r.run_at IS NULL THEN :now::float8 END,
+    failed_at = CASE WHEN r.run_at IS NULL THEN :now::float8 END,
+    last_error = :error,
+    lease = NULL,
+    lease_expires_at = NULL
+FROM jsonb_to_recordset(:rescues::jsonb) AS r (id text, lease text, attempt integer, run_at float8)
+WHERE jobs.id = r.id
+  AND jobs.state = 'active'
+  AND jobs.lease = r.lease
+  AND jobs.attempts = r.attempt
+  AND jobs.lease_expires_at < :now::float8
+RETURNING jobs.*;
+
+-- name: redrive
+UPDATE jobs
+SET state = :state, attempts = 0, run_at = :run_at, finished_at = NULL, failed_at = NULL,
+    redrives = redrives + 1
+WHERE id = :id AND state = 'dead'
+RETURNING *;
+
+-- name: dead_jobs
+-- Oldest first, so that jobs sharing an ordering key keep their enqueue order.
+SELECT id FROM jobs
+WHERE state = 'dead' AND (:queue::text IS NULL OR queue = :queue::text)
+ORDER BY id;
+
+-- name: delete_dead
+DELETE FROM jobs WHERE id = :id AND state = 'dead';
+
+-- name: delete_attempts
+DELETE FROM attempts WHERE job_id = :job_id;
+
+-- name: count_by_state
+SELECT queue,
+       CASE
+           WHEN state = 'scheduled' AND run_at <= :now::float8 THEN 'pending'
+           WHEN state = 'blocked' AND run_at <= :now::float8 THEN 'pending'
+           WHEN state = 'blocked' THEN 'scheduled'
+           ELSE state
+       END AS state,
+       count(*) AS n
+FROM jobs
+GROUP BY 1, 2;
+
+-- name: ping
+INSERT INTO meta (key, value) VALUES ('health_checked_at', :now)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+
+-- name: ordering_key_busy
+SELECT 1 FROM jobs
+WHERE queue = :queue AND ordering_key = :key
+  AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')
+LIMIT 1;
+
+-- name: unblock_next
+-- The oldest blocked job of a key goes on once no other job holds the key.
+-- (Each subquery repeats the partial index's condition so that the planner uses it.)
+UPDATE jobs SET state = CASE WHEN run_at > :now::float8 THEN 'scheduled' ELSE 'pending' END
+WHERE id = (
+    SELECT id FROM jobs
+    WHERE queue = :queue AND ordering_key = :key
+      AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')
+      AND state = 'blocked'
+    ORDER BY id LIMIT 1
+)
+AND NOT EXISTS (
+    SELECT 1 FROM jobs
+    WHERE queue = :queue AND ordering_key = :key
+      AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')
+      AND state != 'blocked'
+);
+
+-- name: get_queue
+SELECT * FROM queues WHERE name = :name;
+
+-- name: list_queues
+SELECT * FROM queues ORDER BY name;
+
+-- name: ensure_queue
+INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: update_queue
+UPDATE queues
+SET concurrency = :concurrency, rate_limit = :rate_limit, max_attempts = :max_attempts,
+    backoff_base = :backoff_base, backoff_max = :backoff_max, backoff_jitter = :backoff_jitter,
+    timeout = :timeout, max_size = :max_size, paused = :paused, priority = :priority,
+    permanent_statuses = :permanent_statuses, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
+WHERE name = :name
+RETURNING *;
+
+-- name: add_unfinished
+UPDATE queues SET unfinished = unfinished + :delta WHERE name = :name;
+
+-- name: total_unfinished
+SELECT coalesce(sum(unfinished), 0) FROM queues;
+
+-- name: save_tokens
+-- Guarded by the rate the bucket was computed for: a new limit starts a new bucket.
+UPDATE queues SET tokens = :tokens, tokens_at = :tokens_at
+WHERE name = :name AND rate_limit = :rate_limit;
+
+-- name: oldest_pending
+SELECT queue, min(run_at) AS oldest FROM jobs
+WHERE state = 'pending' GROUP BY queue;
+
+-- name: get_schedule
+SELECT * FROM schedules WHERE name = :name;
+
+-- name: list_schedules
+SELECT * FROM schedules ORDER BY name;
+
+-- name: put_schedule
+INSERT INTO schedules (name, cron, timezone, job, next_run_at, last_run_at, created_at, updated_at)
+VALUES (:name, :cron, :timezone, :job, :next_run_at, NULL, :now, :now)
+ON CONFLICT (name) DO UPDATE SET
+    cron = excluded.cron, timezone = excluded.timezone, job = excluded.job,
+    next_run_at = excluded.next_run_at, updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE name = :name;
+
+-- name: due_schedules
+SELECT * FROM schedules WHERE next_run_at <= :now AND paused = 0;
+
+-- name: advance_schedule
+UPDATE schedules SET last_run_at = :fired_at, next_run_at = :next_run_at
+WHERE name = :name AND next_run_at = :expected;
+
+-- name: next_schedule_at
+SELECT min(next_run_at) FROM schedules WHERE paused = 0;
+
+-- name: report_progress
+UPDATE jobs
+SET progress = :progress, lease_expires_at = greatest(lease_expires_at, :deadline::float8)
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
+
+-- name: expired_jobs
+-- Finished jobs past their retention, oldest first, a batch at a time.
+SELECT id FROM (
+    SELECT id FROM jobs
+    WHERE state IN ('succeeded', 'cancelled') AND finished_at < :succeeded_before
+    ORDER BY state, id LIMIT :limit
+) AS done
+UNION ALL
+SELECT id FROM (
+    SELECT id FROM jobs
+    WHERE state = 'dead' AND failed_at < :dead_before
+    ORDER BY failed_at, id LIMIT :limit
+) AS dead;
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = :id;
+
+-- name: run_now
+-- "Run now": a job waiting for its time (or its next retry) becomes due at once,
+-- no attempt added; one behind its ordering key stays behind it.
+UPDATE jobs
+SET state = CASE WHEN state = 'blocked' THEN 'blocked' ELSE 'pending' END, run_at = :now
+WHERE id = :id AND state IN ('scheduled', 'pending', 'blocked', 'retrying')
+RETURNING *;
+
+-- name: delete_finished
+DELETE FROM jobs WHERE id = :id AND state IN ('succeeded', 'dead', 'cancelled');
+
+-- name: queue_unfinished_jobs
+SELECT count(*) FROM jobs
+WHERE queue = :name AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying');
+
+-- name: delete_queue
+DELETE FROM queues WHERE name = :name;
+
+-- name: set_schedule_paused
+UPDATE schedules
+SET paused = :paused, next_run_at = coalesce(:next_run_at::float8, next_run_at), updated_at = :now
+WHERE name = :name
+RETURNING *;
+
+-- name: lock_queues
+-- The queues rows a transaction changes counters or buckets of, locked in name order
+-- (so two transactions never wait on each other in a cycle).
+SELECT * FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR UPDATE;
+
+-- name: count_active
+SELECT count(*) FROM jobs WHERE queue = :queue AND state = 'active';
+
+-- name: claim_idempotency_key
+-- Race-free: of two transactions given one key, the second waits for the first and
+-- then finds the key taken (no row returned).
+INSERT INTO idempotency_keys (key, job_id, expires_at) VALUES (:key, :job_id, :expires_at)
+ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at
+WHERE idempotency_keys.expires_at <= :now::float8
+RETURNING job_id;
+
+-- name: notify
+SELECT pg_notify(:channel, :payload);
