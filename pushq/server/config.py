@@ -4,6 +4,7 @@ that name the offending flag or variable."""
 from __future__ import annotations
 
 import os
+import re
 import secrets as _secrets
 import sys
 from collections.abc import Callable, Mapping
@@ -116,6 +117,11 @@ def _log_format(text: str) -> str:
     if value not in {"text", "json"}:
         raise ValueError("must be text (default) or json")
     return value
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password, fit for a log line or an error."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
 def _database_url(text: str) -> str:
@@ -440,6 +446,17 @@ class Settings:
     @property
     def signing_keys(self) -> tuple[bytes, ...]:
         return tuple(secret_key(s) for s in self.signing_secrets)
+
+    @property
+    def database_label(self) -> str:
+        """The database as a log line names it: the SQLite file, or the URL without its
+        password."""
+        return str(self.sqlite_path) if self.uses_sqlite else redact_url(self.database_url or "")
+
+    @property
+    def uses_sqlite(self) -> bool:
+        """True unless the database URL names PostgreSQL."""
+        return not (self.database_url or "").startswith(("postgresql://", "postgres://"))
 
     @property
     def sqlite_path(self) -> Path:

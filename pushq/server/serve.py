@@ -61,10 +61,13 @@ async def serve(settings: Settings) -> None:
     StartupError (one line, nothing left running) when it cannot start."""
     os.umask(0o077)  # every file pushq creates is its own: 0600 files, 0700 dirs
     prepare_data_dir(settings.data_dir)
-    lock = DatabaseLock(settings.sqlite_path)
-    lock.acquire()
+    # The lock and the file modes are SQLite's: nodes share a PostgreSQL database.
+    lock = DatabaseLock(settings.sqlite_path) if settings.uses_sqlite else None
+    if lock is not None:
+        lock.acquire()
     try:
-        secure_database_files(settings.sqlite_path)
+        if lock is not None:
+            secure_database_files(settings.sqlite_path)
         fd_limit = raise_fd_limit(
             settings.max_connections + settings.delivery_concurrency + FD_RESERVE
         )
@@ -74,7 +77,8 @@ async def serve(settings: Settings) -> None:
         finally:
             listener.close()
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _connection_cap(settings: Settings, fd_limit: int) -> int:
@@ -186,7 +190,7 @@ async def _run(
         "pushq listening on http://%s:%d (database %s, synchronous=%s)",
         f"[{host}]" if ":" in host else host,
         port,
-        settings.sqlite_path,
+        settings.database_label,
         settings.sqlite_synchronous,
     )
     stop_task = asyncio.create_task(stop.wait())

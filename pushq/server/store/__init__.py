@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from ...errors import ConfigError
 from ..config import Settings
 from .base import Store
+from .errors import StoreUnavailable
 
 
 async def open_store(settings: Settings) -> Store:
@@ -26,6 +27,13 @@ async def open_store(settings: Settings) -> Store:
 
         assert settings.database_url is not None
         store = PostgresStore(settings.database_url)
+        try:
+            await store.open()
+        except StoreUnavailable as exc:
+            # A server that cannot be reached or a database that does not exist at
+            # start-up is a setting to fix (exit 2), not a fault of the data.
+            raise ConfigError(f"--database/PUSHQ_DATABASE_URL: {exc.reason}") from None
+        return store
     else:
         raise ConfigError(
             f"--database/PUSHQ_DATABASE_URL: no store for {scheme}:// in this version; "

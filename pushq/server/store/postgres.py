@@ -29,6 +29,7 @@ import asyncpg
 from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
+from ..config import redact_url
 from ..models import (
     AttemptRecord,
     DeadFilter,
@@ -116,11 +117,6 @@ def store_error(exc: BaseException, where: str) -> StoreError:
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-def _redacted(url: str) -> str:
-    """The URL without its password, fit for a log line or an error."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
 def _encode_cursor(*parts: object) -> str:
     from .sqlite import _encode_cursor as encode
 
@@ -193,7 +189,7 @@ class PostgresStore:
 
     @property
     def where(self) -> str:
-        return _redacted(self.url)
+        return redact_url(self.url)
 
     def _settings(self) -> dict[str, str]:
         return {} if self.schema is None else {"search_path": self.schema}
@@ -215,6 +211,9 @@ class PostgresStore:
                 self.url, server_settings=self._settings(), timeout=10
             )
             await self._listener.add_listener(self.channel, self._heard)
+        except ValueError as exc:  # asyncpg's reading of a malformed URL
+            await self.close()
+            raise StoreUnavailable(f"{self.where}: not a valid URL ({exc})") from None
         except (*_DRIVER_ERRORS, StoreError) as exc:
             await self.close()
             if isinstance(exc, StoreUnavailable):

@@ -1,0 +1,72 @@
+"""End to end on PostgreSQL: real `pushq serve` processes on one database delivering
+to a real worker, and a database URL that cannot be used at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from ..harness import PushqProcess, Worker
+from ..pg import new_schema, postgres_url
+from .test_startup import _env, _one_line, _serve
+
+StartPushq = Callable[..., PushqProcess]
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A fresh schema on the test server, as a URL pushq nodes can share."""
+    url, schema = postgres_url(), new_schema()
+    asyncio.run(_admin(url, f'CREATE SCHEMA "{schema}"'))
+    yield f"{url}?search_path={schema}"
+    asyncio.run(_admin(url, f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def test_serve_on_postgresql_delivers_jobs(
+    start_pushq: StartPushq, worker: Worker, database_url: str
+) -> None:
+    pushq = start_pushq(PUSHQ_DATABASE_URL=database_url)
+    path = f"pg-{uuid.uuid4().hex[:8]}"
+    job = pushq.enqueue(url=worker.url(path), body={"hello": "postgres"})
+    [delivery] = worker.wait_for(path, timeout=30)
+    assert delivery.headers["webhook-id"] == job["id"]
+    assert pushq.wait_state(job["id"], "succeeded", timeout=30)["attempts"] == 1
+
+
+def test_jobs_enqueued_on_either_of_two_nodes_are_delivered_once(
+    start_pushq: StartPushq, worker: Worker, database_url: str
+) -> None:
+    nodes = [start_pushq(PUSHQ_DATABASE_URL=database_url) for _ in range(2)]
+    path = f"pg2-{uuid.uuid4().hex[:8]}"
+    jobs = [nodes[i % 2].enqueue(url=worker.url(path), body={"n": i}) for i in range(20)]
+    for job in jobs:
+        nodes[0].wait_state(job["id"], "succeeded", timeout=60)
+    ids = [d.headers["webhook-id"] for d in worker.wait_for(path, count=20, timeout=30)]
+    assert sorted(ids) == sorted(job["id"] for job in jobs)  # each once, none twice
+
+
+def test_an_unreachable_database_exits_2_naming_it(tmp_path: Path) -> None:
+    env = _env(tmp_path / "d", PUSHQ_DATABASE_URL="postgresql://pushq:secret@127.0.0.1:1/x")
+    line = _one_line(_serve(env), 2)
+    assert "PUSHQ_DATABASE_URL" in line and "127.0.0.1:1" in line
+    assert "secret" not in line
+
+
+def test_a_database_that_does_not_exist_exits_2_naming_it(tmp_path: Path) -> None:
+    base = postgres_url().rsplit("/", 1)[0]
+    env = _env(tmp_path / "d", PUSHQ_DATABASE_URL=f"{base}/pushq_missing_db")
+    line = _one_line(_serve(env), 2)
+    assert "PUSHQ_DATABASE_URL" in line and "pushq_missing_db" in line

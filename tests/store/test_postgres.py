@@ -1,0 +1,181 @@
+"""PostgreSQL specifics: several nodes on one database (each a PostgresStore on the
+same schema), how the driver's errors leave the store, and start-up failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import pytest
+
+from pushq.server.config import redact_url
+from pushq.server.store import postgres
+from pushq.server.store.errors import (
+    InvalidCursor,
+    StoreConflict,
+    StoreError,
+    StoreUnavailable,
+)
+from pushq.server.store.postgres import PostgresStore
+
+from ..pg import new_schema, postgres_url
+from .test_conformance import DEFAULTS, NOW, TTL, claim, enqueue, new_job
+
+
+@asynccontextmanager
+async def nodes(count: int) -> AsyncIterator[list[PostgresStore]]:
+    """`count` stores on one fresh schema, opened at once (as nodes starting together)."""
+    url, schema = postgres_url(), new_schema()
+    admin = await asyncpg.connect(url)
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    stores = [PostgresStore(url, schema=schema, min_size=1, max_size=4) for _ in range(count)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        yield stores
+    finally:
+        for store in stores:
+            await store.close()
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.close()
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+def test_nodes_starting_together_migrate_once() -> None:
+    async def scenario() -> None:
+        async with nodes(3) as (a, _, _):
+            assert a._pool is not None
+            versions = await a._pool.fetch("SELECT version FROM schema_migrations")
+            assert [row[0] for row in versions] == [1]
+
+    run(scenario)
+
+
+def test_two_nodes_given_one_idempotency_key_at_once_store_one_job() -> None:
+    async def scenario() -> None:
+        async with nodes(2) as (a, b):
+            for round_ in range(5):
+                job = new_job(idempotency_key=f"k{round_}")
+                first, second = await asyncio.gather(
+                    *(
+                        s.enqueue(jobs=[job], now=NOW, idempotency_ttl=TTL, defaults=DEFAULTS)
+                        for s in (a, b)
+                    )
+                )
+                assert first[0].job.id == second[0].job.id
+                assert [first[0].created, second[0].created].count(True) == 1
+            queue = await a.get_queue(name="default")
+            assert queue is not None and queue.unfinished == 5
+
+    run(scenario)
+
+
+def test_two_nodes_claiming_at_once_never_take_one_job_twice() -> None:
+    async def scenario() -> None:
+        async with nodes(2) as (a, b):
+            await enqueue(a, *(new_job() for _ in range(40)))
+            rounds = await asyncio.gather(
+                *(claim(s, lease=f"L{i}", limit=7) for i in range(6) for s in (a, b))
+            )
+            ids = [job.id for jobs in rounds for job in jobs]
+            assert len(ids) == len(set(ids)) == 40
+
+    run(scenario)
+
+
+def test_a_queues_concurrency_holds_across_nodes() -> None:
+    async def scenario() -> None:
+        async with nodes(3) as stores:
+            a = stores[0]
+            await a.put_queue(name="default", changes={"concurrency": 3}, now=NOW)
+            await enqueue(a, *(new_job() for _ in range(20)))
+            # every node reads the same snapshot (0 active), then all claim at once
+            rounds = await asyncio.gather(*(claim(s, lease=f"L{i}") for i, s in enumerate(stores)))
+            assert sum(len(jobs) for jobs in rounds) == 3
+
+    run(scenario)
+
+
+def test_an_enqueue_on_one_node_wakes_the_others() -> None:
+    async def scenario() -> None:
+        async with nodes(2) as (a, b):
+            heard: asyncio.Queue[float | None] = asyncio.Queue()
+            b.listen(heard.put_nowait)
+            await enqueue(a, new_job())
+            assert await asyncio.wait_for(heard.get(), 30) is None
+            await enqueue(a, new_job(run_at=NOW + 60))
+            assert await asyncio.wait_for(heard.get(), 30) == NOW + 60
+
+    run(scenario)
+
+
+def test_a_cursor_of_another_store_is_invalid() -> None:
+    async def scenario() -> None:
+        async with nodes(1) as (a,):
+            await enqueue(a, new_job(), new_job())
+            page = await a.list_jobs(queue=None, state=None, limit=1, cursor=None, now=NOW)
+            assert page.next_cursor is not None and page.next_cursor.startswith("pg1.")
+            for foreign in ("WyIwMDAxIl0", "pg1.!!", "garbage"):
+                with pytest.raises(InvalidCursor):
+                    await a.list_jobs(queue=None, state=None, limit=1, cursor=foreign, now=NOW)
+
+    run(scenario)
+
+
+def test_an_unreachable_database_is_store_unavailable_at_open() -> None:
+    async def scenario() -> None:
+        store = PostgresStore("postgresql://postgres@127.0.0.1:1/none")
+        with pytest.raises(StoreUnavailable, match="127.0.0.1:1"):
+            await store.open()
+
+    run(scenario)
+
+
+def test_a_database_that_does_not_exist_is_store_unavailable_at_open() -> None:
+    base = postgres_url().rsplit("/", 1)[0]
+
+    async def scenario() -> None:
+        store = PostgresStore(f"{base}/pushq_no_such_database")
+        with pytest.raises(StoreUnavailable, match="pushq_no_such_database"):
+            await store.open()
+
+    run(scenario)
+
+
+class _Failure(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"failure {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected", "kind"),
+    [
+        (_Failure("40001"), StoreUnavailable, "busy"),  # serialization failure
+        (_Failure("40P01"), StoreUnavailable, "busy"),  # deadlock
+        (_Failure("53300"), StoreUnavailable, "busy"),  # too many connections
+        (_Failure("53100"), StoreUnavailable, "full"),  # disk full
+        (_Failure("08006"), StoreUnavailable, "unavailable"),  # connection failure
+        (_Failure("25006"), StoreUnavailable, "readonly"),  # a standby
+        (_Failure("23505"), StoreConflict, None),  # unique violation
+        (_Failure("42601"), StoreError, None),  # a syntax error: a bug, not retryable
+        (ConnectionResetError("reset by peer"), StoreUnavailable, "unavailable"),
+        (TimeoutError(), StoreUnavailable, "unavailable"),
+    ],
+)
+def test_driver_errors_become_store_errors(
+    raised: BaseException, expected: type, kind: str | None
+) -> None:
+    translated = postgres.store_error(raised, "postgresql://db")
+    assert type(translated) is expected
+    if kind is not None:
+        assert isinstance(translated, StoreUnavailable) and translated.kind == kind
+
+
+def test_passwords_stay_out_of_errors() -> None:
+    assert redact_url("postgresql://u:secret@h:5432/d") == "postgresql://u:***@h:5432/d"
