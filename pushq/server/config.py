@@ -261,6 +261,13 @@ OPTIONS: tuple[Option, ...] = (
         "how often expired leases are looked for (default 5s)",
     ),
     Option(
+        "node_timeout",
+        "--node-timeout",
+        "PUSHQ_NODE_TIMEOUT",
+        _positive_duration,
+        "PostgreSQL: a node silent this long is dead and its attempts are rescued (default 15s)",
+    ),
+    Option(
         "poll_interval",
         "--poll-interval",
         "PUSHQ_POLL_INTERVAL",
@@ -406,6 +413,7 @@ class Settings:
     shutdown_grace: float = 30.0
     lease_margin: float = 30.0
     rescue_interval: float = 5.0
+    node_timeout: float = 15.0
     poll_interval: float = 1.0
     sender: str = "aiohttp"
     retention_succeeded: float = 7 * 86400.0

@@ -22,6 +22,7 @@ from .listener import ConnectionLimits, protocol_class
 from .maintenance import (
     Background,
     IdempotencyPruner,
+    Leadership,
     Promoter,
     Rescuer,
     RetentionPruner,
@@ -116,7 +117,16 @@ async def _run(
         waiters=waiters,
         hooks={"qstash": QStashDelivery(qstash_keys, settings)},
     )
-    leadership = ThisNode()  # SQLite: one node owns the database
+    leadership: Leadership = ThisNode()  # SQLite: one node owns the database
+    cluster = None
+    if not settings.uses_sqlite:
+        from .cluster import Cluster
+        from .store.postgres import PostgresStore
+
+        assert isinstance(store, PostgresStore)
+        cluster = Cluster(store, node_timeout=settings.node_timeout)
+        await cluster.step()  # heartbeat and, if no node leads, lead before serving
+        leadership = cluster
     scheduler = Scheduler(
         store=store, settings=settings, notify=dispatcher.notify, leadership=leadership
     )
@@ -127,20 +137,24 @@ async def _run(
         leadership=leadership,
     )
     dispatcher.on_waiting = promoter.due_at
+    rescuer = Rescuer(
+        store=store,
+        settler=dispatcher.settler,
+        metrics=metrics,
+        settings=settings,
+        notify=dispatcher.notify,
+        leadership=leadership,
+    )
     services: list[Background] = [
         promoter,
-        Rescuer(
-            store=store,
-            settler=dispatcher.settler,
-            metrics=metrics,
-            settings=settings,
-            notify=dispatcher.notify,
-            leadership=leadership,
-        ),
+        rescuer,
         IdempotencyPruner(store=store, interval=settings.rescue_interval, leadership=leadership),
         RetentionPruner(store=store, settings=settings, leadership=leadership),
         scheduler,
     ]
+    if cluster is not None:
+        cluster.on_rescue = rescuer.wake
+        services.append(cluster)
     stop = asyncio.Event()  # set by SIGTERM/SIGINT; /ready answers 503 from then on
     app = create_app(
         settings,

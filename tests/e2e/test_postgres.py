@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ..harness import PushqProcess, Worker
+from ..harness import FAST_RETRY, PushqProcess, Reply, Worker
 from ..pg import new_schema, postgres_url
 from .test_startup import _env, _one_line, _serve
 
@@ -56,6 +56,24 @@ def test_jobs_enqueued_on_either_of_two_nodes_are_delivered_once(
         nodes[0].wait_state(job["id"], "succeeded", timeout=60)
     ids = [d.headers["webhook-id"] for d in worker.wait_for(path, count=20, timeout=30)]
     assert sorted(ids) == sorted(job["id"] for job in jobs)  # each once, none twice
+
+
+def test_a_killed_nodes_attempt_is_delivered_again_after_the_node_timeout(
+    start_pushq: StartPushq, worker: Worker, database_url: str
+) -> None:
+    path = f"pgkill-{uuid.uuid4().hex[:8]}"
+    worker.script(path, Reply(sleep=60), Reply(200))
+    first = start_pushq(PUSHQ_DATABASE_URL=database_url, PUSHQ_NODE_TIMEOUT="2s")
+    # a lease far longer than the test: only the node timeout can bring the job back
+    job = first.enqueue(url=worker.url(path), timeout=120, **FAST_RETRY)
+    worker.wait_for(path, timeout=30)  # the first node is delivering it
+    second = start_pushq(PUSHQ_DATABASE_URL=database_url, PUSHQ_NODE_TIMEOUT="2s")
+    first.kill()
+
+    deliveries = worker.wait_for(path, count=2, timeout=40)
+    assert [d.headers["webhook-id"] for d in deliveries] == [job["id"]] * 2
+    done = second.wait_state(job["id"], "succeeded", timeout=30)
+    assert done["attempts"] == 2
 
 
 def test_an_unreachable_database_exits_2_naming_it(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def test_nodes_starting_together_migrate_once() -> None:
         async with nodes(3) as (a, _, _):
             assert a._pool is not None
             versions = await a._pool.fetch("SELECT version FROM schema_migrations")
-            assert [row[0] for row in versions] == [1]
+            assert [row[0] for row in versions] == [1, 2]  # each once
 
     run(scenario)
 
@@ -179,3 +179,33 @@ def test_driver_errors_become_store_errors(
 
 def test_passwords_stay_out_of_errors() -> None:
     assert redact_url("postgresql://u:secret@h:5432/d") == "postgresql://u:***@h:5432/d"
+
+
+def test_one_node_leads_and_another_takes_over_when_it_goes() -> None:
+    async def scenario() -> None:
+        async with nodes(2) as (a, b):
+            assert await a.lead()
+            assert not await b.lead()
+            assert await a.lead()  # it keeps the lead while its session lives
+            await a.close()
+            assert await b.lead()
+
+    run(scenario)
+
+
+def test_the_attempts_of_a_silent_node_are_rescued_at_once() -> None:
+    async def scenario() -> None:
+        async with nodes(2) as (a, b):
+            (job,) = await enqueue(a, new_job(timeout=3600.0))
+            (claimed,) = await claim(a)
+            assert await b.expire_dead_nodes(timeout=15) == 0  # a heartbeats: alive
+            assert b._pool is not None
+            await b._pool.execute("UPDATE nodes SET heartbeat_at = 0 WHERE id = $1", a.node)
+
+            assert await b.expire_dead_nodes(timeout=15) == 1
+            (expired,) = await b.expired_leases(now=NOW, limit=10)
+            assert (expired.id, expired.lease, expired.attempts) == (job.id, claimed.lease, 1)
+            await a.heartbeat()  # a node that comes back is alive again
+            assert await b.expire_dead_nodes(timeout=15) == 0
+
+    run(scenario)

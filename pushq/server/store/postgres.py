@@ -61,6 +61,7 @@ log = logging.getLogger("pushq.store")
 T = TypeVar("T")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 MIGRATION_LOCK = 0x70757368  # "push": the advisory lock key nodes migrate under
+LEADER_LOCK = 0x6C656164  # "lead": held by the node that runs maintenance
 CHANNEL = "pushq_due"
 CURSOR_PREFIX = "pg1."  # this store's cursors: never mistaken for another store's
 
@@ -183,7 +184,9 @@ class PostgresStore:
         self.channel = CHANNEL if schema is None else f"{CHANNEL}_{schema}"
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
+        self._leader: asyncpg.Connection | None = None  # holds the leader lock
         self._listeners: list[Callable[[float | None], None]] = []
+        self._leading = False
         self._seen_buckets: dict[str, tuple[float | None, float | None]] = {}
         self.unavailable: StoreUnavailable | None = None
 
@@ -207,6 +210,7 @@ class PostgresStore:
                 timeout=10,
             )
             await self._run(_migrate)
+            await self.heartbeat()
             self._listener = await asyncpg.connect(
                 self.url, server_settings=self._settings(), timeout=10
             )
@@ -224,6 +228,14 @@ class PostgresStore:
             raise translated from None
 
     async def close(self) -> None:
+        if self._leader is not None:
+            leader, self._leader = self._leader, None
+            leader.terminate()  # the session ends: its advisory lock goes with it
+        if self._pool is not None:
+            try:
+                await self._run(lambda conn: conn.execute("leave", {"node": self.node}))
+            except StoreError:
+                pass  # the others find it silent after the node timeout instead
         if self._listener is not None:
             listener, self._listener = self._listener, None
             try:
@@ -259,6 +271,39 @@ class PostgresStore:
 
     async def _read(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
         return await self._run(lambda conn: conn.fetch(query, params))
+
+    # -- nodes: liveness and leadership (cluster.py runs these) --------------------
+    async def heartbeat(self) -> None:
+        """Tell the other nodes this one is alive (the database's clock, not ours)."""
+        await self._run(lambda conn: conn.execute("heartbeat", {"node": self.node}))
+
+    async def expire_dead_nodes(self, *, timeout: float) -> int:
+        """Expire the leases of attempts held by nodes silent for `timeout` seconds, so
+        the rescuer takes them now instead of when the lease runs out; how many."""
+        params = {"timeout": timeout, "node": self.node}
+        return await self._run(lambda conn: conn.execute("expire_dead_nodes", params))
+
+    async def lead(self) -> bool:
+        """Whether this node holds the leader lock (a session advisory lock on a
+        connection of its own), trying to take it if not. A node that dies or loses
+        its connection releases it; another takes it at its next try."""
+        try:
+            if self._leader is None or self._leader.is_closed():
+                self._leader = await asyncpg.connect(
+                    self.url, server_settings=self._settings(), timeout=10
+                )
+                self._leading = False
+            if self._leading:
+                await self._leader.fetchval("SELECT 1")
+            else:
+                sql, _ = Q["try_lead"]
+                self._leading = bool(await self._leader.fetchval(sql, LEADER_LOCK))
+        except (*_DRIVER_ERRORS, ValueError):
+            if self._leader is not None:
+                self._leader.terminate()
+                self._leader = None
+            self._leading = False
+        return self._leading
 
     # -- wake-ups across nodes ----------------------------------------------------
     def listen(self, on_due: Callable[[float | None], None]) -> None:
@@ -399,7 +444,12 @@ class PostgresStore:
                     if seen[name] != saved:
                         skip.add(name)
             claimed: list[JobRecord] = []
-            params: dict[str, Any] = {"now": now, "lease": lease, "lease_margin": lease_margin}
+            params: dict[str, Any] = {
+                "now": now,
+                "lease": lease,
+                "lease_margin": lease_margin,
+                "node": self.node,
+            }
             for queue, count in plan.takes:
                 if queue in skip:
                     continue

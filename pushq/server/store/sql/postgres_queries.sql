@@ -95,7 +95,8 @@ SET state = 'active',
     attempts = attempts + 1,
     lease = :lease,
     attempt_started_at = :now::float8,
-    lease_expires_at = :now::float8 + timeout + :lease_margin::float8
+    lease_expires_at = :now::float8 + timeout + :lease_margin::float8,
+    claimed_by = :node
 FROM picked
 WHERE jobs.id = picked.id AND jobs.state = 'pending'
 RETURNING jobs.*;
@@ -348,3 +349,29 @@ RETURNING job_id;
 
 -- name: notify
 SELECT pg_notify(:channel, :payload);
+
+-- name: heartbeat
+INSERT INTO nodes (id, started_at, heartbeat_at)
+VALUES (:node, extract(epoch FROM clock_timestamp()), extract(epoch FROM clock_timestamp()))
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+-- name: leave
+DELETE FROM nodes WHERE id = :node;
+
+-- name: expire_dead_nodes
+-- The attempts of nodes silent for :timeout seconds (or gone from the table) are
+-- made expired now, so the rescuer takes them at its next round; then the silent
+-- nodes are forgotten. A node that comes back heartbeats itself in again, and its
+-- stale settles are refused by the lease guard.
+WITH dead AS (
+    DELETE FROM nodes
+    WHERE heartbeat_at < extract(epoch FROM clock_timestamp()) - :timeout::float8
+    RETURNING id
+)
+UPDATE jobs SET lease_expires_at = 0
+WHERE state = 'active' AND claimed_by IS NOT NULL AND claimed_by <> :node
+  AND (claimed_by IN (SELECT id FROM dead)
+       OR claimed_by NOT IN (SELECT id FROM nodes));
+
+-- name: try_lead
+SELECT pg_try_advisory_lock(:key::integer, hashtext(current_schema()));
