@@ -45,6 +45,7 @@ class Cluster:
             await self.store.heartbeat()
         except StoreError as exc:
             log.warning("node heartbeat failed: %s", exc)
+        await self.store.keep_listening()
         leading = await self.store.lead()
         if leading != self._leading:
             log.info("node %s %s", self.store.node, "leads" if leading else "no longer leads")

@@ -209,3 +209,22 @@ def test_the_attempts_of_a_silent_node_are_rescued_at_once() -> None:
             assert await b.expire_dead_nodes(timeout=15) == 0
 
     run(scenario)
+
+
+def test_a_lost_listen_connection_is_opened_again() -> None:
+    async def scenario() -> None:
+        async with nodes(2) as (a, b):
+            heard: asyncio.Queue[float | None] = asyncio.Queue()
+            b.listen(heard.put_nowait)
+            assert b._listener is not None and a._pool is not None
+            pid = b._listener.get_server_pid()
+            await a._pool.execute("SELECT pg_terminate_backend($1)", pid)
+            for _ in range(100):
+                if b._listener.is_closed():
+                    break
+                await asyncio.sleep(0.05)
+            await b.keep_listening()
+            await enqueue(a, new_job())
+            assert await asyncio.wait_for(heard.get(), 30) is None
+
+    run(scenario)

@@ -283,6 +283,21 @@ class PostgresStore:
         params = {"timeout": timeout, "node": self.node}
         return await self._run(lambda conn: conn.execute("expire_dead_nodes", params))
 
+    async def keep_listening(self) -> None:
+        """Open LISTEN again if its connection was lost (the wake-ups of other nodes'
+        enqueues; polling covers the gap)."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            listener = await asyncpg.connect(self.url, server_settings=self._settings(), timeout=10)
+            await listener.add_listener(self.channel, self._heard)
+        except (*_DRIVER_ERRORS, ValueError) as exc:
+            log.warning("LISTEN for other nodes' enqueues failed: %s", exc)
+            return
+        if self._listener is not None:
+            self._listener.terminate()
+        self._listener = listener
+
     async def lead(self) -> bool:
         """Whether this node holds the leader lock (a session advisory lock on a
         connection of its own), trying to take it if not. A node that dies or loses
