@@ -58,6 +58,23 @@ def test_jobs_enqueued_on_either_of_two_nodes_are_delivered_once(
     assert sorted(ids) == sorted(job["id"] for job in jobs)  # each once, none twice
 
 
+def test_a_queues_concurrency_holds_across_three_nodes(
+    start_pushq: StartPushq, worker: Worker, database_url: str
+) -> None:
+    nodes = [start_pushq(PUSHQ_DATABASE_URL=database_url) for _ in range(3)]
+    queue, path = f"q-{uuid.uuid4().hex[:8]}", f"pg3-{uuid.uuid4().hex[:8]}"
+    response = nodes[0].client.put(f"/v1/queues/{queue}", json={"concurrency": 2})
+    assert response.status_code == 200, response.text
+    worker.script(path, Reply(sleep=0.3))
+    jobs = [
+        nodes[i % 3].enqueue(url=worker.url(path), queue=queue, body={"n": i}) for i in range(9)
+    ]
+    for job in jobs:
+        nodes[2].wait_state(job["id"], "succeeded", timeout=60)
+    assert len(worker.to(path)) == 9
+    assert worker.max_in_flight[f"/{path}"] <= 2  # never more at once, whichever node
+
+
 def test_a_killed_nodes_attempt_is_delivered_again_after_the_node_timeout(
     start_pushq: StartPushq, worker: Worker, database_url: str
 ) -> None:
