@@ -449,8 +449,7 @@ class PostgresStore:
             names = sorted({q for q, _ in plan.takes} | set(plan.buckets))
             limited = {
                 row["name"]: row
-                for row in await conn.fetch("lock_queues", {"names": names})
-                if row["concurrency"] is not None or row["rate_limit"] is not None
+                for row in await conn.fetch("lock_limited_queues", {"names": names})
             }
             skip: set[str] = set()
             for name, row in limited.items():

@@ -336,6 +336,14 @@ RETURNING *;
 -- (so two transactions never wait on each other in a cycle).
 SELECT * FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR UPDATE;
 
+-- name: lock_limited_queues
+-- A claim locks only the queues whose limits it must check (concurrency, a token
+-- bucket); claims from unlimited queues do not wait on enqueues.
+SELECT * FROM queues
+WHERE name = ANY(:names::text[]) AND (concurrency IS NOT NULL OR rate_limit IS NOT NULL)
+ORDER BY name
+FOR UPDATE;
+
 -- name: count_active
 SELECT count(*) FROM jobs WHERE queue = :queue AND state = 'active';
 
