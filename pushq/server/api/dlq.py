@@ -20,7 +20,9 @@ async def list_dead(request: Request) -> JSONResponse:
     ctx = context(request)
     try:
         page = await ctx.store.list_dead(
-            queue=query_queue(request), limit=query_limit(request), cursor=query_cursor(request)
+            queue=query_queue(request),
+            limit=query_limit(request),
+            cursor=query_cursor(request, "/v1/dlq cursor"),
         )
     except ValueError:
         raise BadRequest("cursor is not valid; pass next_cursor from a previous page") from None

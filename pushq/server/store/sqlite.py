@@ -8,9 +8,6 @@ connection, so listings never wait behind the writer (WAL readers don't block).
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +21,7 @@ from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.fairness import fair_shares
 from ...policy.ratelimit import Rate, next_token_at, parse_rate, refill
+from .. import cursors
 from ..models import (
     AttemptRecord,
     Claim,
@@ -97,22 +95,6 @@ def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
         "error": attempt.error,
         "response_body": attempt.response_body,
     }
-
-
-def _encode_cursor(*parts: object) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> list[Any]:
-    """The parts of an opaque cursor; ValueError when it was not made by us."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("cursor is not valid") from exc
-    if not isinstance(parts, list) or not parts:
-        raise ValueError("cursor is not valid")
-    return parts
 
 
 class SQLiteStore:
@@ -193,13 +175,13 @@ class SQLiteStore:
             params["state"] = state
         if cursor is not None:
             where.append("id < :after")
-            params["after"] = str(decode_cursor(cursor)[0])
+            params["after"] = cursors.decode_jobs(cursor)
         sql = "SELECT * FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT :limit"
         jobs = [row_to_job(row) for row in await self._read(sql, params)]
-        next_cursor = _encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+        next_cursor = cursors.encode_jobs(jobs[limit - 1].id) if len(jobs) > limit else None
         return JobPage(jobs[:limit], next_cursor)
 
     async def list_attempts(self, *, job_id: str) -> list[AttemptRecord]:
@@ -400,17 +382,8 @@ class SQLiteStore:
             where.append("queue = :queue")
             params["queue"] = queue
         if cursor is not None:
-            parts = decode_cursor(cursor)
-            if len(parts) != 2:
-                raise ValueError("cursor is not valid")
             where.append("(failed_at, id) < (:failed_at, :after)")
-            try:
-                failed_at = float(parts[0])
-            except (TypeError, ValueError, OverflowError):
-                raise ValueError("cursor is not valid") from None
-            if not math.isfinite(failed_at):
-                raise ValueError("cursor is not valid")
-            params["failed_at"], params["after"] = failed_at, str(parts[1])
+            params["failed_at"], params["after"] = cursors.decode_dead(cursor)
         sql = (
             "SELECT * FROM jobs WHERE "
             + " AND ".join(where)
@@ -420,7 +393,7 @@ class SQLiteStore:
         next_cursor = None
         if len(jobs) > limit:
             last = jobs[limit - 1]
-            next_cursor = _encode_cursor(last.failed_at, last.id)
+            next_cursor = cursors.encode_dead(last.failed_at, last.id)
         return JobPage(jobs[:limit], next_cursor)
 
     async def redrive(self, *, job_id: str, now: float) -> JobRecord:
