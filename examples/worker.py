@@ -18,11 +18,14 @@ async def send_email(request):
     body = await request.body()
     try:
         verify(os.environ["PUSHQ_SIGNING_SECRET"].split(), body, request.headers)
-    except InvalidSignature:
-        return JSONResponse({"error": "bad signature"}, status_code=401)  # 4xx: never retried
+    except InvalidSignature:  # retried, like any failure: mid-rotation, the next may verify
+        return JSONResponse({"error": "bad signature"}, status_code=401)
     job = json.loads(body)
+    if not job.get("to"):  # no retry can mend this request: pushq-retry: false, dead at once
+        refused = {"error": "no recipient"}
+        return JSONResponse(refused, status_code=422, headers={"pushq-retry": "false"})
     # ... send the email; use request.headers["webhook-id"] to skip duplicates ...
-    return JSONResponse({"sent_to": job["to"]})  # 2xx: done; 5xx or a timeout: retried
+    return JSONResponse({"sent_to": job["to"]})  # 2xx: done; any other answer: retried
 
 
 app = Starlette(routes=[Route("/send-email", send_email, methods=["POST"])])

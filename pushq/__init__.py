@@ -28,6 +28,7 @@ from .errors import (
     PayloadTooLarge,
     PushqError,
     RateLimited,
+    TargetRefused,
     Unauthorized,
 )
 from .version import __version__
@@ -57,6 +58,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "Schedule",
+    "TargetRefused",
     "Task",
     "TaskRouter",
     "Unauthorized",

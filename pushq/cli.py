@@ -127,6 +127,19 @@ def _parser() -> argparse.ArgumentParser:
     settings.add_argument("--priority", type=int, help="higher queues are served first")
     settings.add_argument("--backoff-base", help="first retry delay")
     settings.add_argument("--backoff-max", help="longest retry delay")
+    statuses = settings.add_mutually_exclusive_group()
+    statuses.add_argument(
+        "--permanent-status",
+        type=_status_list,
+        action="extend",
+        metavar="CODE[,CODE]",
+        help="HTTP status that ends the queue's jobs at once instead of a retry (repeatable)",
+    )
+    statuses.add_argument(
+        "--no-permanent-statuses",
+        action="store_true",
+        help="clear the list: every failure but 410 and pushq-retry: false is retried",
+    )
     _leaf(queues, api, "pause", "stop deliveries (enqueue still accepted)", _queues_pause)
     _leaf(queues, api, "resume", "restart deliveries", _queues_resume)
     for name in ("pause", "resume"):
@@ -178,6 +191,14 @@ def _job_options(parser: argparse.ArgumentParser, *, template: bool) -> None:
     job.add_argument("--ordering-key", help="jobs sharing it run one at a time, in order")
     job.add_argument("--callback-url", help="gets the finished job")
     job.add_argument("--failure-callback-url", help="gets the dead job")
+    job.add_argument(
+        "--permanent-status",
+        type=_status_list,
+        action="extend",
+        metavar="CODE[,CODE]",
+        help="HTTP status that ends the job at once instead of a retry (repeatable; "
+        "overrides the queue's list)",
+    )
     if not template:
         job.add_argument("--delay", help="seconds or 10s, 5m, 2h, 1d")
         job.add_argument("--run-at", help="RFC 3339 time of the first attempt")
@@ -418,6 +439,10 @@ def _print_job(out: Output, job: Job) -> None:
         ("idempotency key", job.idempotency_key),
         ("unique key", job.unique_key),
         ("ordering key", job.ordering_key),
+        (
+            "permanent statuses",
+            None if job.permanent_statuses is None else ", ".join(map(str, job.permanent_statuses)),
+        ),
     ]
     out.fields((name, value) for name, value in rows if value not in (None, ""))
 
@@ -476,6 +501,17 @@ def _headers(pairs: list[str]) -> dict[str, str] | None:
     return headers or None
 
 
+def _status_list(text: str) -> list[int]:
+    """--permanent-status 404 or 404,422: HTTP status codes."""
+    try:
+        codes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of HTTP status codes") from None
+    if not codes:
+        raise argparse.ArgumentTypeError("give at least one HTTP status code")
+    return codes
+
+
 def _job_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The job fields the flags set (None: not given)."""
     fields = {
@@ -489,6 +525,7 @@ def _job_fields(args: argparse.Namespace) -> dict[str, Any]:
         "ordering_key": args.ordering_key,
         "callback_url": args.callback_url,
         "failure_callback_url": args.failure_callback_url,
+        "permanent_statuses": args.permanent_status,
     }
     for name in ("delay", "run_at", "idempotency_key"):
         fields[name] = getattr(args, name, None)
@@ -664,6 +701,7 @@ def _print_queue(out: Output, queue: Queue) -> None:
         ("timeout", queue.timeout or unset),
         ("max size", queue.max_size or "-"),
         ("priority", queue.priority),
+        ("permanent statuses", ", ".join(map(str, queue.permanent_statuses or ())) or "-"),
     ]
     stats = [(f"  {name}", value) for name, value in queue.stats.items()]
     out.fields([*settings, *([("stats", "")] + stats if stats else [])])
@@ -704,6 +742,7 @@ def _queues_set(client: Client, args: argparse.Namespace, out: Output) -> int:
         timeout=args.timeout,
         max_size=args.max_size,
         priority=args.priority,
+        permanent_statuses=[] if args.no_permanent_statuses else args.permanent_status,
     )
     _print_queue(out, queue)
     return EXIT_OK

@@ -44,6 +44,7 @@ from .errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    TargetRefused,
     Unauthorized,
 )
 from .policy.backoff import parse_retry_after
@@ -142,6 +143,7 @@ class Job:
     ordering_key: str | None = None
     callback_url: str | None = None
     failure_callback_url: str | None = None
+    permanent_statuses: tuple[int, ...] | None = None
     deduplicated: bool = False
     attempt_log: tuple[Attempt, ...] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -185,6 +187,7 @@ class Job:
             ordering_key=data.get("ordering_key"),
             callback_url=data.get("callback_url"),
             failure_callback_url=data.get("failure_callback_url"),
+            permanent_statuses=_statuses(data.get("permanent_statuses")),
             deduplicated=bool(data.get("deduplicated")),
             attempt_log=None if log is None else tuple(Attempt.from_json(a) for a in log),
             raw=dict(data),
@@ -204,6 +207,7 @@ class Queue:
     timeout: float | None = None
     max_size: int | None = None
     priority: int | None = None
+    permanent_statuses: tuple[int, ...] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -219,6 +223,7 @@ class Queue:
             timeout=data.get("timeout"),
             max_size=data.get("max_size"),
             priority=data.get("priority"),
+            permanent_statuses=_statuses(data.get("permanent_statuses")),
             stats=dict(data.get("stats") or {}),
             raw=dict(data),
         )
@@ -381,6 +386,8 @@ def error_from_response(response: httpx.Response) -> ApiError:
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time(), math.inf)
         wait = 1.0 if retry_after is None else retry_after
         return RateLimited(message, code=code, retry_after=wait)
+    if status == 400 and code == TargetRefused.code:
+        return TargetRefused(message, code=code, status=status)
     return _ERRORS.get(status, ApiError)(message, code=code, status=status)
 
 
@@ -439,8 +446,14 @@ def job_request(url: str, body: Any = None, **fields: Any) -> dict[str, Any]:
             value = _seconds(value)
         elif name == "backoff":
             value = _backoff(value)
+        elif name == "permanent_statuses":
+            value = list(value)
         request[name] = value
     return request
+
+
+def _statuses(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(value)
 
 
 def _normalized(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -789,9 +802,14 @@ class Client:
         ordering_key: str | None = None,
         callback_url: str | None = None,
         failure_callback_url: str | None = None,
+        permanent_statuses: Iterable[int] | None = None,
     ) -> Job:
         """Enqueue one job; `job.deduplicated` is True when an idempotency or unique key
-        matched an existing job, which is returned instead."""
+        matched an existing job, which is returned instead.
+
+        Every failed attempt is retried (4xx included) until `max_attempts`; a status in
+        `permanent_statuses` (else the queue's), a 410 or `pushq-retry: false` ends the
+        job at once."""
         return self._run(
             _Calls.enqueue(
                 job_request(
@@ -811,6 +829,7 @@ class Client:
                     ordering_key=ordering_key,
                     callback_url=callback_url,
                     failure_callback_url=failure_callback_url,
+                    permanent_statuses=permanent_statuses,
                 )
             )
         )
@@ -936,9 +955,12 @@ class Queues:
         max_size: int | None = None,
         priority: int | None = None,
         paused: bool | None = None,
+        permanent_statuses: Iterable[int] | None = None,
     ) -> Queue:
         """Change the settings given (None leaves one as it is); creates the queue.
-        `priority` ranks queues against each other under contention (higher first)."""
+        `priority` ranks queues against each other under contention (higher first);
+        `permanent_statuses` are the HTTP statuses that end the queue's jobs at once
+        (a job's own list overrides it; `[]` clears it)."""
         settings = {
             "concurrency": concurrency,
             "rate_limit": rate_limit,
@@ -948,6 +970,7 @@ class Queues:
             "max_size": max_size,
             "priority": priority,
             "paused": paused,
+            "permanent_statuses": None if permanent_statuses is None else list(permanent_statuses),
         }
         return self._client._run(_Calls.queue_update(name, settings))
 
@@ -1071,6 +1094,7 @@ class AsyncClient:
         ordering_key: str | None = None,
         callback_url: str | None = None,
         failure_callback_url: str | None = None,
+        permanent_statuses: Iterable[int] | None = None,
     ) -> Job:
         """Enqueue one job (see `Client.enqueue`)."""
         return await self._run(
@@ -1092,6 +1116,7 @@ class AsyncClient:
                     ordering_key=ordering_key,
                     callback_url=callback_url,
                     failure_callback_url=failure_callback_url,
+                    permanent_statuses=permanent_statuses,
                 )
             )
         )
@@ -1217,6 +1242,7 @@ class AsyncQueues:
         max_size: int | None = None,
         priority: int | None = None,
         paused: bool | None = None,
+        permanent_statuses: Iterable[int] | None = None,
     ) -> Queue:
         """Change the settings given."""
         settings = {
@@ -1228,6 +1254,7 @@ class AsyncQueues:
             "max_size": max_size,
             "priority": priority,
             "paused": paused,
+            "permanent_statuses": None if permanent_statuses is None else list(permanent_statuses),
         }
         return await self._client._run(_Calls.queue_update(name, settings))
 

@@ -4,6 +4,7 @@ PushqError
 ├── ConfigError          a bad flag, env var or data dir at start-up
 ├── ApiError             an HTTP API error (status, code, message)
 │   ├── BadRequest       400: malformed or invalid input
+│   │   └── TargetRefused  400: a delivery URL the target policy refuses
 │   ├── Unauthorized     401: missing or wrong token
 │   ├── Forbidden        403: a token that is valid but not for this
 │   ├── NotFound         404: unknown id or name
@@ -49,6 +50,12 @@ class ApiError(PushqError):
 class BadRequest(ApiError):
     status = 400
     code = "invalid_request"
+
+
+class TargetRefused(BadRequest):
+    """A job, callback or endpoint URL points where PUSHQ_TARGETS does not allow."""
+
+    code = "target_refused"
 
 
 class Unauthorized(ApiError):

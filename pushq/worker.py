@@ -19,7 +19,21 @@ What a task does decides the answer pushq gets, and so the job's fate:
     Async() / ctx.defer()   202 + pushq-async: true      active until ctx.complete / ctx.fail
     raise anything else     500                          retried with backoff
 
-A request whose signature does not verify gets 401 and runs nothing.
+Before a task runs, a request may be turned away; it runs nothing, and the answer
+says whether another attempt could go better:
+
+    signature does not verify      401                        retried: mid-rotation the
+                                                              worker may lack pushq's secret
+    no task of that name           404                        retried: mid-deploy the task
+                                                              may not be here yet
+    arguments do not fit the task  422                        retried: the enqueuer may run
+                                                              newer code than this worker
+    body not JSON, args not a list,
+    or over max_body_size          400/413 + pushq-retry: false   dead at once: the same
+                                                              body comes every time
+
+Each retried answer still ends in the DLQ once the job's attempts run out; list
+404 or 422 in the queue's `permanent_statuses` to end such jobs at once instead.
 """
 
 from __future__ import annotations
@@ -248,8 +262,13 @@ class _Rejected(Exception):
 
 
 def _unfixable(status: int, message: str) -> _Rejected:
-    # pushq-retry: false even where the status alone would be retried: no retry can fix it.
+    # pushq-retry: false: pushq retries every 4xx, but no retry can fix this one.
     return _Rejected(_reply(status, {"error": message}, {"pushq-retry": "false"}))
+
+
+def _not_yet(status: int, message: str) -> _Rejected:
+    # No pushq-retry header: another attempt (after a deploy, a rotation) may go better.
+    return _Rejected(_reply(status, {"error": message}))
 
 
 def _check(
@@ -258,7 +277,7 @@ def _check(
     try:
         verify(secrets, body, headers, tolerance=tolerance)
     except InvalidSignature as exc:
-        raise _Rejected(_reply(401, {"error": f"invalid signature: {exc}"})) from None
+        raise _not_yet(401, f"invalid signature: {exc}") from None
 
 
 def _arguments(body: bytes) -> tuple[list[Any], dict[str, Any]]:
@@ -300,7 +319,7 @@ def _bind(
     try:
         inspect.signature(func).bind(*full, **kwargs)
     except TypeError as exc:
-        raise _unfixable(422, f"arguments do not fit {func.__name__}: {exc}") from None
+        raise _not_yet(422, f"arguments do not fit {func.__name__}: {exc}") from None
     return full, kwargs
 
 
@@ -630,5 +649,5 @@ class TaskRouter:
         name = path.strip("/")
         task = self.tasks.get(name)
         if task is None:
-            raise _unfixable(404, f"no task {name!r} here")
+            raise _not_yet(404, f"no task {name!r} here")
         return task

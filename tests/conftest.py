@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from . import netns
 from .harness import PushqProcess, Worker
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "netns: runs only inside a loopback-only network namespace (tests/netns.py)"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("netns") is None:
+        return
+    if os.environ.get(netns.ENV) and not netns.only_loopback():
+        pytest.fail(f"{netns.ENV} is set but this network namespace has more than loopback")
+    if not netns.inside():
+        pytest.skip("runs inside a loopback-only network namespace, started by test_targets.py")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError
 from ..policy.backoff import DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_AFTER_CAP, BackoffPolicy
 from ..policy.durations import parse_duration
+from ..policy.targets import MODES, Mode, TargetPolicy, parse_rules
 from ..signing import generate_secret, secret_key
 from .models import JobDefaults
 
@@ -80,6 +81,13 @@ def _public_url(text: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")
     return text.rstrip("/")
+
+
+def _targets(text: str) -> str:
+    value = text.strip().lower()
+    if value not in MODES:
+        raise ValueError("must be private (default) or public")
+    return value
 
 
 def _log_format(text: str) -> str:
@@ -281,6 +289,27 @@ OPTIONS: tuple[Option, ...] = (
         _positive_duration,
         "/health answers 503 when a queue's oldest ready job waited longer (default: no limit)",
     ),
+    Option(
+        "targets",
+        "--targets",
+        "PUSHQ_TARGETS",
+        _targets,
+        "where deliveries may go: private (default: not link-local or metadata) or public",
+    ),
+    Option(
+        "targets_allow",
+        "--targets-allow",
+        "PUSHQ_TARGETS_ALLOW",
+        parse_rules,
+        "comma-separated CIDRs or host names (*.example.com) allowed whatever the mode",
+    ),
+    Option(
+        "targets_deny",
+        "--targets-deny",
+        "PUSHQ_TARGETS_DENY",
+        parse_rules,
+        "comma-separated CIDRs or host names never delivered to",
+    ),
     Option("log_level", "--log-level", "PUSHQ_LOG_LEVEL", str.upper, "INFO, DEBUG, WARNING"),
     Option(
         "log_format",
@@ -324,8 +353,16 @@ class Settings:
     metrics_auth: bool = False
     health_max_backlog: int | None = None
     health_max_age: float | None = None
+    targets: Mode = "private"
+    targets_allow: tuple[str, ...] = ()
+    targets_deny: tuple[str, ...] = ()
     log_level: str = "INFO"
     log_format: str = "text"
+
+    @cached_property
+    def target_policy(self) -> TargetPolicy:
+        """Which addresses deliveries may go to (PUSHQ_TARGETS, _ALLOW, _DENY)."""
+        return TargetPolicy(self.targets, self.targets_allow, self.targets_deny)
 
     @cached_property
     def job_defaults(self) -> JobDefaults:

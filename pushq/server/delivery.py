@@ -2,23 +2,26 @@
 
 The sender is a one-method seam (`Sender.send`) so the dispatcher can be
 driven by any HTTP client, or by a fake in tests; classification is a pure
-function of the response, tested as a table.
+function of the response (pushq.policy.classify), tested as a table.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver
 
-from ..policy.backoff import parse_retry_after
+from ..policy.classify import classify_response
+from ..policy.targets import TargetPolicy
 from ..signing import make_job_token, sign
 from ..version import __version__
+from .guard import GuardedResolver, TargetRefusedError, check_url, guarded_transport
 from .models import JobRecord
 
 RESPONSE_CAP = 64 * 1024
@@ -75,9 +78,10 @@ class DeliveryResponse:
 
 
 class DeliveryFailed(Exception):
-    """No HTTP response: `kind` is "timeout" or "connection"."""
+    """No HTTP response: `kind` is "timeout", "connection", or "refused" (the target
+    policy refused the address; nothing was sent)."""
 
-    def __init__(self, kind: Literal["timeout", "connection"], message: str) -> None:
+    def __init__(self, kind: Literal["timeout", "connection", "refused"], message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -133,26 +137,29 @@ class Outcome:
 
 
 def classify(
-    response: DeliveryResponse | DeliveryFailed, *, now: float, retry_after_cap: float
+    response: DeliveryResponse | DeliveryFailed,
+    *,
+    now: float,
+    retry_after_cap: float,
+    permanent_statuses: Collection[int] = (),
 ) -> Outcome:
-    """Read a response as DESIGN.md's table says."""
+    """Read a response as DESIGN.md's table says (the table is pushq.policy.classify)."""
     if isinstance(response, DeliveryFailed):
+        if response.kind == "refused":  # the policy will refuse it again: no retry
+            return Outcome("dead", None, response.message, failure_class="refused")
         return Outcome("retry", None, response.message, failure_class=response.kind)
     status = response.status
-    headers = response.headers
-    no_retry = headers.get("pushq-retry", "").strip().lower() == "false"
-    if 200 <= status < 300:
-        if status == 202 and headers.get("pushq-async", "").strip().lower() == "true":
-            return Outcome("async", status)
-        return Outcome("succeeded", status)
+    verdict = classify_response(
+        status,
+        response.headers,
+        permanent_statuses=permanent_statuses,
+        retry_after_cap=retry_after_cap,
+        now=now,
+    )
+    if verdict.kind in ("succeeded", "async"):
+        return Outcome(verdict.kind, status)
     failure_class = f"{status // 100}xx" if 300 <= status < 600 else "other"
-    error = f"HTTP {status}"
-    if no_retry:
-        return Outcome("dead", status, f"{error} with pushq-retry: false", None, failure_class)
-    if status in (408, 425, 429) or 300 <= status < 400 or 500 <= status:
-        retry_after = parse_retry_after(headers.get("retry-after"), now, retry_after_cap)
-        return Outcome("retry", status, error, retry_after, failure_class)
-    return Outcome("dead", status, f"{error} (permanent)", None, failure_class)
+    return Outcome(verdict.kind, status, verdict.reason, verdict.retry_after, failure_class)
 
 
 def response_excerpt(body: bytes) -> str | None:
@@ -175,19 +182,31 @@ def result_body(body: bytes) -> object:
 class HttpxSender:
     """Sends deliveries with httpx: no redirects, verified TLS, capped reads, one deadline."""
 
-    def __init__(self, *, max_connections: int = 100, response_cap: int = RESPONSE_CAP) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        response_cap: int = RESPONSE_CAP,
+        targets: TargetPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.response_cap = response_cap
+        self.targets = targets if targets is not None else TargetPolicy()
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             verify=True,
             trust_env=False,  # no .netrc credentials or proxy surprises on a server
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            limits=limits,
+            # connects only to addresses the target policy allows (pushq.server.guard)
+            transport=transport or guarded_transport(self.targets, limits=limits),
         )
 
     async def send(self, request: DeliveryRequest) -> DeliveryResponse:
         try:
+            check_url(self.targets, request.url)
             async with asyncio.timeout(request.timeout):
                 async with self._client.stream(
                     request.method,
@@ -205,6 +224,8 @@ class HttpxSender:
                     return DeliveryResponse(
                         response.status_code, headers, bytes(body[: self.response_cap])
                     )
+        except TargetRefusedError as exc:
+            raise DeliveryFailed("refused", f"target refused: {exc.reason}") from None
         except (TimeoutError, httpx.TimeoutException):
             raise DeliveryFailed(
                 "timeout", f"no complete response within {request.timeout:g}s"
@@ -225,14 +246,28 @@ class AiohttpSender:
     keep-alive connections reused per host from a bounded pool.
     """
 
-    def __init__(self, *, max_connections: int = 100, response_cap: int = RESPONSE_CAP) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        response_cap: int = RESPONSE_CAP,
+        targets: TargetPolicy | None = None,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self.response_cap = response_cap
         self.max_connections = max_connections
+        self.targets = targets if targets is not None else TargetPolicy()
+        self._resolver = resolver  # resolves names; the guard filters what it returns
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running loop that will use it.
-        connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=60)
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections,
+            ttl_dns_cache=60,
+            # connects only to addresses the target policy allows (pushq.server.guard)
+            resolver=GuardedResolver(self.targets, self._resolver),
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
             trust_env=False,  # no .netrc credentials or proxy surprises on a server
@@ -242,8 +277,9 @@ class AiohttpSender:
         return self._session
 
     async def send(self, request: DeliveryRequest) -> DeliveryResponse:
-        session = self._session or self._open()
         try:
+            check_url(self.targets, request.url)  # IP literals never reach the resolver
+            session = self._session or self._open()
             async with asyncio.timeout(request.timeout):
                 async with session.request(
                     request.method,
@@ -260,6 +296,8 @@ class AiohttpSender:
                         body += chunk
                     headers = {k.lower(): v for k, v in response.headers.items()}
                     return DeliveryResponse(response.status, headers, bytes(body))
+        except TargetRefusedError as exc:
+            raise DeliveryFailed("refused", f"target refused: {exc.reason}") from None
         except TimeoutError:
             raise DeliveryFailed(
                 "timeout", f"no complete response within {request.timeout:g}s"

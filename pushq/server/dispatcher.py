@@ -191,7 +191,12 @@ class Dispatcher:
     ) -> None:
         duration_ms = (time.perf_counter() - t0) * 1000
         now = self.clock()
-        outcome = classify(response, now=now, retry_after_cap=self.settings.retry_after_cap)
+        outcome = classify(
+            response,
+            now=now,
+            retry_after_cap=self.settings.retry_after_cap,
+            permanent_statuses=job.permanent_statuses or (),
+        )
         body = b"" if isinstance(response, DeliveryFailed) else response.body
         result = result_body(body)
         attempt = AttemptRecord(

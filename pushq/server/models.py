@@ -67,6 +67,7 @@ class QueueSettings:
     paused: bool = False
     priority: int = 0
     unfinished: int = 0
+    permanent_statuses: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,7 @@ class NewJob:
     ordering_key: str | None = None
     callback_url: str | None = None
     failure_callback_url: str | None = None
+    permanent_statuses: tuple[int, ...] | None = None  # None: the queue's
 
 
 @dataclass(slots=True)
@@ -139,6 +141,8 @@ class JobRecord:
     ordering_key: str | None = None
     callback_url: str | None = None
     failure_callback_url: str | None = None
+    # statuses that end the job at once: its own list, else its queue's at enqueue
+    permanent_statuses: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

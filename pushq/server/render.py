@@ -30,7 +30,7 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
     last_error = None
     if job.last_error is not None:
         last_error = dict(job.last_error, at=rfc3339(job.last_error.get("at")))
-    return {
+    shown = {
         "id": job.id,
         "queue": job.queue,
         "url": job.url,
@@ -56,6 +56,9 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
         "callback_url": job.callback_url,
         "failure_callback_url": job.failure_callback_url,
     }
+    if job.permanent_statuses is not None:  # shown when given, as DESIGN.md says
+        shown["permanent_statuses"] = list(job.permanent_statuses)
+    return shown
 
 
 def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:

@@ -37,7 +37,9 @@ async def serve(settings: Settings) -> None:
     await store.open()
     metrics = Metrics()
     sender_class = AiohttpSender if settings.sender == "aiohttp" else HttpxSender
-    sender = sender_class(max_connections=settings.delivery_concurrency)
+    sender = sender_class(
+        max_connections=settings.delivery_concurrency, targets=settings.target_policy
+    )
     waiters = JobWaiters()
     dispatcher = Dispatcher(
         store=store, sender=sender, settings=settings, metrics=metrics, waiters=waiters

@@ -120,8 +120,9 @@ def test_log_in_watch_a_queue_fill_and_redrive_a_dead_job(
     expect(row.locator('td[data-state="scheduled"]')).to_have_text("8")
     expect(page.locator('[data-total="scheduled"] .card-value')).to_have_text("8")
 
-    # a job the worker refuses for good lands in the DLQ
-    worker.script("e2e-ui/dead", Reply(404, b'{"error": "no such user"}'))
+    # a job the worker refuses for good (pushq-retry: false) lands in the DLQ
+    refused = {"pushq-retry": "false"}
+    worker.script("e2e-ui/dead", Reply(404, b'{"error": "no such user"}', headers=refused))
     hostile = "<img src=x onerror=alert(1)>"
     dead = server.enqueue(url=worker.url("e2e-ui/dead"), queue="e2e-ui", body={"name": hostile})
     server.wait_state(dead["id"], "dead")

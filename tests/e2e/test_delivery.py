@@ -66,13 +66,47 @@ def test_retry_then_success_keeps_the_webhook_id(pushq: PushqProcess, worker: Wo
     assert all(a["duration_ms"] >= 0 and a["started_at"].endswith("Z") for a in attempts)
 
 
-def test_permanent_4xx_goes_straight_to_the_dlq(pushq: PushqProcess, worker: Worker) -> None:
+def test_a_404_is_retried_and_succeeds_on_the_second_attempt(
+    pushq: PushqProcess, worker: Worker
+) -> None:
+    # a route that is still being deployed: 404 first, then there
+    path = unique_path("deploying")
+    worker.script(path, Reply(404, b"no such route"), 200)
+    job = pushq.enqueue(url=worker.url(path), **FAST_RETRY)
+    done = pushq.wait_state(job["id"], "succeeded")
+    assert done["attempts"] == 2
+    attempts = pushq.client.get(f"/v1/jobs/{job['id']}/attempts").json()["attempts"]
+    assert [a["status"] for a in attempts] == [404, 200]
+    assert attempts[0]["response_body"] == "no such route"
+
+
+def test_a_401_is_retried(pushq: PushqProcess, worker: Worker) -> None:
+    # a worker whose signing secret is being rotated
+    path = unique_path("rotating")
+    worker.script(path, 401, 401, 200)
+    job = pushq.enqueue(url=worker.url(path), **FAST_RETRY)
+    assert pushq.wait_state(job["id"], "succeeded")["attempts"] == 3
+    assert [d.headers["pushq-attempt"] for d in worker.to(path)] == ["1", "2", "3"]
+
+
+def test_4xx_until_attempts_run_out_goes_to_the_dlq(pushq: PushqProcess, worker: Worker) -> None:
+    path = unique_path("bad-request")
+    worker.script(path, 400)
+    job = pushq.enqueue(url=worker.url(path), max_attempts=3, **FAST_RETRY)
+    dead = pushq.wait_state(job["id"], "dead")
+    assert dead["attempts"] == 3 and len(worker.to(path)) == 3
+    assert dead["last_error"]["status"] == 400
+    assert "exhausted" in dead["last_error"]["message"]
+
+
+def test_410_gone_goes_straight_to_the_dlq(pushq: PushqProcess, worker: Worker) -> None:
     path = unique_path("gone")
-    worker.script(path, Reply(404, b"no such thing"))
+    worker.script(path, Reply(410, b"no such thing"))
     job = pushq.enqueue(url=worker.url(path), queue="perm", **FAST_RETRY)
     dead = pushq.wait_state(job["id"], "dead")
     assert dead["attempts"] == 1
-    assert dead["last_error"]["status"] == 404
+    assert dead["last_error"]["status"] == 410
+    assert dead["last_error"]["message"] == "HTTP 410 (permanent)"
     assert dead["failed_at"] is not None
     time.sleep(0.3)
     assert len(worker.to(path)) == 1  # never retried
@@ -80,15 +114,75 @@ def test_permanent_4xx_goes_straight_to_the_dlq(pushq: PushqProcess, worker: Wor
     listed = pushq.client.get("/v1/dlq", params={"queue": "perm"}).json()["jobs"]
     assert job["id"] in [j["id"] for j in listed]
     detail = pushq.client.get(f"/v1/dlq/{job['id']}").json()
-    assert detail["attempt_log"][0]["status"] == 404
+    assert detail["attempt_log"][0]["status"] == 410
     assert detail["attempt_log"][0]["response_body"] == "no such thing"
 
 
-def test_pushq_retry_false_kills_even_a_5xx(pushq: PushqProcess, worker: Worker) -> None:
-    path = unique_path("noretry")
-    worker.script(path, Reply(500, headers={"pushq-retry": "false"}))
-    job = pushq.enqueue(url=worker.url(path), **FAST_RETRY)
-    assert pushq.wait_state(job["id"], "dead")["attempts"] == 1
+def test_a_queues_permanent_statuses_end_its_jobs_at_once(
+    pushq: PushqProcess, worker: Worker
+) -> None:
+    queue = unique_path("strict")
+    put = pushq.client.put(f"/v1/queues/{queue}", json={"permanent_statuses": [422, 400]})
+    assert put.status_code == 200, put.text
+    assert put.json()["permanent_statuses"] == [400, 422]
+    assert pushq.client.get(f"/v1/queues/{queue}").json()["permanent_statuses"] == [400, 422]
+
+    rejected, flaky = unique_path("rejected"), unique_path("flaky")
+    worker.script(rejected, 422)
+    worker.script(flaky, 404, 200)  # a status not in the list is still retried
+    dead = pushq.enqueue(url=worker.url(rejected), queue=queue, **FAST_RETRY)
+    alive = pushq.enqueue(url=worker.url(flaky), queue=queue, **FAST_RETRY)
+    assert dead["permanent_statuses"] == [400, 422]  # what applies to the job
+    killed = pushq.wait_state(dead["id"], "dead")
+    assert killed["attempts"] == 1
+    assert killed["last_error"]["message"] == "HTTP 422 (permanent)"
+    assert pushq.wait_state(alive["id"], "succeeded")["attempts"] == 2
+
+
+def test_a_jobs_own_permanent_statuses_override_its_queues(
+    pushq: PushqProcess, worker: Worker
+) -> None:
+    queue = unique_path("strict-q")
+    pushq.client.put(f"/v1/queues/{queue}", json={"permanent_statuses": [422]})
+    own, none, inherited = unique_path("own"), unique_path("none"), unique_path("inherited")
+    for path in (own, none, inherited):
+        worker.script(path, 422, 409, 200)
+    # the job's list replaces the queue's: 422 is retried, 409 is not
+    by_own = pushq.enqueue(url=worker.url(own), queue=queue, permanent_statuses=[409], **FAST_RETRY)
+    # an empty list of its own: everything (but 410) is retried
+    by_none = pushq.enqueue(url=worker.url(none), queue=queue, permanent_statuses=[], **FAST_RETRY)
+    by_queue = pushq.enqueue(url=worker.url(inherited), queue=queue, **FAST_RETRY)
+    assert by_own["permanent_statuses"] == [409] and by_none["permanent_statuses"] == []
+
+    dead = pushq.wait_state(by_own["id"], "dead")
+    assert dead["attempts"] == 2 and dead["last_error"]["status"] == 409
+    assert pushq.wait_state(by_none["id"], "succeeded")["attempts"] == 3
+    assert pushq.wait_state(by_queue["id"], "dead")["attempts"] == 1
+
+
+def test_a_job_without_permanent_statuses_does_not_show_them(
+    pushq: PushqProcess, worker: Worker
+) -> None:
+    job = pushq.enqueue(url=worker.url(unique_path("plain")), queue=unique_path("plain-q"))
+    assert "permanent_statuses" not in job
+    assert "permanent_statuses" not in pushq.job(job["id"])
+
+
+def test_permanent_statuses_are_validated(pushq: PushqProcess, worker: Worker) -> None:
+    url = worker.url(unique_path("never"))
+    for bad in ([200], [204], [299], [600], [99], ["404"], [404.0], list(range(300, 351)), 404):
+        response = pushq.client.post("/v1/jobs", json={"url": url, "permanent_statuses": bad})
+        assert response.status_code == 400, (bad, response.text)
+        assert "permanent_statuses" in response.json()["error"]["message"]
+        queue = pushq.client.put("/v1/queues/validated", json={"permanent_statuses": bad})
+        assert queue.status_code == 400, (bad, queue.text)
+    fine = pushq.client.post(
+        "/v1/jobs", json={"url": url, "permanent_statuses": [599, 300, 422, 422], "delay": "1h"}
+    )
+    assert fine.status_code == 201, fine.text
+    assert fine.json()["permanent_statuses"] == [300, 422, 599]  # sorted, once each
+    cleared = pushq.client.put("/v1/queues/validated", json={"permanent_statuses": None})
+    assert cleared.status_code == 200 and cleared.json()["permanent_statuses"] is None
 
 
 def test_exhausted_retries_go_to_the_dlq_and_redrive_brings_them_back(
@@ -116,7 +210,7 @@ def test_exhausted_retries_go_to_the_dlq_and_redrive_brings_them_back(
 
 def test_bulk_redrive_and_delete(pushq: PushqProcess, worker: Worker) -> None:
     path = unique_path("bulk")
-    worker.script(path, 400)
+    worker.script(path, 410)
     ids = [pushq.enqueue(url=worker.url(path), queue="bulk-q")["id"] for _ in range(3)]
     for job_id in ids:
         pushq.wait_state(job_id, "dead")

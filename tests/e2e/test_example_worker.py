@@ -10,8 +10,9 @@ import pytest
 import uvicorn
 
 from examples import worker as example
+from pushq.signing import generate_secret
 
-from ..harness import TEST_SECRET, PushqProcess, free_port, wait_until
+from ..harness import FAST_RETRY, TEST_SECRET, PushqProcess, free_port, wait_until
 
 
 @pytest.fixture
@@ -46,3 +47,31 @@ def test_readme_worker_accepts_pushq_and_rejects_forgeries(
         },
     )
     assert forged.status_code == 401
+
+
+def test_readme_worker_refuses_an_unmendable_job_for_good(
+    pushq: PushqProcess, example_worker: str
+) -> None:
+    job = pushq.enqueue(url=example_worker, body={"subject": "no recipient"}, **FAST_RETRY)
+    dead = pushq.wait_state(job["id"], "dead")
+    assert dead["attempts"] == 1
+    assert dead["last_error"]["message"] == "HTTP 422 with pushq-retry: false"
+
+
+def test_readme_worker_mid_secret_rotation_gets_the_job_on_a_retry(
+    pushq: PushqProcess, example_worker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the worker already has the new secret; pushq signs with the old one until told
+    monkeypatch.setenv("PUSHQ_SIGNING_SECRET", generate_secret())
+    backoff = {"base": 0.2, "max": 0.2, "jitter": False}
+    job = pushq.enqueue(url=example_worker, body={"to": "ada@example.com"}, backoff=backoff)
+
+    def refused() -> bool:
+        attempts = pushq.client.get(f"/v1/jobs/{job['id']}/attempts").json()["attempts"]
+        return any(a["status"] == 401 for a in attempts)
+
+    wait_until(refused)
+    monkeypatch.setenv("PUSHQ_SIGNING_SECRET", f"{generate_secret()} {TEST_SECRET}")
+    done = pushq.wait_state(job["id"], "succeeded")
+    assert done["attempts"] >= 2
+    assert done["result"] == {"status": 200, "body": {"sent_to": "ada@example.com"}}

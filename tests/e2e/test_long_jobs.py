@@ -175,6 +175,7 @@ def test_callbacks_are_signed_jobs(pushq: PushqProcess, worker: Worker) -> None:
     )
     bad = pushq.enqueue(
         url=worker.url(bad_target),
+        permanent_statuses=[400],  # else a 400 is retried like any failure
         callback_url=worker.url(on_success),
         failure_callback_url=worker.url(on_failure),
     )

@@ -23,6 +23,8 @@ from ..harness import PushqProcess, Reply, Worker
 def test_responses_match_their_documented_models(pushq: PushqProcess, worker: Worker) -> None:
     path = f"doc-{uuid.uuid4().hex[:6]}"
     worker.script(path, Reply(404, b"gone"))
+    put = pushq.client.put("/v1/queues/documented", json={"permanent_statuses": [404]})
+    QueueOut.model_validate(put.json())
     job = pushq.enqueue(
         url=worker.url(path),
         queue="documented",
@@ -30,6 +32,7 @@ def test_responses_match_their_documented_models(pushq: PushqProcess, worker: Wo
         ordering_key="k",
         callback_url=worker.url("cb"),
     )
+    assert job["permanent_statuses"] == [404]  # the queue's, as the job carries it
     JobOut.model_validate(job)
     pushq.wait_state(job["id"], "dead")
     client = pushq.client
@@ -46,6 +49,16 @@ def test_responses_match_their_documented_models(pushq: PushqProcess, worker: Wo
     ScheduleOut.model_validate(put.json())
     ScheduleList.model_validate(client.get("/v1/schedules").json())
     client.delete("/v1/schedules/documented")
+
+
+def test_permanent_statuses_are_documented(pushq: PushqProcess) -> None:
+    schemas = pushq.client.get("/openapi.json").json()["components"]["schemas"]
+    for model in ("JobRequest", "QueueRequest"):
+        [given, _null] = schemas[model]["properties"]["permanent_statuses"]["anyOf"]
+        assert given["type"] == "array" and given["maxItems"] == 50
+        assert given["items"] == {"type": "integer", "minimum": 300, "maximum": 599}
+    assert "permanent_statuses" in schemas["QueueOut"]["properties"]
+    assert "permanent_statuses" in schemas["JobOut"]["properties"]
 
 
 def test_every_route_is_documented(pushq: PushqProcess) -> None:

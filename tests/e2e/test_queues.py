@@ -228,9 +228,12 @@ def test_ordering_key_waits_for_retries_while_other_keys_flow(
 def test_a_dead_head_releases_its_ordering_key(pushq: PushqProcess, worker: Worker) -> None:
     queue, path = name("order-dead"), name("order-dead-path")
     worker.script(path, Reply(400), 200)
-    first = pushq.enqueue(url=worker.url(path), queue=queue, ordering_key="k")
+    # 400 is permanent for this job only (by default a 400 is retried)
+    first = pushq.enqueue(
+        url=worker.url(path), queue=queue, ordering_key="k", permanent_statuses=[400]
+    )
     second = pushq.enqueue(url=worker.url(path), queue=queue, ordering_key="k")
-    pushq.wait_state(first["id"], "dead")
+    assert pushq.wait_state(first["id"], "dead")["attempts"] == 1
     pushq.wait_state(second["id"], "succeeded")
 
 

@@ -177,7 +177,7 @@ def test_a_tampered_request_is_rejected_and_runs_nothing(tasks: Tasks) -> None:
     assert tasks.runs == [*before, ("add", 1)]  # only the genuine request ran
 
 
-def test_a_router_with_the_wrong_secret_kills_the_job_unrun(
+def test_a_router_with_the_wrong_secret_runs_nothing_and_the_job_is_retried(
     client: Client, serve_asgi: Any
 ) -> None:
     from pushq.signing import generate_secret
@@ -185,14 +185,16 @@ def test_a_router_with_the_wrong_secret_kills_the_job_unrun(
     ran: list[int] = []
     router = TaskRouter(secret=generate_secret(), client=client)
 
-    @router.task
+    @router.task(max_attempts=3, **FAST)
     def noop() -> None:
         ran.append(1)
 
     router.base_url = serve_asgi(router)
     job = client.wait(noop.enqueue().id, timeout=10)
-    assert job.state == "dead" and job.last_error is not None
+    # a 401 is retried (mid-rotation the next attempt may verify) until attempts run out
+    assert job.state == "dead" and job.attempts == 3 and job.last_error is not None
     assert job.last_error.status == 401 and ran == []
+    assert [a.status for a in client.attempts(job.id)] == [401, 401, 401]
 
 
 def test_progress_is_visible_on_the_job(pushq: PushqProcess, client: Client, tasks: Tasks) -> None:
@@ -310,3 +312,22 @@ def test_queues_and_schedules(pushq: PushqProcess, client: Client) -> None:
     client.schedules.delete("sdk-nightly")
     with pytest.raises(NotFound):
         client.schedules.get("sdk-nightly")
+
+
+def test_permanent_statuses_through_the_sdk(pushq: PushqProcess, client: Client) -> None:
+    queue = client.queues.update("sdk-strict", permanent_statuses=[422, 400])
+    assert queue.permanent_statuses == (400, 422)
+    assert client.queues.get("sdk-strict").permanent_statuses == (400, 422)
+    inherited = client.enqueue("http://127.0.0.1:9/never", queue="sdk-strict", delay=3600)
+    own = client.enqueue(
+        "http://127.0.0.1:9/never", queue="sdk-strict", delay=3600, permanent_statuses=(404,)
+    )
+    plain = client.enqueue("http://127.0.0.1:9/never", queue="sdk-lenient", delay=3600)
+    assert inherited.permanent_statuses == (400, 422) and own.permanent_statuses == (404,)
+    assert plain.permanent_statuses is None
+    assert client.queues.update("sdk-strict", permanent_statuses=[]).permanent_statuses == ()
+    with pytest.raises(BadRequest):
+        client.enqueue("http://127.0.0.1:9/never", permanent_statuses=[200])
+    client.cancel(own.id)
+    client.cancel(inherited.id)
+    client.cancel(plain.id)

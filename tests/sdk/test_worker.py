@@ -203,14 +203,30 @@ def test_requests_no_retry_can_fix_are_permanent(router: TaskRouter) -> None:
         return a
 
     for path, body, status in [
-        ("/missing", call_body(), 404),
-        ("/one", call_body(1, 2), 422),  # arguments that do not fit
         ("/one", b"not json", 400),
         ("/one", b'{"args": {"a": 1}}', 400),
+        ("/one", b'{"args": [1], "kwargs": []}', 400),
     ]:
         response = post(router, path, body)
         assert response.status_code == status, (path, body)
         assert response.headers["pushq-retry"] == "false"
+
+
+def test_requests_a_deploy_or_rotation_can_fix_are_retried(router: TaskRouter) -> None:
+    # pushq retries any 4xx without pushq-retry: false (DESIGN.md, Delivery)
+    @router.task
+    def one(a: int) -> int:
+        return a
+
+    genuine = call_body(1)
+    for path, body, headers, status in [
+        ("/missing", call_body(), None, 404),  # the task is not deployed here yet
+        ("/one", call_body(1, 2), None, 422),  # the enqueuer runs newer code than we do
+        ("/one", genuine, delivery_headers(call_body(2)), 401),  # signed for another body
+    ]:
+        response = post(router, path, body, headers)
+        assert response.status_code == status, (path, body)
+        assert "pushq-retry" not in response.headers
 
 
 def test_a_body_over_the_limit_is_refused() -> None:
@@ -220,7 +236,8 @@ def test_a_body_over_the_limit_is_refused() -> None:
     def big(data: str) -> None: ...
 
     body = call_body("x" * 100)
-    assert post(small, "/big", body).status_code == 413
+    response = post(small, "/big", body)
+    assert response.status_code == 413 and response.headers["pushq-retry"] == "false"
 
 
 def test_a_value_that_is_not_json_is_a_500(router: TaskRouter) -> None:
@@ -425,8 +442,11 @@ def test_handle_maps_failures_like_the_router() -> None:
     )
     status, headers, _ = handle(TEST_SECRET, body, delivery_headers(body), broken)
     assert (status, headers["pushq-retry"]) == (422, "false")
-    status, _, out = handle(TEST_SECRET, b"{}", delivery_headers(body), flaky)
+    status, headers, out = handle(TEST_SECRET, b"{}", delivery_headers(body), flaky)
     assert status == 401 and b"invalid signature" in out
+    assert "pushq-retry" not in headers  # retried: the worker may be mid-rotation
+    status, headers, _ = handle(TEST_SECRET, b"nope", delivery_headers(b"nope"), flaky)
+    assert (status, headers["pushq-retry"]) == (400, "false")
 
 
 def test_handle_refuses_async_functions() -> None:

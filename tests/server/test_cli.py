@@ -89,9 +89,14 @@ def test_enqueue_with_every_flag_then_show_and_list(pushq_cli: Run, tmp_path: Pa
             "cli-key-1",
             "--unique-key",
             "cli-unique-1",
+            "--permanent-status",
+            "422,404",
+            "--permanent-status",
+            "409",
             "--json",
         )
     )
+    assert job["permanent_statuses"] == [404, 409, 422]
     assert job["state"] == "scheduled" and job["queue"] == "cli-enqueue"
     assert job["body"] == {"to": "ada@example.com"} and job["headers"] == {"X-Tenant": "acme"}
     assert (job["priority"], job["max_attempts"], job["timeout"]) == (3, 2, 5.0)
@@ -110,6 +115,7 @@ def test_enqueue_with_every_flag_then_show_and_list(pushq_cli: Run, tmp_path: Pa
     assert "STATE" in table and job["id"] in table and "scheduled" in table
     details = ok(pushq_cli("jobs", "show", job["id"]))
     assert "PUT http://127.0.0.1:9/never" in details and "cli-key-1" in details
+    assert "404, 409, 422" in details
 
     again = ok(pushq_cli("enqueue", "http://127.0.0.1:9/never", "--idempotency-key", "cli-key-1"))
     assert again.startswith(f"already enqueued {job['id']}")
@@ -177,6 +183,8 @@ def test_wait_exits_1_when_the_job_did_not_succeed(pushq_cli: Run, worker: Worke
 def test_dlq_show_retry_and_rm(pushq_cli: Run, pushq: PushqProcess, worker: Worker) -> None:
     worker.script("cli/reject", 422)
     target = worker.url("cli/reject")
+    strict = ok(pushq_cli("queues", "set", "cli-dlq", "--permanent-status", "400,422"))
+    assert "permanent statuses" in strict and "400, 422" in strict
     enqueued = pushq_cli(
         "enqueue", target, "--jsonl", "-", "--queue", "cli-dlq", "--json", stdin="1\n2\n3\n"
     )
@@ -192,6 +200,10 @@ def test_dlq_show_retry_and_rm(pushq_cli: Run, pushq: PushqProcess, worker: Work
 
     assert ok(pushq_cli("dlq", "retry", ids[0])).strip().startswith(f"redrove {ids[0]}")
     pushq.wait_state(ids[0], "dead")
+    cleared = as_json(pushq_cli("queues", "set", "cli-dlq", "--no-permanent-statuses", "--json"))
+    assert cleared["permanent_statuses"] == []
+    bad = pushq_cli("enqueue", target, "--permanent-status", "teapot")
+    assert bad.returncode == 2 and "not a list of HTTP status codes" in bad.stderr
     assert ok(pushq_cli("dlq", "rm", ids[1])).strip() == "deleted 1 dead job"
     gone = pushq_cli("dlq", "show", ids[1])
     assert one_line_error(gone, 1) == f"pushq: 404 not_found: no dead job {ids[1]}"
@@ -234,6 +246,8 @@ def test_a_url_that_is_not_pushq_exits_1(pushq_cli: Run, worker: Worker) -> None
         (["dlq", "retry"], {}, "pushq: dlq retry: give dead job ids, or --all"),
         (["jobs", "list"], {"PUSHQ_API_TOKEN": ""}, "pushq: no API token"),
         (["jobs", "list", "--url", "nonsense://x"], {}, "pushq: --url/PUSHQ_URL"),
+        (["serve", "--targets", "internal"], {}, "pushq: --targets='internal' is invalid"),
+        (["serve"], {"PUSHQ_TARGETS_DENY": "a..b"}, "pushq: PUSHQ_TARGETS_DENY='a..b' is invalid"),
         (["jobs"], {}, "usage: pushq jobs"),  # argparse's own usage errors
         (["jobs", "show"], {}, "usage: pushq jobs show"),
     ],

@@ -63,6 +63,20 @@ def test_nothing_given_reads_nothing() -> None:
         ("delivery_concurrency", "PUSHQ_DELIVERY_CONCURRENCY", "8", 8),
         ("metrics_auth", "PUSHQ_METRICS_AUTH", "yes", True),
         ("metrics_auth", "PUSHQ_METRICS_AUTH", "0", False),
+        ("targets", "PUSHQ_TARGETS", "public", "public"),
+        ("targets", "PUSHQ_TARGETS", " Private ", "private"),
+        (
+            "targets_allow",
+            "PUSHQ_TARGETS_ALLOW",
+            "10.1.0.0/16, worker.internal",
+            ("10.1.0.0/16", "worker.internal"),
+        ),
+        (
+            "targets_deny",
+            "PUSHQ_TARGETS_DENY",
+            "*.evil.example,fd00::/8",
+            ("*.evil.example", "fd00::/8"),
+        ),
     ],
 )
 def test_each_option_reads_from_flag_and_env(name: str, env: str, text: str, expected: Any) -> None:
@@ -92,6 +106,9 @@ def test_each_option_reads_from_flag_and_env(name: str, env: str, text: str, exp
         ("database_url", "--database", "PUSHQ_DATABASE_URL", "mysql://db/pushq"),
         ("public_url", "--public-url", "PUSHQ_PUBLIC_URL", "q.example"),
         ("metrics_auth", "--metrics-auth", "PUSHQ_METRICS_AUTH", "maybe"),
+        ("targets", "--targets", "PUSHQ_TARGETS", "internal"),
+        ("targets_allow", "--targets-allow", "PUSHQ_TARGETS_ALLOW", "10.0.0.0/33"),
+        ("targets_deny", "--targets-deny", "PUSHQ_TARGETS_DENY", "10.0.0.0/8,evil..example"),
     ],
 )
 def test_a_bad_value_names_the_flag_or_env_var(name: str, flag: str, env: str, text: str) -> None:
@@ -214,3 +231,14 @@ def test_settings_repr_never_shows_credentials() -> None:
         assert SECRET_A.removeprefix("whsec_") not in text
         assert "port=9000" in text
     assert settings.signing_keys == (secret_key(SECRET_A), secret_key(SECRET_B))
+
+
+def test_the_target_policy_follows_the_settings() -> None:
+    from pushq.policy.targets import TargetPolicy
+
+    assert Settings(api_token="t" * 16, signing_secrets=()).target_policy == TargetPolicy()
+    values = read_options({}, {"PUSHQ_TARGETS": "public", "PUSHQ_TARGETS_ALLOW": "10.1.0.0/16"})
+    policy = Settings(api_token="t" * 16, signing_secrets=(), **values).target_policy
+    assert policy == TargetPolicy("public", allow=("10.1.0.0/16",))
+    assert policy.check_host("10.1.2.3").allowed
+    assert not policy.check_host("127.0.0.1").allowed

@@ -148,6 +148,43 @@ def test_enqueue_stores_pending_jobs_that_get_returns(with_store: WithStore) -> 
     with_store(scenario)
 
 
+def test_permanent_statuses_are_the_jobs_own_else_its_queues(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        queue = await store.put_queue(
+            name="strict", changes={"permanent_statuses": (400, 422)}, now=NOW
+        )
+        assert queue.permanent_statuses == (400, 422)
+        stored = await store.get_queue(name="strict")
+        assert stored is not None and stored.permanent_statuses == (400, 422)
+        inherited, own, cleared, plain = await enqueue(
+            store,
+            new_job(queue="strict"),
+            new_job(queue="strict", permanent_statuses=(409,)),
+            new_job(queue="strict", permanent_statuses=()),
+            new_job(queue="lenient"),
+        )
+        assert inherited.permanent_statuses == (400, 422)
+        assert own.permanent_statuses == (409,)
+        assert cleared.permanent_statuses == ()
+        assert plain.permanent_statuses is None
+        for job in (inherited, own, cleared, plain):
+            assert await store.get(job_id=job.id) == job
+        claimed = {job.id: job.permanent_statuses for job in await claim(store, limit=4)}
+        assert claimed == {
+            inherited.id: (400, 422),
+            own.id: (409,),
+            cleared.id: (),
+            plain.id: None,
+        }  # what the dispatcher classifies with
+        cleared_queue = await store.put_queue(
+            name="strict", changes={"permanent_statuses": None}, now=NOW
+        )
+        assert cleared_queue.permanent_statuses is None
+        assert (await fetch(store, inherited.id)).permanent_statuses == (400, 422)  # kept
+
+    with_store(scenario)
+
+
 def test_get_unknown_id_is_none(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         assert await store.get(job_id="01ARZ3NDEKTSV4RRFFQ69G5FAV") is None

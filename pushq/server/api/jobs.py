@@ -30,6 +30,7 @@ from .schemas import (
     IdempotencyKey,
     JobRequest,
 )
+from .targets import check_job_targets
 
 log = logging.getLogger("pushq.api")
 
@@ -40,6 +41,7 @@ LIST_LIMIT_DEFAULT = 50
 
 def to_new_job(request: JobRequest, settings: Settings, now: float, where: str = "") -> NewJob:
     """A validated request ready for the store (which fills in the queue's defaults)."""
+    check_job_targets(settings.target_policy, request, where)
     body: bytes | None = None
     if request.body is not None:
         try:
@@ -75,6 +77,9 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
         ordering_key=request.ordering_key,
         callback_url=request.callback_url,
         failure_callback_url=request.failure_callback_url,
+        permanent_statuses=(
+            None if request.permanent_statuses is None else tuple(request.permanent_statuses)
+        ),
     )
 
 

@@ -53,6 +53,9 @@ def queue_json(
         "max_size": queue.max_size,
         "paused": queue.paused,
         "priority": queue.priority,
+        "permanent_statuses": (
+            None if queue.permanent_statuses is None else list(queue.permanent_statuses)
+        ),
         "stats": stats,
     }
 
@@ -92,6 +95,8 @@ async def put_queue(request: Request) -> JSONResponse:
             value = False
         if field == "priority" and value is None:
             value = 0
+        if field == "permanent_statuses" and value is not None:
+            value = tuple(value)
         changes[field] = value
     queue = await ctx.store.put_queue(name=name, changes=changes, now=ctx.clock())
     ctx.dispatcher.notify()  # a raised limit or a resume may free jobs now

@@ -14,6 +14,7 @@ from ..models import ScheduleRecord
 from ..render import rfc3339
 from .common import context, ok, read_json, validate
 from .schemas import NAME_PATTERN, ScheduleRequest
+from .targets import check_job_targets
 
 
 def schedule_name(request: Request) -> str:
@@ -43,6 +44,7 @@ async def put_schedule(request: Request) -> JSONResponse:
         if isinstance(job, dict) and field in job:
             raise BadRequest(f"job.{field}: a schedule's firing time decides when it runs")
     given = validate(ScheduleRequest, data)  # the job too: fail now, not at the first firing
+    check_job_targets(ctx.settings.target_policy, given.job, "job.")
     cron = given.cron  # normalised
     now = ctx.clock()
     try:

@@ -39,6 +39,7 @@ MAX_CONCURRENCY = 100_000
 MAX_QUEUE_SIZE = 1_000_000_000
 MAX_PROGRESS_COUNT = 1e15
 MAX_BATCH_JOBS = 10_000
+MAX_PERMANENT_STATUSES = 50
 
 
 def _case_free(word: str) -> str:
@@ -70,8 +71,8 @@ _IPV6 = (
 )
 URL_PATTERN = (
     "^" + _case_free("http") + "[Ss]?://"
-    r"(?:[A-Za-z0-9._~!$&'()*+,;=:%-]*@)?"  # userinfo
-    rf"(?:[A-Za-z0-9._~-]+|\[{_IPV6}\])"  # host: a name, an IPv4 or a bracketed IPv6
+    # host: a name, an IPv4 or a bracketed IPv6 (with an RFC 6874 zone, "%25eth0")
+    rf"(?:[A-Za-z0-9._~-]+|\[{_IPV6}(?:%25[A-Za-z0-9._~-]+)?\])"
     r"(?::0*" + int_range(0, 65535) + ")?"
     r"(?::)?"
     r"(?:[/?#][^\x00-\x20\x7f]*)?$"
@@ -117,6 +118,9 @@ def _url(value: str) -> str:
     if len(value) > MAX_URL_LENGTH:
         raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
     if not _URL.fullmatch(value):
+        if "@" in value.split("//", 1)[-1].split("/", 1)[0]:
+            # refused rather than stored: the URL is shown by the API, the dashboard and logs
+            raise ValueError("must not hold credentials (user:password@); send them in a header")
         raise ValueError(
             "must be an http:// or https:// URL with a host (ASCII: punycode an IDN), "
             "a port up to 65535 and no spaces or control characters"
@@ -294,6 +298,23 @@ QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+def _sorted_unique(value: list[int]) -> list[int]:
+    return sorted(set(value))
+
+
+PermanentStatuses = Annotated[
+    list[Annotated[int, Field(ge=300, le=599), Integral]],
+    Field(
+        max_length=MAX_PERMANENT_STATUSES,
+        description=(
+            "HTTP statuses (300-599) that end the job at once instead of being retried; "
+            "410 and pushq-retry: false always do"
+        ),
+    ),
+    AfterValidator(_sorted_unique),
+]
+
+
 class Strict(BaseModel):
     # strict: "5" is not an int and 1 is not a bool; forbid: typos are errors, not ignored.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -327,6 +348,9 @@ class JobTemplate(Strict):
     )
     callback_url: Url | None = Field(None, description="receives the job once it succeeded")
     failure_callback_url: Url | None = Field(None, description="receives the job once it is dead")
+    permanent_statuses: PermanentStatuses | None = Field(
+        None, description="HTTP statuses that end the job at once; replaces the queue's list"
+    )
 
 
 # A request with both start times set (neither null) is refused; JSON Schema says so too.
@@ -381,6 +405,7 @@ class QueueRequest(Strict):
     priority: Annotated[int, Field(ge=-5, le=5), Integral] | None = Field(
         None, description="under contention a queue gets slots in proportion to 4^priority"
     )
+    permanent_statuses: PermanentStatuses | None = None
 
 
 class QueueStats(BaseModel):
@@ -412,6 +437,7 @@ class QueueOut(BaseModel):
     max_size: int | None
     paused: bool
     priority: int
+    permanent_statuses: list[int] | None
     stats: QueueStats
 
 
@@ -545,6 +571,9 @@ class JobOut(BaseModel):
     ordering_key: str | None
     callback_url: str | None
     failure_callback_url: str | None
+    permanent_statuses: list[int] | None = Field(
+        None, description="present when the job or its queue set it at enqueue"
+    )
     deduplicated: bool | None = None
 
 

@@ -78,7 +78,12 @@ def row_to_job(row: sqlite3.Row) -> JobRecord:
         ordering_key=row["ordering_key"],
         callback_url=row["callback_url"],
         failure_callback_url=row["failure_callback_url"],
+        permanent_statuses=_statuses(row["permanent_statuses"]),
     )
+
+
+def _statuses(text: str | None) -> tuple[int, ...] | None:
+    return None if text is None else tuple(orjson.loads(text))
 
 
 def _fetch(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
@@ -469,6 +474,7 @@ class SQLiteStore:
                 "max_size": current.max_size,
                 "paused": int(current.paused),
                 "priority": current.priority,
+                "permanent_statuses": _dumps(current.permanent_statuses),
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,
@@ -598,6 +604,7 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
         paused=bool(row["paused"]),
         priority=row["priority"],
         unfinished=row["unfinished"],
+        permanent_statuses=_statuses(row["permanent_statuses"]),
     )
 
 
@@ -816,6 +823,11 @@ class _Enqueue:
             ordering_key=new.ordering_key,
             callback_url=new.callback_url,
             failure_callback_url=new.failure_callback_url,
+            permanent_statuses=(
+                queue.permanent_statuses
+                if new.permanent_statuses is None
+                else new.permanent_statuses
+            ),
         )
         self.rows.append(
             {
@@ -839,6 +851,7 @@ class _Enqueue:
                 "ordering_key": job.ordering_key,
                 "callback_url": job.callback_url,
                 "failure_callback_url": job.failure_callback_url,
+                "permanent_statuses": _dumps(job.permanent_statuses),
             }
         )
         self.added[job.queue] = self.added.get(job.queue, 0) + 1

@@ -4,11 +4,13 @@
 INSERT INTO jobs (
     id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
     backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
-    idempotency_key, unique_key, ordering_key, callback_url, failure_callback_url
+    idempotency_key, unique_key, ordering_key, callback_url, failure_callback_url,
+    permanent_statuses
 ) VALUES (
     :id, :queue, :url, :method, :headers, :body, :state, :priority, 0, :max_attempts,
     :backoff_base, :backoff_max, :backoff_jitter, :timeout, :created_at, :run_at,
-    :idempotency_key, :unique_key, :ordering_key, :callback_url, :failure_callback_url
+    :idempotency_key, :unique_key, :ordering_key, :callback_url, :failure_callback_url,
+    :permanent_statuses
 );
 
 -- name: find_idempotency_key
@@ -199,7 +201,7 @@ UPDATE queues
 SET concurrency = :concurrency, rate_limit = :rate_limit, max_attempts = :max_attempts,
     backoff_base = :backoff_base, backoff_max = :backoff_max, backoff_jitter = :backoff_jitter,
     timeout = :timeout, max_size = :max_size, paused = :paused, priority = :priority,
-    tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
+    permanent_statuses = :permanent_statuses, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
 WHERE name = :name
 RETURNING *;
 
