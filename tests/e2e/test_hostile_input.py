@@ -186,7 +186,7 @@ def test_a_500_answers_json_and_keeps_the_connection(broken_api: str) -> None:
 def test_405_names_every_method_of_the_path(pushq: PushqProcess) -> None:
     # Starlette named only the methods of the first route declared for the path.
     cases = {
-        "/v1/queues/q": "GET, HEAD, PUT",
+        "/v1/queues/q": "DELETE, GET, HEAD, PUT",
         "/v1/schedules/s": "DELETE, GET, HEAD, PUT",
         "/v1/dlq/x": "DELETE, GET, HEAD",
         "/v1/dlq/retry": "POST",
