@@ -390,6 +390,8 @@ def _statuses(ep: Endpoint) -> set[int]:
         codes.add(413)
     if "{" in ep.path:
         codes.add(404)
+        if ep.method in ("POST", "DELETE"):
+            codes.add(409)  # an action the resource's state forbids (finished, unfinished…)
     return codes
 
 

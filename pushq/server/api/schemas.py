@@ -289,6 +289,17 @@ QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
         "pattern": DEAD_CURSOR_PATTERN,
         "description": "next_cursor of the previous page",
     },
+    "force": {"enum": ["true", "false"]},
+    "url_prefix": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_URL_LENGTH,
+        "pattern": KEY_PATTERN,
+    },
+    "tag": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": KEY_PATTERN},
+    "flow_key": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": KEY_PATTERN},
+    "schedule": {"type": "string", "pattern": NAME_PATTERN},
+    "topic": {"type": "string", "pattern": NAME_PATTERN},
     "wait": {
         "type": "string",
         "pattern": WAIT_PATTERN,
@@ -551,8 +562,24 @@ def _time_bound(value: str) -> str:
     return value
 
 
+# A duration ago (digits bounded so it stays finite) or an RFC 3339 time as run_at takes
+# it: the pattern /openapi.json states, checked before parsing.
+TIME_BOUND_PATTERN = (
+    r"^(?: *[0-9]{1,15}(?:\.[0-9]{1,15})? *(?:ms|s|m|h|d)? *|" + RUN_AT_PATTERN[1:-1] + ")$"
+)
+_TIME_BOUND_RE = re.compile(TIME_BOUND_PATTERN)
+QUERY_SCHEMAS["since"] = QUERY_SCHEMAS["until"] = {
+    "type": "string",
+    "pattern": TIME_BOUND_PATTERN,
+    "description": "created at or after (since) / before (until): an RFC 3339 time or a "
+    "duration ago ('1h')",
+}
+
+
 def time_bound(text: str, now: float) -> float:
     """Unix seconds from an RFC 3339 time, or from a duration meaning that long ago."""
+    if not _TIME_BOUND_RE.fullmatch(text):
+        raise ValueError(f"{text[:40]!r} is not {_TIME_BOUND}")
     try:
         return now - parse_duration(text)
     except ValueError:
@@ -566,7 +593,11 @@ def time_bound(text: str, now: float) -> float:
     return moment.timestamp()
 
 
-TimeBound = Annotated[str, AfterValidator(_time_bound), Field(description=_TIME_BOUND)]
+TimeBound = Annotated[
+    str,
+    AfterValidator(_time_bound),
+    WithJsonSchema({"type": "string", "pattern": TIME_BOUND_PATTERN, "description": _TIME_BOUND}),
+]
 
 
 class RedriveRequest(Strict):
@@ -574,7 +605,7 @@ class RedriveRequest(Strict):
 
     queue: Name | None = None
     url_prefix: UrlPrefix | None = None
-    status: Annotated[int, Field(ge=100, le=599)] | None = Field(
+    status: Annotated[int, Field(ge=100, le=599), Integral] | None = Field(
         None, description="the last attempt's HTTP status"
     )
     error_contains: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
@@ -590,6 +621,8 @@ class RedriveRequest(Strict):
 
 class CancelRequest(Strict):
     """Which unfinished jobs to cancel; at least one filter."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     queue: Name | None = None
     state: UnfinishedState | None = None
