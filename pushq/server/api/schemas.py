@@ -579,6 +579,12 @@ QUERY_SCHEMAS["since"] = QUERY_SCHEMAS["until"] = {
 def time_bound(text: str, now: float) -> float:
     """Unix seconds from an RFC 3339 time, or from a duration meaning that long ago."""
     if not _TIME_BOUND_RE.fullmatch(text):
+        try:
+            zoneless = datetime.fromisoformat(text.strip()).tzinfo is None
+        except ValueError:
+            zoneless = False
+        if zoneless:
+            raise ValueError(f"{text!r} has no zone offset; give {_TIME_BOUND}")
         raise ValueError(f"{text[:40]!r} is not {_TIME_BOUND}")
     try:
         return now - parse_duration(text)
