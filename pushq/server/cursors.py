@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from .store.errors import InvalidCursor
+
 _ID = r"[0-9A-Z]{26}"
 JOBS_CURSOR_PATTERN = rf"^{_ID}$"
 DEAD_CURSOR_PATTERN = rf"^(?:0|[1-9][0-9]{{0,19}})(?:\.[0-9]{{1,400}})?_{_ID}$"
@@ -25,9 +27,9 @@ def encode_jobs(last_id: str) -> str:
 
 
 def decode_jobs(cursor: str) -> str:
-    """The id to continue below; ValueError when `cursor` is not a jobs cursor."""
+    """The id to continue below; InvalidCursor (a 400) unless `cursor` is a jobs cursor."""
     if not _JOBS.fullmatch(cursor):
-        raise ValueError("cursor is not valid")
+        raise InvalidCursor()
     return cursor
 
 
@@ -37,8 +39,8 @@ def encode_dead(failed_at: float | None, last_id: str) -> str:
 
 
 def decode_dead(cursor: str) -> tuple[float, str]:
-    """(failed_at, id) to continue below; ValueError when `cursor` is not a DLQ cursor."""
+    """(failed_at, id) to continue below; InvalidCursor unless `cursor` is a DLQ cursor."""
     if not _DEAD.fullmatch(cursor):
-        raise ValueError("cursor is not valid")
+        raise InvalidCursor()
     at, _, last_id = cursor.partition("_")
     return float(at), last_id

@@ -29,7 +29,16 @@ from pushq.errors import Conflict, NotFound
 from pushq.server.models import AttemptRecord
 from pushq.server.store.sqlite import SQLiteStore
 
-from .test_conformance import DEFAULTS, MARGIN, NOW, TTL, error_at, new_job
+from .test_conformance import (
+    DEFAULTS,
+    MARGIN,
+    NOW,
+    TTL,
+    claim,
+    error_at,
+    new_job,
+    rescue_expired,
+)
 
 TERMINAL = {"succeeded", "dead", "cancelled"}
 # How the store's states read in the model: waiting covers every "not yet due or due" one.
@@ -91,16 +100,12 @@ class JobStateMachine(RuleBasedStateMachine):
         self.jobs[result.job.id] = Expected("waiting", 0, max_attempts, self.now + delay)
 
     @rule(limit=st.integers(1, 5))
-    def claim(self, limit: int) -> None:
+    def claim_some(self, limit: int) -> None:
         self.leases += 1
         lease = f"L{self.leases}"
-        claim = self.run(
-            self.store.claim_due(
-                limit=limit, slots=64, now=self.now, lease=lease, lease_margin=MARGIN
-            )
-        )
-        assert len(claim.jobs) <= limit
-        for job in claim.jobs:
+        claimed = self.run(claim(self.store, now=self.now, limit=limit, lease=lease))
+        assert len(claimed) <= limit
+        for job in claimed:
             expected = self.jobs[job.id]
             assert expected.state == "waiting" and expected.run_at <= self.now, (job, expected)
             expected.state, expected.lease = "active", lease
@@ -182,7 +187,7 @@ class JobStateMachine(RuleBasedStateMachine):
     @rule()
     def rescue(self) -> None:
         """The rescuer: every active job whose lease ran out goes back (or dies)."""
-        rescued = self.run(self.store.rescue_expired(now=self.now, limit=1000))
+        rescued = self.run(rescue_expired(self.store, now=self.now, limit=1000))
         due = {i for i, job in self.jobs.items() if job.state == "active"}
         due = {i for i in due if self.jobs[i].leased_until < self.now}
         assert {job.id for job in rescued} == due
