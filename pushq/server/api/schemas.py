@@ -308,8 +308,24 @@ QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     },
 }
 MAX_TAGS, MAX_TAG_LENGTH, MAX_FLOW_KEY_LENGTH = 10, 64, 256
-Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH), AfterValidator(_key)]
-FlowKey = Annotated[str, Field(min_length=1, max_length=MAX_FLOW_KEY_LENGTH), AfterValidator(_key)]
+
+
+def _text(most: int) -> WithJsonSchema:
+    """The schema of 1 to `most` characters without control characters."""
+    return WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": most, "pattern": KEY_PATTERN}
+    )
+
+
+Tag = Annotated[
+    str, Field(min_length=1, max_length=MAX_TAG_LENGTH), AfterValidator(_key), _text(MAX_TAG_LENGTH)
+]
+FlowKey = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_FLOW_KEY_LENGTH),
+    AfterValidator(_key),
+    _text(MAX_FLOW_KEY_LENGTH),
+]
 
 
 def _distinct(tags: list[str]) -> list[str]:
@@ -317,7 +333,9 @@ def _distinct(tags: list[str]) -> list[str]:
 
 
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_distinct)]
-UrlPrefix = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_key)]
+UrlPrefix = Annotated[
+    str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_key), _text(MAX_URL_LENGTH)
+]
 UnfinishedState = Literal["scheduled", "pending", "active", "retrying"]
 
 
