@@ -14,8 +14,9 @@ SERVER_ONLY = (
     "aiohttp",
     "prometheus_client",
     "croniter",
-    "rich",
 )
+# Not "rich": httpx imports it (for its command line) whenever it is installed, and the
+# test extra installs it with schemathesis; pushq itself never imports it.
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
