@@ -29,6 +29,7 @@ import asyncpg
 from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
+from .. import cursors
 from ..config import redact_url
 from ..models import (
     AttemptRecord,
@@ -44,13 +45,12 @@ from ..models import (
     new_job_id,
 )
 from .base import JobPage, Promotion, Rescue
-from .errors import InvalidCursor, StoreConflict, StoreError, StoreUnavailable
+from .errors import StoreConflict, StoreError, StoreUnavailable
 from .sql import load_queries, migrations
 from .sqlite import (
     CALLBACK_KEY_TTL,
     ID_CLOCK_SLACK,
     QUEUE_FULL_RETRY_AFTER,
-    _decode_cursor,
     _dumps,
     row_to_job,
     row_to_queue,
@@ -63,7 +63,6 @@ _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 MIGRATION_LOCK = 0x70757368  # "push": the advisory lock key nodes migrate under
 LEADER_LOCK = 0x6C656164  # "lead": held by the node that runs maintenance
 CHANNEL = "pushq_due"
-CURSOR_PREFIX = "pg1."  # this store's cursors: never mistaken for another store's
 
 
 def compile_named(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -116,18 +115,6 @@ def store_error(exc: BaseException, where: str) -> StoreError:
 
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
-
-def _encode_cursor(*parts: object) -> str:
-    from .sqlite import _encode_cursor as encode
-
-    return CURSOR_PREFIX + encode(*parts)
-
-
-def _cursor_parts(cursor: str) -> list[Any]:
-    if not cursor.startswith(CURSOR_PREFIX):
-        raise InvalidCursor()
-    return _decode_cursor(cursor.removeprefix(CURSOR_PREFIX))
 
 
 class _Conn:
@@ -676,17 +663,8 @@ class PostgresStore:
             where.append("queue = :queue")
             params["queue"] = queue
         if cursor is not None:
-            parts = _cursor_parts(cursor)
-            if len(parts) != 2:
-                raise InvalidCursor()
             where.append("(failed_at, id) < (:failed_at::float8, :after::text)")
-            try:
-                failed_at = float(parts[0])
-            except (TypeError, ValueError, OverflowError):
-                raise InvalidCursor() from None
-            if not math.isfinite(failed_at):
-                raise InvalidCursor()
-            params["failed_at"], params["after"] = failed_at, str(parts[1])
+            params["failed_at"], params["after"] = cursors.decode_dead(cursor)
         sql = (
             "SELECT * FROM jobs WHERE "
             + " AND ".join(where)
@@ -697,7 +675,7 @@ class PostgresStore:
         next_cursor = None
         if len(jobs) > limit:
             last = jobs[limit - 1]
-            next_cursor = _encode_cursor(last.failed_at, last.id)
+            next_cursor = cursors.encode_dead(last.failed_at, last.id)
         return JobPage(jobs[:limit], next_cursor)
 
     async def redrive(self, *, job_id: str, now: float) -> JobRecord:
@@ -857,11 +835,11 @@ class PostgresStore:
     async def find_jobs(
         self, *, match: JobFilter, limit: int, cursor: str | None, now: float
     ) -> JobPage:
-        after = None if cursor is None else str(_cursor_parts(cursor)[0])
+        after = None if cursor is None else cursors.decode_jobs(cursor)
         sql, params = find_jobs_sql(match, now, limit + 1, after)
         rows = await self._run(lambda conn: conn.fetch_sql(sql, params))
         jobs = [row_to_job(row) for row in rows]
-        next_cursor = _encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+        next_cursor = cursors.encode_jobs(jobs[limit - 1].id) if len(jobs) > limit else None
         return JobPage(jobs[:limit], next_cursor)
 
     async def run_now(self, *, job_id: str, now: float) -> JobRecord:
