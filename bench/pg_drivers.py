@@ -37,9 +37,13 @@ ENQUEUE = (
     "RETURNING id"
 )
 CLAIM = (
-    "UPDATE bench_jobs SET state = 'active', lease = $1, attempts = attempts + 1 "
-    "WHERE id IN (SELECT id FROM bench_jobs WHERE queue = $2 AND state = 'pending' "
-    "AND run_at <= $3 ORDER BY run_at LIMIT 16 FOR UPDATE SKIP LOCKED) RETURNING id, body"
+    # A MATERIALIZED CTE, as the store has it: `id IN (SELECT … LIMIT 16 …)` may be
+    # rescanned by the planner and claim more than 16.
+    # (Parameters in text order: psycopg's %s are positional.)
+    "WITH picked AS MATERIALIZED (SELECT id FROM bench_jobs WHERE queue = $1 "
+    "AND state = 'pending' AND run_at <= $2 ORDER BY run_at LIMIT 16 FOR UPDATE SKIP LOCKED) "
+    "UPDATE bench_jobs SET state = 'active', lease = $3, attempts = attempts + 1 "
+    "FROM picked WHERE bench_jobs.id = picked.id RETURNING bench_jobs.id, bench_jobs.body"
 )
 SETTLE = (
     "UPDATE bench_jobs SET state = 'succeeded', lease = NULL "
@@ -72,7 +76,7 @@ class Asyncpg:
         await self.pool.fetchval(ENQUEUE, "default", time.time(), BODY)
 
     async def claim(self, lease: str) -> list[Any]:
-        return list(await self.pool.fetch(CLAIM, lease, "default", time.time()))
+        return list(await self.pool.fetch(CLAIM, "default", time.time(), lease))
 
     async def settle(self, job_id: int, lease: str) -> None:
         await self.pool.execute(SETTLE, job_id, lease)
@@ -101,7 +105,7 @@ class Psycopg:
     async def claim(self, lease: str) -> list[Any]:
         async with self.pool.connection() as conn:
             cursor = await conn.execute(
-                _psycopg(CLAIM), (lease, "default", time.time()), prepare=True
+                _psycopg(CLAIM), ("default", time.time(), lease), prepare=True
             )
             return await cursor.fetchall()
 
@@ -114,13 +118,18 @@ class Psycopg:
 
 
 async def _timed(count: int, step: Callable[[int], Awaitable[int]]) -> dict[str, float]:
-    """Run `step` from TASKS tasks until `count` operations are done."""
-    done = 0
+    """Run `step` from TASKS tasks until `count` operations are done (or a step returns
+    0: nothing left)."""
+    done, exhausted = 0, False
 
     async def worker(n: int) -> None:
-        nonlocal done
-        while done < count:
-            done += await step(n)
+        nonlocal done, exhausted
+        while done < count and not exhausted:
+            # (`done += await step(n)` would read `done` before the await and lose the
+            # other tasks' counts: 32 tasks ran 32 times the operations asked for.)
+            ran = await step(n)
+            done += ran
+            exhausted = exhausted or ran == 0
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker(n) for n in range(TASKS)))
@@ -144,9 +153,7 @@ async def measure(driver: Asyncpg | Psycopg, url: str, jobs: int) -> dict[str, A
             lease = f"lease-{n}-{time.perf_counter_ns()}"
             rows = await driver.claim(lease)
             claimed.extend((row[0], lease) for row in rows)
-            if not rows:
-                return jobs  # nothing left: stop every task
-            return len(rows)
+            return len(rows)  # 0: nothing left, every task stops
 
         figures["claim (jobs)"] = await _timed(jobs, claim)
         pending = iter(claimed)
@@ -154,7 +161,7 @@ async def measure(driver: Asyncpg | Psycopg, url: str, jobs: int) -> dict[str, A
         async def settle(_: int) -> int:
             item = next(pending, None)
             if item is None:
-                return len(claimed)
+                return 0
             await driver.settle(*item)
             return 1
 
