@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from ..errors import StartupError
+from .api.jobs import job_from_template
 from .app import create_app
 from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
@@ -123,7 +124,11 @@ async def _run(
     )
     leadership = ThisNode()  # SQLite: one node owns the database
     scheduler = Scheduler(
-        store=store, settings=settings, notify=dispatcher.notify, leadership=leadership
+        store=store,
+        settings=settings,
+        notify=dispatcher.notify,
+        job_from_template=lambda template, now: job_from_template(template, settings, now),
+        leadership=leadership,
     )
     promoter = Promoter(
         store=store,
