@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -16,6 +18,7 @@ from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
 from .metrics import Metrics
+from .notify import notify
 from .scheduler import Scheduler
 from .store.sqlite import SQLiteStore
 from .waiters import JobWaiters
@@ -29,6 +32,11 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # listening: /health answers from now on
+            notify(f"READY=1\nSTATUS=serving\nMAINPID={os.getpid()}")
 
 
 async def serve(settings: Settings) -> None:
@@ -88,6 +96,7 @@ async def serve(settings: Settings) -> None:
         {serve_task, dispatch_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
     )
     stop.set()
+    notify("STOPPING=1\nSTATUS=draining in-flight deliveries")
     log.info(
         "pushq stopping: no new claims; waiting up to %gs for deliveries", settings.shutdown_grace
     )
