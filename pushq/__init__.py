@@ -17,6 +17,7 @@ from .client import (
     Result,
     RetryPolicy,
     Schedule,
+    ScheduleRun,
 )
 from .errors import (
     ApiError,
@@ -58,6 +59,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "Schedule",
+    "ScheduleRun",
     "TargetRefused",
     "Task",
     "TaskRouter",

@@ -2,16 +2,17 @@
 
     pushq serve | token | config show | health | backup | restore | doctor
     pushq enqueue URL [options] | enqueue --jsonl FILE
-    pushq jobs list | show | attempts | cancel | wait
+    pushq jobs list | show | attempts | cancel | retry | replay | rm | wait
     pushq dlq list | show | retry | rm
-    pushq queues list | show | set | pause | resume
-    pushq schedules list | show | set | rm
+    pushq queues list | show | set | pause | resume | purge | rm
+    pushq schedules list | show | set | rm | pause | resume | trigger
 
 API commands read the server from --url / $PUSHQ_URL and the token from
 --token / $PUSHQ_API_TOKEN (else the data dir of a local `pushq serve`); they
-print tables, or the API's JSON with --json. Exit codes: 0 ok; 1 an API error,
-an unreachable server, or (jobs wait) a job that did not succeed; 2 bad usage
-or configuration. Errors are one line on stderr, never a traceback.
+print tables, or the API's JSON with --json (before or after the command).
+Exit codes: 0 ok; 1 an API error, an unreachable server, or (jobs wait) a job
+that did not succeed; 2 bad usage or configuration. Errors are one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import httpx
 
 from .admin import add_config_flag, add_local_commands
 from .client import Attempt, Client, Job, Page, Queue, Schedule
-from .errors import ApiError, ConfigError
+from .errors import ApiError, ConfigError, StartupError
 from .server.config import (
     OPTIONS,
     TOKEN_FILE,
@@ -57,6 +58,7 @@ Handler = Callable[[Client, argparse.Namespace, "Output"], int]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pushq", description="A self-hosted HTTP push queue.")
     parser.add_argument("--version", action="version", version=f"pushq {__version__}")
+    _server_options(parser)  # also before the command: pushq --json jobs list
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     serve = commands.add_parser("serve", help="run the server (API, dispatcher) in one process")
@@ -76,12 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     add_local_commands(commands)
 
     api = argparse.ArgumentParser(add_help=False)
-    group = api.add_argument_group("server")
-    group.add_argument(
-        "--url", help="pushq's base URL (default $PUSHQ_URL or http://127.0.0.1:8080)"
-    )
-    group.add_argument("--token", help="API token (default $PUSHQ_API_TOKEN)")
-    group.add_argument("--json", action="store_true", help="print the API's JSON, for scripts")
+    _server_options(api)
 
     enqueue = commands.add_parser("enqueue", parents=[api], help="enqueue a job (or a JSONL file)")
     enqueue.add_argument("target_url", nargs="?", metavar="URL", help="where pushq delivers it")
@@ -93,16 +90,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     enqueue.set_defaults(run=_enqueue)
 
-    jobs = _group(commands, "jobs", "inspect, wait for and cancel jobs")
+    jobs = _group(commands, "jobs", "find, inspect, run, replay, cancel and remove jobs")
     listing = _leaf(jobs, api, "list", "jobs, newest first", _jobs_list)
     listing.add_argument("--queue")
     listing.add_argument("--state")
+    listing.add_argument("--url-prefix", help="jobs whose URL starts with this")
+    listing.add_argument("--tag")
+    listing.add_argument("--flow-key")
+    listing.add_argument("--schedule", help="jobs this schedule made")
+    listing.add_argument("--topic")
+    listing.add_argument("--since", help="created at or after: RFC 3339, or ago: 1h, 30m")
+    listing.add_argument("--until", help="created before: RFC 3339, or ago: 1h, 30m")
     _paging(listing)
-    _leaf(jobs, api, "show", "one job", _jobs_show).add_argument("id")
+    _leaf(jobs, api, "show", "one job, with its last response", _jobs_show).add_argument("id")
     _leaf(jobs, api, "attempts", "every delivery attempt of a job", _jobs_attempts).add_argument(
         "id"
     )
-    _leaf(jobs, api, "cancel", "cancel an unfinished job", _jobs_cancel).add_argument("id")
+    cancel = _leaf(
+        jobs,
+        api,
+        "cancel",
+        "cancel unfinished jobs: by id, or every one a filter matches",
+        _jobs_cancel,
+    )
+    cancel.add_argument("ids", nargs="*", metavar="ID")
+    cancel.add_argument("--queue")
+    cancel.add_argument("--state", help="scheduled, pending, active or retrying")
+    cancel.add_argument("--url-prefix")
+    cancel.add_argument("--tag")
+    cancel.add_argument("--flow-key")
+    _leaf(
+        jobs, api, "retry", "run jobs now (no attempt added); redrive dead ones", _jobs_retry
+    ).add_argument("ids", nargs="+", metavar="ID")
+    _leaf(
+        jobs, api, "replay", "enqueue a new job with the same request", _jobs_replay
+    ).add_argument("ids", nargs="+", metavar="ID")
+    _leaf(jobs, api, "rm", "remove finished jobs and their attempts", _jobs_rm).add_argument(
+        "ids", nargs="+", metavar="ID"
+    )
     wait = _leaf(jobs, api, "wait", "wait until a job finishes; exit 1 unless it succeeded", _wait)
     wait.add_argument("id")
     wait.add_argument("--timeout", type=float, help="give up after this many seconds")
@@ -112,10 +137,24 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--queue")
     _paging(listing)
     _leaf(dlq, api, "show", "a dead job with its attempt log", _dlq_show).add_argument("id")
-    retry = _leaf(dlq, api, "retry", "redrive dead jobs: by id, or --all [--queue Q]", _dlq_retry)
+    retry = _leaf(
+        dlq,
+        api,
+        "retry",
+        "redrive dead jobs: by id, --all, or every one a filter matches",
+        _dlq_retry,
+    )
     retry.add_argument("ids", nargs="*", metavar="ID")
-    retry.add_argument("--all", action="store_true", help="every dead job (of --queue)")
-    retry.add_argument("--queue", help="with --all: only this queue's dead jobs")
+    retry.add_argument("--all", action="store_true", help="every dead job (that the filters match)")
+    bulk = retry.add_argument_group("filters (bulk redrive)")
+    bulk.add_argument("--queue")
+    bulk.add_argument("--url-prefix")
+    bulk.add_argument("--status", type=int, help="the last attempt's HTTP status")
+    bulk.add_argument("--error-contains", help="part of the last error")
+    bulk.add_argument("--since", help="failed at or after: RFC 3339, or ago: 1h")
+    bulk.add_argument("--until", help="failed before: RFC 3339, or ago: 1h")
+    bulk.add_argument("--dry-run", action="store_true", help="count the matches, change nothing")
+    bulk.add_argument("--rate", help='spread the redriven jobs: "50/s", "100/m"')
     _leaf(dlq, api, "rm", "drop dead jobs for good", _dlq_rm).add_argument(
         "ids", nargs="+", metavar="ID"
     )
@@ -148,7 +187,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     _leaf(queues, api, "pause", "stop deliveries (enqueue still accepted)", _queues_pause)
     _leaf(queues, api, "resume", "restart deliveries", _queues_resume)
-    for name in ("pause", "resume"):
+    purge = _leaf(queues, api, "purge", "cancel the queue's unfinished jobs", _queues_purge)
+    purge.add_argument(
+        "--state", action="append", help="only jobs in this state (repeatable; default all)"
+    )
+    rm = _leaf(queues, api, "rm", "forget a queue with no unfinished jobs", _queues_rm)
+    rm.add_argument("--force", action="store_true", help="cancel its unfinished jobs first")
+    for name in ("pause", "resume", "purge", "rm"):
         queues.choices[name].add_argument("name")
 
     schedules = _group(commands, "schedules", "cron schedules that enqueue a job")
@@ -156,17 +201,42 @@ def _parser() -> argparse.ArgumentParser:
     _leaf(schedules, api, "show", "a schedule", _schedules_show).add_argument("name")
     schedule = _leaf(schedules, api, "set", "create or replace a schedule", _schedules_set)
     schedule.add_argument("name")
-    schedule.add_argument("cron", help='5 fields, e.g. "0 3 * * *"')
+    schedule.add_argument("cron", help='5 fields, e.g. "0 3 * * *", or @hourly ... @yearly')
     schedule.add_argument("target_url", metavar="URL", help="where each job is delivered")
     schedule.add_argument("--timezone", help="of the cron fields (default UTC)")
     _job_options(schedule, template=True)
     _leaf(schedules, api, "rm", "remove a schedule", _schedules_rm).add_argument("name")
+    _leaf(schedules, api, "pause", "stop a schedule's firings", _schedules_pause)
+    _leaf(schedules, api, "resume", "restart its firings (from the next time)", _schedules_resume)
+    _leaf(schedules, api, "trigger", "enqueue one job from it now", _schedules_trigger)
+    for name in ("pause", "resume", "trigger"):
+        schedules.choices[name].add_argument("name")
     return parser
 
 
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    """--url, --token and --json; SUPPRESS keeps one given before the command."""
+    group = parser.add_argument_group("server")
+    group.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help="pushq's base URL (default $PUSHQ_URL or http://127.0.0.1:8080)",
+    )
+    group.add_argument(
+        "--token", default=argparse.SUPPRESS, help="API token (default $PUSHQ_API_TOKEN)"
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the API's JSON, for scripts",
+    )
+
+
 def _group(commands: Any, name: str, help_text: str) -> Any:
-    parser = commands.add_parser(name, help=help_text)
-    return parser.add_subparsers(dest="action", required=True, metavar="action")
+    parser = commands.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(group=parser)  # without an action, main() prints this help
+    return parser.add_subparsers(dest="action", metavar="action")
 
 
 def _leaf(
@@ -198,6 +268,10 @@ def _job_options(parser: argparse.ArgumentParser, *, template: bool) -> None:
     job.add_argument("--callback-url", help="gets the finished job")
     job.add_argument("--failure-callback-url", help="gets the dead job")
     job.add_argument(
+        "--tag", action="append", dest="tags", metavar="TAG", help="for filtering (repeatable)"
+    )
+    job.add_argument("--flow-key", help="per-key flow control, e.g. a customer id")
+    job.add_argument(
         "--permanent-status",
         type=_status_list,
         action="extend",
@@ -217,6 +291,14 @@ def _job_options(parser: argparse.ArgumentParser, *, template: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    for name, default in (("url", None), ("token", None), ("json", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    if getattr(args, "group", None) is not None and getattr(args, "run", None) is None:
+        group: argparse.ArgumentParser = args.group
+        print(group.format_help(), end="", file=sys.stderr)
+        print(f"\n{group.prog}: give an action (see the list above)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.command == "serve":
             return _serve(args)
@@ -229,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pushq: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StartupError as exc:
+        print(f"pushq: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "serve" else EXIT_INTERRUPTED
 
@@ -298,11 +383,20 @@ def _api(args: argparse.Namespace) -> int:
             code: int = args.run(client, args, out)
             return code
     except ApiError as exc:
+        if exc.code == "bad_response" or exc.code.startswith("http_"):
+            # not pushq's error format: something else listens at this URL
+            return _fail(
+                f"no pushq at {client.base_url} ({exc.status} {exc.code}: {exc.message}); "
+                "check --url / PUSHQ_URL"
+            )
         return _fail(f"{exc.status} {exc.code}: {exc.message}")
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise ConfigError(f"--url/PUSHQ_URL {client.base_url!r}: {exc}") from None
     except httpx.TransportError as exc:
-        return _fail(f"cannot reach {client.base_url}: {_reason(exc)}")
+        return _fail(
+            f"cannot reach {client.base_url}: {_reason(exc)} "
+            "(is `pushq serve` running there? check --url / PUSHQ_URL)"
+        )
     except TimeoutError as exc:
         return _fail(str(exc))
     except ConfigError:
@@ -421,18 +515,37 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _error_text(job: Job) -> str:
-    if job.last_error is None:
+def _error_text(job: Job, *, endpoint_first: bool = False) -> str:
+    """The last error; `endpoint_first` leads with the endpoint's own message (lists)."""
+    error = job.last_error
+    if error is None:
         return ""
-    status = f"{job.last_error.status} " if job.last_error.status is not None else ""
-    return f"{status}{job.last_error.message or ''}".strip()
+    status = f"{error.status} " if error.status is not None else ""
+    if endpoint_first and error.response:
+        return f"{status}{error.response}".strip()
+    return f"{status}{error.message or ''}".strip()
+
+
+EXCERPT_CHARS = 300  # of a response body, in `show`
+
+
+def _excerpt(attempts: Sequence[Attempt]) -> str | None:
+    """The last attempt's status and response body, cut short, on one line."""
+    if not attempts:
+        return None
+    last = attempts[-1]
+    body = " ".join((last.response_body or "").split())
+    if len(body) > EXCERPT_CHARS:
+        body = body[:EXCERPT_CHARS] + "..."
+    status = "no response" if last.status is None else str(last.status)
+    return f"{status} {body}".strip() if body else status
 
 
 def _page_json(page: Page[Job]) -> dict[str, Any]:
     return {"jobs": [job.raw for job in page], "next_cursor": page.next_cursor}
 
 
-def _print_job(out: Output, job: Job) -> None:
+def _print_job(out: Output, job: Job, attempts: Sequence[Attempt] = ()) -> None:
     rows: list[tuple[str, Any]] = [
         ("id", job.id),
         ("state", job.state),
@@ -444,11 +557,18 @@ def _print_job(out: Output, job: Job) -> None:
         ("run at", job.run_at),
         ("finished", job.finished_at),
         ("last error", _error_text(job) or None),
+        ("endpoint said", None if job.last_error is None else job.last_error.response),
+        ("response", _excerpt(attempts) if job.state != "succeeded" else None),
         ("result", None if job.result is None else f"{job.result.status} {_text(job.result.body)}"),
         ("progress", job.progress),
         ("idempotency key", job.idempotency_key),
         ("unique key", job.unique_key),
         ("ordering key", job.ordering_key),
+        ("tags", ", ".join(job.tags) or None),
+        ("flow key", job.flow_key),
+        ("schedule", job.schedule),
+        ("topic", job.topic),
+        ("replay of", job.replay_of),
         (
             "permanent statuses",
             None if job.permanent_statuses is None else ", ".join(map(str, job.permanent_statuses)),
@@ -459,27 +579,33 @@ def _print_job(out: Output, job: Job) -> None:
 
 def _print_jobs(out: Output, page: Page[Job], *, dead: bool = False) -> None:
     when = "FAILED" if dead else "RUN AT"
-    table = out.table("ID", "QUEUE", "STATE", "ATTEMPTS", when, "URL" if not dead else "ERROR")
+    columns = ["ID", "QUEUE", "STATE", "ATTEMPTS", when, "URL"]
+    table = out.table(*columns, "ERROR") if dead else out.table(*columns)
     for job in page:
-        table.add_row(
+        cells = [
             job.id,
             job.queue,
             job.state,
             f"{job.attempts}/{job.max_attempts}",
             _time(job.failed_at or job.finished_at if dead else job.run_at),
-            _error_text(job) if dead else job.url,
-        )
+            job.url,
+        ]
+        if dead:
+            cells.append(_error_text(job, endpoint_first=True))
+        table.add_row(*cells)
     out.print_table(table)
     if page.next_cursor:
         out.note(f"more: --cursor {page.next_cursor}")
 
 
 def _print_attempts(out: Output, attempts: Iterable[Attempt]) -> None:
-    table = out.table("#", "STARTED", "MS", "STATUS", "ERROR")
+    """The attempt log; numbers restart after a redrive, so each row names its run."""
+    table = out.table("RUN", "#", "STARTED", "MS", "STATUS", "ERROR")
     for a in attempts:
         ms = "" if a.duration_ms is None else f"{a.duration_ms:.0f}"
         status = "" if a.status is None else str(a.status)
-        table.add_row(str(a.number), _time(a.started_at), ms, status, a.error or "")
+        run = "first" if a.redrive == 0 else f"redrive {a.redrive}"
+        table.add_row(run, str(a.number), _time(a.started_at), ms, status, a.error or "")
     out.print_table(table)
 
 
@@ -535,6 +661,8 @@ def _job_fields(args: argparse.Namespace) -> dict[str, Any]:
         "ordering_key": args.ordering_key,
         "callback_url": args.callback_url,
         "failure_callback_url": args.failure_callback_url,
+        "tags": args.tags,
+        "flow_key": args.flow_key,
         "permanent_statuses": args.permanent_status,
     }
     for name in ("delay", "run_at", "idempotency_key"):
@@ -608,14 +736,29 @@ def _enqueue_jsonl(
 
 
 def _jobs_list(client: Client, args: argparse.Namespace, out: Output) -> int:
-    page = client.list(queue=args.queue, state=args.state, limit=args.limit, cursor=args.cursor)
+    page = client.list(
+        queue=args.queue,
+        state=args.state,
+        limit=args.limit,
+        cursor=args.cursor,
+        url_prefix=args.url_prefix,
+        tag=args.tag,
+        flow_key=args.flow_key,
+        schedule=args.schedule,
+        topic=args.topic,
+        since=args.since,
+        until=args.until,
+    )
     out.show(_page_json(page), lambda: _print_jobs(out, page))
     return EXIT_OK
 
 
 def _jobs_show(client: Client, args: argparse.Namespace, out: Output) -> int:
     job = client.get(args.id)
-    out.show(job.raw, lambda: _print_job(out, job))
+    if out.as_json:
+        out.json(job.raw)
+        return EXIT_OK
+    _print_job(out, job, client.attempts(job.id) if job.attempts or job.last_error else ())
     return EXIT_OK
 
 
@@ -629,8 +772,61 @@ def _jobs_attempts(client: Client, args: argparse.Namespace, out: Output) -> int
 
 
 def _jobs_cancel(client: Client, args: argparse.Namespace, out: Output) -> int:
-    job = client.cancel(args.id)
-    out.show(job.raw, lambda: out.line(f"cancelled {job.id}"))
+    filters = {
+        "queue": args.queue,
+        "state": args.state,
+        "url_prefix": args.url_prefix,
+        "tag": args.tag,
+        "flow_key": args.flow_key,
+    }
+    given = {name: value for name, value in filters.items() if value is not None}
+    if bool(args.ids) == bool(given):
+        raise ConfigError(
+            "jobs cancel: give job ids, or filters (--queue, --state, --url-prefix, --tag, "
+            "--flow-key)"
+        )
+    if given:
+        count = client.cancel_many(**given)
+        out.show({"cancelled": count}, lambda: out.line(f"cancelled {count} jobs"))
+        return EXIT_OK
+    jobs = [client.cancel(job_id) for job_id in args.ids]
+    if out.as_json:
+        out.json(jobs[0].raw if len(jobs) == 1 else {"jobs": [job.raw for job in jobs]})
+    else:
+        for job in jobs:
+            out.line(f"cancelled {job.id}")
+    return EXIT_OK
+
+
+def _each(out: Output, ids: list[str], act: Callable[[str], Job], verb: str, label: str) -> int:
+    jobs = []
+    with out.progress(label, total=len(ids)) as advance:
+        for job_id in ids:
+            jobs.append(act(job_id))
+            advance(1)
+    if out.as_json:
+        out.json({"jobs": [job.raw for job in jobs]})
+    else:
+        for job_id, job in zip(ids, jobs, strict=True):
+            out.line(verb.format(id=job_id, job=job))
+    return EXIT_OK
+
+
+def _jobs_retry(client: Client, args: argparse.Namespace, out: Output) -> int:
+    return _each(out, args.ids, client.run_now, "{id} runs now ({job.state})", "retrying")
+
+
+def _jobs_replay(client: Client, args: argparse.Namespace, out: Output) -> int:
+    return _each(out, args.ids, client.replay, "replayed {id} as {job.id}", "replaying")
+
+
+def _jobs_rm(client: Client, args: argparse.Namespace, out: Output) -> int:
+    with out.progress("removing", total=len(args.ids)) as advance:
+        for job_id in args.ids:
+            client.delete(job_id)
+            advance(1)
+    count = len(args.ids)
+    out.show({"deleted": args.ids}, lambda: out.line(f"removed {count} job{'s' * (count != 1)}"))
     return EXIT_OK
 
 
@@ -655,21 +851,39 @@ def _dlq_show(client: Client, args: argparse.Namespace, out: Output) -> int:
     if out.as_json:
         out.json(job.raw)
         return EXIT_OK
-    _print_job(out, job)
+    _print_job(out, job, job.attempt_log or ())
     out.line("")
     _print_attempts(out, job.attempt_log or ())
     return EXIT_OK
 
 
 def _dlq_retry(client: Client, args: argparse.Namespace, out: Output) -> int:
-    if args.all == bool(args.ids):
-        raise ConfigError("dlq retry: give dead job ids, or --all (with --queue Q)")
-    if args.queue is not None and not args.all:
-        raise ConfigError("dlq retry: --queue goes with --all")
-    if args.all:
+    filters = {
+        "queue": args.queue,
+        "url_prefix": args.url_prefix,
+        "status": args.status,
+        "error_contains": args.error_contains,
+        "since": args.since,
+        "until": args.until,
+    }
+    given = {name: value for name, value in filters.items() if value is not None}
+    bulk = args.all or bool(given)
+    if bulk == bool(args.ids):
+        raise ConfigError(
+            "dlq retry: give dead job ids, or --all, or filters (--queue, --url-prefix, "
+            "--status, --error-contains, --since, --until)"
+        )
+    if not bulk and (args.dry_run or args.rate):
+        raise ConfigError("dlq retry: --dry-run and --rate go with --all or filters")
+    if bulk:
+        if args.dry_run:
+            count = client.dlq.retry_many(**given, dry_run=True)
+            out.show({"matched": count}, lambda: out.line(f"{count} dead jobs match"))
+            return EXIT_OK
         with out.progress("redriving", total=None):
-            count = client.dlq.retry_all(queue=args.queue)
-        out.show({"retried": count}, lambda: out.line(f"redrove {count} dead jobs"))
+            count = client.dlq.retry_many(**given, rate_limit=args.rate)
+        spread = f", spread at {args.rate}" if args.rate else ""
+        out.show({"retried": count}, lambda: out.line(f"redrove {count} dead jobs{spread}"))
         return EXIT_OK
     jobs = []
     with out.progress("redriving", total=len(args.ids)) as advance:
@@ -779,11 +993,20 @@ def _print_schedule(out: Output, schedule: Schedule) -> None:
             ("name", schedule.name),
             ("cron", schedule.cron),
             ("timezone", schedule.timezone),
+            ("paused", "yes" if schedule.paused else "no"),
             ("next run", schedule.next_run_at),
             ("last run", schedule.last_run_at),
             ("job", schedule.job),
         ]
     )
+    if schedule.recent_runs:
+        out.line("")
+        table = out.table("RECENT RUN", "STATE", "ATTEMPTS", "CREATED", "ERROR")
+        for run in schedule.recent_runs:
+            error = run.last_error
+            why = "" if error is None else f"{error.status or ''} {error.response or error.message}"
+            table.add_row(run.id, run.state, str(run.attempts), _time(run.created_at), why.strip())
+        out.print_table(table)
 
 
 def _schedules_list(client: Client, args: argparse.Namespace, out: Output) -> int:
@@ -791,12 +1014,13 @@ def _schedules_list(client: Client, args: argparse.Namespace, out: Output) -> in
     if out.as_json:
         out.json({"schedules": [s.raw for s in page]})
         return EXIT_OK
-    table = out.table("NAME", "CRON", "TIMEZONE", "NEXT RUN", "LAST RUN", "URL")
+    table = out.table("NAME", "CRON", "TIMEZONE", "PAUSED", "NEXT RUN", "LAST RUN", "URL")
     for s in page:
         table.add_row(
             s.name,
             s.cron,
             s.timezone,
+            "yes" if s.paused else "",
             _time(s.next_run_at),
             _time(s.last_run_at),
             str(s.job.get("url", "")),
@@ -819,4 +1043,35 @@ def _schedules_set(client: Client, args: argparse.Namespace, out: Output) -> int
 def _schedules_rm(client: Client, args: argparse.Namespace, out: Output) -> int:
     client.schedules.delete(args.name)
     out.show({"deleted": args.name}, lambda: out.line(f"removed {args.name}"))
+    return EXIT_OK
+
+
+def _schedules_pause(client: Client, args: argparse.Namespace, out: Output) -> int:
+    schedule = client.schedules.pause(args.name)
+    out.show(schedule.raw, lambda: out.line(f"paused schedule {args.name}"))
+    return EXIT_OK
+
+
+def _schedules_resume(client: Client, args: argparse.Namespace, out: Output) -> int:
+    schedule = client.schedules.resume(args.name)
+    next_run = _time(schedule.next_run_at)
+    out.show(schedule.raw, lambda: out.line(f"resumed schedule {args.name} (next run {next_run})"))
+    return EXIT_OK
+
+
+def _schedules_trigger(client: Client, args: argparse.Namespace, out: Output) -> int:
+    job = client.schedules.trigger(args.name)
+    out.show(job.raw, lambda: out.line(f"triggered {args.name}: enqueued {job.id}"))
+    return EXIT_OK
+
+
+def _queues_purge(client: Client, args: argparse.Namespace, out: Output) -> int:
+    count = client.queues.purge(args.name, states=args.state)
+    out.show({"cancelled": count}, lambda: out.line(f"cancelled {count} jobs of {args.name}"))
+    return EXIT_OK
+
+
+def _queues_rm(client: Client, args: argparse.Namespace, out: Output) -> int:
+    client.queues.delete(args.name, force=args.force)
+    out.show({"deleted": args.name}, lambda: out.line(f"removed queue {args.name}"))
     return EXIT_OK

@@ -75,11 +75,21 @@ def _time(value: Any) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class LastError:
-    """Why the last attempt failed: the HTTP status (None without a response) and a message."""
+    """Why the last attempt failed: the HTTP status (None without a response), pushq's
+    message, and `response`: the endpoint's own error message when its answer held one."""
 
     status: int | None
     message: str | None
     at: datetime | None
+    response: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> LastError | None:
+        if not isinstance(data, Mapping):
+            return None
+        return cls(
+            data.get("status"), data.get("message"), _time(data.get("at")), data.get("response")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,7 @@ class Attempt:
     status: int | None
     error: str | None
     response_body: str | None
+    redrive: int = 0  # 0 before any redrive of the job, n after the n-th (numbers restart)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -111,6 +122,7 @@ class Attempt:
             status=data.get("status"),
             error=data.get("error"),
             response_body=data.get("response_body"),
+            redrive=int(data.get("redrive") or 0),
             raw=dict(data),
         )
 
@@ -143,6 +155,11 @@ class Job:
     ordering_key: str | None = None
     callback_url: str | None = None
     failure_callback_url: str | None = None
+    tags: tuple[str, ...] = ()
+    flow_key: str | None = None
+    schedule: str | None = None
+    topic: str | None = None
+    replay_of: str | None = None
     permanent_statuses: tuple[int, ...] | None = None
     deduplicated: bool = False
     attempt_log: tuple[Attempt, ...] | None = None
@@ -175,9 +192,7 @@ class Job:
             run_at=_time(data.get("run_at")),
             finished_at=_time(data.get("finished_at")),
             failed_at=_time(data.get("failed_at")),
-            last_error=None
-            if not isinstance(error, Mapping)
-            else LastError(error.get("status"), error.get("message"), _time(error.get("at"))),
+            last_error=LastError.from_json(error),
             result=None
             if not isinstance(result, Mapping)
             else Result(result.get("status"), result.get("body")),
@@ -187,6 +202,11 @@ class Job:
             ordering_key=data.get("ordering_key"),
             callback_url=data.get("callback_url"),
             failure_callback_url=data.get("failure_callback_url"),
+            tags=tuple(data.get("tags") or ()),
+            flow_key=data.get("flow_key"),
+            schedule=data.get("schedule"),
+            topic=data.get("topic"),
+            replay_of=data.get("replay_of"),
             permanent_statuses=_statuses(data.get("permanent_statuses")),
             deduplicated=bool(data.get("deduplicated")),
             attempt_log=None if log is None else tuple(Attempt.from_json(a) for a in log),
@@ -230,15 +250,41 @@ class Queue:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleRun:
+    """A job a schedule made (a firing or a trigger), with its outcome so far."""
+
+    id: str
+    state: str
+    attempts: int = 0
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_error: LastError | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScheduleRun:
+        return cls(
+            id=data["id"],
+            state=data.get("state", ""),
+            attempts=int(data.get("attempts") or 0),
+            created_at=_time(data.get("created_at")),
+            finished_at=_time(data.get("finished_at")),
+            last_error=LastError.from_json(data.get("last_error")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Schedule:
-    """A cron schedule: when it fires and the job it enqueues each time."""
+    """A cron schedule: when it fires, the job it enqueues each time, whether it is
+    paused, and its `recent_runs`, newest first."""
 
     name: str
     cron: str
     timezone: str = "UTC"
     job: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
+    recent_runs: tuple[ScheduleRun, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -248,8 +294,10 @@ class Schedule:
             cron=data.get("cron", ""),
             timezone=data.get("timezone") or "UTC",
             job=dict(data.get("job") or {}),
+            paused=bool(data.get("paused")),
             next_run_at=_time(data.get("next_run_at")),
             last_run_at=_time(data.get("last_run_at")),
+            recent_runs=tuple(ScheduleRun.from_json(r) for r in data.get("recent_runs") or ()),
             raw=dict(data),
         )
 
@@ -509,6 +557,27 @@ def _query(**params: Any) -> dict[str, str | int]:
     return {k: v for k, v in params.items() if v is not None}
 
 
+TimeBound = datetime | timedelta | str
+"""A time: an aware datetime, an RFC 3339 string, or how long ago (timedelta, "1h")."""
+
+
+def _bound(value: TimeBound) -> str:
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g}"
+    if isinstance(value, datetime):
+        return _rfc3339(value)
+    return value
+
+
+def _filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Filter arguments as the API takes them: unset ones left out, times as text."""
+    return {
+        name: _bound(value) if name in ("since", "until") else value
+        for name, value in filters.items()
+        if value is not None
+    }
+
+
 class _Calls:
     """Builders of every request both clients make."""
 
@@ -540,10 +609,34 @@ class _Calls:
 
     @staticmethod
     def list_jobs(
-        queue: str | None, state: str | None, limit: int | None, cursor: str | None
+        queue: str | None,
+        state: str | None,
+        limit: int | None,
+        cursor: str | None,
+        filters: Mapping[str, Any] | None = None,
     ) -> _Call[Page[Job]]:
         params = _query(queue=queue, state=state, limit=limit, cursor=cursor)
+        params |= _filters(filters or {})
         return _Call("GET", "/v1/jobs", _job_page, params=params, retry="transport")
+
+    @staticmethod
+    def retry(job_id: str) -> _Call[Job]:
+        return _Call("POST", _path("jobs", job_id, "retry"), _one_job)
+
+    @staticmethod
+    def replay(job_id: str) -> _Call[Job]:
+        return _Call("POST", _path("jobs", job_id, "replay"), _one_job)
+
+    @staticmethod
+    def delete(job_id: str) -> _Call[None]:
+        return _Call("DELETE", _path("jobs", job_id), _nothing)
+
+    @staticmethod
+    def cancel_many(filters: Mapping[str, Any]) -> _Call[int]:
+        body = _filters(filters)
+        if not body:
+            raise ValueError("cancel_many needs at least one filter")
+        return _Call("POST", "/v1/jobs/cancel", lambda d: int(d["cancelled"]), json=body)
 
     @staticmethod
     def cancel(job_id: str) -> _Call[Job]:
@@ -609,6 +702,14 @@ class _Calls:
         )
 
     @staticmethod
+    def dlq_retry_many(filters: Mapping[str, Any], dry_run: bool) -> _Call[int]:
+        body: dict[str, Any] = dict(_filters(filters))
+        if dry_run:
+            body["dry_run"] = True
+        key = "matched" if dry_run else "retried"
+        return _Call("POST", "/v1/dlq/retry", lambda d: int(d[key]), json=body)
+
+    @staticmethod
     def dlq_delete(job_id: str) -> _Call[None]:
         return _Call("DELETE", _path("dlq", job_id), _nothing)
 
@@ -638,6 +739,17 @@ class _Calls:
     def queue_action(name: str, action: str) -> _Call[Queue]:
         path = _path("queues", name, action)
         return _Call("POST", path, lambda d: Queue.from_json(d or {}, name))
+
+    @staticmethod
+    def queue_purge(name: str, states: Iterable[str] | None) -> _Call[int]:
+        body = None if states is None else {"states": builtins.list(states)}
+        path = _path("queues", name, "purge")
+        return _Call("POST", path, lambda d: int(d["cancelled"]), json=body)
+
+    @staticmethod
+    def queue_delete(name: str, force: bool) -> _Call[None]:
+        params = {"force": "true"} if force else None
+        return _Call("DELETE", _path("queues", name), _nothing, params=params)
 
     @staticmethod
     def queue_list() -> _Call[Page[Queue]]:
@@ -671,6 +783,15 @@ class _Calls:
     @staticmethod
     def schedule_delete(name: str) -> _Call[None]:
         return _Call("DELETE", _path("schedules", name), _nothing)
+
+    @staticmethod
+    def schedule_action(name: str, action: str) -> _Call[Schedule]:
+        path = _path("schedules", name, action)
+        return _Call("POST", path, lambda d: Schedule.from_json(d, name))
+
+    @staticmethod
+    def schedule_trigger(name: str) -> _Call[Job]:
+        return _Call("POST", _path("schedules", name, "trigger"), _one_job)
 
     @staticmethod
     def schedule_list() -> _Call[Page[Schedule]]:
@@ -802,6 +923,8 @@ class Client:
         ordering_key: str | None = None,
         callback_url: str | None = None,
         failure_callback_url: str | None = None,
+        tags: Iterable[str] | None = None,
+        flow_key: str | None = None,
         permanent_statuses: Iterable[int] | None = None,
     ) -> Job:
         """Enqueue one job; `job.deduplicated` is True when an idempotency or unique key
@@ -829,6 +952,8 @@ class Client:
                     ordering_key=ordering_key,
                     callback_url=callback_url,
                     failure_callback_url=failure_callback_url,
+                    tags=None if tags is None else builtins.list(tags),
+                    flow_key=flow_key,
                     permanent_statuses=permanent_statuses,
                 )
             )
@@ -859,9 +984,27 @@ class Client:
         state: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        url_prefix: str | None = None,
+        tag: str | None = None,
+        flow_key: str | None = None,
+        schedule: str | None = None,
+        topic: str | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
     ) -> Page[Job]:
-        """A page of jobs, newest first."""
-        return self._run(_Calls.list_jobs(queue, state, limit, cursor))
+        """A page of jobs, newest first, matching every filter given: `url_prefix`,
+        `tag`, `flow_key`, `schedule` (jobs a schedule made), `topic`, and created
+        `since` / `until` (an aware datetime, RFC 3339, or how long ago: "1h")."""
+        filters = {
+            "url_prefix": url_prefix,
+            "tag": tag,
+            "flow_key": flow_key,
+            "schedule": schedule,
+            "topic": topic,
+            "since": since,
+            "until": until,
+        }
+        return self._run(_Calls.list_jobs(queue, state, limit, cursor, filters))
 
     def cancel(self, job_id: str) -> Job:
         """Cancel an unfinished job; `pushq.Conflict` if it has finished."""
@@ -903,6 +1046,41 @@ class Client:
         """Fail an async job: retried per its backoff, or straight to the DLQ if not `retry`."""
         self._run(_Calls.fail(job_id, error, retry, job_token))
 
+    def run_now(self, job_id: str) -> Job:
+        """Run the job now (POST /v1/jobs/{id}/retry): a scheduled, pending or retrying
+        job becomes due at once (no attempt is added), a dead one is redriven;
+        `pushq.Conflict` if it is active, succeeded or cancelled (replay those)."""
+        return self._run(_Calls.retry(job_id))
+
+    def replay(self, job_id: str) -> Job:
+        """A new job with the same request as `job_id` (any state), due now; its
+        `replay_of` names the original. Idempotency and unique keys are not copied."""
+        return self._run(_Calls.replay(job_id))
+
+    def delete(self, job_id: str) -> None:
+        """Remove a finished job and its attempts; `pushq.Conflict` if unfinished."""
+        self._run(_Calls.delete(job_id))
+
+    def cancel_many(
+        self,
+        *,
+        queue: str | None = None,
+        state: str | None = None,
+        url_prefix: str | None = None,
+        tag: str | None = None,
+        flow_key: str | None = None,
+    ) -> int:
+        """Cancel every unfinished job matching all the filters given (at least one);
+        returns how many were cancelled."""
+        filters = {
+            "queue": queue,
+            "state": state,
+            "url_prefix": url_prefix,
+            "tag": tag,
+            "flow_key": flow_key,
+        }
+        return self._run(_Calls.cancel_many(filters))
+
 
 class DeadLetters:
     """`client.dlq`: dead jobs, newest failure first."""
@@ -927,6 +1105,33 @@ class DeadLetters:
     def retry_all(self, *, queue: str | None = None) -> int:
         """Redrive every dead job (of `queue`); the number redriven."""
         return self._client._run(_Calls.dlq_retry_all(queue))
+
+    def retry_many(
+        self,
+        *,
+        queue: str | None = None,
+        url_prefix: str | None = None,
+        status: int | None = None,
+        error_contains: str | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        rate_limit: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Redrive the dead jobs matching every filter given (`status`: the last HTTP
+        status; `error_contains`: part of the last error; `since`/`until`: when they
+        failed). `rate_limit` ("50/s") spreads their run_at so a recovering endpoint is
+        not stampeded. Returns how many were redriven, or with `dry_run` how many match."""
+        filters = {
+            "queue": queue,
+            "url_prefix": url_prefix,
+            "status": status,
+            "error_contains": error_contains,
+            "since": since,
+            "until": until,
+            "rate_limit": rate_limit,
+        }
+        return self._client._run(_Calls.dlq_retry_many(filters, dry_run))
 
     def delete(self, job_id: str) -> None:
         """Drop a dead job for good."""
@@ -982,6 +1187,16 @@ class Queues:
         """Restart deliveries of a paused queue."""
         return self._client._run(_Calls.queue_action(name, "resume"))
 
+    def purge(self, name: str, *, states: Iterable[str] | None = None) -> int:
+        """Cancel every unfinished job of the queue (or only those in `states`, e.g.
+        ["pending"]); returns how many were cancelled."""
+        return self._client._run(_Calls.queue_purge(name, states))
+
+    def delete(self, name: str, *, force: bool = False) -> None:
+        """Forget the queue; `pushq.Conflict` while it holds unfinished jobs, unless
+        `force`, which cancels them first."""
+        self._client._run(_Calls.queue_delete(name, force))
+
     def list(self) -> Page[Queue]:
         """Every queue."""
         return self._client._run(_Calls.queue_list())
@@ -1006,6 +1221,18 @@ class Schedules:
     def delete(self, name: str) -> None:
         """Remove a schedule."""
         self._client._run(_Calls.schedule_delete(name))
+
+    def pause(self, name: str) -> Schedule:
+        """Stop the schedule's firings until `resume`."""
+        return self._client._run(_Calls.schedule_action(name, "pause"))
+
+    def resume(self, name: str) -> Schedule:
+        """Restart the schedule's firings from its next time (missed ones are skipped)."""
+        return self._client._run(_Calls.schedule_action(name, "resume"))
+
+    def trigger(self, name: str) -> Job:
+        """Enqueue one job from the schedule now, besides its firings (paused or not)."""
+        return self._client._run(_Calls.schedule_trigger(name))
 
     def list(self) -> Page[Schedule]:
         """Every schedule."""
@@ -1094,6 +1321,8 @@ class AsyncClient:
         ordering_key: str | None = None,
         callback_url: str | None = None,
         failure_callback_url: str | None = None,
+        tags: Iterable[str] | None = None,
+        flow_key: str | None = None,
         permanent_statuses: Iterable[int] | None = None,
     ) -> Job:
         """Enqueue one job (see `Client.enqueue`)."""
@@ -1116,6 +1345,8 @@ class AsyncClient:
                     ordering_key=ordering_key,
                     callback_url=callback_url,
                     failure_callback_url=failure_callback_url,
+                    tags=None if tags is None else builtins.list(tags),
+                    flow_key=flow_key,
                     permanent_statuses=permanent_statuses,
                 )
             )
@@ -1145,9 +1376,25 @@ class AsyncClient:
         state: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        url_prefix: str | None = None,
+        tag: str | None = None,
+        flow_key: str | None = None,
+        schedule: str | None = None,
+        topic: str | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
     ) -> Page[Job]:
-        """A page of jobs, newest first."""
-        return await self._run(_Calls.list_jobs(queue, state, limit, cursor))
+        """A page of jobs, newest first, matching every filter given (see `Client.list`)."""
+        filters = {
+            "url_prefix": url_prefix,
+            "tag": tag,
+            "flow_key": flow_key,
+            "schedule": schedule,
+            "topic": topic,
+            "since": since,
+            "until": until,
+        }
+        return await self._run(_Calls.list_jobs(queue, state, limit, cursor, filters))
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel an unfinished job."""
@@ -1190,6 +1437,41 @@ class AsyncClient:
         """Fail an async job (retried unless `retry` is False)."""
         await self._run(_Calls.fail(job_id, error, retry, job_token))
 
+    async def run_now(self, job_id: str) -> Job:
+        """Run the job now (POST /v1/jobs/{id}/retry): a scheduled, pending or retrying
+        job becomes due at once (no attempt is added), a dead one is redriven;
+        `pushq.Conflict` if it is active, succeeded or cancelled (replay those)."""
+        return await self._run(_Calls.retry(job_id))
+
+    async def replay(self, job_id: str) -> Job:
+        """A new job with the same request as `job_id` (any state), due now; its
+        `replay_of` names the original. Idempotency and unique keys are not copied."""
+        return await self._run(_Calls.replay(job_id))
+
+    async def delete(self, job_id: str) -> None:
+        """Remove a finished job and its attempts; `pushq.Conflict` if unfinished."""
+        await self._run(_Calls.delete(job_id))
+
+    async def cancel_many(
+        self,
+        *,
+        queue: str | None = None,
+        state: str | None = None,
+        url_prefix: str | None = None,
+        tag: str | None = None,
+        flow_key: str | None = None,
+    ) -> int:
+        """Cancel every unfinished job matching all the filters given (at least one);
+        returns how many were cancelled."""
+        filters = {
+            "queue": queue,
+            "state": state,
+            "url_prefix": url_prefix,
+            "tag": tag,
+            "flow_key": flow_key,
+        }
+        return await self._run(_Calls.cancel_many(filters))
+
 
 class AsyncDeadLetters:
     """`client.dlq` of an AsyncClient."""
@@ -1214,6 +1496,33 @@ class AsyncDeadLetters:
     async def retry_all(self, *, queue: str | None = None) -> int:
         """Redrive every dead job (of `queue`)."""
         return await self._client._run(_Calls.dlq_retry_all(queue))
+
+    async def retry_many(
+        self,
+        *,
+        queue: str | None = None,
+        url_prefix: str | None = None,
+        status: int | None = None,
+        error_contains: str | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        rate_limit: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Redrive the dead jobs matching every filter given (`status`: the last HTTP
+        status; `error_contains`: part of the last error; `since`/`until`: when they
+        failed). `rate_limit` ("50/s") spreads their run_at so a recovering endpoint is
+        not stampeded. Returns how many were redriven, or with `dry_run` how many match."""
+        filters = {
+            "queue": queue,
+            "url_prefix": url_prefix,
+            "status": status,
+            "error_contains": error_contains,
+            "since": since,
+            "until": until,
+            "rate_limit": rate_limit,
+        }
+        return await self._client._run(_Calls.dlq_retry_many(filters, dry_run))
 
     async def delete(self, job_id: str) -> None:
         """Drop a dead job."""
@@ -1266,6 +1575,16 @@ class AsyncQueues:
         """Restart deliveries of the queue."""
         return await self._client._run(_Calls.queue_action(name, "resume"))
 
+    async def purge(self, name: str, *, states: Iterable[str] | None = None) -> int:
+        """Cancel every unfinished job of the queue (or only those in `states`, e.g.
+        ["pending"]); returns how many were cancelled."""
+        return await self._client._run(_Calls.queue_purge(name, states))
+
+    async def delete(self, name: str, *, force: bool = False) -> None:
+        """Forget the queue; `pushq.Conflict` while it holds unfinished jobs, unless
+        `force`, which cancels them first."""
+        await self._client._run(_Calls.queue_delete(name, force))
+
     async def list(self) -> Page[Queue]:
         """Every queue."""
         return await self._client._run(_Calls.queue_list())
@@ -1290,6 +1609,18 @@ class AsyncSchedules:
     async def delete(self, name: str) -> None:
         """Remove a schedule."""
         await self._client._run(_Calls.schedule_delete(name))
+
+    async def pause(self, name: str) -> Schedule:
+        """Stop the schedule's firings until `resume`."""
+        return await self._client._run(_Calls.schedule_action(name, "pause"))
+
+    async def resume(self, name: str) -> Schedule:
+        """Restart the schedule's firings from its next time (missed ones are skipped)."""
+        return await self._client._run(_Calls.schedule_action(name, "resume"))
+
+    async def trigger(self, name: str) -> Job:
+        """Enqueue one job from the schedule now, besides its firings (paused or not)."""
+        return await self._client._run(_Calls.schedule_trigger(name))
 
     async def list(self) -> Page[Schedule]:
         """Every schedule."""

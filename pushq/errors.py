@@ -2,6 +2,8 @@
 
 PushqError
 ├── ConfigError          a bad flag, env var or data dir at start-up
+├── StartupError         `pushq serve` cannot start: port in use, database locked,
+│                        corrupt or unwritable (the message says what to fix)
 ├── ApiError             an HTTP API error (status, code, message)
 │   ├── BadRequest       400: malformed or invalid input
 │   │   └── TargetRefused  400: a delivery URL the target policy refuses
@@ -23,6 +25,10 @@ class PushqError(Exception):
 
 class ConfigError(PushqError):
     """A configuration value is missing or invalid; the message names it."""
+
+
+class StartupError(PushqError):
+    """`pushq serve` cannot start; the message is one line saying what to fix."""
 
 
 class InvalidSignature(PushqError):

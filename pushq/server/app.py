@@ -20,11 +20,13 @@ from starlette.routing import BaseRoute, Route
 from ..errors import ApiError
 from ..version import __version__
 from .api import dlq, jobs, queues, schedules, system, ui, worker_calls
-from .api.common import Context, Notifier, error_parts, require_token
+from .api.common import Context, DatabaseUnavailable, Notifier, error_parts, require_token
 from .api.fast import FastEnqueue
 from .api.schemas import (
     AttemptList,
     BatchRequest,
+    CancelRequest,
+    CancelResult,
     CompleteRequest,
     DeadJob,
     ErrorResponse,
@@ -34,6 +36,7 @@ from .api.schemas import (
     JobOut,
     JobRequest,
     ProgressRequest,
+    PurgeRequest,
     QueueList,
     QueueOut,
     QueueRequest,
@@ -47,6 +50,7 @@ from .config import Settings
 from .metrics import Metrics
 from .settle import Settler
 from .store.base import Store
+from .store.errors import StoreUnavailable
 from .ui.session import Sessions
 from .waiters import JobWaiters
 
@@ -85,9 +89,38 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "List jobs, newest first",
         None,
         JobList,
-        query=("queue", "state", "limit", "cursor"),
+        query=(
+            "queue",
+            "state",
+            "url_prefix",
+            "tag",
+            "flow_key",
+            "schedule",
+            "topic",
+            "since",
+            "until",
+            "limit",
+            "cursor",
+        ),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/jobs/cancel",
+        jobs.cancel_many,
+        "Cancel every unfinished job a filter matches",
+        CancelRequest,
+        CancelResult,
     ),
     Endpoint("GET", "/v1/jobs/{id}", jobs.get_job, "Get a job", None, JobOut),
+    Endpoint(
+        "DELETE",
+        "/v1/jobs/{id}",
+        jobs.delete_job,
+        "Remove a finished job and its attempts",
+        None,
+        None,
+        204,
+    ),
     Endpoint(
         "GET",
         "/v1/jobs/{id}/attempts",
@@ -97,6 +130,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         AttemptList,
     ),
     Endpoint("POST", "/v1/jobs/{id}/cancel", jobs.cancel, "Cancel an unfinished job", None, JobOut),
+    Endpoint(
+        "POST",
+        "/v1/jobs/{id}/retry",
+        jobs.retry,
+        "Run a waiting job now (no attempt added); redrive a dead one",
+        None,
+        JobOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/jobs/{id}/replay",
+        jobs.replay,
+        "A new job with the same request (linked by replay_of)",
+        None,
+        JobOut,
+        201,
+    ),
     Endpoint(
         "GET",
         "/v1/dlq",
@@ -110,7 +160,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST",
         "/v1/dlq/retry",
         dlq.redrive_many,
-        "Redrive every dead job (of a queue)",
+        "Redrive the dead jobs a filter matches (dry_run counts them; rate_limit spreads them)",
         RedriveRequest,
         RedriveResult,
     ),
@@ -180,6 +230,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         QueueOut,
     ),
     Endpoint(
+        "POST",
+        "/v1/queues/{name}/purge",
+        queues.purge,
+        "Cancel every unfinished job of a queue (or of the given states)",
+        PurgeRequest,
+        CancelResult,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/queues/{name}",
+        queues.delete_queue,
+        "Forget a queue with no unfinished jobs (force=true cancels them first)",
+        None,
+        None,
+        204,
+        query=("force",),
+    ),
+    Endpoint(
         "GET", "/v1/schedules", schedules.list_schedules, "Every cron schedule", None, ScheduleList
     ),
     Endpoint(
@@ -203,6 +271,31 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         204,
     ),
     Endpoint(
+        "POST",
+        "/v1/schedules/{name}/pause",
+        schedules.pause,
+        "Stop a schedule's firings",
+        None,
+        ScheduleOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/schedules/{name}/resume",
+        schedules.resume,
+        "Restart a schedule's firings (from its next time; missed ones are skipped)",
+        None,
+        ScheduleOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/schedules/{name}/trigger",
+        schedules.trigger,
+        "Enqueue one job from the schedule now, besides its firings",
+        None,
+        JobOut,
+        201,
+    ),
+    Endpoint(
         "GET",
         "/health",
         system.health,
@@ -220,6 +313,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint("GET", "/metrics", system.metrics, "Prometheus metrics", auth=False),
 )
+
+
+OPTIONAL_BODIES: tuple[type[BaseModel], ...] = (RedriveRequest, PurgeRequest)
 
 
 def _guarded(endpoint: Endpoint, token: str) -> Handler:
@@ -258,7 +354,7 @@ def openapi_document(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> dict[str, o
         operation: dict[str, object] = {"summary": ep.summary, "responses": responses}
         if ep.request is not None:
             operation["requestBody"] = {
-                "required": ep.request is not RedriveRequest,
+                "required": ep.request not in OPTIONAL_BODIES,
                 "content": {"application/json": {"schema": ref(ep.request)}},
             }
         parameters: list[dict[str, object]] = [
@@ -297,6 +393,13 @@ def openapi_document(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> dict[str, o
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     status, body, headers = error_parts(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    # Logged once per episode by the store, not once per request.
+    assert isinstance(exc, StoreUnavailable)
+    status, body, headers = error_parts(DatabaseUnavailable.from_store(exc))
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -358,6 +461,7 @@ def create_app(
         middleware=[Middleware(FastEnqueue, ctx=context)],
         exception_handlers={
             ApiError: _api_error,
+            StoreUnavailable: _store_unavailable,
             HTTPException: _http_error,
             Exception: _unexpected,
         },

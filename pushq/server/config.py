@@ -24,15 +24,22 @@ TOKEN_FILE = "api-token"
 SECRET_FILE = "signing-secret"
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
         raise ValueError("must be at least 1")
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if not 0 <= value <= 65535:
         raise ValueError("must be between 0 and 65535")
     return value
@@ -42,12 +49,15 @@ def _size(text: str) -> int:
     """Bytes, with an optional KiB/MiB suffix ("1MiB", "512KiB", "1048576")."""
     units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "b": 1}
     lowered = text.strip().lower()
-    for suffix, factor in units.items():
-        if lowered.endswith(suffix):
-            value = int(float(lowered[: -len(suffix)]) * factor)
-            break
-    else:
-        value = int(lowered)
+    try:
+        for suffix, factor in units.items():
+            if lowered.endswith(suffix):
+                value = int(float(lowered[: -len(suffix)]) * factor)
+                break
+        else:
+            value = int(lowered)
+    except (ValueError, OverflowError):
+        raise ValueError("must be a size in bytes, like 1048576, 512KiB or 1MiB") from None
     if value < 1:
         raise ValueError("must be at least 1 byte")
     return value
@@ -87,6 +97,16 @@ def _targets(text: str) -> str:
     value = text.strip().lower()
     if value not in MODES:
         raise ValueError("must be private (default) or public")
+    return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text: str) -> str:
+    value = text.strip().upper()
+    if value not in LOG_LEVELS:
+        raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
     return value
 
 
@@ -310,7 +330,41 @@ OPTIONS: tuple[Option, ...] = (
         parse_rules,
         "comma-separated CIDRs or host names never delivered to",
     ),
-    Option("log_level", "--log-level", "PUSHQ_LOG_LEVEL", str.upper, "INFO, DEBUG, WARNING"),
+    Option(
+        "max_connections",
+        "--max-connections",
+        "PUSHQ_MAX_CONNECTIONS",
+        _positive_int,
+        "open client connections at once; more are refused with 503 (default 1000)",
+    ),
+    Option(
+        "header_timeout",
+        "--header-timeout",
+        "PUSHQ_HEADER_TIMEOUT",
+        _positive_duration,
+        "time a client has to send a request's headers (default 10s)",
+    ),
+    Option(
+        "body_timeout",
+        "--body-timeout",
+        "PUSHQ_BODY_TIMEOUT",
+        _positive_duration,
+        "time a client has to send a request's body once its headers came (default 60s)",
+    ),
+    Option(
+        "keep_alive_timeout",
+        "--keep-alive-timeout",
+        "PUSHQ_KEEP_ALIVE_TIMEOUT",
+        _positive_duration,
+        "idle time after which a keep-alive connection is closed (default 5s)",
+    ),
+    Option(
+        "log_level",
+        "--log-level",
+        "PUSHQ_LOG_LEVEL",
+        _log_level,
+        "DEBUG, INFO (default), WARNING or ERROR",
+    ),
     Option(
         "log_format",
         "--log-format",
@@ -356,6 +410,10 @@ class Settings:
     targets: Mode = "private"
     targets_allow: tuple[str, ...] = ()
     targets_deny: tuple[str, ...] = ()
+    max_connections: int = 1000
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive_timeout: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -407,7 +465,7 @@ def read_options(flags: Mapping[str, str | None], env: Mapping[str, str]) -> dic
             continue
         try:
             values[option.name] = option.parse(raw)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise ConfigError(f"{source}={raw!r} is invalid: {exc}") from None
     return values
 
@@ -432,7 +490,7 @@ def _write_secret_file(path: Path, value: str) -> None:
 
 def ensure_data_dir(data_dir: Path) -> None:
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--data-dir/PUSHQ_DATA_DIR {data_dir}: {exc.strerror}") from None
 

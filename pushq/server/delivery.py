@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import zlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -25,6 +27,9 @@ from .guard import GuardedResolver, TargetRefusedError, check_url, guarded_trans
 from .models import JobRecord
 
 RESPONSE_CAP = 64 * 1024
+# Encodings pushq decodes itself (with a bound on the decoded size); only these are
+# offered, so a compressed response can never inflate past the cap in memory.
+ACCEPT_ENCODING = "gzip, deflate"
 USER_AGENT = f"pushq/{__version__}"
 
 # Headers pushq sets on every delivery; a job's own headers may not replace them.
@@ -162,21 +167,120 @@ def classify(
     return Outcome(verdict.kind, status, verdict.reason, verdict.retry_after, failure_class)
 
 
+class BoundedBody:
+    """A response body decoded (gzip, deflate, identity) as it arrives, up to `cap`
+    decoded bytes: a gzip bomb stops at the cap instead of inflating in memory.
+
+    An encoding it does not know is kept as received (capped), like a body whose
+    compressed stream is broken: the excerpt is for people, not for the verdict.
+    """
+
+    def __init__(self, content_encoding: str | None, cap: int) -> None:
+        self.cap = cap
+        self.body = bytearray()
+        self.raw_read = 0
+        encoding = (content_encoding or "identity").strip().lower()
+        self._decoder: zlib._Decompress | None = None
+        self._deflate = encoding == "deflate"
+        if encoding in ("gzip", "x-gzip"):
+            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._deflate:
+            self._decoder = zlib.decompressobj()
+        self._broken = False
+
+    @property
+    def full(self) -> bool:
+        # Raw bytes are bounded too: a stream of empty deflate blocks decodes to nothing.
+        return len(self.body) >= self.cap or self.raw_read >= 4 * self.cap + 65536
+
+    def feed(self, chunk: bytes) -> bool:
+        """Add received bytes; True once the body is full (stop reading)."""
+        self.raw_read += len(chunk)
+        if self._decoder is None:
+            self.body += chunk[: self.cap - len(self.body)]
+            return self.full
+        if self._broken:
+            return self.full
+        data = chunk
+        try:
+            while data and len(self.body) < self.cap:
+                self.body += self._decoder.decompress(data, self.cap - len(self.body))
+                data = self._decoder.unconsumed_tail
+        except zlib.error:
+            if self._deflate and not self.body and self.raw_read == len(chunk):
+                # "deflate" sent without its zlib header, as some servers do
+                self._decoder, self._deflate = zlib.decompressobj(-zlib.MAX_WBITS), False
+                self.raw_read = 0
+                return self.feed(chunk)
+            self._broken = True
+        return self.full
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _is_text(text: str) -> bool:
+    return _CONTROL.search(text) is None
+
+
 def response_excerpt(body: bytes) -> str | None:
-    """The stored text of a response body: decoded leniently, already capped by the sender."""
+    """The stored text of a response body (already capped by the sender): the text
+    itself, or a one-line note for a binary body (NULs and control characters
+    would be stored escaped, several bytes each)."""
     if not body:
         return None
-    return body.decode("utf-8", errors="replace")
+    text = body.decode("utf-8", errors="replace")
+    if _is_text(text):
+        return text
+    return f"[{len(body)} bytes of binary data, not shown]"
+
+
+ENDPOINT_MESSAGE_MAX = 300  # characters of an endpoint's own error message kept in last_error
+
+
+def endpoint_message(body: str | None) -> str | None:
+    """The endpoint's own word on a failure, from its response body: the `error` or
+    `message` of a JSON object (also `{"error": {"message": ...}}`), else the first
+    non-blank line of the text; None for an empty body."""
+    if not body or not body.strip():
+        return None
+    text: object = None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("error")
+            if isinstance(value, str) and value.strip():
+                text = value
+                break
+    if text is None:
+        text = next(line for line in body.splitlines() if line.strip())
+    line = " ".join(str(text).split())
+    return line[:ENDPOINT_MESSAGE_MAX]
 
 
 def result_body(body: bytes) -> object:
-    """A successful response body as the job's result: JSON when it parses, else text."""
+    """A successful response body as the job's result: JSON when it parses, else text
+    (a note for a binary body, as for the excerpt)."""
     if not body:
         return None
     try:
         return json.loads(body)
     except ValueError:
-        return body.decode("utf-8", errors="replace")
+        return response_excerpt(body)
+
+
+def _with_accept_encoding(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The request's headers, offering only the encodings BoundedBody decodes (a job
+    may set its own Accept-Encoding; an unknown encoding is then kept as received)."""
+    listed = list(headers)
+    if not any(name.lower() == "accept-encoding" for name, _ in listed):
+        listed.append(("accept-encoding", ACCEPT_ENCODING))
+    return listed
 
 
 class HttpxSender:
@@ -211,19 +315,16 @@ class HttpxSender:
                 async with self._client.stream(
                     request.method,
                     request.url,
-                    headers=list(request.headers),
+                    headers=_with_accept_encoding(request.headers),
                     content=request.body,
                     timeout=request.timeout,
                 ) as response:
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) >= self.response_cap:
+                    body = BoundedBody(response.headers.get("content-encoding"), self.response_cap)
+                    async for chunk in response.aiter_raw():
+                        if body.feed(chunk):
                             break
                     headers = {k.lower(): v for k, v in response.headers.items()}
-                    return DeliveryResponse(
-                        response.status_code, headers, bytes(body[: self.response_cap])
-                    )
+                    return DeliveryResponse(response.status_code, headers, bytes(body.body))
         except TargetRefusedError as exc:
             raise DeliveryFailed("refused", f"target refused: {exc.reason}") from None
         except (TimeoutError, httpx.TimeoutException):
@@ -271,7 +372,7 @@ class AiohttpSender:
         self._session = aiohttp.ClientSession(
             connector=connector,
             trust_env=False,  # no .netrc credentials or proxy surprises on a server
-            auto_decompress=True,
+            auto_decompress=False,  # BoundedBody decodes, up to the cap
             skip_auto_headers=("User-Agent", "Content-Type"),
         )
         return self._session
@@ -284,18 +385,17 @@ class AiohttpSender:
                 async with session.request(
                     request.method,
                     request.url,
-                    headers=list(request.headers),
+                    headers=_with_accept_encoding(request.headers),
                     data=request.body or None,
                     allow_redirects=False,
                 ) as response:
-                    body = bytearray()
-                    while len(body) < self.response_cap:
-                        chunk = await response.content.read(self.response_cap - len(body))
-                        if not chunk:
+                    body = BoundedBody(response.headers.get("content-encoding"), self.response_cap)
+                    while not body.full:
+                        chunk = await response.content.read(65536)
+                        if not chunk or body.feed(chunk):
                             break
-                        body += chunk
                     headers = {k.lower(): v for k, v in response.headers.items()}
-                    return DeliveryResponse(response.status, headers, bytes(body))
+                    return DeliveryResponse(response.status, headers, bytes(body.body))
         except TargetRefusedError as exc:
             raise DeliveryFailed("refused", f"target refused: {exc.reason}") from None
         except TimeoutError:

@@ -36,6 +36,7 @@ from .metrics import Metrics
 from .models import AttemptRecord, JobRecord
 from .settle import Settler
 from .store.base import Store
+from .store.errors import StoreUnavailable
 from .waiters import JobWaiters
 
 log = logging.getLogger("pushq.dispatcher")
@@ -141,6 +142,9 @@ class Dispatcher:
                 lease_margin=self.settings.lease_margin,
                 busy=self._busy,
             )
+        except StoreUnavailable:  # disk full or the like: the store logs it once
+            await asyncio.sleep(1.0)
+            return 0
         except sqlite3.Error:
             log.exception("claiming due jobs failed; trying again shortly")
             await asyncio.sleep(0.5)
@@ -206,7 +210,8 @@ class Dispatcher:
             duration_ms=round(duration_ms, 3),
             status=outcome.status,
             error=outcome.error,
-            response_body=response_excerpt(body),
+            # a success's body is stored once, as the job's result
+            response_body=None if outcome.verdict == "succeeded" else response_excerpt(body),
         )
         try:
             try:
@@ -220,6 +225,9 @@ class Dispatcher:
                 ):
                     with retrying:
                         verdict = await self.settler.settle(job, outcome, attempt, result, now)
+        except StoreUnavailable as exc:
+            log.warning("could not record attempt %d of job %s: %s", attempt.number, job.id, exc)
+            return
         except sqlite3.Error:
             # The lease stays; the rescuer returns the job once it expires.
             log.exception("could not record attempt %d of job %s", attempt.number, job.id)
@@ -263,6 +271,8 @@ class Dispatcher:
                 if self.clock() >= next_prune:
                     await self.prune()
                     next_prune = self.clock() + PRUNE_INTERVAL
+            except StoreUnavailable:  # the store logs the episode once
+                rescued = []
             except sqlite3.Error:
                 log.exception("maintenance (rescue, pruning) failed")
                 rescued = []

@@ -43,6 +43,14 @@ def new_job_id(now: float | None = None) -> str:
     return base64.b32encode(value.to_bytes(16, "big"))[:26].translate(_TO_CROCKFORD).decode()
 
 
+def id_floor(at: float) -> str:
+    """The smallest id a job created at `at` (Unix seconds) or later can have: a
+    created_at range becomes an id range, which the primary key serves."""
+    millis = max(0, int(at * 1000))
+    value = min(millis, (1 << 48) - 1) << 80
+    return base64.b32encode(value.to_bytes(16, "big"))[:26].translate(_TO_CROCKFORD).decode()
+
+
 @dataclass(frozen=True, slots=True)
 class JobDefaults:
     """The server's defaults, for what neither the job nor its queue sets."""
@@ -78,6 +86,7 @@ class ScheduleRecord:
     job: dict[str, Any]
     next_run_at: float
     last_run_at: float | None
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,11 @@ class NewJob:
     ordering_key: str | None = None
     callback_url: str | None = None
     failure_callback_url: str | None = None
+    tags: list[str] = field(default_factory=list)
+    flow_key: str | None = None
+    schedule: str | None = None  # what made the job: a schedule's name,
+    topic: str | None = None  # a topic's name,
+    replay_of: str | None = None  # or a replay of another job
     permanent_statuses: tuple[int, ...] | None = None  # None: the queue's
 
 
@@ -141,8 +155,48 @@ class JobRecord:
     ordering_key: str | None = None
     callback_url: str | None = None
     failure_callback_url: str | None = None
+    tags: list[str] = field(default_factory=list)
+    flow_key: str | None = None
+    schedule: str | None = None
+    topic: str | None = None
+    replay_of: str | None = None
+    redrives: int = 0  # times redriven from the DLQ; each attempt records the count
     # statuses that end the job at once: its own list, else its queue's at enqueue
     permanent_statuses: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a listing or a bulk cancel means; None matches anything.
+
+    `states` are public states ("pending" includes due scheduled jobs); `since`
+    and `until` bound created_at (until excluded)."""
+
+    queue: str | None = None
+    states: tuple[str, ...] | None = None
+    url_prefix: str | None = None
+    tag: str | None = None
+    flow_key: str | None = None
+    schedule: str | None = None
+    topic: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadFilter:
+    """Which dead jobs a bulk redrive means; None matches anything.
+
+    `status` is the last attempt's HTTP status, `error_contains` a case-blind
+    substring of the last error (pushq's message or the endpoint's), `since` and
+    `until` bound failed_at (until excluded)."""
+
+    queue: str | None = None
+    url_prefix: str | None = None
+    status: int | None = None
+    error_contains: str | None = None
+    since: float | None = None
+    until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +216,4 @@ class AttemptRecord:
     status: int | None
     error: str | None
     response_body: str | None
+    redrive: int = 0  # 0 before any redrive, n after the n-th (numbers restart at 1)

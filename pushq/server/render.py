@@ -29,7 +29,7 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
     """A job as the API shows it (JobOut in schemas.py)."""
     last_error = None
     if job.last_error is not None:
-        last_error = dict(job.last_error, at=rfc3339(job.last_error.get("at")))
+        last_error = error_json(job.last_error)
     shown = {
         "id": job.id,
         "queue": job.queue,
@@ -55,18 +55,52 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
         "ordering_key": job.ordering_key,
         "callback_url": job.callback_url,
         "failure_callback_url": job.failure_callback_url,
+        "tags": job.tags,
+        "flow_key": job.flow_key,
+        "schedule": job.schedule,
+        "topic": job.topic,
+        "replay_of": job.replay_of,
     }
     if job.permanent_statuses is not None:  # shown when given, as DESIGN.md says
         shown["permanent_statuses"] = list(job.permanent_statuses)
     return shown
 
 
-def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
+def error_json(error: dict[str, Any]) -> dict[str, Any]:
+    """A stored last_error as the API shows it: the endpoint's own message (when the
+    response said one) beside pushq's, and the time in RFC 3339."""
+    return {
+        "status": error.get("status"),
+        "message": error.get("message"),
+        "response": error.get("response"),
+        "at": rfc3339(error.get("at")),
+    }
+
+
+def attempt_json(attempt: AttemptRecord, job: JobRecord | None = None) -> dict[str, Any]:
+    """An attempt; the succeeding one's body is kept once, as the job's result, and
+    shown from there (pass the job)."""
+    body = attempt.response_body
+    if body is None and job is not None and _succeeded_with(job, attempt):
+        shown = job.result["body"]  # type: ignore[index]
+        body = shown if isinstance(shown, str) else orjson.dumps(shown).decode()
     return {
         "number": attempt.number,
         "started_at": rfc3339(attempt.started_at),
         "duration_ms": attempt.duration_ms,
         "status": attempt.status,
         "error": attempt.error,
-        "response_body": attempt.response_body,
+        "response_body": body,
+        "redrive": attempt.redrive,
     }
+
+
+def _succeeded_with(job: JobRecord, attempt: AttemptRecord) -> bool:
+    result = job.result
+    return (
+        job.state == "succeeded"
+        and attempt.number == job.attempts
+        and isinstance(result, dict)
+        and result.get("body") is not None
+        and result.get("status") == attempt.status
+    )

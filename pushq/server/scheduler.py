@@ -21,6 +21,7 @@ from .api.jobs import to_new_job
 from .api.schemas import JobRequest
 from .config import Settings
 from .store.base import Store
+from .store.errors import StoreUnavailable
 
 log = logging.getLogger("pushq.scheduler")
 MAX_SLEEP = 30.0  # re-read schedules at least this often (other nodes may change them)
@@ -55,6 +56,7 @@ class Scheduler:
             template["idempotency_key"] = f"schedule:{schedule.name}:{fire_at:.0f}"
             try:
                 job = to_new_job(validate(JobRequest, template), self.settings, now)
+                job.schedule = schedule.name
                 following = next_fire(schedule.cron, schedule.timezone, max(now, fire_at))
                 result = await self.store.fire_schedule(
                     schedule=schedule,
@@ -79,6 +81,8 @@ class Scheduler:
             try:
                 await self.fire_due()
                 next_at = await self.store.next_schedule_at()
+            except StoreUnavailable:  # disk full or the like: the store logs it once
+                next_at = None
             except Exception:
                 log.exception("firing schedules failed; trying again shortly")
                 next_at = None

@@ -13,13 +13,24 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from ..errors import StartupError
 from .app import create_app
 from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
+from .listener import ConnectionLimits, protocol_class
 from .metrics import Metrics
 from .notify import notify
 from .scheduler import Scheduler
+from .startup import (
+    FD_RESERVE,
+    DatabaseLock,
+    bind_socket,
+    prepare_data_dir,
+    raise_fd_limit,
+    secure_database_files,
+)
+from .store.errors import StoreUnavailable
 from .store.sqlite import SQLiteStore
 from .waiters import JobWaiters
 
@@ -40,9 +51,48 @@ class _Server(uvicorn.Server):
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then drain in-flight deliveries and return."""
+    """Run until SIGTERM or SIGINT, then drain in-flight deliveries and return.
+
+    StartupError (one line, nothing left running) when it cannot start."""
+    os.umask(0o077)  # every file pushq creates is its own: 0600 files, 0700 dirs
+    prepare_data_dir(settings.data_dir)
+    lock = DatabaseLock(settings.sqlite_path)
+    lock.acquire()
+    try:
+        secure_database_files(settings.sqlite_path)
+        fd_limit = raise_fd_limit(
+            settings.max_connections + settings.delivery_concurrency + FD_RESERVE
+        )
+        listener = bind_socket(settings.host, settings.port)
+        try:
+            await _serve(settings, listener, _connection_cap(settings, fd_limit))
+        finally:
+            listener.close()
+    finally:
+        lock.release()
+
+
+def _connection_cap(settings: Settings, fd_limit: int) -> int:
+    """--max-connections, lowered to what the open-file limit leaves room for."""
+    room = fd_limit - settings.delivery_concurrency - FD_RESERVE
+    return max(16, min(settings.max_connections, room))
+
+
+async def _serve(settings: Settings, listener: socket.socket, max_connections: int) -> None:
     store = SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
-    await store.open()
+    try:
+        await store.open()
+    except StoreUnavailable as exc:
+        raise StartupError(f"cannot open the database {exc.reason}") from None
+    try:
+        await _run(settings, store, listener, max_connections)
+    finally:
+        await store.close()
+
+
+async def _run(
+    settings: Settings, store: SQLiteStore, listener: socket.socket, max_connections: int
+) -> None:
     metrics = Metrics()
     sender_class = AiohttpSender if settings.sender == "aiohttp" else HttpxSender
     sender = sender_class(
@@ -66,28 +116,41 @@ async def serve(settings: Settings) -> None:
         settler=dispatcher.settler,
         waiters=waiters,
     )
+    limits = ConnectionLimits(
+        max_connections=max_connections,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+    )
     server = _Server(
         uvicorn.Config(
             app,
-            host=settings.host,
-            port=settings.port,
+            http=protocol_class(limits),
             log_config=None,
             access_log=False,
             server_header=False,
+            timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
             timeout_graceful_shutdown=5,
         )
     )
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():  # the second one: the operator does not want to wait
+            log.warning("pushq: second %s, exiting now without waiting for deliveries", sig.name)
+            os._exit(128 + sig.value)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
 
     dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     schedule_task = asyncio.create_task(scheduler.run(), name="scheduler")
-    serve_task = asyncio.create_task(server.serve(), name="http")
+    serve_task = asyncio.create_task(server.serve(sockets=[listener]), name="http")
+    host, port = listener.getsockname()[:2]
     log.info(
         "pushq listening on http://%s:%d (database %s, synchronous=%s)",
-        settings.host,
-        settings.port,
+        f"[{host}]" if ":" in host else host,
+        port,
         settings.sqlite_path,
         settings.sqlite_synchronous,
     )
@@ -111,7 +174,6 @@ async def serve(settings: Settings) -> None:
     finally:
         stop_task.cancel()
         await sender.aclose()
-        await store.close()
     for task in done:
         if task is not stop_task and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]

@@ -16,7 +16,7 @@ import orjson
 
 from ..policy.backoff import next_run_at
 from .config import Settings
-from .delivery import Outcome
+from .delivery import Outcome, endpoint_message
 from .metrics import Metrics, RecentActivity
 from .models import AttemptRecord, JobRecord, NewJob
 from .render import job_json
@@ -76,7 +76,12 @@ class Settler:
             ):
                 return "stale"
             return "active (awaiting completion)"
-        error = {"status": outcome.status, "message": outcome.error, "at": now}
+        error = {
+            "status": outcome.status,
+            "message": outcome.error,
+            "response": endpoint_message(attempt.response_body),
+            "at": now,
+        }
         if outcome.verdict == "retry" and job.attempts < job.max_attempts:
             run_at = next_run_at(
                 now=now,

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from pushq.signing import generate_secret
 
-from ..harness import TEST_TOKEN, PushqProcess, Worker, free_port
+from ..harness import TEST_TOKEN, PushqProcess, Reply, Worker, free_port
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -227,13 +228,20 @@ def test_api_errors_exit_1_with_one_line(pushq_cli: Run) -> None:
 def test_an_unreachable_server_exits_1(pushq_cli: Run) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = pushq_cli("jobs", "list", "--url", url)
-    assert one_line_error(result, 1) == f"pushq: cannot reach {url}: connection refused"
+    assert one_line_error(result, 1) == (
+        f"pushq: cannot reach {url}: connection refused "
+        "(is `pushq serve` running there? check --url / PUSHQ_URL)"
+    )
 
 
 def test_a_url_that_is_not_pushq_exits_1(pushq_cli: Run, worker: Worker) -> None:
     result = pushq_cli("jobs", "show", "X", "--url", worker.url("/"))  # answers 200 "ok"
     line = one_line_error(result, 1)
-    assert line.startswith("pushq: 200 bad_response: unexpected answer to GET /v1/jobs/X")
+    assert line.startswith(f"pushq: no pushq at {worker.url('')[:-1]} (200 bad_response: ")
+    assert line.endswith("check --url / PUSHQ_URL")
+    worker.script("v1/jobs", 404)  # another web server, its own 404
+    line = one_line_error(pushq_cli("jobs", "list", "--url", worker.url("/")), 1)
+    assert line.startswith("pushq: no pushq at ") and "404 http_404" in line
 
 
 @pytest.mark.parametrize(
@@ -244,6 +252,9 @@ def test_a_url_that_is_not_pushq_exits_1(pushq_cli: Run, worker: Worker) -> None
         (["enqueue", "http://x.test/", "--header", "no-colon"], {}, "pushq: --header 'no-colon'"),
         (["enqueue"], {}, "pushq: give the job's URL, or --jsonl FILE"),
         (["dlq", "retry"], {}, "pushq: dlq retry: give dead job ids, or --all"),
+        (["dlq", "retry", "X", "--rate", "5/s"], {}, "pushq: dlq retry: --dry-run and --rate go"),
+        (["jobs", "cancel"], {}, "pushq: jobs cancel: give job ids, or filters"),
+        (["jobs", "cancel", "X", "--tag", "t"], {}, "pushq: jobs cancel: give job ids, or filters"),
         (["jobs", "list"], {"PUSHQ_API_TOKEN": ""}, "pushq: no API token"),
         (["jobs", "list", "--url", "nonsense://x"], {}, "pushq: --url/PUSHQ_URL"),
         (["serve", "--targets", "internal"], {}, "pushq: --targets='internal' is invalid"),
@@ -304,3 +315,132 @@ def test_queues_and_schedules(pushq_cli: Run, pushq: PushqProcess) -> None:
     assert "cli-nightly" in ok(pushq_cli("schedules", "list"))
     assert ok(pushq_cli("schedules", "rm", "cli-nightly")).strip() == "removed cli-nightly"
     one_line_error(pushq_cli("schedules", "show", "cli-nightly"), 1)
+
+
+# -- operators' actions (issue 14) ---------------------------------------------------------
+
+
+def test_a_missing_action_prints_the_groups_help(pushq_cli: Run) -> None:
+    for group, action in (("jobs", "replay"), ("queues", "purge"), ("schedules", "trigger")):
+        result = pushq_cli(group)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.startswith(f"usage: pushq {group}")
+        assert action in result.stderr  # the actions are listed, with what they do
+        assert result.stderr.strip().endswith(f"pushq {group}: give an action (see the list above)")
+
+
+def test_json_goes_before_or_after_the_command(pushq_cli: Run) -> None:
+    before = as_json(pushq_cli("--json", "jobs", "list", "--limit", "1"))
+    after = as_json(pushq_cli("jobs", "list", "--limit", "1", "--json"))
+    assert "jobs" in before and "jobs" in after
+
+
+def test_jobs_retry_replay_rm_and_cancel_by_filter(
+    pushq_cli: Run, pushq: PushqProcess, worker: Worker
+) -> None:
+    tag = f"cli-{uuid.uuid4().hex[:6]}"
+    later = as_json(
+        pushq_cli("enqueue", worker.url("cli/ok"), "--delay", "1h", "--tag", tag, "--json")
+    )
+    assert later["tags"] == [tag]
+    assert ok(pushq_cli("jobs", "retry", later["id"])).startswith(f"{later['id']} runs now")
+    pushq.wait_state(later["id"], "succeeded")
+    replayed = ok(pushq_cli("jobs", "replay", later["id"])).split()
+    assert replayed[:2] == ["replayed", later["id"]]
+    copy = pushq.wait_state(replayed[-1], "succeeded")
+    assert copy["replay_of"] == later["id"]
+    assert ok(pushq_cli("jobs", "rm", later["id"])).strip() == "removed 1 job"
+    assert one_line_error(pushq_cli("jobs", "show", later["id"]), 1).endswith(
+        "no job " + later["id"]
+    )
+    conflict = pushq_cli("jobs", "retry", copy["id"])
+    assert "409" in one_line_error(conflict, 1) and "succeeded" in conflict.stderr
+
+    waiting = [
+        as_json(pushq_cli("enqueue", worker.url("cli/ok"), "--delay", "1h", "--tag", tag, "--json"))
+        for _ in range(2)
+    ]
+    listed = as_json(pushq_cli("jobs", "list", "--tag", tag, "--state", "scheduled", "--json"))
+    assert [job["id"] for job in listed["jobs"]] == [w["id"] for w in reversed(waiting)]
+    assert waiting[0]["id"] in ok(pushq_cli("jobs", "list", "--tag", tag, "--since", "1h"))
+    assert ok(pushq_cli("jobs", "cancel", "--tag", tag)).strip() == "cancelled 2 jobs"
+    assert as_json(pushq_cli("jobs", "cancel", "--tag", tag, "--json")) == {"cancelled": 0}
+
+
+def test_show_prints_the_endpoints_response(
+    pushq_cli: Run, pushq: PushqProcess, worker: Worker
+) -> None:
+    path = f"cli/declined-{uuid.uuid4().hex[:6]}"
+    worker.script(path, Reply(402, b'{"error": "card declined", "code": "card_declined"}'))
+    job = as_json(pushq_cli("enqueue", worker.url(path), "--max-attempts", "1", "--json"))
+    pushq.wait_state(job["id"], "dead")
+    for command in (("jobs", "show"), ("dlq", "show")):
+        shown = ok(pushq_cli(*command, job["id"]))
+        said = next(line for line in shown.splitlines() if line.startswith("endpoint said"))
+        assert said.split(None, 2)[2] == "card declined"
+        assert '402 {"error": "card declined", "code": "card_declined"}' in shown
+    listing = ok(pushq_cli("dlq", "list", "--limit", "50"))
+    line = next(line for line in listing.splitlines() if line.startswith(job["id"]))
+    assert worker.url(path) in line and line.endswith("402 card declined")
+    attempts = ok(pushq_cli("jobs", "attempts", job["id"]))
+    assert attempts.splitlines()[0].split()[:2] == ["RUN", "#"] and "first" in attempts
+
+
+def test_dlq_retry_by_filter_with_dry_run_and_rate(
+    pushq_cli: Run, pushq: PushqProcess, worker: Worker
+) -> None:
+    queue, path = f"cli-redrive-{uuid.uuid4().hex[:6]}", "cli/unavailable"
+    worker.script(path, 503)
+    ids = [
+        as_json(
+            pushq_cli(
+                "enqueue", worker.url(path), "--queue", queue, "--max-attempts", "1", "--json"
+            )
+        )["id"]
+        for _ in range(3)
+    ]
+    for job_id in ids:
+        pushq.wait_state(job_id, "dead")
+    filters = ("--queue", queue, "--status", "503", "--url-prefix", worker.url("cli/"))
+    assert ok(pushq_cli("dlq", "retry", *filters, "--dry-run")).strip() == "3 dead jobs match"
+    assert as_json(pushq_cli("dlq", "retry", "--queue", queue, "--dry-run", "--json")) == {
+        "matched": 3
+    }
+    ok(pushq_cli("queues", "pause", queue))
+    redrove = ok(pushq_cli("dlq", "retry", *filters, "--since", "1h", "--rate", "10/s"))
+    assert redrove.strip() == "redrove 3 dead jobs, spread at 10/s"
+    bad = pushq_cli("dlq", "retry", "--all", "--rate", "often")
+    assert "400" in one_line_error(bad, 1) and "rate_limit" in bad.stderr
+
+
+def test_queues_purge_and_rm(pushq_cli: Run, worker: Worker) -> None:
+    queue = f"cli-purge-{uuid.uuid4().hex[:6]}"
+    for _ in range(2):
+        ok(pushq_cli("enqueue", worker.url("cli/ok"), "--queue", queue, "--delay", "1h"))
+    refused = pushq_cli("queues", "rm", queue)
+    assert "409" in one_line_error(refused, 1) and "2 unfinished" in refused.stderr
+    assert ok(pushq_cli("queues", "purge", queue, "--state", "pending")).strip() == (
+        f"cancelled 0 jobs of {queue}"
+    )
+    assert as_json(pushq_cli("queues", "purge", queue, "--json")) == {"cancelled": 2}
+    assert ok(pushq_cli("queues", "rm", queue)).strip() == f"removed queue {queue}"
+    ok(pushq_cli("enqueue", worker.url("cli/ok"), "--queue", queue, "--delay", "1h"))
+    assert ok(pushq_cli("queues", "rm", queue, "--force")).strip() == f"removed queue {queue}"
+
+
+def test_schedules_pause_resume_trigger(
+    pushq_cli: Run, pushq: PushqProcess, worker: Worker
+) -> None:
+    name = f"cli-sched-{uuid.uuid4().hex[:6]}"
+    ok(pushq_cli("schedules", "set", name, "@hourly", worker.url("cli/ok")))
+    assert ok(pushq_cli("schedules", "pause", name)).strip() == f"paused schedule {name}"
+    assert "yes" in ok(pushq_cli("schedules", "list"))
+    triggered = ok(pushq_cli("schedules", "trigger", name)).split()
+    assert triggered[:2] == ["triggered", f"{name}:"]
+    pushq.wait_state(triggered[-1], "succeeded")
+    shown = ok(pushq_cli("schedules", "show", name))
+    assert "paused" in shown and "RECENT RUN" in shown and triggered[-1] in shown
+    assert ok(pushq_cli("schedules", "resume", name)).startswith(f"resumed schedule {name}")
+    bad = pushq_cli("schedules", "set", name, "0 0 * * 9", worker.url("cli/ok"))
+    assert one_line_error(bad, 1).endswith("cron: day-of-week: 9 is out of range 0-6")
+    ok(pushq_cli("schedules", "rm", name))

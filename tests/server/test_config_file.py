@@ -54,6 +54,10 @@ SAMPLES: dict[str, str] = {
     "targets_deny": '"192.168.0.0/16"',
     "log_level": '"debug"',
     "log_format": '"json"',
+    "max_connections": "200",
+    "header_timeout": '"5s"',
+    "body_timeout": '"30s"',
+    "keep_alive_timeout": "3",
     "api_token": f'"{TOKEN}"',
     "signing_secret": f'["{SECRET}"]',
 }

@@ -124,8 +124,30 @@ def test_each_firing_enqueues_one_job_and_downtime_is_made_up_once(tmp_path: Pat
             f"schedule:report:{ts('2026-05-01T10:05:00+00:00'):.0f}",
             f"schedule:report:{ts('2026-05-01T10:10:00+00:00'):.0f}",
         }
+        assert {j.schedule for j in page.jobs} == {"report"}  # the jobs name what made them
 
     run_with_scheduler(tmp_path, start, body)
+
+
+def test_macros_fire_at_their_times() -> None:
+    start = ts("2026-05-13T10:07:00+00:00")  # a Wednesday
+    expected = {
+        "@hourly": "2026-05-13T11:00:00+00:00",
+        "@daily": "2026-05-14T00:00:00+00:00",
+        "@weekly": "2026-05-17T00:00:00+00:00",
+        "@monthly": "2026-06-01T00:00:00+00:00",
+        "@yearly": "2027-01-01T00:00:00+00:00",
+    }
+    for macro, at in expected.items():
+        assert next_fire(check_cron(macro.upper()), "UTC", start) == ts(at), macro
+
+
+def test_cron_days_of_week_take_names_and_seven_for_sunday() -> None:
+    assert check_cron("0 9 * * mon-fri") == "0 9 * * mon-fri"
+    assert check_cron("0 9 * * 5-7") == "0 9 * * 5-7"
+    assert check_cron("0 0 1,15 jan-jun/2 *") == "0 0 1,15 jan-jun/2 *"
+    with pytest.raises(ValueError, match="day-of-week: 9 is out of range 0-6"):
+        check_cron("0 0 * * 9")
 
 
 def test_two_schedulers_on_one_database_fire_once(tmp_path: Path) -> None:

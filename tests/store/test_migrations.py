@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from pushq.policy.backoff import BackoffPolicy
-from pushq.server.models import JobDefaults, NewJob
+from pushq.server.models import JobDefaults, JobFilter, NewJob
 from pushq.server.store.sql import migrations
-from pushq.server.store.sqlite import Q, SQLiteStore
+from pushq.server.store.sqlite import Q, SQLiteStore, find_jobs_sql
 
 BOOKKEEPING = {"schema_migrations"}  # the migrator's own table, not part of a migration
 
@@ -227,3 +227,37 @@ def test_checkpoints_run_off_the_commit_path(tmp_path: Path) -> None:
         assert busy == 0 and frames > 0 and copied == frames
 
     with_open_store(tmp_path / "pushq.db", check)
+
+
+FILTERS = {
+    "tag": JobFilter(tag="acme"),
+    "url_prefix": JobFilter(url_prefix="https://acme.example/"),
+    "flow_key": JobFilter(flow_key="acme"),
+    "schedule": JobFilter(schedule="nightly"),
+    "topic": JobFilter(topic="orders"),
+    "since/until": JobFilter(since=1.0, until=2.0),
+    "tag+queue+state": JobFilter(tag="acme", queue="q", states=("pending",)),
+    "flow_key+since": JobFilter(flow_key="acme", since=1.0),
+}
+FILTER_INDEX = {
+    "tag": "SEARCH t USING PRIMARY KEY",
+    "url_prefix": "jobs_by_url",
+    "flow_key": "jobs_by_flow_key",
+    "schedule": "jobs_by_schedule",
+    "topic": "jobs_by_topic",
+    "since/until": "sqlite_autoindex_jobs_1 (id>? AND id<?)",
+    "tag+queue+state": "SEARCH t USING PRIMARY KEY",
+    "flow_key+since": "jobs_by_flow_key",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FILTERS))
+def test_every_list_filter_is_served_by_an_index(migrated: Path, name: str) -> None:
+    sql, params = find_jobs_sql(FILTERS[name], now=0.0, limit=51, after="01J")
+    with closing(sqlite3.connect(migrated)) as conn:
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+    assert any(FILTER_INDEX[name] in step for step in plan), plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
+    if name != "url_prefix":  # a URL range is read in URL order, then sorted
+        assert not any("TEMP B-TREE" in step for step in plan), plan

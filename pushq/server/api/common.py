@@ -18,6 +18,7 @@ from ..config import Settings
 from ..metrics import Metrics
 from ..settle import Settler
 from ..store.base import Store
+from ..store.errors import StoreUnavailable
 from ..ui.session import COOKIE_NAME, CSRF_HEADER, Sessions
 from ..waiters import JobWaiters
 
@@ -114,6 +115,21 @@ def require_token(request: Request, expected: str) -> None:
         raise Unauthorized("send the API token as 'Authorization: Bearer <token>'")
     if not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("the API token is not valid")
+
+
+class DatabaseUnavailable(ApiError):
+    """503: the database cannot take writes now (disk full, read-only, I/O error);
+    nothing was saved, and the client should retry after Retry-After."""
+
+    status = 503
+    code = "database_unavailable"
+    retry_after = 5.0
+
+    @classmethod
+    def from_store(cls, exc: StoreUnavailable) -> DatabaseUnavailable:
+        return cls(
+            f"the database cannot take writes now ({exc.kind}); nothing was saved: retry later"
+        )
 
 
 def error_parts(exc: ApiError) -> tuple[int, dict[str, Any], dict[str, str]]:

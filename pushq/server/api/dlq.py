@@ -8,10 +8,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ...errors import BadRequest, NotFound
+from ...policy.ratelimit import parse_rate
+from ..models import DeadFilter
 from ..render import attempt_json, job_json
 from .common import context, ok, read_json, validate
 from .jobs import query_cursor, query_limit, query_queue
-from .schemas import RedriveRequest
+from .schemas import RedriveRequest, time_bound
 
 log = logging.getLogger("pushq.api")
 
@@ -56,8 +58,22 @@ async def redrive_many(request: Request) -> JSONResponse:
     ctx = context(request)
     data = await read_json(request, limit=64 * 1024, allow_empty=True)
     query = validate(RedriveRequest, data)
-    count = await ctx.store.redrive_many(queue=query.queue, now=ctx.clock())
-    log.info("%d dead jobs redriven (queue %s)", count, query.queue or "any")
+    now = ctx.clock()
+    match = DeadFilter(
+        queue=query.queue,
+        url_prefix=query.url_prefix,
+        status=query.status,
+        error_contains=query.error_contains,
+        since=None if query.since is None else time_bound(query.since, now),
+        until=None if query.until is None else time_bound(query.until, now),
+    )
+    if query.dry_run:
+        return ok({"matched": await ctx.store.count_dead(match=match)})
+    # A rate spreads the jobs' run_at, so a recovering endpoint is not stampeded.
+    interval = 0.0 if query.rate_limit is None else 1.0 / parse_rate(query.rate_limit).per_second
+    count = await ctx.store.redrive_matching(match=match, now=now, interval=interval)
+    filters = query.model_dump(exclude_none=True, exclude={"dry_run"})
+    log.info("%d dead jobs redriven (%s)", count, filters or "all")
     if count:
         ctx.dispatcher.notify()
     return ok({"retried": count})

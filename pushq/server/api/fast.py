@@ -18,7 +18,8 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...errors import ApiError, Unauthorized
-from .common import Context, error_parts, parse_bearer, parse_body
+from ..store.errors import StoreUnavailable
+from .common import Context, DatabaseUnavailable, error_parts, parse_bearer, parse_body
 from .jobs import REQUEST_OVERHEAD, enqueue_one
 
 log = logging.getLogger("pushq.api")
@@ -47,6 +48,8 @@ class FastEnqueue:
             status, body, extra = await enqueue_one(self.ctx, data, headers.get("idempotency-key"))
         except ApiError as exc:
             status, body, extra = error_parts(exc)
+        except StoreUnavailable as exc:  # logged once per episode by the store
+            status, body, extra = error_parts(DatabaseUnavailable.from_store(exc))
         except Exception:
             log.exception("unexpected error on POST /v1/jobs")
             status, extra = 500, {}

@@ -5,23 +5,35 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from ...errors import BadRequest, NotFound, PayloadTooLarge
 from ...policy.backoff import PartialBackoff
 from ...policy.durations import parse_duration
 from ...policy.states import PUBLIC_STATES, TERMINAL_STATES
 from ..config import Settings
-from ..models import NewJob
+from ..models import JobFilter, JobRecord, NewJob
 from ..render import attempt_json, job_json
 from ..store.sqlite import decode_cursor
-from .common import Context, context, ok, read_json, validate
-from .schemas import MAX_DELAY, NAME_PATTERN, BatchRequest, IdempotencyKey, JobRequest
-from .targets import check_job_targets
+from .common import Context, context, describe, ok, read_json, validate
+from .schemas import (
+    MAX_DELAY,
+    NAME_PATTERN,
+    BatchRequest,
+    CancelRequest,
+    FlowKey,
+    IdempotencyKey,
+    JobRequest,
+    Tag,
+    UrlPrefix,
+    time_bound,
+)
+from .targets import check_job_targets, check_target
 
 log = logging.getLogger("pushq.api")
 
@@ -72,6 +84,8 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
         ordering_key=request.ordering_key,
         callback_url=request.callback_url,
         failure_callback_url=request.failure_callback_url,
+        tags=request.tags,
+        flow_key=request.flow_key,
         permanent_statuses=(
             None if request.permanent_statuses is None else tuple(request.permanent_statuses)
         ),
@@ -95,9 +109,14 @@ async def enqueue(request: Request) -> JSONResponse:
 
 
 async def enqueue_one(
-    ctx: Context, data: dict[str, Any], idempotency_header: str | None
+    ctx: Context,
+    data: dict[str, Any],
+    idempotency_header: str | None,
+    *,
+    schedule: str | None = None,
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """POST /v1/jobs past auth and body parsing: status, body and headers to answer."""
+    """POST /v1/jobs past auth and body parsing: status, body and headers to answer
+    (`schedule` names the schedule a triggered job comes from)."""
     header_key = _idempotency_header(idempotency_header)
     if header_key is not None:
         if data.get("idempotency_key") not in (None, header_key):
@@ -105,6 +124,7 @@ async def enqueue_one(
         data["idempotency_key"] = header_key
     now = ctx.clock()
     new = to_new_job(validate(JobRequest, data), ctx.settings, now)
+    new.schedule = schedule
     [result] = await ctx.store.enqueue(
         jobs=[new],
         now=now,
@@ -216,19 +236,54 @@ def query_cursor(request: Request) -> str | None:
     return cursor
 
 
-async def list_jobs(request: Request) -> JSONResponse:
-    ctx = context(request)
-    state = request.query_params.get("state")
+class JobQuery(BaseModel):
+    """GET /v1/jobs's filters, checked as the job fields they match are."""
+
+    url_prefix: UrlPrefix | None = None
+    tag: Tag | None = None
+    flow_key: FlowKey | None = None
+    schedule: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
+    topic: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
+
+
+def query_filter(request: Request, now: float) -> JobFilter:
+    """The job filter of a listing's query string; 400 naming the bad parameter."""
+    params = request.query_params
+    state = params.get("state")
     if state is not None and state not in PUBLIC_STATES:
         raise BadRequest(f"state must be one of {', '.join(PUBLIC_STATES)}")
-    now = ctx.clock()
+    given = {name: params[name] for name in JobQuery.model_fields if name in params}
     try:
-        page = await ctx.store.list_jobs(
-            queue=query_queue(request),
-            state=state,
-            limit=query_limit(request),
-            cursor=query_cursor(request),
-            now=now,
+        query = JobQuery.model_validate(given)
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from None
+    bounds: dict[str, float] = {}
+    for name in ("since", "until"):
+        if name in params:
+            try:
+                bounds[name] = time_bound(params[name], now)
+            except ValueError as exc:
+                raise BadRequest(f"{name}: {exc}") from None
+    return JobFilter(
+        queue=query_queue(request),
+        states=None if state is None else (state,),
+        url_prefix=query.url_prefix,
+        tag=query.tag,
+        flow_key=query.flow_key,
+        schedule=query.schedule,
+        topic=query.topic,
+        since=bounds.get("since"),
+        until=bounds.get("until"),
+    )
+
+
+async def list_jobs(request: Request) -> JSONResponse:
+    ctx = context(request)
+    now = ctx.clock()
+    match = query_filter(request, now)
+    try:
+        page = await ctx.store.find_jobs(
+            match=match, limit=query_limit(request), cursor=query_cursor(request), now=now
         )
     except ValueError:
         raise BadRequest("cursor is not valid; pass next_cursor from a previous page") from None
@@ -238,10 +293,11 @@ async def list_jobs(request: Request) -> JSONResponse:
 async def list_attempts(request: Request) -> JSONResponse:
     ctx = context(request)
     job_id = request.path_params["id"]
-    if await ctx.store.get(job_id=job_id) is None:
+    job = await ctx.store.get(job_id=job_id)
+    if job is None:
         raise NotFound(f"no job {job_id}")
     attempts = await ctx.store.list_attempts(job_id=job_id)
-    return ok({"attempts": [attempt_json(a) for a in attempts]})
+    return ok({"attempts": [attempt_json(a, job) for a in attempts]})
 
 
 async def cancel(request: Request) -> JSONResponse:
@@ -256,3 +312,98 @@ async def cancel(request: Request) -> JSONResponse:
         extra={"job_id": job.id, "queue": job.queue, "verdict": "cancelled"},
     )
     return ok(job_json(job, now))
+
+
+async def retry(request: Request) -> JSONResponse:
+    """Run now: a waiting job becomes due at once (no attempt added); a dead one is
+    redriven."""
+    ctx = context(request)
+    now = ctx.clock()
+    job = await ctx.store.run_now(job_id=request.path_params["id"], now=now)
+    ctx.dispatcher.notify()
+    log.info(
+        "job %s set to run now",
+        job.id,
+        extra={"job_id": job.id, "queue": job.queue, "verdict": "run_now"},
+    )
+    return ok(job_json(job, now))
+
+
+def replay_of(job: JobRecord) -> NewJob:
+    """A new job with the same request as `job`, due now. Its idempotency and unique
+    keys are not copied: a replay is a deliberate second run."""
+    return NewJob(
+        url=job.url,
+        queue=job.queue,
+        method=job.method,
+        headers=dict(job.headers),
+        body=job.body,
+        priority=job.priority,
+        max_attempts=job.max_attempts,
+        backoff=PartialBackoff(job.backoff.base, job.backoff.max, job.backoff.jitter),
+        timeout=job.timeout,
+        ordering_key=job.ordering_key,
+        callback_url=job.callback_url,
+        failure_callback_url=job.failure_callback_url,
+        tags=list(job.tags),
+        flow_key=job.flow_key,
+        permanent_statuses=job.permanent_statuses,
+        replay_of=job.id,
+    )
+
+
+async def replay(request: Request) -> JSONResponse:
+    ctx = context(request)
+    job_id = request.path_params["id"]
+    original = await ctx.store.get(job_id=job_id)
+    if original is None:
+        raise NotFound(f"no job {job_id}")
+    now = ctx.clock()
+    new = replay_of(original)
+    new.run_at = now
+    # the targets are judged again: the policy may have changed since the original
+    for field, url in (
+        ("url", new.url),
+        ("callback_url", new.callback_url),
+        ("failure_callback_url", new.failure_callback_url),
+    ):
+        if url is not None:
+            check_target(ctx.settings.target_policy, url, field)
+    [result] = await ctx.store.enqueue(
+        jobs=[new],
+        now=now,
+        idempotency_ttl=ctx.settings.idempotency_ttl,
+        defaults=ctx.settings.job_defaults,
+    )
+    ctx.metrics.enqueued.labels(queue=new.queue).inc()
+    ctx.dispatcher.notify(now)
+    log.info(
+        "job %s replays %s",
+        result.job.id,
+        job_id,
+        extra={"job_id": result.job.id, "queue": new.queue, "verdict": "replayed"},
+    )
+    return ok(job_json(result.job, now), 201, headers={"location": f"/v1/jobs/{result.job.id}"})
+
+
+async def delete_job(request: Request) -> Response:
+    ctx = context(request)
+    await ctx.store.delete_job(job_id=request.path_params["id"])
+    return Response(status_code=204)
+
+
+async def cancel_many(request: Request) -> JSONResponse:
+    ctx = context(request)
+    given = validate(CancelRequest, await read_json(request, limit=64 * 1024))
+    match = JobFilter(
+        queue=given.queue,
+        states=None if given.state is None else (given.state,),
+        url_prefix=given.url_prefix,
+        tag=given.tag,
+        flow_key=given.flow_key,
+    )
+    count = await ctx.store.cancel_matching(match=match, now=ctx.clock())
+    if count:
+        ctx.dispatcher.notify()  # the next jobs of their ordering keys may go now
+    log.info("%d jobs cancelled by filter %s", count, given.model_dump(exclude_none=True))
+    return ok({"cancelled": count})

@@ -6,14 +6,14 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from ...errors import BadRequest, NotFound
 from ...policy.backoff import PartialBackoff
 from ...policy.states import PUBLIC_STATES
-from ..models import QueueSettings
+from ..models import JobFilter, QueueSettings
 from .common import Context, context, ok, read_json, validate
-from .schemas import NAME_PATTERN, QueueRequest
+from .schemas import NAME_PATTERN, PurgeRequest, QueueRequest
 
 
 def queue_name(request: Request) -> str:
@@ -122,3 +122,29 @@ async def pause(request: Request) -> JSONResponse:
 
 async def resume(request: Request) -> JSONResponse:
     return await _set_paused(request, False)
+
+
+async def purge(request: Request) -> JSONResponse:
+    """Cancel every unfinished job of the queue (or those in the given states)."""
+    ctx = context(request)
+    name = queue_name(request)
+    given = validate(PurgeRequest, await read_json(request, limit=64 * 1024, allow_empty=True))
+    if await ctx.store.get_queue(name=name) is None:
+        raise NotFound(f"no queue {name}")
+    states = None if given.states is None else tuple(given.states)
+    match = JobFilter(queue=name, states=states)
+    count = await ctx.store.cancel_matching(match=match, now=ctx.clock())
+    if count:
+        ctx.dispatcher.notify()
+    return ok({"cancelled": count})
+
+
+async def delete_queue(request: Request) -> Response:
+    """Forget a queue; 409 while it holds unfinished jobs, unless ?force=true."""
+    ctx = context(request)
+    name = queue_name(request)
+    force = request.query_params.get("force", "false")
+    if force not in ("true", "false"):
+        raise BadRequest("force must be true or false")
+    await ctx.store.delete_queue(name=name, force=force == "true", now=ctx.clock())
+    return Response(status_code=204)

@@ -10,11 +10,14 @@ from starlette.responses import JSONResponse, Response
 
 from ...errors import BadRequest, NotFound
 from ...policy.cron import check_cron, next_fire, zone
-from ..models import ScheduleRecord
-from ..render import rfc3339
-from .common import context, ok, read_json, validate
+from ..models import JobFilter, ScheduleRecord
+from ..render import error_json, public_state, rfc3339
+from .common import Context, context, ok, read_json, validate
+from .jobs import enqueue_one
 from .schemas import NAME_PATTERN, JobRequest, ScheduleRequest
 from .targets import check_job_targets
+
+RECENT_RUNS = 5  # jobs shown in a schedule's recent_runs; GET /v1/jobs?schedule= has all
 
 
 def schedule_name(request: Request) -> str:
@@ -24,14 +27,32 @@ def schedule_name(request: Request) -> str:
     return name
 
 
-def schedule_json(schedule: ScheduleRecord) -> dict[str, Any]:
+async def schedule_json(ctx: Context, schedule: ScheduleRecord) -> dict[str, Any]:
+    """A schedule with its newest runs (the jobs it made) and their outcome."""
+    now = ctx.clock()
+    page = await ctx.store.find_jobs(
+        match=JobFilter(schedule=schedule.name), limit=RECENT_RUNS, cursor=None, now=now
+    )
+    runs = [
+        {
+            "id": job.id,
+            "state": public_state(job, now),
+            "attempts": job.attempts,
+            "created_at": rfc3339(job.created_at),
+            "finished_at": rfc3339(job.finished_at),
+            "last_error": None if job.last_error is None else error_json(job.last_error),
+        }
+        for job in page.jobs
+    ]
     return {
         "name": schedule.name,
         "cron": schedule.cron,
         "timezone": schedule.timezone,
         "job": schedule.job,
+        "paused": schedule.paused,
         "next_run_at": rfc3339(schedule.next_run_at),
         "last_run_at": rfc3339(schedule.last_run_at),
+        "recent_runs": runs,
     }
 
 
@@ -66,7 +87,7 @@ async def put_schedule(request: Request) -> JSONResponse:
         now=now,
     )
     ctx.scheduler_wake()
-    return ok(schedule_json(schedule))
+    return ok(await schedule_json(ctx, schedule))
 
 
 async def get_schedule(request: Request) -> JSONResponse:
@@ -75,12 +96,13 @@ async def get_schedule(request: Request) -> JSONResponse:
     schedule = await ctx.store.get_schedule(name=name)
     if schedule is None:
         raise NotFound(f"no schedule {name}")
-    return ok(schedule_json(schedule))
+    return ok(await schedule_json(ctx, schedule))
 
 
 async def list_schedules(request: Request) -> JSONResponse:
     ctx = context(request)
-    return ok({"schedules": [schedule_json(s) for s in await ctx.store.list_schedules()]})
+    schedules = [await schedule_json(ctx, s) for s in await ctx.store.list_schedules()]
+    return ok({"schedules": schedules})
 
 
 async def delete_schedule(request: Request) -> Response:
@@ -89,3 +111,41 @@ async def delete_schedule(request: Request) -> Response:
     if not await ctx.store.delete_schedule(name=name):
         raise NotFound(f"no schedule {name}")
     return Response(status_code=204)
+
+
+async def _set_paused(request: Request, paused: bool) -> JSONResponse:
+    ctx = context(request)
+    name = schedule_name(request)
+    now = ctx.clock()
+    following = None
+    if not paused:
+        # Resumed, it fires at its next time from now: firings missed while paused
+        # are skipped, not made up.
+        current = await ctx.store.get_schedule(name=name)
+        if current is None:
+            raise NotFound(f"no schedule {name}")
+        following = next_fire(current.cron, current.timezone, now)
+    schedule = await ctx.store.set_schedule_paused(
+        name=name, paused=paused, next_run_at=following, now=now
+    )
+    ctx.scheduler_wake()
+    return ok(await schedule_json(ctx, schedule))
+
+
+async def pause(request: Request) -> JSONResponse:
+    return await _set_paused(request, True)
+
+
+async def resume(request: Request) -> JSONResponse:
+    return await _set_paused(request, False)
+
+
+async def trigger(request: Request) -> JSONResponse:
+    """Enqueue one job from the schedule's template now, besides its firings."""
+    ctx = context(request)
+    name = schedule_name(request)
+    schedule = await ctx.store.get_schedule(name=name)
+    if schedule is None:
+        raise NotFound(f"no schedule {name}")
+    status, body, headers = await enqueue_one(ctx, dict(schedule.job), None, schedule=name)
+    return ok(body, status, headers=headers)

@@ -119,6 +119,18 @@ PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH), AfterValidator(_key)]
 Url = Annotated[str, AfterValidator(_url)]
+MAX_TAGS, MAX_TAG_LENGTH, MAX_FLOW_KEY_LENGTH = 10, 64, 256
+Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH), AfterValidator(_key)]
+FlowKey = Annotated[str, Field(min_length=1, max_length=MAX_FLOW_KEY_LENGTH), AfterValidator(_key)]
+
+
+def _distinct(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))  # a tag given twice counts once; order kept
+
+
+Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_distinct)]
+UrlPrefix = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_key)]
+UnfinishedState = Literal["scheduled", "pending", "active", "retrying"]
 
 
 def _sorted_unique(value: list[int]) -> list[int]:
@@ -178,6 +190,10 @@ class JobRequest(Strict):
     )
     callback_url: Url | None = Field(None, description="receives the job once it succeeded")
     failure_callback_url: Url | None = Field(None, description="receives the job once it is dead")
+    tags: Tags = Field(
+        default_factory=list, description=f"up to {MAX_TAGS} strings of up to 64 characters"
+    )
+    flow_key: FlowKey | None = Field(None, description="per-key flow control (a customer id)")
     permanent_statuses: PermanentStatuses | None = Field(
         None, description="HTTP statuses that end the job at once; replaces the queue's list"
     )
@@ -259,13 +275,29 @@ class ScheduleRequest(Strict):
     job: dict[str, Any] = Field(description="a job request, without delay or run_at")
 
 
+class ScheduleRun(BaseModel):
+    """A job a schedule made, with its outcome so far."""
+
+    id: str
+    state: str
+    attempts: int
+    created_at: str
+    finished_at: str | None
+    last_error: LastError | None
+
+
 class ScheduleOut(BaseModel):
     name: str
     cron: str
     timezone: str
     job: dict[str, Any]
+    paused: bool
     next_run_at: str
     last_run_at: str | None
+    recent_runs: list[ScheduleRun] = Field(
+        description="the newest jobs it made (firings and triggers), newest first; "
+        "GET /v1/jobs?schedule=NAME lists them all"
+    )
 
 
 class ScheduleList(BaseModel):
@@ -299,8 +331,78 @@ class BatchRequest(Strict):
     jobs: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=10_000)]
 
 
+_TIME_BOUND = "an RFC 3339 time (2026-01-01T09:00:00Z) or a duration ago ('1h')"
+
+
+def _time_bound(value: str) -> str:
+    time_bound(value, 0.0)
+    return value
+
+
+def time_bound(text: str, now: float) -> float:
+    """Unix seconds from an RFC 3339 time, or from a duration meaning that long ago."""
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not {_TIME_BOUND}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no zone offset; give {_TIME_BOUND}")
+    return moment.timestamp()
+
+
+TimeBound = Annotated[str, AfterValidator(_time_bound), Field(description=_TIME_BOUND)]
+
+
 class RedriveRequest(Strict):
+    """Which dead jobs to redrive (every one, when no filter is given)."""
+
     queue: Name | None = None
+    url_prefix: UrlPrefix | None = None
+    status: Annotated[int, Field(ge=100, le=599)] | None = Field(
+        None, description="the last attempt's HTTP status"
+    )
+    error_contains: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
+        None, description="a case-blind part of the last error (pushq's or the endpoint's)"
+    )
+    since: TimeBound | None = Field(None, description="failed at or after")
+    until: TimeBound | None = Field(None, description="failed before")
+    dry_run: bool = Field(False, description="count the matching jobs, change nothing")
+    rate_limit: Annotated[str, AfterValidator(_rate)] | None = Field(
+        None, description="'N/s', 'N/m' or 'N/h': spread the redriven jobs' run_at"
+    )
+
+
+class CancelRequest(Strict):
+    """Which unfinished jobs to cancel; at least one filter."""
+
+    queue: Name | None = None
+    state: UnfinishedState | None = None
+    url_prefix: UrlPrefix | None = None
+    tag: Tag | None = None
+    flow_key: FlowKey | None = None
+
+    @model_validator(mode="after")
+    def _some_filter(self) -> CancelRequest:
+        if not self.model_fields_set:
+            raise ValueError(
+                "give at least one filter (queue, state, url_prefix, tag, flow_key); "
+                "to empty a queue use POST /v1/queues/{name}/purge"
+            )
+        return self
+
+
+class PurgeRequest(Strict):
+    """Which unfinished states to cancel (default: all of them)."""
+
+    states: Annotated[list[UnfinishedState], Field(min_length=1)] | None = None
+
+
+class CancelResult(BaseModel):
+    cancelled: int
 
 
 # -- responses (documented in /openapi.json; tests check real responses against them) ---
@@ -318,6 +420,9 @@ class ErrorResponse(BaseModel):
 class LastError(BaseModel):
     status: int | None
     message: str | None
+    response: str | None = Field(
+        None, description="the endpoint's own error: its JSON error/message, else its first line"
+    )
     at: str
 
 
@@ -359,6 +464,11 @@ class JobOut(BaseModel):
     ordering_key: str | None
     callback_url: str | None
     failure_callback_url: str | None
+    tags: list[str]
+    flow_key: str | None
+    schedule: str | None
+    topic: str | None
+    replay_of: str | None
     permanent_statuses: list[int] | None = Field(
         None, description="present when the job or its queue set it at enqueue"
     )
@@ -377,6 +487,7 @@ class AttemptOut(BaseModel):
     status: int | None
     error: str | None
     response_body: str | None
+    redrive: int = Field(description="0 before any redrive, n after the n-th (numbers restart)")
 
 
 class AttemptList(BaseModel):
@@ -388,7 +499,8 @@ class DeadJob(JobOut):
 
 
 class RedriveResult(BaseModel):
-    retried: int
+    retried: int | None = Field(None, description="how many were redriven")
+    matched: int | None = Field(None, description="with dry_run: how many match")
 
 
 class Health(BaseModel):

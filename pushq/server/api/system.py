@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from ...version import __version__
 from ..config import Settings
+from ..store.errors import StoreUnavailable
 from .common import Context, context, require_token
 
 log = logging.getLogger("pushq.health")
@@ -22,6 +23,9 @@ async def health(request: Request) -> JSONResponse:
     database = dispatcher = "ok"
     try:
         await ctx.store.ping()
+    except StoreUnavailable as exc:  # the store logs each episode once
+        database = "unwritable"
+        reasons.append(f"database is not writable: {exc.kind}")
     except Exception as exc:  # any failure to write means unhealthy, whatever the cause
         log.warning("health: database not writable: %s", exc)
         database = "unwritable"

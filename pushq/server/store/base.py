@@ -15,8 +15,10 @@ from typing import Any, Protocol
 from ..models import (
     AttemptRecord,
     Claim,
+    DeadFilter,
     EnqueueResult,
     JobDefaults,
+    JobFilter,
     JobRecord,
     NewJob,
     QueueSettings,
@@ -32,12 +34,15 @@ class JobPage:
 
 class Store(Protocol):
     async def open(self) -> None:
-        """Connect and apply pending migrations."""
+        """Connect and apply pending migrations; StoreUnavailable (with everything
+        closed again) when the database is corrupt or cannot be written."""
 
     async def close(self) -> None: ...
 
     async def ping(self) -> None:
-        """Raise unless the database accepts a write."""
+        """Raise (StoreUnavailable when the cause is known) unless the database
+        accepts a write. Any write method raises StoreUnavailable while the
+        database cannot take writes (disk full, read-only, I/O error)."""
 
     # -- producers ---------------------------------------------------------
     async def enqueue(
@@ -204,3 +209,37 @@ class Store(Protocol):
     # -- observability -------------------------------------------------------
     async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
         """{(queue, public state): count} over every stored job."""
+
+    # -- operators' actions and search ------------------------------------------
+    async def find_jobs(
+        self, *, match: JobFilter, limit: int, cursor: str | None, now: float
+    ) -> JobPage:
+        """Jobs the filter matches, newest first, each filter served by an index."""
+
+    async def run_now(self, *, job_id: str, now: float) -> JobRecord:
+        """Make a waiting job (scheduled, pending, retrying) due now without adding an
+        attempt, or redrive a dead one; NotFound, or Conflict (active, succeeded,
+        cancelled)."""
+
+    async def delete_job(self, *, job_id: str) -> None:
+        """Remove a finished job and its attempts; NotFound, or Conflict if unfinished."""
+
+    async def cancel_matching(self, *, match: JobFilter, now: float) -> int:
+        """Cancel every unfinished job the filter matches; how many."""
+
+    async def delete_queue(self, *, name: str, force: bool, now: float) -> int:
+        """Forget a queue; Conflict while it holds unfinished jobs unless `force`, which
+        cancels them first (their number is returned). Finished jobs stay until pruned."""
+
+    async def count_dead(self, *, match: DeadFilter) -> int:
+        """How many dead jobs the filter matches (a bulk redrive's dry run)."""
+
+    async def redrive_matching(self, *, match: DeadFilter, now: float, interval: float) -> int:
+        """Redrive the dead jobs the filter matches, oldest first, the n-th due at
+        now + n * interval; those whose unique key is held stay dead. How many went."""
+
+    async def set_schedule_paused(
+        self, *, name: str, paused: bool, next_run_at: float | None, now: float
+    ) -> ScheduleRecord:
+        """Pause or resume a schedule (moving its next firing to `next_run_at` if given);
+        NotFound for an unknown name."""

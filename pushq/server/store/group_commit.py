@@ -15,15 +15,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import StoreUnavailable
+
 log = logging.getLogger("pushq.store")
 T = TypeVar("T")
 Write = Callable[[sqlite3.Connection], Any]
 MAX_BATCH = 2000
+
+# SQLite result codes (sqlite3.Error.sqlite_errorname, extended codes included) that
+# mean the database cannot take writes, with what an operator should do about it.
+_UNAVAILABLE = (
+    ("SQLITE_FULL", "full", "the disk is full: free space"),
+    ("SQLITE_READONLY", "readonly", "the database is read-only: check its permissions"),
+    ("SQLITE_PERM", "readonly", "no permission to write the database: check its permissions"),
+    ("SQLITE_CANTOPEN", "readonly", "cannot open the database file: check its directory"),
+    ("SQLITE_IOERR", "io", "disk I/O error: check the disk"),
+    ("SQLITE_CORRUPT", "corrupt", "the database is corrupt: restore it from a backup"),
+    ("SQLITE_NOTADB", "corrupt", "the file is not a SQLite database: restore it from a backup"),
+)
+
+
+def unavailable(exc: BaseException, path: Path) -> StoreUnavailable | None:
+    """The StoreUnavailable that a driver error means, or None for other errors."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if not isinstance(exc, sqlite3.Error) or not isinstance(name, str):
+        return None
+    for prefix, kind, advice in _UNAVAILABLE:
+        if name.startswith(prefix):
+            return StoreUnavailable(f"{path}: {advice} ({exc})", kind=kind)
+    return None
 
 
 class GroupCommitWriter:
@@ -35,6 +61,11 @@ class GroupCommitWriter:
         self._conn: sqlite3.Connection | None = None
         self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # The current episode of a database that cannot take writes (disk full, ...):
+        # logged once when it starts and once when a commit succeeds again.
+        self.unavailable: StoreUnavailable | None = None
+        self._unavailable_since = 0.0
+        self._probes: set[asyncio.Future[Any]] = set()
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -58,9 +89,16 @@ class GroupCommitWriter:
         conn = self._conn
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: func(conn))
 
-    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `op` in the next group transaction; return once that transaction committed."""
+    async def write(self, op: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
+        """Run `op` in the next group transaction; return once that transaction committed.
+
+        StoreUnavailable when the database cannot take writes. A `probe` (a health
+        check's tiny write) that commits does not end such an episode: it may fit
+        where real writes do not."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if probe:
+            self._probes.add(future)
+            future.add_done_callback(self._probes.discard)
         self._queue.append((op, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
@@ -75,15 +113,35 @@ class GroupCommitWriter:
                     outcomes = await loop.run_in_executor(self._executor, self._apply, batch)
                 except BaseException as exc:  # the commit itself failed: nothing was written
                     outcomes = [(False, exc)] * len(batch)
+                else:
+                    if not all(future in self._probes for _, future in batch):
+                        self._writable_again()
                 for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                     if future.done():
                         continue
                     if ok:
                         future.set_result(value)
                     else:
-                        future.set_exception(value)
+                        future.set_exception(self._translate(value))
         finally:
             self._flusher = None
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        translated = unavailable(exc, self._path)
+        if translated is None:
+            return exc
+        if self.unavailable is None:
+            self._unavailable_since = time.monotonic()
+            log.error("database unavailable: %s; writes fail (503) until it recovers", translated)
+        self.unavailable = translated
+        return translated
+
+    def _writable_again(self) -> None:
+        if self.unavailable is not None:
+            log.warning(
+                "database writable again after %.0fs", time.monotonic() - self._unavailable_since
+            )
+            self.unavailable = None
 
     def _apply(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
         conn = self._conn

@@ -27,16 +27,20 @@ from ...policy.ratelimit import Rate, next_token_at, parse_rate, refill
 from ..models import (
     AttemptRecord,
     Claim,
+    DeadFilter,
     EnqueueResult,
     JobDefaults,
+    JobFilter,
     JobRecord,
     NewJob,
     QueueSettings,
     ScheduleRecord,
+    id_floor,
     new_job_id,
 )
 from .base import JobPage
-from .group_commit import Checkpointer, GroupCommitWriter
+from .errors import StoreUnavailable
+from .group_commit import Checkpointer, GroupCommitWriter, unavailable
 from .sql import load_queries, migrations
 
 Q = load_queries("sqlite_queries.sql")
@@ -80,6 +84,12 @@ def row_to_job(row: sqlite3.Row) -> JobRecord:
         ordering_key=row["ordering_key"],
         callback_url=row["callback_url"],
         failure_callback_url=row["failure_callback_url"],
+        tags=_loads(row["tags"]) or [],
+        flow_key=row["flow_key"],
+        schedule=row["schedule"],
+        topic=row["topic"],
+        replay_of=row["replay_of"],
+        redrives=row["redrives"],
         permanent_statuses=_statuses(row["permanent_statuses"]),
     )
 
@@ -135,14 +145,28 @@ class SQLiteStore:
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
+        """Open and migrate; StoreUnavailable (everything closed again) when the file is
+        corrupt, not a database, or cannot be written."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await self._writer.open()
-        await self._writer.call(_migrate)
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        self._reader.row_factory = sqlite3.Row
-        await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await self._reader.execute("PRAGMA query_only = ON")
+        try:
+            await self._writer.open()
+            await self._writer.call(_migrate)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            self._reader.row_factory = sqlite3.Row
+            await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await self._reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            await self.close()  # else aiosqlite's thread keeps the process alive
+            translated = unavailable(exc, self.path)
+            if translated is None:
+                translated = StoreUnavailable(f"{self.path}: {exc}", kind="unavailable")
+            raise translated from None
         self._checkpointer.start()
+
+    @property
+    def unavailable(self) -> StoreUnavailable | None:
+        """Why the database cannot take writes now, or None (it can, as far as we know)."""
+        return self._writer.unavailable
 
     async def close(self) -> None:
         await self._checkpointer.close()
@@ -156,8 +180,19 @@ class SQLiteStore:
         return list(await self._reader.execute_fetchall(sql, params))
 
     async def ping(self) -> None:
+        """A write that must commit; StoreUnavailable if it cannot. While writes are
+        failing, it commits 256 KiB (and removes them): a tiny write may still fit
+        in a full disk's WAL where an enqueue does not."""
         now = str(time.time())
-        await self._writer.write(lambda conn: conn.execute(Q["ping"], {"now": now}))
+        if self._writer.unavailable is None:
+            await self._writer.write(lambda c: c.execute(Q["ping"], {"now": now}), probe=True)
+            return
+        await self._writer.write(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('space_probe', zeroblob(262144))"
+            )
+        )
+        await self._writer.write(lambda c: c.execute("DELETE FROM meta WHERE key = 'space_probe'"))
 
     # -- producers ---------------------------------------------------------------
     async def enqueue(
@@ -218,6 +253,7 @@ class SQLiteStore:
                 status=row["status"],
                 error=row["error"],
                 response_body=row["response_body"],
+                redrive=row["redrive"],
             )
             for row in rows
         ]
@@ -593,6 +629,113 @@ class SQLiteStore:
             counts[key] = counts.get(key, 0) + row["n"]
         return counts
 
+    # -- operators' actions and search (issue 14) ----------------------------------
+    async def find_jobs(
+        self, *, match: JobFilter, limit: int, cursor: str | None, now: float
+    ) -> JobPage:
+        after = None if cursor is None else str(decode_cursor(cursor)[0])
+        sql, params = find_jobs_sql(match, now, limit + 1, after)
+        jobs = [row_to_job(row) for row in await self._read(sql, params)]
+        next_cursor = _encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+        return JobPage(jobs[:limit], next_cursor)
+
+    async def run_now(self, *, job_id: str, now: float) -> JobRecord:
+        def write(conn: sqlite3.Connection) -> JobRecord:
+            rows = _fetch(conn, Q["run_now"], {"id": job_id, "now": now})
+            if rows:
+                return row_to_job(rows[0])
+            found = _fetch(conn, Q["get_job"], {"id": job_id})
+            if not found:
+                raise NotFound(f"no job {job_id}")
+            if found[0]["state"] == "dead":
+                try:
+                    return _redrive(conn, found[0], now)
+                except sqlite3.IntegrityError:
+                    raise Conflict(
+                        f"job {job_id} has a unique_key that an unfinished job of its queue holds",
+                        code="unique_key_taken",
+                    ) from None
+            state = found[0]["state"]
+            why = "it is being delivered now" if state == "active" else "it has finished"
+            raise Conflict(
+                f"job {job_id} is {state}: {why}; replay it to run it again",
+                code=f"job_{state}",
+            )
+
+        return await self._writer.write(write)
+
+    async def delete_job(self, *, job_id: str) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            if conn.execute(Q["delete_finished"], {"id": job_id}).rowcount == 1:
+                conn.execute(Q["delete_attempts"], {"job_id": job_id})
+                return
+            found = _fetch(conn, Q["get_job"], {"id": job_id})
+            if not found:
+                raise NotFound(f"no job {job_id}")
+            raise Conflict(f"job {job_id} is not finished; cancel it first", code="job_unfinished")
+
+        await self._writer.write(write)
+
+    async def cancel_matching(self, *, match: JobFilter, now: float) -> int:
+        return await self._writer.write(lambda conn: _cancel_matching(conn, match, now))
+
+    async def delete_queue(self, *, name: str, force: bool, now: float) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            if not _fetch(conn, Q["get_queue"], {"name": name}):
+                raise NotFound(f"no queue {name}")
+            cancelled = 0
+            if force:
+                cancelled = _cancel_matching(conn, JobFilter(queue=name), now)
+            else:
+                waiting = conn.execute(Q["queue_unfinished_jobs"], {"name": name}).fetchone()[0]
+                if waiting:
+                    raise Conflict(
+                        f"queue {name} holds {waiting} unfinished jobs; purge it first "
+                        "or pass ?force=true to cancel them",
+                        code="queue_not_empty",
+                    )
+            conn.execute(Q["delete_queue"], {"name": name})
+            return cancelled
+
+        return await self._writer.write(write)
+
+    async def count_dead(self, *, match: DeadFilter) -> int:
+        where, params = _dead_conditions(match)
+        sql = "SELECT count(*) FROM jobs INDEXED BY jobs_dead WHERE " + " AND ".join(where)
+        rows = await self._read(sql, params)
+        return int(rows[0][0])
+
+    async def redrive_matching(self, *, match: DeadFilter, now: float, interval: float) -> int:
+        where, params = _dead_conditions(match)
+        # Oldest first, so that jobs sharing an ordering key keep their enqueue order.
+        sql = (
+            "SELECT * FROM jobs INDEXED BY jobs_dead WHERE " + " AND ".join(where) + " ORDER BY id"
+        )
+
+        def write(conn: sqlite3.Connection) -> int:
+            count = 0
+            for row in _fetch(conn, sql, params):
+                if row["unique_key"] is not None and _fetch(
+                    conn,
+                    Q["find_unique_job"],
+                    {"queue": row["queue"], "unique_key": row["unique_key"]},
+                ):
+                    continue  # an unfinished job holds its unique key: it stays dead
+                _redrive(conn, row, now, now + count * interval)
+                count += 1
+            return count
+
+        return await self._writer.write(write)
+
+    async def set_schedule_paused(
+        self, *, name: str, paused: bool, next_run_at: float | None, now: float
+    ) -> ScheduleRecord:
+        params = {"name": name, "paused": int(paused), "next_run_at": next_run_at, "now": now}
+        rows = await self._writer.write(lambda conn: _fetch(conn, Q["set_schedule_paused"], params))
+        if not rows:
+            raise NotFound(f"no schedule {name}")
+        return row_to_schedule(rows[0])
+
 
 def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute(
@@ -643,6 +786,7 @@ def row_to_schedule(row: sqlite3.Row) -> ScheduleRecord:
         job=orjson.loads(row["job"]),
         next_run_at=row["next_run_at"],
         last_run_at=row["last_run_at"],
+        paused=bool(row["paused"]),
     )
 
 
@@ -653,14 +797,20 @@ def _finished(conn: sqlite3.Connection, queue: str, ordering_key: str | None, no
         conn.execute(Q["unblock_next"], {"queue": queue, "key": ordering_key, "now": now})
 
 
-def _redrive(conn: sqlite3.Connection, row: sqlite3.Row, now: float) -> JobRecord:
-    state = "pending"
+def _redrive(
+    conn: sqlite3.Connection, row: sqlite3.Row, now: float, run_at: float | None = None
+) -> JobRecord:
+    """A dead job back to the queue, due at `run_at` (default now), its redrive counted."""
+    run_at = now if run_at is None else max(run_at, now)
+    state = "pending" if run_at <= now else "scheduled"
     key = row["ordering_key"]
     if key is not None and _fetch(
         conn, Q["ordering_key_busy"], {"queue": row["queue"], "key": key}
     ):
         state = "blocked"
-    job = row_to_job(_fetch(conn, Q["redrive"], {"id": row["id"], "now": now, "state": state})[0])
+    params = {"id": row["id"], "run_at": run_at, "state": state}
+    job = row_to_job(_fetch(conn, Q["redrive"], params)[0])
+    conn.execute(Q["ensure_queue"], {"name": job.queue, "now": now})  # it may have been removed
     conn.execute(Q["add_unfinished"], {"name": job.queue, "delta": 1})
     return job
 
@@ -850,6 +1000,11 @@ class _Enqueue:
             ordering_key=new.ordering_key,
             callback_url=new.callback_url,
             failure_callback_url=new.failure_callback_url,
+            tags=list(new.tags),
+            flow_key=new.flow_key,
+            schedule=new.schedule,
+            topic=new.topic,
+            replay_of=new.replay_of,
             permanent_statuses=(
                 queue.permanent_statuses
                 if new.permanent_statuses is None
@@ -878,6 +1033,11 @@ class _Enqueue:
                 "ordering_key": job.ordering_key,
                 "callback_url": job.callback_url,
                 "failure_callback_url": job.failure_callback_url,
+                "tags": _dumps(job.tags or None),
+                "flow_key": job.flow_key,
+                "schedule": job.schedule,
+                "topic": job.topic,
+                "replay_of": job.replay_of,
                 "permanent_statuses": _dumps(job.permanent_statuses),
             }
         )
@@ -955,3 +1115,143 @@ def _enqueue_all(
     results = [batch.add(new) for new in jobs]
     batch.flush()
     return results
+
+
+UNFINISHED = ("scheduled", "pending", "blocked", "active", "retrying")
+ID_CLOCK_SLACK = 60.0  # seconds: how far an id's time may run ahead of its created_at
+# The list filters that have an index of their own, in the order one is picked to
+# drive a listing (the most selective first); the others filter what it yields.
+_DRIVERS = (
+    ("flow_key", "jobs_by_flow_key"),
+    ("schedule", "jobs_by_schedule"),
+    ("topic", "jobs_by_topic"),
+    ("url_prefix", "jobs_by_url"),
+)
+
+
+def _state_condition(state: str) -> str:
+    """SQL for one public state ('blocked' reads as pending or scheduled)."""
+    if state == "scheduled":
+        return "(jobs.state IN ('scheduled', 'blocked') AND jobs.run_at > :now)"
+    if state == "pending":
+        return (
+            "(jobs.state = 'pending' OR "
+            "(jobs.state IN ('scheduled', 'blocked') AND jobs.run_at <= :now))"
+        )
+    return f"jobs.state = '{state}'"  # one of PUBLIC_STATES, checked above the store
+
+
+def _url_prefix(where: list[str], params: dict[str, Any], prefix: str, column: str) -> None:
+    # A range on the url index, then the exact test (a range bound alone is not exact).
+    where.append(f"{column} >= :url_lo AND {column} < :url_hi")
+    where.append(f"substr({column}, 1, length(:url_lo)) = :url_lo")
+    params["url_lo"], params["url_hi"] = prefix, prefix + "\U0010ffff"
+
+
+def _job_conditions(match: JobFilter, now: float) -> tuple[str, str, list[str], dict[str, Any]]:
+    """(FROM clause, the id column it is ordered by, conditions, params) for a filter.
+
+    Each filter with an index drives the statement through it (INDEXED BY, so the
+    plan never degrades to a table scan); created_at bounds also become id bounds,
+    since ids sort by creation time, and are then applied exactly."""
+    where: list[str] = []
+    params: dict[str, Any] = {"now": now}
+    source, id_col = "jobs", "jobs.id"
+    if match.tag is not None:
+        # the tag table leads (CROSS JOIN keeps it the outer loop), newest first
+        source, id_col = "job_tags AS t CROSS JOIN jobs", "t.job_id"
+        where += ["t.tag = :tag", "jobs.id = t.job_id"]
+        params["tag"] = match.tag
+    else:
+        for name, index in _DRIVERS:
+            if getattr(match, name) is not None:
+                source = f"jobs INDEXED BY {index}"
+                break
+    if match.queue is not None:
+        where.append("jobs.queue = :queue")
+        params["queue"] = match.queue
+    if match.states is not None:
+        where.append("(" + " OR ".join(_state_condition(s) for s in match.states) + ")")
+    for name in ("flow_key", "schedule", "topic"):
+        if getattr(match, name) is not None:
+            where.append(f"jobs.{name} = :{name}")
+            params[name] = getattr(match, name)
+    if match.url_prefix is not None:
+        _url_prefix(where, params, match.url_prefix, "jobs.url")
+    if match.since is not None:
+        where += [f"{id_col} >= :id_since", "jobs.created_at >= :since"]
+        params["id_since"], params["since"] = id_floor(match.since), match.since
+    if match.until is not None:
+        where += [f"{id_col} < :id_until", "jobs.created_at < :until"]
+        # An id is never below its creation millisecond but may be a little above it
+        # (ids stay monotonic if the clock steps back): the upper id bound has slack.
+        params["id_until"] = id_floor(match.until + ID_CLOCK_SLACK)
+        params["until"] = match.until
+    return source, id_col, where, params
+
+
+def find_jobs_sql(
+    match: JobFilter, now: float, limit: int, after: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The listing statement for a filter, newest first, from `after` (an id) on."""
+    source, id_col, where, params = _job_conditions(match, now)
+    params["limit"] = limit
+    if after is not None:
+        where.append(f"{id_col} < :after")
+        params["after"] = after
+    sql = f"SELECT jobs.* FROM {source}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY {id_col} DESC LIMIT :limit", params
+
+
+def _cancel_matching(conn: sqlite3.Connection, match: JobFilter, now: float) -> int:
+    """Cancel every unfinished job the filter matches, in one statement, then the
+    bookkeeping per queue and ordering key."""
+    source, id_col, where, params = _job_conditions(match, now)
+    where.append("jobs.state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying')")
+    sql = (
+        "UPDATE jobs SET state = 'cancelled', finished_at = :now, lease = NULL, "
+        f"lease_expires_at = NULL WHERE id IN (SELECT {id_col} FROM {source} WHERE "
+        + " AND ".join(where)
+        + ") RETURNING queue, ordering_key"
+    )
+    rows = _fetch(conn, sql, params)
+    per_queue: dict[str, int] = {}
+    keys: set[tuple[str, str]] = set()
+    for row in rows:
+        per_queue[row["queue"]] = per_queue.get(row["queue"], 0) + 1
+        if row["ordering_key"] is not None:
+            keys.add((row["queue"], row["ordering_key"]))
+    for queue, count in per_queue.items():
+        conn.execute(Q["add_unfinished"], {"name": queue, "delta": -count})
+    for queue, key in sorted(keys):
+        conn.execute(Q["unblock_next"], {"queue": queue, "key": key, "now": now})
+    return len(rows)
+
+
+def _dead_conditions(match: DeadFilter) -> tuple[list[str], dict[str, Any]]:
+    """Conditions (on the DLQ's index) and params for a bulk redrive's filter."""
+    where = ["state = 'dead'"]
+    params: dict[str, Any] = {}
+    if match.queue is not None:
+        where.append("queue = :queue")
+        params["queue"] = match.queue
+    if match.url_prefix is not None:
+        _url_prefix(where, params, match.url_prefix, "url")
+    if match.status is not None:
+        where.append("json_extract(last_error, '$.status') = :status")
+        params["status"] = match.status
+    if match.error_contains is not None:
+        where.append(
+            "instr(lower(coalesce(json_extract(last_error, '$.message'), '') || ' ' || "
+            "coalesce(json_extract(last_error, '$.response'), '')), lower(:needle)) > 0"
+        )
+        params["needle"] = match.error_contains
+    if match.since is not None:
+        where.append("failed_at >= :since")
+        params["since"] = match.since
+    if match.until is not None:
+        where.append("failed_at < :until")
+        params["until"] = match.until
+    return where, params

@@ -5,12 +5,12 @@ INSERT INTO jobs (
     id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
     backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
     idempotency_key, unique_key, ordering_key, callback_url, failure_callback_url,
-    permanent_statuses
+    tags, flow_key, schedule, topic, replay_of, permanent_statuses
 ) VALUES (
     :id, :queue, :url, :method, :headers, :body, :state, :priority, 0, :max_attempts,
     :backoff_base, :backoff_max, :backoff_jitter, :timeout, :created_at, :run_at,
     :idempotency_key, :unique_key, :ordering_key, :callback_url, :failure_callback_url,
-    :permanent_statuses
+    :tags, :flow_key, :schedule, :topic, :replay_of, :permanent_statuses
 );
 
 -- name: find_idempotency_key
@@ -77,8 +77,10 @@ WHERE id IN (
 RETURNING *;
 
 -- name: complete
+-- A success clears last_error (also after a redrive); the attempts keep the history.
 UPDATE jobs
-SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL
+SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL,
+    last_error = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
 RETURNING queue, ordering_key;
 
@@ -102,8 +104,13 @@ SET lease_expires_at = :deadline
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
 
 -- name: insert_attempt
-INSERT INTO attempts (job_id, number, started_at, duration_ms, status, error, response_body)
-VALUES (:job_id, :number, :started_at, :duration_ms, :status, :error, :response_body);
+-- Each attempt records which redrive of its job it belongs to.
+INSERT INTO attempts (
+    job_id, number, started_at, duration_ms, status, error, response_body, redrive
+) VALUES (
+    :job_id, :number, :started_at, :duration_ms, :status, :error, :response_body,
+    coalesce((SELECT redrives FROM jobs WHERE id = :job_id), 0)
+);
 
 -- name: rescue_expired
 UPDATE jobs
@@ -126,7 +133,8 @@ UPDATE jobs SET run_at = :run_at WHERE id = :id AND state = 'retrying';
 
 -- name: redrive
 UPDATE jobs
-SET state = :state, attempts = 0, run_at = :now, finished_at = NULL, failed_at = NULL
+SET state = :state, attempts = 0, run_at = :run_at, finished_at = NULL, failed_at = NULL,
+    redrives = redrives + 1
 WHERE id = :id AND state = 'dead'
 RETURNING *;
 
@@ -236,14 +244,14 @@ RETURNING *;
 DELETE FROM schedules WHERE name = :name;
 
 -- name: due_schedules
-SELECT * FROM schedules INDEXED BY schedules_due WHERE next_run_at <= :now;
+SELECT * FROM schedules INDEXED BY schedules_due WHERE next_run_at <= :now AND paused = 0;
 
 -- name: advance_schedule
 UPDATE schedules SET last_run_at = :fired_at, next_run_at = :next_run_at
 WHERE name = :name AND next_run_at = :expected;
 
 -- name: next_schedule_at
-SELECT min(next_run_at) FROM schedules;
+SELECT min(next_run_at) FROM schedules WHERE paused = 0;
 
 -- name: report_progress
 UPDATE jobs
@@ -266,3 +274,27 @@ SELECT id FROM (
 
 -- name: delete_job
 DELETE FROM jobs WHERE id = :id;
+
+-- name: run_now
+-- "Run now": a job waiting for its time (or its next retry) becomes due at once,
+-- no attempt added; one behind its ordering key stays behind it.
+UPDATE jobs
+SET state = CASE WHEN state = 'blocked' THEN 'blocked' ELSE 'pending' END, run_at = :now
+WHERE id = :id AND state IN ('scheduled', 'pending', 'blocked', 'retrying')
+RETURNING *;
+
+-- name: delete_finished
+DELETE FROM jobs WHERE id = :id AND state IN ('succeeded', 'dead', 'cancelled');
+
+-- name: queue_unfinished_jobs
+SELECT count(*) FROM jobs INDEXED BY jobs_by_queue
+WHERE queue = :name AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying');
+
+-- name: delete_queue
+DELETE FROM queues WHERE name = :name;
+
+-- name: set_schedule_paused
+UPDATE schedules
+SET paused = :paused, next_run_at = coalesce(:next_run_at, next_run_at), updated_at = :now
+WHERE name = :name
+RETURNING *;
