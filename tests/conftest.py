@@ -10,6 +10,13 @@ import pytest
 
 from . import netns
 from .harness import PushqProcess, Worker
+from .stores import BACKENDS, WithStore, runner
+
+
+@pytest.fixture(params=list(BACKENDS))
+def with_store(request: pytest.FixtureRequest, tmp_path: Path) -> WithStore:
+    """Run an async scenario against a freshly opened store, once per backend."""
+    return runner(request.param, tmp_path)
 
 
 def pytest_configure(config: pytest.Config) -> None:

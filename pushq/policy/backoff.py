@@ -89,3 +89,27 @@ def next_run_at(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return now + delay
+
+
+def retry_or_dead(
+    *,
+    attempts: int,
+    max_attempts: int,
+    retryable: bool,
+    now: float,
+    policy: BackoffPolicy,
+    retry_after: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> float | None:
+    """After a failed attempt: when the job runs again, or None if it goes to the DLQ.
+
+    The one place pushq makes this decision (a settle after a response, the
+    rescuer after an expired lease): a final failure, or the last of
+    `max_attempts`, is dead; anything else waits out its backoff (or a longer
+    Retry-After). `attempts` counts the attempt that just failed.
+    """
+    if not retryable or attempts >= max_attempts:
+        return None
+    return next_run_at(
+        now=now, retry_number=attempts, policy=policy, retry_after=retry_after, rand=rand
+    )

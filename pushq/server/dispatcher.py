@@ -8,7 +8,6 @@ import logging
 import math
 import random
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -20,8 +19,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ..policy.backoff import next_run_at
 from ..signing import job_token_key
+from .claimer import Claimer
 from .config import Settings
 from .delivery import (
     DeliveryFailed,
@@ -36,13 +35,11 @@ from .metrics import Metrics
 from .models import AttemptRecord, JobRecord
 from .settle import Settler
 from .store.base import Store
-from .store.errors import StoreUnavailable
+from .store.errors import StoreError, StoreUnavailable
 from .waiters import JobWaiters
 
 log = logging.getLogger("pushq.dispatcher")
-RESCUE_BATCH = 500
-PRUNE_BATCH = 500
-PRUNE_INTERVAL = 60.0
+CLAIM_FAILED_PAUSE = 0.5  # seconds before the next claim after a failed one
 
 
 class Dispatcher:
@@ -66,6 +63,7 @@ class Dispatcher:
         self.clock = clock
         self.rand = rand
         self.slots = settings.delivery_concurrency
+        self.claimer = Claimer(store)
         self.last_loop_at = 0.0  # /health reads this to tell a stalled loop
         self._signing_keys = settings.signing_keys
         self._token_key = job_token_key(settings.api_token)
@@ -74,6 +72,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._next_due = math.inf
         self._stopping = False
+        # Jobs that will be due later are the promoter's (serve.py sets this to its due_at).
+        self.on_waiting: Callable[[float], None] = lambda run_at: None
         self.settler = Settler(
             store=store,
             settings=settings,
@@ -84,30 +84,39 @@ class Dispatcher:
         )
         self.activity = self.settler.activity
         metrics.slots.set(self.slots)
+        store.listen(self.notify)
 
     def notify(self, run_at: float | None = None) -> None:
-        """A job became due (or will at `run_at`): wake the loop now, not at the next poll."""
-        if run_at is not None:
-            self._next_due = min(self._next_due, run_at)
-        self._wake.set()
+        """Jobs became due (None: wake the loop now, not at the next poll), or will at
+        `run_at` (the promoter makes them pending then, and wakes the loop)."""
+        if run_at is None:
+            self._wake.set()
+        else:
+            self.on_waiting(run_at)
 
     async def run(self) -> None:
         """Loop until stop(): claim as many due jobs as there are free slots, then wait."""
-        rescuer = asyncio.create_task(self._rescue_periodically())
-        try:
-            while not self._stopping:
-                self.last_loop_at = self.clock()
-                self._wake.clear()
-                free = self.slots - len(self._in_flight)
-                claimed = await self._claim(free) if free > 0 else 0
-                if claimed and claimed == free:
-                    continue  # slots filled; more may be due
-                await self._wait()
-                # Settles finish in batches (group commit): let the rest of a batch
-                # free its slots too, so that one claim round fills them all.
-                await asyncio.sleep(0)
-        finally:
-            rescuer.cancel()
+        while not self._stopping:
+            self.last_loop_at = self.clock()
+            self._wake.clear()
+            free = self.slots - len(self._in_flight)
+            claimed = await self._claim(free) if free > 0 else 0
+            if claimed and claimed == free:
+                continue  # slots filled; more may be due
+            await self._wait()
+            # Settles finish in batches (group commit): let the rest of a batch
+            # free its slots too, so that one claim round fills them all.
+            await asyncio.sleep(0)
+
+    async def claim_round(self) -> int:
+        """One claim into the free slots (what each turn of `run` does); how many started."""
+        free = self.slots - len(self._in_flight)
+        return await self._claim(free) if free > 0 else 0
+
+    async def settled(self) -> None:
+        """Wait until every attempt in flight has been settled."""
+        while self._in_flight:
+            await asyncio.wait(list(self._in_flight))
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; give in-flight attempts `grace` seconds, then interrupt them."""
@@ -134,7 +143,7 @@ class Dispatcher:
 
     async def _claim(self, free: int) -> int:
         try:
-            claim = await self.store.claim_due(
+            claim = await self.claimer.claim(
                 limit=free,
                 slots=self.slots,
                 now=self.clock(),
@@ -142,12 +151,14 @@ class Dispatcher:
                 lease_margin=self.settings.lease_margin,
                 busy=self._busy,
             )
-        except StoreUnavailable:  # disk full or the like: the store logs it once
-            await asyncio.sleep(1.0)
+        except StoreUnavailable as exc:  # disk full or the like: the store logs it once
+            if exc.kind == "busy":
+                log.warning("claiming due jobs: %s; trying again shortly", exc)
+            await asyncio.sleep(CLAIM_FAILED_PAUSE * 2)
             return 0
-        except sqlite3.Error:
+        except Exception:  # the store, or a bug: the loop must outlive it
             log.exception("claiming due jobs failed; trying again shortly")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(CLAIM_FAILED_PAUSE)
             return 0
         if claim.wake_at is not None:
             self._next_due = min(self._next_due, claim.wake_at)
@@ -170,6 +181,15 @@ class Dispatcher:
         self._wake.set()
 
     async def _attempt(self, job: JobRecord) -> None:
+        try:
+            await self._deliver(job)
+        except Exception:  # a bug with this one job: log it, serve the others
+            # The lease stays; the rescuer returns the job once it expires.
+            log.exception(
+                "attempt %d of job %s (queue %s) failed in pushq", job.attempts, job.id, job.queue
+            )
+
+    async def _deliver(self, job: JobRecord) -> None:
         started = self.clock()
         t0 = time.perf_counter()
         request = build_request(
@@ -215,25 +235,26 @@ class Dispatcher:
         )
         try:
             try:
-                verdict = await self.settler.settle(job, outcome, attempt, result, now)
-            except sqlite3.OperationalError:  # e.g. the disk is busy: try a few more times
+                settled = await self.settler.settle(job, outcome, attempt, result, now)
+            except StoreUnavailable:  # e.g. the disk is busy: try a few more times
                 async for retrying in AsyncRetrying(
-                    retry=retry_if_exception_type(sqlite3.OperationalError),
+                    retry=retry_if_exception_type(StoreUnavailable),
                     stop=stop_after_attempt(4),
                     wait=wait_random_exponential(multiplier=0.05, max=1.0),
                     reraise=True,
                 ):
                     with retrying:
-                        verdict = await self.settler.settle(job, outcome, attempt, result, now)
+                        settled = await self.settler.settle(job, outcome, attempt, result, now)
         except StoreUnavailable as exc:
             log.warning("could not record attempt %d of job %s: %s", attempt.number, job.id, exc)
             return
-        except sqlite3.Error:
+        except StoreError:
             # The lease stays; the rescuer returns the job once it expires.
             log.exception("could not record attempt %d of job %s", attempt.number, job.id)
             return
         if not log.isEnabledFor(logging.INFO):
             return
+        verdict = settled.describe(now)
         log.info(
             "attempt job=%s queue=%s attempt=%d/%d host=%s status=%s duration_ms=%.1f -> %s%s",
             job.id,
@@ -257,56 +278,3 @@ class Dispatcher:
                 "error": outcome.error,
             },
         )
-
-    async def _rescue_periodically(self) -> None:
-        """Return expired leases to the queue, forget expired idempotency keys, and
-        prune finished jobs past their retention, a small batch at a time."""
-        next_prune = 0.0
-        while True:
-            try:
-                rescued = await self.store.rescue_expired(
-                    now=self.clock(), limit=RESCUE_BATCH, retry_at=self._retry_at
-                )
-                await self.store.prune_idempotency_keys(now=self.clock(), limit=RESCUE_BATCH)
-                if self.clock() >= next_prune:
-                    await self.prune()
-                    next_prune = self.clock() + PRUNE_INTERVAL
-            except StoreUnavailable:  # the store logs the episode once
-                rescued = []
-            except sqlite3.Error:
-                log.exception("maintenance (rescue, pruning) failed")
-                rescued = []
-            for job in rescued:
-                log.warning("rescued job=%s attempt=%d -> %s", job.id, job.attempts, job.state)
-                if job.state == "dead":
-                    self.metrics.dead.labels(queue=job.queue).inc()
-                    await self.settler.rescued_dead(job, self.clock())
-            if rescued:
-                self.notify()
-            if len(rescued) < RESCUE_BATCH:
-                await asyncio.sleep(self.settings.rescue_interval)
-
-    def _retry_at(self, job: JobRecord) -> float:
-        """A rescued attempt failed like any other: the job waits out its backoff."""
-        return next_run_at(
-            now=self.clock(),
-            retry_number=job.attempts,
-            policy=job.backoff,
-            retry_after=None,
-            rand=self.rand,
-        )
-
-    async def prune(self) -> int:
-        """Delete finished jobs past retention in batches, yielding between them."""
-        pruned = 0
-        while True:
-            now = self.clock()
-            count = await self.store.prune_finished(
-                succeeded_before=now - self.settings.retention_succeeded,
-                dead_before=now - self.settings.retention_dead,
-                limit=PRUNE_BATCH,
-            )
-            pruned += count
-            if count < PRUNE_BATCH:
-                return pruned
-            await asyncio.sleep(0.05)  # let deliveries' writes in between batches

@@ -20,6 +20,7 @@ from .api.common import validate
 from .api.jobs import to_new_job
 from .api.schemas import JobRequest
 from .config import Settings
+from .maintenance import Leadership, ThisNode
 from .store.base import Store
 from .store.errors import StoreUnavailable
 
@@ -35,11 +36,13 @@ class Scheduler:
         settings: Settings,
         notify: Callable[[float | None], None],
         clock: Callable[[], float] = time.time,
+        leadership: Leadership | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.notify = notify
         self.clock = clock
+        self.leadership = leadership or ThisNode()
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -66,8 +69,13 @@ class Scheduler:
                     idempotency_ttl=max(self.settings.idempotency_ttl, 86400.0),
                     defaults=self.settings.job_defaults,
                 )
+            except StoreUnavailable:  # the database, not this schedule: wait for it quietly
+                raise
             except (PushqError, ValueError) as exc:  # e.g. its queue is full: try next round
                 log.warning("schedule %s could not fire: %s", schedule.name, exc)
+                continue
+            except Exception:  # a bug with this schedule: the others still fire
+                log.exception("schedule %s could not fire", schedule.name)
                 continue
             if result is not None:
                 fired += 1
@@ -79,7 +87,8 @@ class Scheduler:
         while True:
             self._wake.clear()
             try:
-                await self.fire_due()
+                if self.leadership.is_leader():
+                    await self.fire_due()
                 next_at = await self.store.next_schedule_at()
             except StoreUnavailable:  # disk full or the like: the store logs it once
                 next_at = None

@@ -19,6 +19,14 @@ from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
 from .listener import ConnectionLimits, protocol_class
+from .maintenance import (
+    Background,
+    IdempotencyPruner,
+    Promoter,
+    Rescuer,
+    RetentionPruner,
+    ThisNode,
+)
 from .metrics import Metrics
 from .notify import notify
 from .scheduler import Scheduler
@@ -30,8 +38,9 @@ from .startup import (
     raise_fd_limit,
     secure_database_files,
 )
+from .store import open_store
+from .store.base import Store
 from .store.errors import StoreUnavailable
-from .store.sqlite import SQLiteStore
 from .waiters import JobWaiters
 
 log = logging.getLogger("pushq")
@@ -79,9 +88,8 @@ def _connection_cap(settings: Settings, fd_limit: int) -> int:
 
 
 async def _serve(settings: Settings, listener: socket.socket, max_connections: int) -> None:
-    store = SQLiteStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
     try:
-        await store.open()
+        store = await open_store(settings)
     except StoreUnavailable as exc:
         raise StartupError(f"cannot open the database {exc.reason}") from None
     try:
@@ -91,7 +99,7 @@ async def _serve(settings: Settings, listener: socket.socket, max_connections: i
 
 
 async def _run(
-    settings: Settings, store: SQLiteStore, listener: socket.socket, max_connections: int
+    settings: Settings, store: Store, listener: socket.socket, max_connections: int
 ) -> None:
     metrics = Metrics()
     sender_class = AiohttpSender if settings.sender == "aiohttp" else HttpxSender
@@ -102,7 +110,31 @@ async def _run(
     dispatcher = Dispatcher(
         store=store, sender=sender, settings=settings, metrics=metrics, waiters=waiters
     )
-    scheduler = Scheduler(store=store, settings=settings, notify=dispatcher.notify)
+    leadership = ThisNode()  # SQLite: one node owns the database
+    scheduler = Scheduler(
+        store=store, settings=settings, notify=dispatcher.notify, leadership=leadership
+    )
+    promoter = Promoter(
+        store=store,
+        on_due=dispatcher.notify,
+        poll_interval=settings.poll_interval,
+        leadership=leadership,
+    )
+    dispatcher.on_waiting = promoter.due_at
+    services: list[Background] = [
+        promoter,
+        Rescuer(
+            store=store,
+            settler=dispatcher.settler,
+            metrics=metrics,
+            settings=settings,
+            notify=dispatcher.notify,
+            leadership=leadership,
+        ),
+        IdempotencyPruner(store=store, interval=settings.rescue_interval, leadership=leadership),
+        RetentionPruner(store=store, settings=settings, leadership=leadership),
+        scheduler,
+    ]
     stop = asyncio.Event()  # set by SIGTERM/SIGINT; /ready answers 503 from then on
     app = create_app(
         settings,
@@ -144,7 +176,7 @@ async def _run(
         loop.add_signal_handler(sig, on_signal, sig)
 
     dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
-    schedule_task = asyncio.create_task(scheduler.run(), name="scheduler")
+    service_tasks = [asyncio.create_task(s.run(), name=type(s).__name__) for s in services]
     serve_task = asyncio.create_task(server.serve(sockets=[listener]), name="http")
     host, port = listener.getsockname()[:2]
     log.info(
@@ -163,7 +195,9 @@ async def _run(
     log.info(
         "pushq stopping: no new claims; waiting up to %gs for deliveries", settings.shutdown_grace
     )
-    schedule_task.cancel()
+    for service_task in service_tasks:
+        service_task.cancel()
+    await asyncio.gather(*service_tasks, return_exceptions=True)
     try:
         await dispatcher.stop(settings.shutdown_grace)
         server.should_exit = True

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
-from ..policy.backoff import next_run_at
+from ..policy.backoff import retry_or_dead
 from .config import Settings
 from .delivery import Outcome, endpoint_message
 from .metrics import Metrics, RecentActivity
@@ -24,6 +25,38 @@ from .store.base import Store
 from .waiters import JobWaiters
 
 CALLBACK_QUEUE = "pushq.callbacks"
+
+
+class Verdict(StrEnum):
+    """What became of a job when one of its attempts was settled."""
+
+    SUCCEEDED = "succeeded"
+    RETRY_SCHEDULED = "retrying"
+    DEAD = "dead"
+    AWAITING = "awaiting"  # the worker answered 202 async: active until /complete or /fail
+    STALE = "stale"  # the job had moved on (rescued, cancelled, finished): nothing written
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A settle's result: the verdict, and when a RETRY_SCHEDULED job runs again."""
+
+    verdict: Verdict
+    run_at: float | None = None
+
+    def describe(self, now: float) -> str:
+        """The verdict as log lines show it ("retrying in 30.0s")."""
+        if self.verdict is Verdict.RETRY_SCHEDULED and self.run_at is not None:
+            return f"retrying in {self.run_at - now:.1f}s"
+        if self.verdict is Verdict.AWAITING:
+            return "active (awaiting completion)"
+        return str(self.verdict)
+
+
+SUCCEEDED = Settled(Verdict.SUCCEEDED)
+DEAD = Settled(Verdict.DEAD)
+AWAITING = Settled(Verdict.AWAITING)
+STALE = Settled(Verdict.STALE)
 
 
 class Settler:
@@ -47,15 +80,15 @@ class Settler:
 
     async def settle(
         self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, result: Any, now: float
-    ) -> str:
-        """Write the attempt's outcome; returns what became of the job ("stale" if it
+    ) -> Settled:
+        """Write the attempt's outcome; returns what became of the job (STALE if it
         had moved on: rescued, cancelled, or finished by an async call)."""
         self._count(job, outcome, attempt, now)
         store, queue, lease = self.store, job.queue, job.lease or ""
         defaults = self.settings.job_defaults
         if outcome.verdict == "succeeded":
             result = {"status": outcome.status, "body": result}
-            callback = self._callback(job, job.callback_url, "succeeded", now, result=result)
+            callback = self.callback_job(job, job.callback_url, "succeeded", now, result=result)
             if not await store.complete(
                 job_id=job.id,
                 lease=lease,
@@ -65,41 +98,42 @@ class Settler:
                 callback=callback,
                 defaults=defaults,
             ):
-                return "stale"
+                return STALE
             self.metrics.delivered.labels(queue=queue).inc()
             self._finished(job, callback)
-            return "succeeded"
+            return SUCCEEDED
         if outcome.verdict == "async":
             deadline = now + job.timeout
             if not await store.await_completion(
                 job_id=job.id, lease=lease, attempt=attempt.number, deadline=deadline
             ):
-                return "stale"
-            return "active (awaiting completion)"
+                return STALE
+            return AWAITING
         error = {
             "status": outcome.status,
             "message": outcome.error,
             "response": endpoint_message(attempt.response_body),
             "at": now,
         }
-        if outcome.verdict == "retry" and job.attempts < job.max_attempts:
-            run_at = next_run_at(
-                now=now,
-                retry_number=job.attempts,
-                policy=job.backoff,
-                retry_after=outcome.retry_after,
-                rand=self.rand,
-            )
+        run_at = retry_or_dead(
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            retryable=outcome.verdict == "retry",
+            now=now,
+            policy=job.backoff,
+            retry_after=outcome.retry_after,
+            rand=self.rand,
+        )
+        if run_at is not None:
             if not await store.schedule_retry(
                 job_id=job.id, lease=lease, attempt=attempt, run_at=run_at, error=error
             ):
-                return "stale"
-            self.metrics.retried.labels(queue=queue).inc()
-            self.notify(run_at)
-            return f"retrying in {run_at - now:.1f}s"
+                return STALE
+            self.metrics.retried.labels(queue=queue).inc()  # the store announces run_at
+            return Settled(Verdict.RETRY_SCHEDULED, run_at)
         if outcome.verdict == "retry":
             error["message"] = f"attempts exhausted; last: {outcome.error}"
-        callback = self._callback(job, job.failure_callback_url, "dead", now, error=error)
+        callback = self.callback_job(job, job.failure_callback_url, "dead", now, error=error)
         if not await store.kill(
             job_id=job.id,
             lease=lease,
@@ -109,24 +143,10 @@ class Settler:
             callback=callback,
             defaults=defaults,
         ):
-            return "stale"
+            return STALE
         self.metrics.dead.labels(queue=queue).inc()
         self._finished(job, callback)
-        return "dead"
-
-    async def rescued_dead(self, job: JobRecord, now: float) -> None:
-        """The rescuer moved `job` to the DLQ (its lease expired on the last attempt)."""
-        self.waiters.wake(job.id)
-        callback = self._callback(job, job.failure_callback_url, "dead", now)
-        if callback is not None:
-            await self.store.enqueue(
-                jobs=[callback],
-                now=now,
-                idempotency_ttl=86400.0,
-                defaults=self.settings.job_defaults,
-                backpressure=False,  # it reports an outcome that is already decided
-            )
-            self.notify(None)
+        return DEAD
 
     def _count(self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, now: float) -> None:
         queue = job.queue
@@ -148,7 +168,7 @@ class Settler:
         # callback may be waiting): claim now rather than at the next poll.
         self.notify(None)
 
-    def _callback(
+    def callback_job(
         self,
         job: JobRecord,
         url: str | None,

@@ -1,26 +1,15 @@
 """Long-running jobs end to end: async completion, progress and heartbeats, long
-polling, callbacks; and retention with an injected clock."""
+polling, callbacks."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 from standardwebhooks.webhooks import Webhook
-
-from pushq.policy.backoff import BackoffPolicy
-from pushq.server.config import Settings
-from pushq.server.delivery import AiohttpSender
-from pushq.server.dispatcher import Dispatcher
-from pushq.server.metrics import Metrics
-from pushq.server.models import AttemptRecord, JobDefaults, NewJob
-from pushq.server.store.sqlite import SQLiteStore
-from pushq.signing import generate_secret
 
 from ..harness import (
     FAST_RETRY,
@@ -193,54 +182,3 @@ def test_callbacks_are_signed_jobs(pushq: PushqProcess, worker: Worker) -> None:
     callback_id = success.headers["webhook-id"]
     shown = pushq.job(callback_id)
     assert shown["queue"] == "pushq.callbacks" and shown["url"] == worker.url(on_success)
-
-
-def test_retention_prunes_finished_jobs(tmp_path: Path) -> None:
-    """Succeeded jobs go after 7 days, dead ones after 30, with their attempts; nothing
-    unfinished is touched. The dispatcher's pruner runs on an injected clock."""
-    now = 1_800_000_000.0
-    clock = {"now": now}
-    settings = Settings(api_token="t" * 20, signing_secrets=(generate_secret(),), data_dir=tmp_path)
-    defaults = JobDefaults(3, 30.0, BackoffPolicy())
-
-    async def main() -> None:
-        store = SQLiteStore(tmp_path / "pushq.db")
-        await store.open()
-        try:
-            jobs = [NewJob(url="http://127.0.0.1:9/x") for _ in range(4)]
-            await store.enqueue(jobs=jobs, now=now, idempotency_ttl=60, defaults=defaults)
-            claimed = (
-                await store.claim_due(limit=3, slots=8, now=now, lease="L", lease_margin=1)
-            ).jobs
-            ok, dead, _ = claimed
-            for job, how in ((ok, store.complete), (dead, store.kill)):
-                attempt = AttemptRecord(job.id, 1, now, 1.0, 200, None, None)
-                if how == store.complete:
-                    await store.complete(
-                        job_id=job.id, lease="L", attempt=attempt, result={}, now=now
-                    )
-                else:
-                    await store.kill(job_id=job.id, lease="L", attempt=attempt, error={}, now=now)
-            dispatcher = Dispatcher(
-                store=store,
-                sender=AiohttpSender(),
-                settings=settings,
-                metrics=Metrics(),
-                clock=lambda: clock["now"],
-            )
-            clock["now"] = now + 6 * 86400
-            assert await dispatcher.prune() == 0
-            clock["now"] = now + 8 * 86400
-            assert await dispatcher.prune() == 1  # the succeeded one
-            assert await store.get(job_id=ok.id) is None
-            assert await store.list_attempts(job_id=ok.id) == []
-            assert await store.get(job_id=dead.id) is not None
-            clock["now"] = now + 31 * 86400
-            assert await dispatcher.prune() == 1
-            assert await store.get(job_id=dead.id) is None
-            remaining = await store.count_by_state(now=clock["now"])
-            assert sum(remaining.values()) == 2  # the active and the pending job stay
-        finally:
-            await store.close()
-
-    asyncio.run(main())

@@ -14,6 +14,7 @@ from pushq.policy.backoff import (
     next_run_at,
     parse_retry_after,
     retry_delay,
+    retry_or_dead,
 )
 
 ALMOST_ONE = 1.0 - 1e-12
@@ -155,3 +156,38 @@ def test_default_schedule_spreads_over_about_a_day() -> None:
     # With jitter the schedule shrinks by at most half.
     low = sum(retry_delay(n, policy, lambda: 0.0) for n in range(1, retries + 1))
     assert low == total / 2
+
+
+@pytest.mark.parametrize(
+    ("attempts", "max_attempts", "retryable", "retry_after", "expected"),
+    [
+        (1, 3, True, None, NOW + 30),  # first retry: the base delay
+        (2, 3, True, None, NOW + 60),
+        (3, 3, True, None, None),  # that was the last attempt: dead
+        (4, 3, True, None, None),  # (a redrive's count never exceeds, but be safe)
+        (1, 3, False, None, None),  # a final failure (4xx, pushq-retry: false): dead
+        (1, 1, True, None, None),
+        (1, 3, True, 120.0, NOW + 120),  # Retry-After longer than the backoff wins
+        (1, 3, True, 5.0, NOW + 30),  # shorter does not shorten it
+        (2, 3, False, 120.0, None),
+    ],
+)
+def test_retry_or_dead(
+    attempts: int,
+    max_attempts: int,
+    retryable: bool,
+    retry_after: float | None,
+    expected: float | None,
+) -> None:
+    assert (
+        retry_or_dead(
+            attempts=attempts,
+            max_attempts=max_attempts,
+            retryable=retryable,
+            now=NOW,
+            policy=NO_JITTER,
+            retry_after=retry_after,
+            rand=_never,
+        )
+        == expected
+    )

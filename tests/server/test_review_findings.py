@@ -14,11 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pushq.server.store.base import Store
 from pushq.server.store.group_commit import GroupCommitWriter
-from pushq.server.store.sqlite import SQLiteStore
 
 from ..harness import PushqProcess, Reply, Worker, wait_until
 from ..store.test_conformance import NOW, claim, enqueue, new_job
+from ..stores import WithStore
 
 ASYNC = Reply(202, b"accepted", headers={"pushq-async": "true"})
 
@@ -174,26 +175,21 @@ def test_cancelling_an_in_flight_head_does_not_overlap_its_ordering_key(
 # -- rate limits (store) -----------------------------------------------------------------
 
 
-def test_putting_an_unchanged_rate_limit_keeps_the_bucket(tmp_path: Path) -> None:
+def test_putting_an_unchanged_rate_limit_keeps_the_bucket(with_store: WithStore) -> None:
     # put_queue resets the token bucket whenever "rate_limit" is in the request, even when
     # it is unchanged, so re-applying a queue's settings (config as code) refills it and a
     # window of one period holds more than 2N deliveries.
-    async def main() -> None:
-        store = SQLiteStore(tmp_path / "pushq.db")
-        await store.open()
-        try:
-            await store.put_queue(name="r", changes={"rate_limit": "2/m"}, now=NOW)
-            await enqueue(store, *(new_job(queue="r") for _ in range(10)))
-            claimed = 0
-            for i in range(3):
-                now = NOW + i
-                await store.put_queue(name="r", changes={"rate_limit": "2/m"}, now=now)
-                claimed += len(await claim(store, now=now, lease=f"L{i}"))
-            assert claimed <= 2 * 2, f"{claimed} deliveries within 3 s under a 2/m limit"
-        finally:
-            await store.close()
+    async def scenario(store: Store) -> None:
+        await store.put_queue(name="r", changes={"rate_limit": "2/m"}, now=NOW)
+        await enqueue(store, *(new_job(queue="r") for _ in range(10)))
+        claimed = 0
+        for i in range(3):
+            now = NOW + i
+            await store.put_queue(name="r", changes={"rate_limit": "2/m"}, now=now)
+            claimed += len(await claim(store, now=now, lease=f"L{i}"))
+        assert claimed <= 2 * 2, f"{claimed} deliveries within 3 s under a 2/m limit"
 
-    asyncio.run(main())
+    with_store(scenario)
 
 
 # -- group commit ------------------------------------------------------------------------

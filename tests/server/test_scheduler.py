@@ -16,10 +16,11 @@ from pushq.policy.cron import check_cron, next_fire, zone
 from pushq.policy.fairness import fair_shares
 from pushq.server.config import Settings
 from pushq.server.scheduler import Scheduler
-from pushq.server.store.sqlite import SQLiteStore
+from pushq.server.store.base import Store
 from pushq.signing import generate_secret
 
 from ..harness import PushqProcess, Worker, wait_until
+from ..stores import WithStore
 
 
 def ts(text: str) -> float:
@@ -73,27 +74,27 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def run_with_scheduler(
-    tmp_path: Path, start: float, body: Callable[[SQLiteStore, Scheduler, Clock], Awaitable[None]]
+    with_store: WithStore,
+    tmp_path: Path,
+    start: float,
+    body: Callable[[Store, Scheduler, Clock], Awaitable[None]],
 ) -> None:
-    async def main() -> None:
-        store = SQLiteStore(tmp_path / "pushq.db")
-        await store.open()
+    async def scenario(store: Store) -> None:
         clock = Clock(start)
         scheduler = Scheduler(
             store=store, settings=settings(tmp_path), notify=lambda _: None, clock=clock
         )
-        try:
-            await body(store, scheduler, clock)
-        finally:
-            await store.close()
+        await body(store, scheduler, clock)
 
-    asyncio.run(main())
+    with_store(scenario)
 
 
-def test_each_firing_enqueues_one_job_and_downtime_is_made_up_once(tmp_path: Path) -> None:
+def test_each_firing_enqueues_one_job_and_downtime_is_made_up_once(
+    with_store: WithStore, tmp_path: Path
+) -> None:
     start = ts("2026-05-01T10:00:30+00:00")
 
-    async def body(store: SQLiteStore, scheduler: Scheduler, clock: Clock) -> None:
+    async def body(store: Store, scheduler: Scheduler, clock: Clock) -> None:
         await store.put_schedule(
             name="report",
             cron="*/5 * * * *",
@@ -126,7 +127,7 @@ def test_each_firing_enqueues_one_job_and_downtime_is_made_up_once(tmp_path: Pat
         }
         assert {j.schedule for j in page.jobs} == {"report"}  # the jobs name what made them
 
-    run_with_scheduler(tmp_path, start, body)
+    run_with_scheduler(with_store, tmp_path, start, body)
 
 
 def test_macros_fire_at_their_times() -> None:
@@ -150,10 +151,10 @@ def test_cron_days_of_week_take_names_and_seven_for_sunday() -> None:
         check_cron("0 0 * * 9")
 
 
-def test_two_schedulers_on_one_database_fire_once(tmp_path: Path) -> None:
+def test_two_schedulers_on_one_database_fire_once(with_store: WithStore, tmp_path: Path) -> None:
     start = ts("2026-05-01T10:00:30+00:00")
 
-    async def body(store: SQLiteStore, scheduler: Scheduler, clock: Clock) -> None:
+    async def body(store: Store, scheduler: Scheduler, clock: Clock) -> None:
         await store.put_schedule(
             name="sync",
             cron="* * * * *",
@@ -169,7 +170,7 @@ def test_two_schedulers_on_one_database_fire_once(tmp_path: Path) -> None:
         fired = await asyncio.gather(scheduler.fire_due(), other.fire_due())
         assert sorted(fired) == [0, 1]
 
-    run_with_scheduler(tmp_path, start, body)
+    run_with_scheduler(with_store, tmp_path, start, body)
 
 
 def test_schedules_api_and_a_missed_firing_made_up_at_start(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pushq.errors import Conflict, NotFound
 from pushq.policy.backoff import BackoffPolicy, PartialBackoff
+from pushq.policy.claim_plan import Bucket, ClaimPlan, QueueSnapshot
 from pushq.server.models import AttemptRecord, JobDefaults, JobRecord, NewJob
-from pushq.server.store.base import Store
+from pushq.server.store.base import Promotion, Rescue, Store
+from pushq.server.store.errors import InvalidCursor
 
+from ..stores import claim_due
 from .conftest import WithStore
 
 NOW = 1_000_000.0
@@ -35,11 +40,37 @@ async def enqueue(store: Store, *jobs: NewJob, now: float = NOW) -> list[JobReco
 async def claim(
     store: Store, *, now: float = NOW, limit: int = 10, slots: int = SLOTS, lease: str = "L1"
 ) -> list[JobRecord]:
-    """The jobs one claim round hands out (claim_due's wake_at dropped)."""
-    result = await store.claim_due(
-        limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
+    """The jobs one claim round hands out, due jobs promoted first (wake_at dropped)."""
+    await store.promote_due(now=now, limit=10_000)
+    result = await claim_due(
+        store, limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
     )
     return result.jobs
+
+
+LEASE_ERROR = "lease expired: no outcome in time"
+
+
+async def rescue_expired(
+    store: Store,
+    *,
+    now: float,
+    limit: int,
+    retry_at: Callable[[JobRecord], float] | None = None,
+    callback: Callable[[JobRecord], NewJob | None] = lambda job: None,
+) -> list[JobRecord]:
+    """What the rescuer does, through the store's two verbs: read the expired leases,
+    decide (out of attempts: dead; else retry at `retry_at`, default at once), apply."""
+    rescues = []
+    for job in await store.expired_leases(now=now, limit=limit):
+        dead = job.attempts >= job.max_attempts
+        run_at = None if dead else (now if retry_at is None else retry_at(job))
+        assert job.lease is not None
+        rescues.append(
+            Rescue(job.id, job.lease, job.attempts, run_at, callback(job) if dead else None)
+        )
+    error = {"status": None, "message": LEASE_ERROR, "at": now}
+    return await store.rescue(rescues=rescues, error=error, now=now, defaults=DEFAULTS)
 
 
 async def fetch(store: Store, job_id: str) -> JobRecord:
@@ -449,7 +480,7 @@ def test_await_completion_extends_the_lease_of_the_current_attempt(with_store: W
         assert await store.await_completion(
             job_id=job.id, lease="L1", attempt=1, deadline=NOW + 1000
         )
-        assert await store.rescue_expired(now=NOW + 500, limit=10) == []
+        assert await rescue_expired(store, now=NOW + 500, limit=10) == []
         waiting = await fetch(store, job.id)
         assert (waiting.state, waiting.lease, waiting.lease_expires_at) == (
             "active",
@@ -469,7 +500,7 @@ def test_rescue_returns_an_expired_job_to_retrying(with_store: WithStore) -> Non
         expiring, lasting = sorted(await claim(store), key=lambda job: job.timeout)
         later = NOW + 50  # past NOW + 10 + MARGIN, before NOW + 100 + MARGIN
 
-        (rescued,) = await store.rescue_expired(now=later, limit=10)
+        (rescued,) = await rescue_expired(store, now=later, limit=10)
 
         assert rescued.id == expiring.id
         assert await store.get(job_id=rescued.id) == rescued
@@ -492,8 +523,8 @@ def test_rescue_schedules_the_retry_when_asked(with_store: WithStore) -> None:
         (job,) = await claim(store)
         later = NOW + 50
 
-        (rescued,) = await store.rescue_expired(
-            now=later, limit=10, retry_at=lambda j: later + 30 * j.attempts
+        (rescued,) = await rescue_expired(
+            store, now=later, limit=10, retry_at=lambda j: later + 30 * j.attempts
         )
 
         assert (rescued.state, rescued.run_at) == ("retrying", later + 30)
@@ -510,7 +541,7 @@ def test_rescue_sends_a_job_out_of_attempts_to_the_dlq(with_store: WithStore) ->
         (job,) = await claim(store)
         later = NOW + 50
 
-        (rescued,) = await store.rescue_expired(now=later, limit=10)
+        (rescued,) = await rescue_expired(store, now=later, limit=10)
 
         assert (rescued.id, rescued.state, rescued.attempts) == (job.id, "dead", 1)
         assert rescued.failed_at == rescued.finished_at == later
@@ -526,7 +557,7 @@ def test_stale_attempt_cannot_overwrite_a_rescued_job(with_store: WithStore) -> 
     async def scenario(store: Store) -> None:
         await enqueue(store, new_job(timeout=10.0))
         (stale,) = await claim(store, lease="old")
-        await store.rescue_expired(now=NOW + 50, limit=10)
+        await rescue_expired(store, now=NOW + 50, limit=10)
         rescued = await fetch(store, stale.id)
 
         for settle in SETTLES.values():
@@ -545,14 +576,119 @@ def test_stale_attempt_cannot_overwrite_a_rescued_job(with_store: WithStore) -> 
     with_store(scenario)
 
 
+def test_expired_leases_reads_without_changing_anything(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0), new_job(timeout=100.0))
+        expiring, lasting = sorted(await claim(store), key=lambda job: job.timeout)
+
+        assert await store.expired_leases(now=NOW + 10, limit=10) == []  # not yet past
+        assert await store.expired_leases(now=NOW + 50, limit=10) == [expiring]
+        assert len(await store.expired_leases(now=NOW + 500, limit=10)) == 2
+        assert len(await store.expired_leases(now=NOW + 500, limit=1)) == 1
+        assert await fetch(store, expiring.id) == expiring
+
+    with_store(scenario)
+
+
+def test_a_rescue_applies_only_under_the_lease_and_attempt_it_read(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0))
+        (job,) = await claim(store)
+        later = NOW + 50
+        error = {"status": None, "message": LEASE_ERROR, "at": later}
+
+        async def rescue(rescue: Rescue, now: float = later) -> list[JobRecord]:
+            return await store.rescue(rescues=[rescue], error=error, now=now, defaults=DEFAULTS)
+
+        assert await rescue(Rescue(job.id, "someone-else", 1, later)) == []
+        assert await rescue(Rescue(job.id, "L1", 2, later)) == []
+        assert await rescue(Rescue(job.id, "L1", 1, later), now=NOW + 10) == []  # not expired
+        assert await fetch(store, job.id) == job
+        assert await store.list_attempts(job_id=job.id) == []
+
+        (rescued,) = await rescue(Rescue(job.id, "L1", 1, later + 30))
+        assert (rescued.state, rescued.run_at) == ("retrying", later + 30)
+        assert await rescue(Rescue(job.id, "L1", 1, later)) == []  # only once
+        assert len(await store.list_attempts(job_id=job.id)) == 1
+
+    with_store(scenario)
+
+
+def test_a_rescue_to_the_dlq_stores_its_callback_in_the_same_transaction(
+    with_store: WithStore,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(max_attempts=1, timeout=10.0), new_job(max_attempts=1))
+        first, second = await claim(store)
+        later = NOW + 50
+
+        def failure_callback(job: JobRecord) -> NewJob:
+            return new_job(queue="pushq.callbacks", idempotency_key=f"callback:{job.id}")
+
+        rescued = await rescue_expired(store, now=later, limit=10, callback=failure_callback)
+
+        assert {(job.id, job.state) for job in rescued} == {(first.id, "dead"), (second.id, "dead")}
+        callbacks = await store.list_jobs(
+            queue="pushq.callbacks", state=None, limit=10, cursor=None, now=later
+        )
+        assert len(callbacks.jobs) == 2
+        assert {job.state for job in callbacks.jobs} == {"pending"}
+        assert (await store.get_queue(name=first.queue)).unfinished == 0  # type: ignore[union-attr]
+
+    with_store(scenario)
+
+
+def test_promote_due_moves_due_jobs_and_names_the_next(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.promote_due(now=NOW, limit=10) == Promotion(0, None)
+        soon, later, _ = await enqueue(
+            store, new_job(run_at=NOW + 10), new_job(run_at=NOW + 20), new_job(run_at=NOW + 20)
+        )
+        assert await store.promote_due(now=NOW, limit=10) == Promotion(0, NOW + 10)
+        assert await store.promote_due(now=NOW + 10, limit=10) == Promotion(1, NOW + 20)
+        assert (await fetch(store, soon.id)).state == "pending"
+        assert await store.promote_due(now=NOW + 30, limit=1) == Promotion(1, NOW + 20)
+        assert await store.promote_due(now=NOW + 30, limit=1) == Promotion(1, None)
+
+        (job, _, _) = await claim(store, now=NOW + 30)
+        assert await retry(store, job, "L1", attempt_of(job, status=503), NOW + 31)
+        assert await store.promote_due(now=NOW + 31, limit=10) == Promotion(0, NOW + 91)
+        assert await store.promote_due(now=NOW + 91, limit=10) == Promotion(1, None)
+        assert (await fetch(store, job.id)).state == "pending"
+
+    with_store(scenario)
+
+
+def test_listen_hears_what_became_due(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        heard: list[float | None] = []
+        store.listen(heard.append)
+
+        await enqueue(store, new_job())
+        assert heard == [None]  # pending: claim now
+        await enqueue(store, new_job(run_at=NOW + 60), new_job(run_at=NOW + 30))
+        assert heard == [None, NOW + 30]  # waiting: the earliest
+        heard.clear()
+        await store.enqueue(jobs=[new_job(run_at=NOW + 5)] * 0, now=NOW, idempotency_ttl=TTL,
+                            defaults=DEFAULTS)  # fmt: skip
+        assert heard == []
+
+        (job,) = await claim(store)
+        heard.clear()
+        assert await retry(store, job, "L1", attempt_of(job, status=503), NOW + 1)
+        assert heard == [NOW + 61]
+
+    with_store(scenario)
+
+
 def test_rescue_respects_its_limit(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         await enqueue(store, *(new_job(timeout=1.0) for _ in range(3)))
         await claim(store)
 
-        assert len(await store.rescue_expired(now=NOW + 50, limit=2)) == 2
-        assert len(await store.rescue_expired(now=NOW + 50, limit=2)) == 1
-        assert await store.rescue_expired(now=NOW + 50, limit=2) == []
+        assert len(await rescue_expired(store, now=NOW + 50, limit=2)) == 2
+        assert len(await rescue_expired(store, now=NOW + 50, limit=2)) == 1
+        assert await rescue_expired(store, now=NOW + 50, limit=2) == []
 
     with_store(scenario)
 
@@ -779,6 +915,18 @@ def test_list_jobs_pages_cover_every_job_once(with_store: WithStore) -> None:
     with_store(scenario)
 
 
+@pytest.mark.parametrize("cursor", ["", "not a cursor", "e30", "W10", "!!!", "eyJ9"])
+def test_a_cursor_the_store_did_not_make_is_invalid(with_store: WithStore, cursor: str) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job())
+        with pytest.raises(InvalidCursor):
+            await store.list_jobs(queue=None, state=None, limit=10, cursor=cursor, now=NOW)
+        with pytest.raises(InvalidCursor):
+            await store.list_dead(queue=None, limit=10, cursor=cursor)
+
+    with_store(scenario)
+
+
 def test_count_by_state_separates_scheduled_from_pending(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         assert await store.count_by_state(now=NOW) == {}
@@ -810,3 +958,129 @@ def test_ping(with_store: WithStore) -> None:
         await store.ping()
 
     with_store(scenario)
+
+
+# -- the claim plan's two verbs, progress, retention ----------------------------
+
+
+def test_claim_snapshot_shows_unpaused_queues_with_ready_counted_up_to_the_limit(
+    with_store: WithStore,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_queue(name="c", changes={"concurrency": 2, "priority": 1}, now=NOW)
+        await store.put_queue(name="p", changes={"paused": True}, now=NOW)
+        await store.put_queue(name="r", changes={"rate_limit": "5/s"}, now=NOW)
+        await enqueue(store, *(new_job(queue="a") for _ in range(5)))
+        await enqueue(store, *(new_job(queue=q) for q in "cccpr"))
+        await enqueue(store, new_job(queue="a", run_at=NOW + 60))  # scheduled: not ready
+        await claim(store, limit=1)  # c (priority 1) goes first
+
+        snapshot = await store.claim_snapshot(limit=3, count_active=False)
+        assert snapshot == [
+            QueueSnapshot("a", ready=3),
+            QueueSnapshot("c", priority=1, ready=2, concurrency=2, active=1),
+            QueueSnapshot("r", ready=1, rate_limit="5/s"),
+        ]
+        counted = await store.claim_snapshot(limit=10, count_active=True)
+        assert [(q.name, q.ready, q.active) for q in counted] == [
+            ("a", 5, 0),
+            ("c", 2, 1),
+            ("r", 1, 0),
+        ]
+
+    with_store(scenario)
+
+
+def test_claim_applies_a_plan_in_order_guarded_by_state_and_pause(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await store.put_queue(name="r", changes={"rate_limit": "5/s"}, now=NOW)
+        a1, a2, a3 = await enqueue(store, *(new_job(queue="a") for _ in range(3)))
+        (b1,) = await enqueue(store, new_job(queue="b", priority=5))
+        (r1,) = await enqueue(store, new_job(queue="r"))
+        plan = ClaimPlan(
+            takes=(("b", 1), ("a", 2), ("r", 1), ("a", 5)),
+            buckets={"r": Bucket("5/s", 4.0, NOW)},
+        )
+
+        jobs = await store.claim(plan=plan, now=NOW, lease="L", lease_margin=MARGIN)
+
+        assert [job.id for job in jobs] == [b1.id, a1.id, a2.id, r1.id, a3.id]
+        assert {(job.state, job.lease, job.attempts) for job in jobs} == {("active", "L", 1)}
+        assert jobs[0].lease_expires_at == NOW + DEFAULTS.timeout + MARGIN
+        queues = {q.name: q for q in await store.claim_snapshot(limit=1, count_active=False)}
+        assert (queues["r"].tokens, queues["r"].tokens_at) == (4.0, NOW)  # the bucket saved
+
+        # Only pending jobs, and only of unpaused queues; a bucket only under its rate.
+        (a4,) = await enqueue(store, new_job(queue="a"))
+        await store.put_queue(name="a", changes={"paused": True}, now=NOW)
+        await store.put_queue(name="r", changes={"rate_limit": "9/s"}, now=NOW)
+        again = ClaimPlan(takes=(("a", 1), ("b", 1)), buckets={"r": Bucket("5/s", 0.0, NOW)})
+        assert await store.claim(plan=again, now=NOW, lease="L2", lease_margin=MARGIN) == []
+        assert (await fetch(store, a4.id)).state == "pending"
+        queues = {q.name: q for q in await store.claim_snapshot(limit=1, count_active=False)}
+        assert (queues["r"].rate_limit, queues["r"].tokens) == ("9/s", None)  # not overwritten
+
+    with_store(scenario)
+
+
+def test_report_progress_holds_the_lease_of_the_current_attempt_only(
+    with_store: WithStore,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0))
+        (job,) = await claim(store)
+        progress = {"done": 3, "of": 10}
+
+        assert not await store.report_progress(
+            job_id=job.id, lease="other", attempt=1, progress=progress, deadline=NOW + 100
+        )
+        assert not await store.report_progress(
+            job_id=job.id, lease="L1", attempt=2, progress=progress, deadline=NOW + 100
+        )
+        assert await store.report_progress(
+            job_id=job.id, lease="L1", attempt=1, progress=progress, deadline=NOW + 100
+        )
+        held = await fetch(store, job.id)
+        assert (held.progress, held.lease_expires_at) == (progress, NOW + 100)
+        # never shortens the lease
+        assert await store.report_progress(
+            job_id=job.id, lease="L1", attempt=1, progress=None, deadline=NOW + 1
+        )
+        assert (await fetch(store, job.id)).lease_expires_at == NOW + 100
+
+    with_store(scenario)
+
+
+def test_prune_finished_deletes_past_retention_with_attempts_up_to_its_limit(
+    with_store: WithStore,
+) -> None:
+    async def scenario(store: Store) -> None:
+        ok = await enqueue(store, new_job(), new_job())
+        claimed = await claim(store, limit=2)
+        for job in claimed:
+            assert await complete(store, job, "L1", attempt_of(job), NOW + 1)
+        (dead,) = await make_dead(store, new_job(), failed_at=[NOW + 2])
+        (waiting,) = await enqueue(store, new_job())
+
+        kept = {"succeeded_before": NOW + 1, "dead_before": NOW + 2}
+        assert await store.prune_finished(**kept, limit=10) == 0
+        assert await store.prune_finished(succeeded_before=NOW + 5, dead_before=0, limit=1) == 1
+        assert (
+            await store.prune_finished(succeeded_before=NOW + 5, dead_before=NOW + 5, limit=10) == 2
+        )
+        for job in (*ok, dead):
+            assert await store.get(job_id=job.id) is None
+            assert await store.list_attempts(job_id=job.id) == []
+        assert await store.get(job_id=waiting.id) is not None
+
+    with_store(scenario)
+
+
+def test_the_conformance_suite_exercises_every_verb_of_the_protocol() -> None:
+    """A new verb on Store needs a test here, so every backend is held to it."""
+    here = Path(__file__).parent
+    text = "".join(path.read_text() for path in sorted(here.glob("test_*.py")))
+    verbs = [name for name in vars(Store) if not name.startswith("_")]
+    assert len(verbs) > 30
+    missing = [v for v in verbs if f".{v}(" not in text and v not in ("open", "close")]
+    assert missing == []

@@ -18,6 +18,7 @@ from pushq.policy.backoff import BackoffPolicy, PartialBackoff
 from pushq.server.models import Claim, JobDefaults, JobRecord, NewJob, QueueSettings, ScheduleRecord
 from pushq.server.store.base import Store
 
+from ..stores import claim_due
 from .conftest import WithStore
 from .test_conformance import (
     DEFAULTS,
@@ -33,6 +34,7 @@ from .test_conformance import (
     kill,
     make_dead,
     new_job,
+    rescue_expired,
     retry,
 )
 
@@ -46,9 +48,14 @@ async def put_queue(store: Store, name: str, *, now: float = NOW, **changes: Any
 async def claim_round(
     store: Store, *, now: float = NOW, limit: int = 10, slots: int = SLOTS, lease: str = "L1"
 ) -> Claim:
-    return await store.claim_due(
-        limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
+    """A promotion then a claim, as the promoter and the dispatcher do them; wake_at is
+    the sooner of theirs (the next waiting job, the next token)."""
+    promoted = await store.promote_due(now=now, limit=10_000)
+    claimed = await claim_due(
+        store, limit=limit, slots=slots, now=now, lease=lease, lease_margin=MARGIN
     )
+    wakes = [at for at in (promoted.next_at, claimed.wake_at) if at is not None]
+    return Claim(claimed.jobs, min(wakes, default=None))
 
 
 async def try_enqueue(
@@ -483,7 +490,7 @@ def test_ordering_key_delivers_one_at_a_time_and_a_retry_holds_back_only_its_key
         elif head_ends == "kill":
             assert await kill(store, head, "L3", attempt_of(head, status=400), end)
         else:  # the lease runs out on the last attempt: dead by the rescuer
-            (rescued,) = await store.rescue_expired(now=end, limit=10)
+            (rescued,) = await rescue_expired(store, now=end, limit=10)
             assert (rescued.id, rescued.state) == (k1.id, "dead")
 
         (second,) = await claim(store, now=end, lease="L4")
@@ -726,7 +733,7 @@ def test_unfinished_counters_stay_exact_through_every_transition(with_store: Wit
         assert set(again) == {flaky.id, k2.id}
         await check(store, t)
         # Leases run out: fragile and flaky on their last attempt, unique with attempts left.
-        rescued = await store.rescue_expired(now=NOW + 91, limit=10)
+        rescued = await rescue_expired(store, now=NOW + 91, limit=10)
         assert {(job.id, job.state) for job in rescued} == {
             (fragile.id, "dead"),
             (flaky.id, "dead"),

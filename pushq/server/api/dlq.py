@@ -7,7 +7,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ...errors import BadRequest, NotFound
+from ...errors import NotFound
 from ...policy.ratelimit import parse_rate
 from ..models import DeadFilter
 from ..render import attempt_json, job_json
@@ -20,12 +20,9 @@ log = logging.getLogger("pushq.api")
 
 async def list_dead(request: Request) -> JSONResponse:
     ctx = context(request)
-    try:
-        page = await ctx.store.list_dead(
-            queue=query_queue(request), limit=query_limit(request), cursor=query_cursor(request)
-        )
-    except ValueError:
-        raise BadRequest("cursor is not valid; pass next_cursor from a previous page") from None
+    page = await ctx.store.list_dead(
+        queue=query_queue(request), limit=query_limit(request), cursor=query_cursor(request)
+    )
     now = ctx.clock()
     return ok({"jobs": [job_json(j, now) for j in page.jobs], "next_cursor": page.next_cursor})
 

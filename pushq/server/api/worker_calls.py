@@ -15,6 +15,7 @@ from ...signing import check_job_token, job_token_key
 from ..delivery import Outcome
 from ..models import AttemptRecord, JobRecord
 from ..render import job_json, public_state
+from ..settle import Verdict
 from .common import Context, bearer_token, context, ok, read_json, validate
 from .schemas import CompleteRequest, FailRequest, ProgressRequest
 
@@ -108,9 +109,10 @@ async def _finish(ctx: Context, job: JobRecord, outcome: Outcome, result: object
     assert ctx.settler is not None, "create_app was given no settler"
     now = ctx.clock()
     attempt = _async_attempt(job, now, outcome.error)
-    verdict = await ctx.settler.settle(job, outcome, attempt, result, now)
-    if verdict == "stale":
+    settled = await ctx.settler.settle(job, outcome, attempt, result, now)
+    if settled.verdict is Verdict.STALE:
         raise Conflict(f"job {job.id} moved on before it could be finished", code="job_not_active")
+    verdict = settled.describe(now)
     log.info(
         "job %s finished by its worker: attempt %d -> %s",
         job.id,

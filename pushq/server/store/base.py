@@ -1,20 +1,45 @@
 """The storage seam: everything pushq asks of a database, as one narrow protocol.
 
-Every state change is one guarded statement: a claim takes a lease, and each
-settle (complete, schedule_retry, kill) applies only while the job is still
-active under that lease and attempt, so a stale attempt can never overwrite a
-job the rescuer has already handed to someone else.
+The author of a new backend reads this file and nothing else. The rules every
+verb keeps:
+
+- Keyword-only arguments; the clock is passed in (`now`, epoch seconds), a
+  store never reads the time itself, so tests drive it with plain floats.
+- Every state change is one guarded statement: a claim takes a lease, and each
+  settle (complete, schedule_retry, kill, rescue) applies only while the job is
+  still active under that lease and attempt, so a stale attempt can never
+  overwrite a job the rescuer has already handed to someone else. A guard that
+  does not match is not an error: the verb returns False (or skips the job).
+- Policy stays above the store: the claim plan (policy.claim_plan), the
+  retry-or-dead decision (policy.backoff.retry_or_dead) and the rescue decision
+  are made by the caller; the store reads what they need and applies what they
+  decided.
+- Errors: the API's answers (pushq.errors NotFound, Conflict, RateLimited) as
+  each verb says; a failure of the database itself as the store-neutral errors
+  of store/errors.py (StoreUnavailable when trying again may help: busy,
+  locked, I/O, connection; StoreConflict for a broken constraint). A driver's
+  own exception never leaves the store.
+- Cursors are the store's: list verbs hand out next_cursor strings in a
+  format of the backend's choosing and raise InvalidCursor (a 400) for one
+  they did not make.
+- A job's stored states: scheduled (run_at in the future), pending (ready),
+  blocked (behind an earlier unfinished job of its ordering key), active,
+  retrying (waiting for run_at after a failure), succeeded, dead, cancelled.
+  Each queue keeps an exact `unfinished` count (scheduled, pending, blocked,
+  active, retrying) that every verb moving a job in or out of those states
+  updates in the same transaction, and a job that leaves them frees its
+  ordering key: the oldest blocked job of the key goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ...policy.claim_plan import ClaimPlan, QueueSnapshot
 from ..models import (
     AttemptRecord,
-    Claim,
     DeadFilter,
     EnqueueResult,
     JobDefaults,
@@ -28,20 +53,53 @@ from ..models import (
 
 @dataclass(frozen=True, slots=True)
 class JobPage:
+    """One page of a listing; pass next_cursor back for the next (None: the last page)."""
+
     jobs: list[JobRecord]
     next_cursor: str | None
 
 
-class Store(Protocol):
-    async def open(self) -> None:
-        """Connect and apply pending migrations; StoreUnavailable (with everything
-        closed again) when the database is corrupt or cannot be written."""
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """What promote_due did: how many jobs became pending, and when the next one is due."""
 
-    async def close(self) -> None: ...
+    promoted: int
+    next_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rescue:
+    """The rescuer's decision for one job whose lease expired, made above the store."""
+
+    job_id: str
+    lease: str  # the lease it was read under: the guard
+    attempt: int  # the interrupted attempt (job.attempts as read): the guard
+    run_at: float | None  # when it runs again; None: to the DLQ
+    callback: NewJob | None = None  # its failure callback, stored with the kill
+
+
+class Store(Protocol):
+    def listen(self, on_due: Callable[[float | None], None]) -> None:
+        """Call `on_due` whenever a write made jobs due: `None` when jobs became
+        pending (claim now), a time when jobs will be due then (promote then).
+
+        SQLite calls it in-process after each enqueue, retry and rescue commits;
+        PostgreSQL will forward LISTEN/NOTIFY. Callbacks run on the event loop
+        and must not block. A hint, not a guarantee: the promoter and the
+        dispatcher still poll.
+        """
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations (each all or nothing, once);
+        StoreUnavailable (with everything closed again) when the database is
+        corrupt or cannot be written."""
+
+    async def close(self) -> None:
+        """Finish queued writes and release connections; the store is unusable after."""
 
     async def ping(self) -> None:
         """Raise (StoreUnavailable when the cause is known) unless the database
-        accepts a write. Any write method raises StoreUnavailable while the
+        accepts a write now. Any write method raises StoreUnavailable while the
         database cannot take writes (disk full, read-only, I/O error)."""
 
     # -- producers ---------------------------------------------------------
@@ -63,33 +121,52 @@ class Store(Protocol):
         RateLimited and stores nothing, unless `backpressure` is off (callbacks).
         """
 
-    async def get(self, *, job_id: str) -> JobRecord | None: ...
+    async def get(self, *, job_id: str) -> JobRecord | None:
+        """The job as stored, or None."""
 
     async def list_jobs(
         self, *, queue: str | None, state: str | None, limit: int, cursor: str | None, now: float
-    ) -> JobPage: ...
+    ) -> JobPage:
+        """Up to `limit` jobs, newest id first, after `cursor` (a next_cursor of this verb).
 
-    async def list_attempts(self, *, job_id: str) -> list[AttemptRecord]: ...
+        `queue` and `state` filter (None: any). `state` is a public state: "pending"
+        includes scheduled and blocked jobs whose run_at <= now, "scheduled"
+        those (and blocked ones) still in the future. InvalidCursor for a cursor
+        this store did not make.
+        """
+
+    async def list_attempts(self, *, job_id: str) -> list[AttemptRecord]:
+        """Every recorded attempt of the job, in the order recorded ([] if none or unknown)."""
 
     async def cancel(self, *, job_id: str, now: float) -> JobRecord:
-        """Cancel an unfinished job; NotFound or Conflict otherwise."""
+        """Cancel an unfinished job (any of its states, active too: its lease is cleared,
+        so the attempt in flight settles stale) and return it; NotFound for an unknown
+        job, Conflict (code job_finished) for a finished one."""
 
     # -- the dispatcher ------------------------------------------------------
-    async def claim_due(
-        self,
-        *,
-        limit: int,
-        slots: int,
-        now: float,
-        lease: str,
-        lease_margin: float,
-        busy: Mapping[str, int] | None = None,
-    ) -> Claim:
-        """Mark up to `limit` due jobs active under `lease`, counting the attempt.
+    async def claim_snapshot(self, *, limit: int, count_active: bool) -> list[QueueSnapshot]:
+        """Every unpaused queue, ordered by name, as a claim round needs to see it.
 
-        Honours each queue's pause, concurrency and rate limit, shares the
-        slots fairly between queues (`slots` is the dispatcher's total), and
-        delivers jobs sharing an ordering key one at a time, oldest first.
+        Each snapshot holds the queue's priority, concurrency, rate limit and saved
+        token bucket (tokens, tokens_at), its pending jobs counted up to `limit`
+        (never more: the count must stay cheap under any backlog) and its active
+        jobs, counted for queues with a concurrency limit, or for every queue
+        when `count_active`. A read: nothing changes. The Claimer hands the
+        snapshot to policy.claim_plan.plan_claim and the plan to `claim`.
+        """
+
+    async def claim(
+        self, *, plan: ClaimPlan, now: float, lease: str, lease_margin: float
+    ) -> list[JobRecord]:
+        """Apply a claim plan in one transaction; return the jobs claimed, in plan order.
+
+        For each (queue, n) of `plan.takes`, mark up to n of the queue's pending
+        jobs active (highest priority, then oldest run_at, then id), only while
+        the queue is unpaused: attempts + 1, lease = `lease`, attempt_started_at =
+        now, lease_expires_at = now + job timeout + `lease_margin`. Save each of
+        `plan.buckets` only while the queue's rate_limit is still the bucket's.
+        Jobs sharing an ordering key are never pending together (the others are
+        blocked), so a claim delivers them one at a time, oldest first.
         """
 
     async def complete(
@@ -103,7 +180,10 @@ class Store(Protocol):
         callback: NewJob | None = None,
         defaults: JobDefaults | None = None,
     ) -> bool:
-        """Succeed the job and record the attempt; enqueue `callback` in the same transaction."""
+        """Succeed the job (result, finished_at = now) and record `attempt`; enqueue
+        `callback` in the same transaction (never refused for backpressure, filled in
+        from `defaults`). False, nothing written, unless the job is active under
+        `lease` and attempt number `attempt.number`."""
 
     async def schedule_retry(
         self,
@@ -113,7 +193,11 @@ class Store(Protocol):
         attempt: AttemptRecord,
         run_at: float,
         error: dict[str, Any],
-    ) -> bool: ...
+    ) -> bool:
+        """Make the job `retrying` until `run_at`, with `last_error` = `error`, the lease
+        cleared and `attempt` recorded; False (nothing written) unless the job is active
+        under `lease` and attempt number `attempt.number`. Announces `run_at` to the
+        listeners. The job stays unfinished and keeps its ordering key."""
 
     async def kill(
         self,
@@ -126,52 +210,99 @@ class Store(Protocol):
         callback: NewJob | None = None,
         defaults: JobDefaults | None = None,
     ) -> bool:
-        """Move the job to the DLQ and record the attempt; enqueue `callback` with it."""
+        """Move the job to the DLQ (last_error = `error`, finished_at = failed_at = now)
+        and record `attempt`; enqueue `callback` with it, as complete does. Guarded and
+        False like complete."""
 
     async def report_progress(
         self, *, job_id: str, lease: str, attempt: int, progress: Any, deadline: float
     ) -> bool:
-        """Store the worker's progress and hold the lease at least until `deadline`."""
+        """Store the worker's progress and hold the lease at least until `deadline`
+        (never shortened); False unless the job is active under `lease` and `attempt`."""
 
     async def prune_finished(
         self, *, succeeded_before: float, dead_before: float, limit: int
     ) -> int:
-        """Delete up to `limit` (each) finished jobs past retention, with their attempts."""
+        """Delete, with their attempts, up to `limit` succeeded or cancelled jobs that
+        finished before `succeeded_before` and up to `limit` dead jobs that failed
+        before `dead_before`, oldest first; returns how many went. Unfinished jobs
+        are never touched."""
 
     async def await_completion(
         self, *, job_id: str, lease: str, attempt: int, deadline: float
     ) -> bool:
-        """Keep an active job (the worker answered 202 async) until `deadline`."""
+        """Keep an active job (the worker answered 202 async) until `deadline`: its lease
+        expires then unless progress or /complete comes first. Guarded like a settle."""
 
-    async def rescue_expired(
-        self, *, now: float, limit: int, retry_at: Callable[[JobRecord], float] | None = None
+    async def promote_due(self, *, now: float, limit: int) -> Promotion:
+        """Make up to `limit` scheduled or retrying jobs whose run_at has come pending.
+
+        Returns how many moved and the run_at of the earliest job still waiting
+        (None: none waits), which is when the promoter should look again.
+        """
+
+    async def expired_leases(self, *, now: float, limit: int) -> list[JobRecord]:
+        """Up to `limit` active jobs whose lease expired before `now`, soonest expired first.
+
+        A read: nothing changes. The rescuer decides what becomes of each and
+        hands the decisions to `rescue`.
+        """
+
+    async def rescue(
+        self,
+        *,
+        rescues: Sequence[Rescue],
+        error: dict[str, Any],
+        now: float,
+        defaults: JobDefaults,
     ) -> list[JobRecord]:
-        """Return jobs whose lease expired to the queue (or to the DLQ when out of
-        attempts), the interrupted attempt counted; `retry_at` says when each may
-        run again (default: at once)."""
+        """Apply the rescuer's decisions in one transaction, each guarded like a settle.
+
+        A rescue applies only while its job is still active under `lease` and
+        `attempt` and the lease is still expired at `now` (otherwise it is
+        skipped: the job moved on). An applied rescue records the interrupted
+        attempt (status None, `error["message"]`), sets `last_error`, clears the
+        lease, and either makes the job `retrying` at `run_at` or moves it to the
+        DLQ (finished_at = failed_at = now), freeing its ordering key, with its
+        `callback` enqueued in the same transaction (never refused for
+        backpressure). Returns the jobs as they now are.
+        """
 
     async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
         """Forget up to `limit` idempotency keys whose window has passed."""
 
     # -- the dead-letter queue -----------------------------------------------
-    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> JobPage: ...
+    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> JobPage:
+        """Up to `limit` dead jobs, latest failure first (failed_at, then id), after
+        `cursor`; InvalidCursor for a cursor this store did not make."""
 
     async def redrive(self, *, job_id: str, now: float) -> JobRecord:
-        """Dead job back to pending with attempts reset; NotFound unless dead."""
+        """Dead job back to pending (blocked if an unfinished job holds its ordering
+        key) with attempts reset and its history kept; NotFound unless dead, Conflict
+        (code unique_key_taken) when an unfinished job of its queue holds its unique key."""
 
-    async def redrive_many(self, *, queue: str | None, now: float) -> int: ...
+    async def redrive_many(self, *, queue: str | None, now: float) -> int:
+        """Redrive every dead job (of `queue`, or all), oldest first so jobs of one
+        ordering key keep their order; a job whose unique key an unfinished job
+        holds stays dead. Returns how many went back."""
 
-    async def delete_dead(self, *, job_id: str) -> bool: ...
+    async def delete_dead(self, *, job_id: str) -> bool:
+        """Delete a dead job and its attempts; False unless it was dead."""
 
     # -- queues and schedules ----------------------------------------------------
-    async def get_queue(self, *, name: str) -> QueueSettings | None: ...
+    async def get_queue(self, *, name: str) -> QueueSettings | None:
+        """The queue's settings and unfinished count, or None if it was never named."""
 
-    async def list_queues(self) -> list[QueueSettings]: ...
+    async def list_queues(self) -> list[QueueSettings]:
+        """Every queue, by name. A queue exists once a job or a put_queue named it."""
 
     async def put_queue(self, *, name: str, changes: dict[str, Any], now: float) -> QueueSettings:
-        """Create the queue if need be and change the given settings."""
+        """Create the queue if need be and change the given settings (QueueSettings
+        field names); a changed rate_limit starts a new, full token bucket. Returns
+        the queue as it now is."""
 
-    async def oldest_pending(self) -> dict[str, float]: ...
+    async def oldest_pending(self) -> dict[str, float]:
+        """{queue: run_at of its oldest pending job}, for queues with pending jobs."""
 
     async def put_schedule(
         self,
@@ -182,17 +313,23 @@ class Store(Protocol):
         job: dict[str, Any],
         next_run_at: float,
         now: float,
-    ) -> ScheduleRecord: ...
+    ) -> ScheduleRecord:
+        """Create or replace the schedule `name` (its last_run_at kept on replace)."""
 
-    async def get_schedule(self, *, name: str) -> ScheduleRecord | None: ...
+    async def get_schedule(self, *, name: str) -> ScheduleRecord | None:
+        """The schedule, or None."""
 
-    async def list_schedules(self) -> list[ScheduleRecord]: ...
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by name."""
 
-    async def delete_schedule(self, *, name: str) -> bool: ...
+    async def delete_schedule(self, *, name: str) -> bool:
+        """Delete the schedule; False if there was none."""
 
-    async def due_schedules(self, *, now: float) -> list[ScheduleRecord]: ...
+    async def due_schedules(self, *, now: float) -> list[ScheduleRecord]:
+        """Schedules whose next_run_at <= now (the scheduler fires each with fire_schedule)."""
 
-    async def next_schedule_at(self) -> float | None: ...
+    async def next_schedule_at(self) -> float | None:
+        """The earliest next_run_at of any schedule (None: no schedules)."""
 
     async def fire_schedule(
         self,

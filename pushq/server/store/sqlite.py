@@ -13,20 +13,18 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
 
 from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
-from ...policy.fairness import fair_shares
-from ...policy.ratelimit import Rate, next_token_at, parse_rate, refill
+from ...policy.claim_plan import ClaimPlan, QueueSnapshot
 from ..models import (
     AttemptRecord,
-    Claim,
     DeadFilter,
     EnqueueResult,
     JobDefaults,
@@ -38,13 +36,14 @@ from ..models import (
     id_floor,
     new_job_id,
 )
-from .base import JobPage
-from .errors import StoreUnavailable
+from .base import JobPage, Promotion, Rescue
+from .errors import InvalidCursor, StoreConflict, StoreError, StoreUnavailable
 from .group_commit import Checkpointer, GroupCommitWriter, unavailable
 from .sql import load_queries, migrations
 
 Q = load_queries("sqlite_queries.sql")
 BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
 
 
 def _dumps(value: Any) -> str | None:
@@ -118,16 +117,29 @@ def _encode_cursor(*parts: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> list[Any]:
-    """The parts of an opaque cursor; ValueError when it was not made by us."""
+def _decode_cursor(cursor: str) -> list[Any]:
+    """The parts of a cursor made by _encode_cursor; InvalidCursor otherwise."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("cursor is not valid") from exc
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidCursor() from None
     if not isinstance(parts, list) or not parts:
-        raise ValueError("cursor is not valid")
+        raise InvalidCursor()
     return parts
+
+
+def _store_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    """The store-neutral error for a sqlite3 one (full, read-only, I/O, corrupt as the
+    writer names them; busy or locked: retryable too)."""
+    known = unavailable(exc, path)
+    if known is not None:
+        return known
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreConflict(f"sqlite: {exc}")
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(f"{path}: {exc}", kind="busy")
+    return StoreError(f"sqlite: {exc}")
 
 
 class SQLiteStore:
@@ -141,7 +153,7 @@ class SQLiteStore:
         )
         self._reader: aiosqlite.Connection | None = None
         self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
-        self._credit: dict[str, float] = {}  # fair-share credit per queue (writer thread only)
+        self._listeners: list[Callable[[float | None], None]] = []
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
@@ -177,7 +189,25 @@ class SQLiteStore:
 
     async def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         assert self._reader is not None, "store is not open"
-        return list(await self._reader.execute_fetchall(sql, params))
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.path) from exc
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
+        """Run `op` in the next group commit; sqlite3 errors leave as StoreErrors."""
+        try:
+            return await self._writer.write(op, probe=probe)
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.path) from exc
+
+    def listen(self, on_due: Callable[[float | None], None]) -> None:
+        self._listeners.append(on_due)
+
+    def _due(self, run_at: float | None) -> None:
+        """Tell the listeners (this process only) that jobs became due (None) or will at run_at."""
+        for on_due in self._listeners:
+            on_due(run_at)
 
     async def ping(self) -> None:
         """A write that must commit; StoreUnavailable if it cannot. While writes are
@@ -185,14 +215,14 @@ class SQLiteStore:
         in a full disk's WAL where an enqueue does not."""
         now = str(time.time())
         if self._writer.unavailable is None:
-            await self._writer.write(lambda c: c.execute(Q["ping"], {"now": now}), probe=True)
+            await self._write(lambda c: c.execute(Q["ping"], {"now": now}), probe=True)
             return
-        await self._writer.write(
+        await self._write(
             lambda c: c.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('space_probe', zeroblob(262144))"
             )
         )
-        await self._writer.write(lambda c: c.execute("DELETE FROM meta WHERE key = 'space_probe'"))
+        await self._write(lambda c: c.execute("DELETE FROM meta WHERE key = 'space_probe'"))
 
     # -- producers ---------------------------------------------------------------
     async def enqueue(
@@ -207,7 +237,23 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> list[EnqueueResult]:
             return _enqueue_all(conn, jobs, now, idempotency_ttl, defaults, backpressure)
 
-        return await self._writer.write(write)
+        results = await self._write(write)
+        if self._listeners:
+            self._announce(results)
+        return results
+
+    def _announce(self, results: Sequence[EnqueueResult]) -> None:
+        ready, waiting = False, math.inf
+        for result in results:
+            if result.created:
+                if result.job.state == "pending":
+                    ready = True
+                elif result.job.state == "scheduled":
+                    waiting = min(waiting, result.job.run_at)
+        if ready:
+            self._due(None)
+        if waiting < math.inf:
+            self._due(waiting)
 
     async def get(self, *, job_id: str) -> JobRecord | None:
         rows = await self._read(Q["get_job"], {"id": job_id})
@@ -233,7 +279,7 @@ class SQLiteStore:
             params["state"] = state
         if cursor is not None:
             where.append("id < :after")
-            params["after"] = str(decode_cursor(cursor)[0])
+            params["after"] = str(_decode_cursor(cursor)[0])
         sql = "SELECT * FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -270,23 +316,52 @@ class SQLiteStore:
                 raise NotFound(f"no job {job_id}")
             raise Conflict(f"job {job_id} is already {exists[0]['state']}", code="job_finished")
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     # -- the dispatcher ----------------------------------------------------------
-    async def claim_due(
-        self,
-        *,
-        limit: int,
-        slots: int,
-        now: float,
-        lease: str,
-        lease_margin: float,
-        busy: Mapping[str, int] | None = None,
-    ) -> Claim:
-        def write(conn: sqlite3.Connection) -> Claim:
-            return _claim(conn, limit, slots, now, lease, lease_margin, self._credit, busy)
+    async def claim_snapshot(self, *, limit: int, count_active: bool) -> list[QueueSnapshot]:
+        rows = await self._read(
+            Q["claim_snapshot"], {"limit": limit, "count_active": int(count_active)}
+        )
+        return [
+            QueueSnapshot(
+                name=row[0],
+                priority=row[1],
+                concurrency=row[2],
+                rate_limit=row[3],
+                tokens=row[4],
+                tokens_at=row[5],
+                ready=row[6],
+                active=row[7],
+            )
+            for row in rows
+        ]
 
-        return await self._writer.write(write)
+    async def claim(
+        self, *, plan: ClaimPlan, now: float, lease: str, lease_margin: float
+    ) -> list[JobRecord]:
+        if not plan.takes:
+            return []
+
+        def write(conn: sqlite3.Connection) -> list[JobRecord]:
+            claimed: list[JobRecord] = []
+            params: dict[str, Any] = {"now": now, "lease": lease, "lease_margin": lease_margin}
+            for queue, count in plan.takes:
+                params["queue"], params["limit"] = queue, count
+                claimed += [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
+            for name, bucket in plan.buckets.items():
+                conn.execute(
+                    Q["save_tokens"],
+                    {
+                        "name": name,
+                        "rate_limit": bucket.rate_limit,
+                        "tokens": bucket.tokens,
+                        "tokens_at": bucket.tokens_at,
+                    },
+                )
+            return claimed
+
+        return await self._write(write)
 
     async def _settle(
         self,
@@ -319,7 +394,7 @@ class SQLiteStore:
                 )
             return True
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def complete(
         self,
@@ -345,7 +420,10 @@ class SQLiteStore:
         error: dict[str, Any],
     ) -> bool:
         params = {"run_at": run_at, "error": _dumps(error)}
-        return await self._settle("schedule_retry", params, attempt, lease)
+        if not await self._settle("schedule_retry", params, attempt, lease):
+            return False
+        self._due(run_at)
+        return True
 
     async def kill(
         self,
@@ -371,7 +449,7 @@ class SQLiteStore:
             "progress": _dumps(progress),
             "deadline": deadline,
         }
-        return await self._writer.write(
+        return await self._write(
             lambda conn: conn.execute(Q["report_progress"], params).rowcount == 1
         )
 
@@ -387,49 +465,74 @@ class SQLiteStore:
                 conn.execute(Q["delete_job"], {"id": job_id})
             return len(ids)
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def await_completion(
         self, *, job_id: str, lease: str, attempt: int, deadline: float
     ) -> bool:
         params = {"id": job_id, "lease": lease, "attempt": attempt, "deadline": deadline}
-        return await self._writer.write(
+        return await self._write(
             lambda conn: conn.execute(Q["await_completion"], params).rowcount == 1
         )
 
-    async def rescue_expired(
-        self, *, now: float, limit: int, retry_at: Callable[[JobRecord], float] | None = None
+    async def promote_due(self, *, now: float, limit: int) -> Promotion:
+        def write(conn: sqlite3.Connection) -> Promotion:
+            promoted = conn.execute(Q["promote_due"], {"now": now, "limit": limit}).rowcount
+            next_at = conn.execute(Q["next_waiting_at"]).fetchone()[0]
+            return Promotion(promoted, next_at)
+
+        return await self._write(write)
+
+    async def expired_leases(self, *, now: float, limit: int) -> list[JobRecord]:
+        rows = await self._read(Q["expired_leases"], {"now": now, "limit": limit})
+        return [row_to_job(row) for row in rows]
+
+    async def rescue(
+        self,
+        *,
+        rescues: Sequence[Rescue],
+        error: dict[str, Any],
+        now: float,
+        defaults: JobDefaults,
     ) -> list[JobRecord]:
-        message = (
-            "lease expired: no outcome in time (pushq stopped mid-attempt, or an async job "
-            "stopped sending heartbeats)"
-        )
-        error = {"status": None, "message": message, "at": now}
+        if not rescues:
+            return []
+        batch = [
+            {"id": r.job_id, "lease": r.lease, "attempt": r.attempt, "run_at": r.run_at}
+            for r in rescues
+        ]
+        params = {"rescues": _dumps(batch), "error": _dumps(error), "now": now}
+        callbacks = {r.job_id: r.callback for r in rescues if r.callback is not None}
+        message = error.get("message")
 
         def write(conn: sqlite3.Connection) -> list[JobRecord]:
-            rows = _fetch(
-                conn, Q["rescue_expired"], {"now": now, "limit": limit, "error": _dumps(error)}
-            )
-            jobs = [row_to_job(row) for row in rows]
+            jobs = [row_to_job(row) for row in _fetch(conn, Q["rescue_many"], params)]
+            attempts = []
             for job in jobs:
                 if job.state == "dead":
                     _finished(conn, job.queue, job.ordering_key, now)
-                elif retry_at is not None:
-                    job.run_at = retry_at(job)
-                    conn.execute(Q["set_run_at"], {"id": job.id, "run_at": job.run_at})
                 started = job.attempt_started_at or now
-                duration_ms = (now - started) * 1000
                 attempt = AttemptRecord(
-                    job.id, job.attempts, started, duration_ms, None, message, None
+                    job.id, job.attempts, started, (now - started) * 1000, None, message, None
                 )
-                conn.execute(Q["insert_attempt"], _attempt_params(attempt))
+                attempts.append(_attempt_params(attempt))
+            conn.executemany(Q["insert_attempt"], attempts)
+            dead = [callbacks[j.id] for j in jobs if j.state == "dead" and j.id in callbacks]
+            if dead:  # a callback reports an outcome already decided: never refused
+                _enqueue_all(conn, dead, now, CALLBACK_KEY_TTL, defaults, backpressure=False)
             return jobs
 
-        return await self._writer.write(write)
+        jobs = await self._write(write)
+        waiting = [job.run_at for job in jobs if job.state == "retrying"]
+        if waiting:
+            self._due(min(waiting))
+        if any(job.state == "dead" and job.id in callbacks for job in jobs):
+            self._due(None)
+        return jobs
 
     async def prune_idempotency_keys(self, *, now: float, limit: int) -> int:
         params = {"now": now, "limit": limit}
-        return await self._writer.write(
+        return await self._write(
             lambda conn: int(conn.execute(Q["prune_idempotency_keys"], params).rowcount)
         )
 
@@ -441,16 +544,16 @@ class SQLiteStore:
             where.append("queue = :queue")
             params["queue"] = queue
         if cursor is not None:
-            parts = decode_cursor(cursor)
+            parts = _decode_cursor(cursor)
             if len(parts) != 2:
-                raise ValueError("cursor is not valid")
+                raise InvalidCursor()
             where.append("(failed_at, id) < (:failed_at, :after)")
             try:
                 failed_at = float(parts[0])
             except (TypeError, ValueError, OverflowError):
-                raise ValueError("cursor is not valid") from None
+                raise InvalidCursor() from None
             if not math.isfinite(failed_at):
-                raise ValueError("cursor is not valid")
+                raise InvalidCursor()
             params["failed_at"], params["after"] = failed_at, str(parts[1])
         sql = (
             "SELECT * FROM jobs WHERE "
@@ -477,7 +580,7 @@ class SQLiteStore:
                     code="unique_key_taken",
                 ) from None
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def redrive_many(self, *, queue: str | None, now: float) -> int:
         def write(conn: sqlite3.Connection) -> int:
@@ -494,7 +597,7 @@ class SQLiteStore:
                 count += 1
             return count
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def delete_dead(self, *, job_id: str) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
@@ -503,7 +606,7 @@ class SQLiteStore:
             conn.execute(Q["delete_attempts"], {"job_id": job_id})
             return True
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     # -- queues --------------------------------------------------------------------
     async def get_queue(self, *, name: str) -> QueueSettings | None:
@@ -544,7 +647,7 @@ class SQLiteStore:
             }
             return row_to_queue(_fetch(conn, Q["update_queue"], params)[0])
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def oldest_pending(self) -> dict[str, float]:
         """{queue: run_at of its oldest ready job}."""
@@ -569,7 +672,7 @@ class SQLiteStore:
             "next_run_at": next_run_at,
             "now": now,
         }
-        rows = await self._writer.write(lambda conn: _fetch(conn, Q["put_schedule"], params))
+        rows = await self._write(lambda conn: _fetch(conn, Q["put_schedule"], params))
         return row_to_schedule(rows[0])
 
     async def get_schedule(self, *, name: str) -> ScheduleRecord | None:
@@ -580,7 +683,7 @@ class SQLiteStore:
         return [row_to_schedule(row) for row in await self._read(Q["list_schedules"])]
 
     async def delete_schedule(self, *, name: str) -> bool:
-        return await self._writer.write(
+        return await self._write(
             lambda conn: conn.execute(Q["delete_schedule"], {"name": name}).rowcount == 1
         )
 
@@ -618,7 +721,10 @@ class SQLiteStore:
                 return None
             return _enqueue_all(conn, [job], now, idempotency_ttl, defaults)[0]
 
-        return await self._writer.write(write)
+        result = await self._write(write)
+        if result is not None:
+            self._announce([result])
+        return result
 
     # -- observability -------------------------------------------------------------
     async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
@@ -633,7 +739,7 @@ class SQLiteStore:
     async def find_jobs(
         self, *, match: JobFilter, limit: int, cursor: str | None, now: float
     ) -> JobPage:
-        after = None if cursor is None else str(decode_cursor(cursor)[0])
+        after = None if cursor is None else str(_decode_cursor(cursor)[0])
         sql, params = find_jobs_sql(match, now, limit + 1, after)
         jobs = [row_to_job(row) for row in await self._read(sql, params)]
         next_cursor = _encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
@@ -662,7 +768,7 @@ class SQLiteStore:
                 code=f"job_{state}",
             )
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def delete_job(self, *, job_id: str) -> None:
         def write(conn: sqlite3.Connection) -> None:
@@ -674,10 +780,10 @@ class SQLiteStore:
                 raise NotFound(f"no job {job_id}")
             raise Conflict(f"job {job_id} is not finished; cancel it first", code="job_unfinished")
 
-        await self._writer.write(write)
+        await self._write(write)
 
     async def cancel_matching(self, *, match: JobFilter, now: float) -> int:
-        return await self._writer.write(lambda conn: _cancel_matching(conn, match, now))
+        return await self._write(lambda conn: _cancel_matching(conn, match, now))
 
     async def delete_queue(self, *, name: str, force: bool, now: float) -> int:
         def write(conn: sqlite3.Connection) -> int:
@@ -697,7 +803,7 @@ class SQLiteStore:
             conn.execute(Q["delete_queue"], {"name": name})
             return cancelled
 
-        return await self._writer.write(write)
+        return await self._write(write)
 
     async def count_dead(self, *, match: DeadFilter) -> int:
         where, params = _dead_conditions(match)
@@ -725,13 +831,16 @@ class SQLiteStore:
                 count += 1
             return count
 
-        return await self._writer.write(write)
+        count = await self._write(write)
+        if count > 1 and interval > 0:
+            self._due(now + interval)  # the rest are spread out: the promoter's
+        return count
 
     async def set_schedule_paused(
         self, *, name: str, paused: bool, next_run_at: float | None, now: float
     ) -> ScheduleRecord:
         params = {"name": name, "paused": int(paused), "next_run_at": next_run_at, "now": now}
-        rows = await self._writer.write(lambda conn: _fetch(conn, Q["set_schedule_paused"], params))
+        rows = await self._write(lambda conn: _fetch(conn, Q["set_schedule_paused"], params))
         if not rows:
             raise NotFound(f"no schedule {name}")
         return row_to_schedule(rows[0])
@@ -813,114 +922,6 @@ def _redrive(
     conn.execute(Q["ensure_queue"], {"name": job.queue, "now": now})  # it may have been removed
     conn.execute(Q["add_unfinished"], {"name": job.queue, "delta": 1})
     return job
-
-
-def _claim(
-    conn: sqlite3.Connection,
-    limit: int,
-    slots: int,
-    now: float,
-    lease: str,
-    margin: float,
-    credit: dict[str, float],
-    busy: Mapping[str, int] | None,
-) -> Claim:
-    """One claim round: promote due jobs, then share `limit` slots fairly across queues.
-
-    Each queue gets at most its concurrency (counting every active job, async
-    ones awaiting /complete too), what its token bucket holds, and (when there
-    are several queues) three quarters of the dispatcher's slots, counted over
-    `busy`, its deliveries in flight per queue, so a queue whose endpoint hangs
-    cannot take every slot. Free slots are shared by weighted round robin
-    (fairness.py); what a queue cannot use goes to the others.
-    """
-    conn.execute(Q["promote_due"], {"now": now, "limit": 10_000})
-    waiting = conn.execute(Q["next_waiting_at"]).fetchone()[0]
-    wake_at: float | None = waiting
-    ready: list[str] = []
-    after = ""
-    while (row := conn.execute(Q["next_ready_queue"], {"after": after}).fetchone()) is not None:
-        ready.append(row[0])
-        after = row[0]
-    if not ready or limit <= 0:
-        return Claim([], wake_at)
-    unpaused = {row["name"]: row for row in _fetch(conn, Q["unpaused_queues"])}
-    share_cap = slots if len(unpaused) <= 1 else max(1, slots * 3 // 4)
-    # Counting active jobs is needed only for a concurrency limit (or, without the
-    # dispatcher's own in-flight counts, for the shared cap).
-    needs_active = (busy is None and share_cap < slots) or any(
-        unpaused[name]["concurrency"] is not None for name in ready if name in unpaused
-    )
-    active: dict[str, int] = {}
-    if needs_active:
-        active = {row["queue"]: row["n"] for row in _fetch(conn, Q["count_active"])}
-    in_flight = active if busy is None else busy
-
-    candidates: list[tuple[sqlite3.Row, int, float | None]] = []
-    rates: dict[str, Rate] = {}
-    for name in ready:
-        queue = unpaused.get(name)
-        if queue is None:
-            continue  # paused
-        allowance = share_cap - in_flight.get(name, 0)
-        if queue["concurrency"] is not None:
-            allowance = min(allowance, queue["concurrency"] - active.get(name, 0))
-        tokens = None
-        if queue["rate_limit"]:
-            rate = rates[name] = parse_rate(queue["rate_limit"])
-            tokens = refill(rate, queue["tokens"], queue["tokens_at"], now)
-            allowance = min(allowance, int(tokens))
-            if tokens < 1:
-                wake = next_token_at(rate, tokens, now)
-                wake_at = wake if wake_at is None else min(wake_at, wake)
-        if allowance > 0:
-            candidates.append((queue, allowance, tokens))
-    candidates.sort(key=lambda c: -c[0]["priority"])
-    shares = fair_shares(
-        {q["name"]: allowance for q, allowance, _ in candidates},
-        {q["name"]: q["priority"] for q, _, _ in candidates},
-        limit,
-        credit,
-    )
-
-    claimed: list[JobRecord] = []
-    granted: dict[str, int] = {}
-    drained: set[str] = set()
-
-    def take(queue: sqlite3.Row, count: int) -> None:
-        params = {
-            "queue": queue["name"],
-            "limit": count,
-            "now": now,
-            "lease": lease,
-            "lease_margin": margin,
-        }
-        jobs = [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
-        claimed.extend(jobs)
-        granted[queue["name"]] = granted.get(queue["name"], 0) + len(jobs)
-        if len(jobs) < count:
-            drained.add(queue["name"])
-
-    for queue, _, _ in candidates:
-        if shares.get(queue["name"]):
-            take(queue, shares[queue["name"]])
-    # A queue with fewer ready jobs than its share leaves slots: the rest may use them.
-    for queue, allowance, _ in candidates:
-        room = limit - len(claimed)
-        extra = min(allowance - granted.get(queue["name"], 0), room)
-        if room <= 0:
-            break
-        if extra > 0 and queue["name"] not in drained:
-            take(queue, extra)
-    for queue, _, tokens in candidates:
-        name = queue["name"]
-        if tokens is not None and granted.get(name):
-            left = tokens - granted[name]
-            conn.execute(Q["save_tokens"], {"name": name, "tokens": left, "tokens_at": now})
-            if left < 1 and name not in drained:  # more is ready: come back at the next token
-                wake = next_token_at(rates[name], left, now)
-                wake_at = wake if wake_at is None else min(wake_at, wake)
-    return Claim(claimed, wake_at)
 
 
 class _Enqueue:

@@ -52,16 +52,26 @@ WHERE id IN (
 -- name: next_waiting_at
 SELECT min(run_at) FROM jobs INDEXED BY jobs_waiting WHERE state IN ('scheduled', 'retrying');
 
--- name: next_ready_queue
--- Skips from one queue with ready jobs to the next: O(log n) per queue.
-SELECT queue FROM jobs INDEXED BY jobs_ready
-WHERE state = 'pending' AND queue > :after
-ORDER BY queue LIMIT 1;
-
--- name: count_active
-SELECT queue, count(*) AS n FROM jobs WHERE state = 'active' GROUP BY queue;
+-- name: claim_snapshot
+-- Every unpaused queue with its pending jobs counted up to :limit (O(limit) on the
+-- jobs_ready index, however long the backlog) and, where a limit needs them, its
+-- active jobs.
+SELECT name, priority, concurrency, rate_limit, tokens, tokens_at,
+    (SELECT count(*) FROM (
+        SELECT 1 FROM jobs INDEXED BY jobs_ready
+        WHERE queue = queues.name AND state = 'pending'
+        LIMIT :limit
+    )) AS ready,
+    CASE WHEN concurrency IS NOT NULL OR :count_active THEN (
+        SELECT count(*) FROM jobs INDEXED BY jobs_by_queue
+        WHERE queue = queues.name AND state = 'active'
+    ) ELSE 0 END AS active
+FROM queues
+WHERE paused = 0
+ORDER BY name;
 
 -- name: claim_from_queue
+-- One step of a claim plan, guarded: only pending jobs, only while the queue is unpaused.
 UPDATE jobs
 SET state = 'active',
     attempts = attempts + 1,
@@ -71,6 +81,7 @@ SET state = 'active',
 WHERE id IN (
     SELECT id FROM jobs INDEXED BY jobs_ready
     WHERE queue = :queue AND state = 'pending'
+      AND EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 0)
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
 )
@@ -112,24 +123,32 @@ INSERT INTO attempts (
     coalesce((SELECT redrives FROM jobs WHERE id = :job_id), 0)
 );
 
--- name: rescue_expired
+-- name: expired_leases
+-- Active jobs whose lease ran out (pushq stopped mid-attempt, an async job went quiet).
+SELECT * FROM jobs INDEXED BY jobs_leases
+WHERE state = 'active' AND lease_expires_at < :now
+ORDER BY lease_expires_at
+LIMIT :limit;
+
+-- name: rescue_many
+-- The rescuer's decisions for a batch, as a JSON array of {id, lease, attempt, run_at},
+-- applied in one statement; each only while the job is still active under the lease
+-- and attempt that was read and that lease is still expired. run_at null: to the DLQ.
 UPDATE jobs
-SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'retrying' END,
-    run_at = :now,
-    finished_at = CASE WHEN attempts >= max_attempts THEN :now END,
-    failed_at = CASE WHEN attempts >= max_attempts THEN :now END,
+SET state = CASE WHEN r.value ->> 'run_at' IS NULL THEN 'dead' ELSE 'retrying' END,
+    run_at = coalesce(r.value ->> 'run_at', :now),
+    finished_at = CASE WHEN r.value ->> 'run_at' IS NULL THEN :now END,
+    failed_at = CASE WHEN r.value ->> 'run_at' IS NULL THEN :now END,
     last_error = :error,
     lease = NULL,
     lease_expires_at = NULL
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE state = 'active' AND lease_expires_at < :now
-    LIMIT :limit
-)
+FROM json_each(:rescues) AS r
+WHERE jobs.id = r.value ->> 'id'
+  AND jobs.state = 'active'
+  AND jobs.lease = r.value ->> 'lease'
+  AND jobs.attempts = r.value ->> 'attempt'
+  AND jobs.lease_expires_at < :now
 RETURNING *;
-
--- name: set_run_at
-UPDATE jobs SET run_at = :run_at WHERE id = :id AND state = 'retrying';
 
 -- name: redrive
 UPDATE jobs
@@ -197,9 +216,6 @@ SELECT * FROM queues WHERE name = :name;
 -- name: list_queues
 SELECT * FROM queues ORDER BY name;
 
--- name: unpaused_queues
-SELECT * FROM queues WHERE paused = 0;
-
 -- name: ensure_queue
 INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
 ON CONFLICT (name) DO NOTHING;
@@ -220,7 +236,9 @@ UPDATE queues SET unfinished = unfinished + :delta WHERE name = :name;
 SELECT coalesce(sum(unfinished), 0) FROM queues;
 
 -- name: save_tokens
-UPDATE queues SET tokens = :tokens, tokens_at = :tokens_at WHERE name = :name;
+-- Guarded by the rate the bucket was computed for: a new limit starts a new bucket.
+UPDATE queues SET tokens = :tokens, tokens_at = :tokens_at
+WHERE name = :name AND rate_limit = :rate_limit;
 
 -- name: oldest_pending
 SELECT queue, min(run_at) AS oldest FROM jobs INDEXED BY jobs_ready
