@@ -43,6 +43,7 @@ from .server.config import (
     read_options,
 )
 from .server.config_file import layered
+from .server.qstash.keys import load_keys as load_qstash_keys
 from .version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -357,6 +358,12 @@ def _token(args: argparse.Namespace) -> int:
     token, secrets = load_credentials(data_dir, env, generate=False)
     print(f"PUSHQ_API_TOKEN={token}")
     print(f"PUSHQ_SIGNING_SECRET={' '.join(secrets)}")
+    try:  # a data dir from before /v2 has none until the next `pushq serve`
+        current, following, _ = load_qstash_keys(data_dir, os.environ, generate=False)
+    except ConfigError:
+        return EXIT_OK
+    print(f"PUSHQ_QSTASH_CURRENT_SIGNING_KEY={current}")
+    print(f"PUSHQ_QSTASH_NEXT_SIGNING_KEY={following}")
     return EXIT_OK
 
 

@@ -19,6 +19,7 @@ from ..policy.durations import parse_duration
 from ..policy.targets import MODES, Mode, TargetPolicy, parse_rules
 from ..signing import generate_secret, secret_key
 from .models import JobDefaults
+from .qstash.keys import load_keys as load_qstash_keys
 
 TOKEN_FILE = "api-token"
 SECRET_FILE = "signing-secret"
@@ -416,6 +417,10 @@ class Settings:
     keep_alive_timeout: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
+    # QStash's /v2 signing keys (pushq.server.qstash.keys); empty: made up in memory
+    qstash_current_signing_key: str = ""
+    qstash_next_signing_key: str = ""
+    qstash_keys_from_env: bool = False
 
     @cached_property
     def target_policy(self) -> TargetPolicy:
@@ -451,6 +456,7 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["api_token"] = "***"
         shown["signing_secrets"] = f"<{len(self.signing_secrets)} secret(s)>"
+        shown["qstash_current_signing_key"] = shown["qstash_next_signing_key"] = "***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
@@ -545,7 +551,17 @@ def load_settings(
     data_dir = values.get("data_dir", Path("pushq-data"))
     ensure_data_dir(data_dir)
     token, signing_secrets = load_credentials(data_dir, env, generate=True)
-    settings = Settings(api_token=token, signing_secrets=signing_secrets, **values)
+    # Not announced at start (a failed start prints one line, JSON logs hold JSON only):
+    # `pushq token` and GET /v2/keys show them.
+    current, following, from_env = load_qstash_keys(data_dir, env, generate=True)
+    settings = Settings(
+        api_token=token,
+        signing_secrets=signing_secrets,
+        qstash_current_signing_key=current,
+        qstash_next_signing_key=following,
+        qstash_keys_from_env=from_env,
+        **values,
+    )
     if settings.database_url and settings.database_url.startswith("postgres"):
         raise ConfigError(
             "--database/PUSHQ_DATABASE_URL: PostgreSQL support is not available in this "

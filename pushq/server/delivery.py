@@ -24,7 +24,7 @@ from ..policy.targets import TargetPolicy
 from ..signing import make_job_token, sign
 from ..version import __version__
 from .guard import GuardedResolver, TargetRefusedError, check_url, guarded_transport
-from .models import JobRecord
+from .models import JobRecord, NewJob
 
 RESPONSE_CAP = 64 * 1024
 # Encodings pushq decodes itself (with a bound on the decoded size); only these are
@@ -128,6 +128,37 @@ def build_request(
     if api_url is not None:
         headers.append(("pushq-api-url", api_url))
     return DeliveryRequest(job.method, job.url, headers, body, job.timeout)
+
+
+class DeliveryHook(Protocol):
+    """Delivery rules of jobs another API made (QStash's /v2, pushq.server.qstash),
+    chosen per job by `job.meta["kind"]`: how the request is signed, how a response
+    is read, and the jobs (callbacks) each attempt makes."""
+
+    def request(self, job: JobRecord, request: DeliveryRequest, now: float) -> DeliveryRequest:
+        """The request to send instead of pushq's own `request`."""
+
+    def outcome(
+        self, job: JobRecord, response: DeliveryResponse | DeliveryFailed, outcome: Outcome
+    ) -> Outcome:
+        """The outcome instead of pushq's own reading `outcome`; a retry's `retry_after`
+        is the whole wait (the job's own backoff is zero)."""
+
+    def after_attempt(
+        self,
+        job: JobRecord,
+        response: DeliveryResponse | DeliveryFailed,
+        outcome: Outcome,
+        now: float,
+    ) -> list[NewJob]:
+        """Jobs to enqueue once the attempt has settled (e.g. callbacks)."""
+
+
+def hook_for(hooks: Mapping[str, DeliveryHook], job: JobRecord) -> DeliveryHook | None:
+    """The job's delivery hook, or None for an ordinary /v1 job."""
+    if job.meta is None or not hooks:
+        return None
+    return hooks.get(job.meta.get("kind", ""))
 
 
 @dataclass(frozen=True, slots=True)

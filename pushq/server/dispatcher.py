@@ -9,7 +9,7 @@ import math
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from tenacity import (
@@ -24,10 +24,12 @@ from .claimer import Claimer
 from .config import Settings
 from .delivery import (
     DeliveryFailed,
+    DeliveryHook,
     DeliveryResponse,
     Sender,
     build_request,
     classify,
+    hook_for,
     response_excerpt,
     result_body,
 )
@@ -55,9 +57,11 @@ class Dispatcher:
         waiters: JobWaiters | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        hooks: Mapping[str, DeliveryHook] | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
+        self.hooks = hooks or {}  # per-job delivery rules by job.meta["kind"] (QStash /v2)
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
@@ -81,6 +85,7 @@ class Dispatcher:
             notify=self.notify,
             waiters=waiters or JobWaiters(),
             rand=rand,
+            hooks=self.hooks,
         )
         self.activity = self.settler.activity
         metrics.slots.set(self.slots)
@@ -199,6 +204,9 @@ class Dispatcher:
             token_key=self._token_key,
             api_url=self.settings.base_url,
         )
+        hook = hook_for(self.hooks, job)
+        if hook is not None:
+            request = hook.request(job, request, started)
         response: DeliveryResponse | DeliveryFailed
         try:
             response = await self.sender.send(request)
@@ -235,7 +243,7 @@ class Dispatcher:
         )
         try:
             try:
-                settled = await self.settler.settle(job, outcome, attempt, result, now)
+                settled = await self.settler.settle(job, outcome, attempt, result, now, response)
             except StoreUnavailable:  # e.g. the disk is busy: try a few more times
                 async for retrying in AsyncRetrying(
                     retry=retry_if_exception_type(StoreUnavailable),
@@ -244,7 +252,9 @@ class Dispatcher:
                     reraise=True,
                 ):
                     with retrying:
-                        settled = await self.settler.settle(job, outcome, attempt, result, now)
+                        settled = await self.settler.settle(
+                            job, outcome, attempt, result, now, response
+                        )
         except StoreUnavailable as exc:
             log.warning("could not record attempt %d of job %s: %s", attempt.number, job.id, exc)
             return

@@ -122,6 +122,9 @@ class NewJob:
     topic: str | None = None  # a topic's name,
     replay_of: str | None = None  # or a replay of another job
     permanent_statuses: tuple[int, ...] | None = None  # None: the queue's
+    # What an API other than /v1 knows about the job (QStash's /v2: its delivery rules,
+    # callbacks, labels...); meta["kind"] picks the delivery hook (delivery.DeliveryHook).
+    meta: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -163,6 +166,7 @@ class JobRecord:
     redrives: int = 0  # times redriven from the DLQ; each attempt records the count
     # statuses that end the job at once: its own list, else its queue's at enqueue
     permanent_statuses: tuple[int, ...] | None = None
+    meta: dict[str, Any] | None = None  # as NewJob.meta
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,20 @@ def public_state(job: JobRecord, now: float) -> str:
     return job.state
 
 
+def body_json(body: bytes | None) -> Any:
+    """A stored body as JSON: /v1 bodies are JSON; a /v2 (QStash) body may be any bytes,
+    shown as text (or None when it is not UTF-8; /v2/messages shows it in base64)."""
+    if body is None:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            return body.decode()
+        except UnicodeDecodeError:
+            return None
+
+
 def job_json(job: JobRecord, now: float) -> dict[str, Any]:
     """A job as the API shows it (JobOut in schemas.py)."""
     last_error = None
@@ -36,7 +50,7 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
         "url": job.url,
         "method": job.method,
         "headers": job.headers,
-        "body": None if job.body is None else orjson.loads(job.body),
+        "body": body_json(job.body),
         "state": public_state(job, now),
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,

@@ -29,6 +29,8 @@ from .maintenance import (
 )
 from .metrics import Metrics
 from .notify import notify
+from .qstash.hook import QStashDelivery
+from .qstash.keys import SigningKeys
 from .scheduler import Scheduler
 from .startup import (
     FD_RESERVE,
@@ -107,8 +109,14 @@ async def _run(
         max_connections=settings.delivery_concurrency, targets=settings.target_policy
     )
     waiters = JobWaiters()
+    qstash_keys = SigningKeys.from_settings(settings)  # shared: /v2/keys/rotate, deliveries
     dispatcher = Dispatcher(
-        store=store, sender=sender, settings=settings, metrics=metrics, waiters=waiters
+        store=store,
+        sender=sender,
+        settings=settings,
+        metrics=metrics,
+        waiters=waiters,
+        hooks={"qstash": QStashDelivery(qstash_keys, settings)},
     )
     leadership = ThisNode()  # SQLite: one node owns the database
     scheduler = Scheduler(
@@ -147,6 +155,7 @@ async def _run(
         scheduler_wake=scheduler.wake,
         settler=dispatcher.settler,
         waiters=waiters,
+        qstash_keys=qstash_keys,
     )
     limits = ConnectionLimits(
         max_connections=max_connections,

@@ -8,7 +8,7 @@ jobs the same way.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -17,7 +17,14 @@ import orjson
 
 from ..policy.backoff import retry_or_dead
 from .config import Settings
-from .delivery import Outcome, endpoint_message
+from .delivery import (
+    DeliveryFailed,
+    DeliveryHook,
+    DeliveryResponse,
+    Outcome,
+    endpoint_message,
+    hook_for,
+)
 from .metrics import Metrics, RecentActivity
 from .models import AttemptRecord, JobRecord, NewJob
 from .render import job_json
@@ -69,8 +76,10 @@ class Settler:
         notify: Callable[[float | None], None],
         waiters: JobWaiters,
         rand: Callable[[], float] = random.random,
+        hooks: Mapping[str, DeliveryHook] | None = None,
     ) -> None:
         self.store = store
+        self.hooks = hooks or {}
         self.settings = settings
         self.metrics = metrics
         self.notify = notify
@@ -79,10 +88,43 @@ class Settler:
         self.activity = RecentActivity()
 
     async def settle(
-        self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, result: Any, now: float
+        self,
+        job: JobRecord,
+        outcome: Outcome,
+        attempt: AttemptRecord,
+        result: Any,
+        now: float,
+        response: DeliveryResponse | DeliveryFailed | None = None,
     ) -> Settled:
         """Write the attempt's outcome; returns what became of the job (STALE if it
-        had moved on: rescued, cancelled, or finished by an async call)."""
+        had moved on: rescued, cancelled, or finished by an async call).
+
+        A job with a delivery hook (a /v2 message) has the hook read `response`, and
+        the jobs the hook makes of the attempt (its callbacks) are enqueued after it."""
+        hook = None if response is None else hook_for(self.hooks, job)
+        if hook is None or response is None:
+            return await self._settle(job, outcome, attempt, result, now)
+        outcome = hook.outcome(job, response, outcome)
+        settled = await self._settle(job, outcome, attempt, result, now)
+        if settled.verdict is Verdict.STALE:
+            return settled
+        follow_ups = hook.after_attempt(job, response, outcome, now)
+        if follow_ups:
+            # Not in the settle's transaction: a crash in between loses these (their
+            # idempotency keys make a repeat harmless).
+            await self.store.enqueue(
+                jobs=follow_ups,
+                now=now,
+                idempotency_ttl=86400.0,
+                defaults=self.settings.job_defaults,
+                backpressure=False,
+            )
+            self.notify(None)
+        return settled
+
+    async def _settle(
+        self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, result: Any, now: float
+    ) -> Settled:
         self._count(job, outcome, attempt, now)
         store, queue, lease = self.store, job.queue, job.lease or ""
         defaults = self.settings.job_defaults

@@ -166,12 +166,10 @@ def test_purge_without_a_body_cancels_every_unfinished_job(
     pushq: PushqProcess, worker: Worker
 ) -> None:
     queue = name("purge-all")
+    pushq.client.post(f"/v1/queues/{queue}/pause")  # nothing is delivered before the purge
     for delay in (0, 3600):
         pushq.enqueue(url=worker.url("x"), queue=queue, delay=delay)
-    pushq.client.post(f"/v1/queues/{queue}/pause")  # (the due one may already be delivered)
-    before = sum(
-        1 for job_id in listed(pushq, queue=queue) if pushq.job(job_id)["state"] != "succeeded"
-    )
+    before = 2
     assert post(pushq, f"/v1/queues/{queue}/purge")["cancelled"] == before
     assert pushq.client.delete(f"/v1/queues/{queue}").status_code == 204
 

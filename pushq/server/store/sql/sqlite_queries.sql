@@ -5,12 +5,12 @@ INSERT INTO jobs (
     id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
     backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
     idempotency_key, unique_key, ordering_key, callback_url, failure_callback_url,
-    tags, flow_key, schedule, topic, replay_of, permanent_statuses
+    tags, flow_key, schedule, topic, replay_of, permanent_statuses, meta
 ) VALUES (
     :id, :queue, :url, :method, :headers, :body, :state, :priority, 0, :max_attempts,
     :backoff_base, :backoff_max, :backoff_jitter, :timeout, :created_at, :run_at,
     :idempotency_key, :unique_key, :ordering_key, :callback_url, :failure_callback_url,
-    :tags, :flow_key, :schedule, :topic, :replay_of, :permanent_statuses
+    :tags, :flow_key, :schedule, :topic, :replay_of, :permanent_statuses, :meta
 );
 
 -- name: find_idempotency_key

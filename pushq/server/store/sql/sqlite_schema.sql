@@ -39,7 +39,8 @@ CREATE TABLE jobs (
     schedule             TEXT,             -- what made it: a schedule, a topic, a replay
     topic                TEXT,
     replay_of            TEXT,
-    redrives             INTEGER NOT NULL DEFAULT 0
+    redrives             INTEGER NOT NULL DEFAULT 0,
+    meta                 TEXT              -- what /v2 (QStash) knows of the job, JSON; NULL for /v1
 );
 CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, id) WHERE state = 'pending';
 CREATE INDEX jobs_waiting ON jobs (run_at) WHERE state IN ('scheduled', 'retrying');

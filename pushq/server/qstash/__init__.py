@@ -1,0 +1,17 @@
+"""QStash's REST API under /v2, so the official QStash SDKs and Upstash Workflow run
+against pushq by changing their base URL (docs/qstash.md; the wire contract is
+read out of the SDKs' code).
+
+A /v2 message is an ordinary pushq job: its QStash facts (retries, callbacks,
+label, origin...) live in `job.meta` under kind "qstash", and the delivery hook
+(`hook.QStashDelivery`) signs it with QStash's JWT, reads responses by QStash's
+rules and sends its callbacks.
+
+    keys.py         signing keys and the Upstash-Signature JWT
+    durations.py    "1d10h30m"
+    retry_delay.py  the Upstash-Retry-Delay expression evaluator (a parser, never eval)
+    headers.py      publish headers -> a Publish (what the job is made of)
+    hook.py         the delivery hook: request, outcome, callbacks
+    render.py       jobs as QStash's Message, DlqMessage and events
+    routes.py       the /v2 app: auth, errors, handlers
+"""
