@@ -83,6 +83,15 @@ async def serve(settings: Settings) -> None:
         lock.release()
 
 
+async def _recover(rescuer: Rescuer) -> None:
+    """Retry at once what the previous run left in flight; the rescuer's lease expiry
+    is the fallback if the database refuses now."""
+    try:
+        await rescuer.recover()
+    except Exception:
+        log.exception("recovering the attempts left in flight failed; their leases will expire")
+
+
 def _connection_cap(settings: Settings, fd_limit: int) -> int:
     """--max-connections, lowered to what the open-file limit leaves room for."""
     room = fd_limit - settings.delivery_concurrency - FD_RESERVE
@@ -129,16 +138,17 @@ async def _run(
         leadership=leadership,
     )
     dispatcher.on_waiting = promoter.due_at
+    rescuer = Rescuer(
+        store=store,
+        settler=dispatcher.settler,
+        metrics=metrics,
+        settings=settings,
+        notify=dispatcher.notify,
+        leadership=leadership,
+    )
     services: list[Background] = [
         promoter,
-        Rescuer(
-            store=store,
-            settler=dispatcher.settler,
-            metrics=metrics,
-            settings=settings,
-            notify=dispatcher.notify,
-            leadership=leadership,
-        ),
+        rescuer,
         IdempotencyPruner(store=store, interval=settings.rescue_interval, leadership=leadership),
         RetentionPruner(store=store, settings=settings, leadership=leadership),
         scheduler,
@@ -184,6 +194,7 @@ async def _run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
 
+    await _recover(rescuer)  # before the first claim: their slots are free again
     dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     service_tasks = [asyncio.create_task(s.run(), name=type(s).__name__) for s in services]
     serve_task = asyncio.create_task(server.serve(sockets=[listener]), name="http")
