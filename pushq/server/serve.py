@@ -29,6 +29,7 @@ from .maintenance import (
     ThisNode,
 )
 from .metrics import Metrics
+from .notify import notify
 from .qstash.hook import QStashDelivery
 from .qstash.keys import SigningKeys
 from .scheduler import Scheduler
@@ -54,6 +55,11 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # listening: /health answers from now on
+            notify(f"READY=1\nSTATUS=serving\nMAINPID={os.getpid()}")
 
 
 async def serve(settings: Settings) -> None:
@@ -210,6 +216,7 @@ async def _run(
         {serve_task, dispatch_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
     )
     stop.set()
+    notify("STOPPING=1\nSTATUS=draining in-flight deliveries")
     log.info(
         "pushq stopping: no new claims; waiting up to %gs for deliveries", settings.shutdown_grace
     )
