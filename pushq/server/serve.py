@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from ..errors import StartupError
+from .api.jobs import job_from_template
 from .app import create_app
 from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
@@ -29,6 +30,7 @@ from .maintenance import (
     ThisNode,
 )
 from .metrics import Metrics
+from .notify import notify
 from .qstash.hook import QStashDelivery
 from .qstash.keys import SigningKeys
 from .scheduler import Scheduler
@@ -55,6 +57,11 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # listening: /health answers from now on
+            notify(f"READY=1\nSTATUS=serving\nMAINPID={os.getpid()}")
+
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight deliveries and return.
@@ -80,6 +87,15 @@ async def serve(settings: Settings) -> None:
     finally:
         if lock is not None:
             lock.release()
+
+
+async def _recover(rescuer: Rescuer) -> None:
+    """Retry at once what the previous run left in flight; the rescuer's lease expiry
+    is the fallback if the database refuses now."""
+    try:
+        await rescuer.recover()
+    except Exception:
+        log.exception("recovering the attempts left in flight failed; their leases will expire")
 
 
 def _connection_cap(settings: Settings, fd_limit: int) -> int:
@@ -128,7 +144,11 @@ async def _run(
         await cluster.step()  # heartbeat and, if no node leads, lead before serving
         leadership = cluster
     scheduler = Scheduler(
-        store=store, settings=settings, notify=dispatcher.notify, leadership=leadership
+        store=store,
+        settings=settings,
+        notify=dispatcher.notify,
+        job_from_template=lambda template, now: job_from_template(template, settings, now),
+        leadership=leadership,
     )
     promoter = Promoter(
         store=store,
@@ -196,6 +216,7 @@ async def _run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
 
+    await _recover(rescuer)  # before the first claim: their slots are free again
     dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     service_tasks = [asyncio.create_task(s.run(), name=type(s).__name__) for s in services]
     serve_task = asyncio.create_task(server.serve(sockets=[listener]), name="http")
@@ -212,6 +233,7 @@ async def _run(
         {serve_task, dispatch_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
     )
     stop.set()
+    notify("STOPPING=1\nSTATUS=draining in-flight deliveries")
     log.info(
         "pushq stopping: no new claims; waiting up to %gs for deliveries", settings.shutdown_grace
     )

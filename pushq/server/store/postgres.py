@@ -497,6 +497,8 @@ class PostgresStore:
             await conn.execute("insert_attempt", _attempt_params(attempt))
             if query == "schedule_retry":
                 await self._notify(conn, params["run_at"])
+            elif query == "release_interrupted":
+                await self._notify(conn, None)
             else:
                 await _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
             if callback is not None:
@@ -559,6 +561,15 @@ class PostgresStore:
             self._due(None)
         return done
 
+    async def release_interrupted(
+        self, *, job_id: str, lease: str, attempt: AttemptRecord, error: dict[str, Any]
+    ) -> bool:
+        params = {"error": _dumps(error), "now": attempt.started_at}
+        if not await self._settle("release_interrupted", params, attempt, lease):
+            return False
+        self._due(None)
+        return True
+
     async def report_progress(
         self, *, job_id: str, lease: str, attempt: int, progress: Any, deadline: float
     ) -> bool:
@@ -603,6 +614,14 @@ class PostgresStore:
         rows = await self._read("expired_leases", {"now": now, "limit": limit})
         return [row_to_job(row) for row in rows]
 
+    async def orphaned_attempts(self, *, limit: int) -> list[JobRecord]:
+        # A shared database answers for this node's own leases only: another node may
+        # be delivering the rest. A node's id is new each run, so at start-up this is
+        # empty; a dead run's attempts come back through its missed heartbeats
+        # (cluster.py).
+        params = {"node": self.node, "limit": limit}
+        return [row_to_job(row) for row in await self._read("orphaned_attempts", params)]
+
     async def rescue(
         self,
         *,
@@ -614,7 +633,13 @@ class PostgresStore:
         if not rescues:
             return []
         batch = [
-            {"id": r.job_id, "lease": r.lease, "attempt": r.attempt, "run_at": r.run_at}
+            {
+                "id": r.job_id,
+                "lease": r.lease,
+                "attempt": r.attempt,
+                "run_at": r.run_at,
+                "orphaned": r.orphaned,
+            }
             for r in rescues
         ]
         params = {"rescues": _dumps(batch), "error": _dumps(error), "now": now}

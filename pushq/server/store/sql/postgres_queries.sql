@@ -96,7 +96,8 @@ SET state = 'active',
     lease = :lease,
     attempt_started_at = :now::float8,
     lease_expires_at = :now::float8 + timeout + :lease_margin::float8,
-    claimed_by = :node
+    claimed_by = :node,
+    awaiting = 0
 FROM picked
 WHERE jobs.id = picked.id AND jobs.state = 'pending'
 RETURNING jobs.*;
@@ -124,8 +125,9 @@ WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
 RETURNING queue, ordering_key;
 
 -- name: await_completion
+-- The worker holds the job now: start-up recovery and dead-node rescue leave it be.
 UPDATE jobs
-SET lease_expires_at = :deadline
+SET lease_expires_at = :deadline, awaiting = 1
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
 
 -- name: insert_attempt
@@ -156,12 +158,13 @@ SET state = CASE WHEN r.run_at IS NULL THEN 'dead' ELSE 'retrying' END,
     last_error = :error,
     lease = NULL,
     lease_expires_at = NULL
-FROM jsonb_to_recordset(:rescues::jsonb) AS r (id text, lease text, attempt integer, run_at float8)
+FROM jsonb_to_recordset(:rescues::jsonb)
+    AS r (id text, lease text, attempt integer, run_at float8, orphaned boolean)
 WHERE jobs.id = r.id
   AND jobs.state = 'active'
   AND jobs.lease = r.lease
   AND jobs.attempts = r.attempt
-  AND jobs.lease_expires_at < :now::float8
+  AND (jobs.lease_expires_at < :now::float8 OR (r.orphaned AND jobs.awaiting = 0))
 RETURNING jobs.*;
 
 -- name: redrive
@@ -377,9 +380,26 @@ WITH dead AS (
     RETURNING id
 )
 UPDATE jobs SET lease_expires_at = 0
-WHERE state = 'active' AND claimed_by IS NOT NULL AND claimed_by <> :node
+WHERE state = 'active' AND awaiting = 0 AND claimed_by IS NOT NULL AND claimed_by <> :node
   AND (claimed_by IN (SELECT id FROM dead)
        OR claimed_by NOT IN (SELECT id FROM nodes));
 
 -- name: try_lead
 SELECT pg_try_advisory_lock(:key::integer, hashtext(current_schema()));
+
+-- name: release_interrupted
+-- An attempt pushq cut off itself (shutdown): pending again at once, in its old place
+-- (run_at kept), the attempt not counted. Guarded like a settle.
+UPDATE jobs
+SET state = 'pending', attempts = attempts - 1, last_error = :error,
+    lease = NULL, lease_expires_at = NULL, awaiting = 0
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING queue, ordering_key;
+
+-- name: orphaned_attempts
+-- This node's own attempts in flight (not those an async worker holds), whatever
+-- their lease says; never another node's, which may still be delivering them.
+SELECT * FROM jobs
+WHERE state = 'active' AND awaiting = 0 AND claimed_by = :node
+ORDER BY attempt_started_at, id
+LIMIT :limit;
