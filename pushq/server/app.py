@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError
 from ..version import __version__
-from .api import dlq, jobs, queues, schedules, system, ui, worker_calls
+from .api import dlq, jobs, queues, schedules, system, topics, ui, worker_calls
 from .api.common import Context, DatabaseUnavailable, Notifier, error_parts, require_token
 from .api.fast import FastEnqueue
 from .api.schemas import (
@@ -32,6 +32,7 @@ from .api.schemas import (
     ErrorResponse,
     FailRequest,
     Health,
+    JobFields,
     JobList,
     JobOut,
     JobRequest,
@@ -45,6 +46,9 @@ from .api.schemas import (
     ScheduleList,
     ScheduleOut,
     ScheduleRequest,
+    TopicList,
+    TopicOut,
+    TopicRequest,
 )
 from .config import Settings
 from .metrics import Metrics
@@ -295,6 +299,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Enqueue one job from the schedule now, besides its firings",
         None,
         JobOut,
+        201,
+    ),
+    Endpoint("GET", "/v1/topics", topics.list_topics, "Every fan-out topic", None, TopicList),
+    Endpoint("GET", "/v1/topics/{name}", topics.get_topic, "A fan-out topic", None, TopicOut),
+    Endpoint(
+        "PUT",
+        "/v1/topics/{name}",
+        topics.put_topic,
+        "Create or replace a fan-out topic (its list of endpoints)",
+        TopicRequest,
+        TopicOut,
+    ),
+    Endpoint("DELETE", "/v1/topics/{name}", topics.delete_topic, "Forget a topic", None, None, 204),
+    Endpoint(
+        "POST",
+        "/v1/topics/{name}/publish",
+        topics.publish,
+        "One job per endpoint of the topic, in one transaction",
+        JobFields,
+        JobList,
         201,
     ),
     Endpoint(

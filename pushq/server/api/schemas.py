@@ -161,10 +161,9 @@ class BackoffIn(Strict):
     jitter: bool | None = None
 
 
-class JobRequest(Strict):
-    """A job to enqueue."""
+class JobFields(Strict):
+    """A job's fields other than its url (a topic publish: the url is each endpoint's)."""
 
-    url: Url = Field(description="where the job is delivered (http or https)")
     body: Any = Field(None, description="any JSON value, sent as application/json")
     headers: Annotated[dict[str, str], AfterValidator(_headers)] = Field(
         default_factory=dict, description="extra request headers"
@@ -199,10 +198,44 @@ class JobRequest(Strict):
     )
 
     @model_validator(mode="after")
-    def _one_start_time(self) -> JobRequest:
+    def _one_start_time(self) -> JobFields:
         if self.delay is not None and self.run_at is not None:
             raise ValueError("give either delay or run_at, not both")
         return self
+
+
+class JobRequest(JobFields):
+    """A job to enqueue."""
+
+    url: Url = Field(description="where the job is delivered (http or https)")
+
+
+MAX_TOPIC_ENDPOINTS = 100
+
+
+class TopicEndpoint(Strict):
+    url: Url = Field(description="where this endpoint's job is delivered")
+    name: Name | None = Field(None, description="a label for the endpoint")
+    headers: Annotated[dict[str, str], AfterValidator(_headers)] = Field(
+        default_factory=dict, description="added to the headers of this endpoint's job"
+    )
+
+
+class TopicRequest(Strict):
+    """A topic's endpoints (replacing any it had)."""
+
+    endpoints: Annotated[list[TopicEndpoint], Field(min_length=1, max_length=MAX_TOPIC_ENDPOINTS)]
+
+
+class TopicOut(BaseModel):
+    name: str
+    endpoints: list[TopicEndpoint]
+    created_at: str
+    updated_at: str
+
+
+class TopicList(BaseModel):
+    topics: list[TopicOut]
 
 
 def _rate(value: str) -> str:

@@ -48,6 +48,7 @@ from ..models import (
     NewJob,
     QueueSettings,
     ScheduleRecord,
+    TopicRecord,
 )
 
 
@@ -380,3 +381,22 @@ class Store(Protocol):
     ) -> ScheduleRecord:
         """Pause or resume a schedule (moving its next firing to `next_run_at` if given);
         NotFound for an unknown name."""
+
+    # -- fan-out topics --------------------------------------------------------------
+    # Publishing is no verb of its own: the API builds one NewJob per endpoint (with
+    # `topic` set) and stores them all with one `enqueue` (one transaction).
+    async def put_topic(
+        self, *, name: str, endpoints: list[dict[str, Any]], now: float
+    ) -> TopicRecord:
+        """Create or replace the topic `name` with `endpoints` (a JSON-able list of
+        {"url", "name"?, "headers"?}, already validated; stored and returned as given,
+        in order); created_at is kept on replace, updated_at = now."""
+
+    async def get_topic(self, *, name: str) -> TopicRecord | None:
+        """The topic, or None."""
+
+    async def list_topics(self) -> list[TopicRecord]:
+        """Every topic, by name."""
+
+    async def delete_topic(self, *, name: str) -> bool:
+        """Forget the topic (its jobs stay, with `topic` set); False if there was none."""

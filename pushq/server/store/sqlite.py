@@ -33,6 +33,7 @@ from ..models import (
     NewJob,
     QueueSettings,
     ScheduleRecord,
+    TopicRecord,
     id_floor,
     new_job_id,
 )
@@ -837,6 +838,29 @@ class SQLiteStore:
             self._due(now + interval)  # the rest are spread out: the promoter's
         return count
 
+    # -- topics ------------------------------------------------------------------
+    async def put_topic(
+        self, *, name: str, endpoints: list[dict[str, Any]], now: float
+    ) -> TopicRecord:
+        def write(conn: sqlite3.Connection) -> TopicRecord:
+            params = {"name": name, "endpoints": _dumps(endpoints), "now": now}
+            return row_to_topic(_fetch(conn, Q["put_topic"], params)[0])
+
+        return await self._write(write)
+
+    async def get_topic(self, *, name: str) -> TopicRecord | None:
+        rows = await self._read(Q["get_topic"], {"name": name})
+        return row_to_topic(rows[0]) if rows else None
+
+    async def list_topics(self) -> list[TopicRecord]:
+        return [row_to_topic(row) for row in await self._read(Q["list_topics"])]
+
+    async def delete_topic(self, *, name: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            return conn.execute(Q["delete_topic"], {"name": name}).rowcount > 0
+
+        return await self._write(write)
+
     async def set_schedule_paused(
         self, *, name: str, paused: bool, next_run_at: float | None, now: float
     ) -> ScheduleRecord:
@@ -885,6 +909,15 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
         priority=row["priority"],
         unfinished=row["unfinished"],
         permanent_statuses=_statuses(row["permanent_statuses"]),
+    )
+
+
+def row_to_topic(row: sqlite3.Row) -> TopicRecord:
+    return TopicRecord(
+        name=row["name"],
+        endpoints=orjson.loads(row["endpoints"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 

@@ -316,3 +316,17 @@ UPDATE schedules
 SET paused = :paused, next_run_at = coalesce(:next_run_at, next_run_at), updated_at = :now
 WHERE name = :name
 RETURNING *;
+
+-- name: put_topic
+INSERT INTO topics (name, endpoints, created_at, updated_at) VALUES (:name, :endpoints, :now, :now)
+ON CONFLICT (name) DO UPDATE SET endpoints = excluded.endpoints, updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: get_topic
+SELECT * FROM topics WHERE name = :name;
+
+-- name: list_topics
+SELECT * FROM topics ORDER BY name;
+
+-- name: delete_topic
+DELETE FROM topics WHERE name = :name;

@@ -1,0 +1,67 @@
+"""Delivery control end to end (issue 13): fan-out topics, flow keys, endpoint
+health, the circuit breaker and Retry-After holds, against a real pushq and real
+misbehaving endpoints on loopback."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..harness import FAST_RETRY, PushqProcess, Worker
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_topic_publish_makes_one_independent_job_per_endpoint(
+    pushq: PushqProcess, worker: Worker
+) -> None:
+    topic, tag = name("topic"), name("t")
+    ok_path, flaky_path = f"{tag}/ok", f"{tag}/flaky"
+    worker.script(flaky_path, 500, 200)
+    endpoints = [
+        {"url": worker.url(ok_path), "name": "billing", "headers": {"x-sub": "billing"}},
+        {"url": worker.url(flaky_path), "headers": {"x-sub": "audit"}},
+    ]
+    put = pushq.client.put(f"/v1/topics/{topic}", json={"endpoints": endpoints})
+    assert put.status_code == 200, put.text
+    assert put.json()["endpoints"][0] == endpoints[0]
+    assert pushq.client.get(f"/v1/topics/{topic}").json()["name"] == topic
+    assert topic in [t["name"] for t in pushq.client.get("/v1/topics").json()["topics"]]
+
+    published = pushq.client.post(
+        f"/v1/topics/{topic}/publish",
+        json={"body": {"event": "paid"}, "headers": {"x-event": "paid"}, **FAST_RETRY},
+    )
+    assert published.status_code == 201, published.text
+    jobs = published.json()["jobs"]
+    assert len(jobs) == 2 and all(job["topic"] == topic for job in jobs)
+    assert {job["url"] for job in jobs} == {e["url"] for e in endpoints}
+
+    ok_job = pushq.wait_state(jobs[0]["id"], "succeeded")
+    flaky_job = pushq.wait_state(jobs[1]["id"], "succeeded")
+    assert ok_job["attempts"] == 1 and flaky_job["attempts"] == 2  # each retried on its own
+    [ok_delivery] = worker.to(ok_path)
+    assert ok_delivery.headers["x-sub"] == "billing" and ok_delivery.headers["x-event"] == "paid"
+    assert worker.to(flaky_path)[0].headers["x-sub"] == "audit"
+    listed = pushq.client.get("/v1/jobs", params={"topic": topic}).json()["jobs"]
+    assert len(listed) == 2
+
+    assert pushq.client.delete(f"/v1/topics/{topic}").status_code == 204
+    assert pushq.client.get(f"/v1/topics/{topic}").status_code == 404
+    assert pushq.client.post(f"/v1/topics/{topic}/publish", json={}).status_code == 404
+
+
+def test_topic_endpoints_are_validated(pushq: PushqProcess) -> None:
+    topic = name("topic")
+    for endpoints in ([], [{"url": "ftp://x"}], [{"url": "http://x", "headers": {"host": "y"}}]):
+        response = pushq.client.put(f"/v1/topics/{topic}", json={"endpoints": endpoints})
+        assert response.status_code == 400, response.text
+    response = pushq.client.put(
+        f"/v1/topics/{topic}", json={"endpoints": [{"url": "http://169.254.169.254/"}]}
+    )
+    assert response.status_code == 400 and "target" in response.text
+    put = pushq.client.put(f"/v1/topics/{topic}", json={"endpoints": [{"url": "http://x.test/"}]})
+    assert put.status_code == 200
+    response = pushq.client.post(f"/v1/topics/{topic}/publish", json={"url": "http://y.test/"})
+    assert response.status_code == 400
