@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError
 from ..version import __version__
-from .api import dlq, jobs, queues, schedules, system, topics, ui, worker_calls
+from .api import dlq, flow_keys, jobs, queues, schedules, system, topics, ui, worker_calls
 from .api.common import Context, DatabaseUnavailable, Notifier, error_parts, require_token
 from .api.fast import FastEnqueue
 from .api.schemas import (
@@ -31,6 +31,9 @@ from .api.schemas import (
     DeadJob,
     ErrorResponse,
     FailRequest,
+    FlowKeyList,
+    FlowKeyOut,
+    FlowKeyRequest,
     Health,
     JobFields,
     JobList,
@@ -300,6 +303,46 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         None,
         JobOut,
         201,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/flow-keys",
+        flow_keys.list_flow_keys,
+        "Flow keys with own settings",
+        None,
+        FlowKeyList,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/flow-keys/{key}",
+        flow_keys.get_flow_key,
+        "A flow key's limits and live counts",
+        None,
+        FlowKeyOut,
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/flow-keys/{key}",
+        flow_keys.put_flow_key,
+        "Set a flow key's own limits",
+        FlowKeyRequest,
+        FlowKeyOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/flow-keys/{key}/pause",
+        flow_keys.pause,
+        "Hold a flow key's jobs (others go on)",
+        None,
+        FlowKeyOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/flow-keys/{key}/resume",
+        flow_keys.resume,
+        "Release a paused flow key",
+        None,
+        FlowKeyOut,
     ),
     Endpoint("GET", "/v1/topics", topics.list_topics, "Every fan-out topic", None, TopicList),
     Endpoint("GET", "/v1/topics/{name}", topics.get_topic, "A fan-out topic", None, TopicOut),

@@ -76,6 +76,8 @@ class QueueSettings:
     priority: int = 0
     unfinished: int = 0
     permanent_statuses: tuple[int, ...] | None = None
+    key_concurrency: int | None = None  # every flow key's default limits in the queue
+    key_rate_limit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from ..harness import FAST_RETRY, PushqProcess, Worker
+from ..harness import FAST_RETRY, PushqProcess, Reply, Worker
 
 
 def name(prefix: str) -> str:
@@ -65,3 +65,44 @@ def test_topic_endpoints_are_validated(pushq: PushqProcess) -> None:
     assert put.status_code == 200
     response = pushq.client.post(f"/v1/topics/{topic}/publish", json={"url": "http://y.test/"})
     assert response.status_code == 400
+
+
+def test_a_flow_key_at_concurrency_one_does_not_block_another_key(
+    pushq: PushqProcess, worker: Worker
+) -> None:
+    queue, tag = name("keys"), name("k")
+    slow, fast = f"{tag}/slow", f"{tag}/fast"
+    worker.script(slow, Reply(sleep=1.0))
+    put = pushq.client.put(f"/v1/queues/{queue}", json={"key_concurrency": 1})
+    assert put.status_code == 200 and put.json()["key_concurrency"] == 1
+    slow_jobs = [
+        pushq.enqueue(url=worker.url(slow), queue=queue, flow_key="acme")["id"] for _ in range(3)
+    ]
+    fast_jobs = [
+        pushq.enqueue(url=worker.url(fast), queue=queue, flow_key="globex")["id"] for _ in range(3)
+    ]
+    for job_id in fast_jobs:  # all three finish while acme's first is still being answered
+        pushq.wait_state(job_id, "succeeded")
+    acme = pushq.client.get("/v1/flow-keys/acme").json()
+    assert acme["in_flight"] == 1 and acme["waiting"] >= 1
+    for job_id in slow_jobs:
+        assert pushq.wait_state(job_id, "succeeded", timeout=20)["attempts"] == 1
+    assert worker.max_in_flight["/" + slow] == 1
+
+
+def test_a_paused_flow_key_holds_only_its_jobs(pushq: PushqProcess, worker: Worker) -> None:
+    tag = name("paused")
+    key = name("customer")
+    paused = pushq.client.post(f"/v1/flow-keys/{key}/pause")
+    assert paused.status_code == 200 and paused.json()["paused"] is True
+    held = pushq.enqueue(url=worker.url(f"{tag}/held"), flow_key=key)["id"]
+    other = pushq.enqueue(url=worker.url(f"{tag}/other"), flow_key=name("other"))["id"]
+    pushq.wait_state(other, "succeeded")
+    record = pushq.client.get(f"/v1/flow-keys/{key}").json()
+    assert (record["waiting"], record["in_flight"]) == (1, 0)
+    assert pushq.job(held)["state"] == "pending" and pushq.job(held)["attempts"] == 0
+    assert key in [k["key"] for k in pushq.client.get("/v1/flow-keys").json()["flow_keys"]]
+    limits = pushq.client.put(f"/v1/flow-keys/{key}", json={"concurrency": 2, "rate_limit": "5/s"})
+    assert limits.json()["concurrency"] == 2 and limits.json()["paused"] is True
+    assert pushq.client.post(f"/v1/flow-keys/{key}/resume").json()["paused"] is False
+    assert pushq.wait_state(held, "succeeded")["attempts"] == 1

@@ -263,6 +263,37 @@ class QueueRequest(Strict):
         None, description="under contention a queue gets slots in proportion to 4^priority"
     )
     permanent_statuses: PermanentStatuses | None = None
+    key_concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="default: most jobs of each flow key in flight at once"
+    )
+    key_rate_limit: Annotated[str, Field(max_length=32), AfterValidator(_rate)] | None = Field(
+        None, description="default rate of each flow key: 'N/s', 'N/m' or 'N/h'"
+    )
+
+
+class FlowKeyRequest(Strict):
+    """A flow key's own limits; a field left out keeps its value, null clears it."""
+
+    concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="most jobs of the key in flight at once, across queues"
+    )
+    rate_limit: Annotated[str, Field(max_length=32), AfterValidator(_rate)] | None = Field(
+        None, description="'N/s', 'N/m' or 'N/h': a token bucket of capacity N"
+    )
+    paused: bool | None = None
+
+
+class FlowKeyOut(BaseModel):
+    key: str
+    concurrency: int | None
+    rate_limit: str | None
+    paused: bool
+    in_flight: int
+    waiting: int
+
+
+class FlowKeyList(BaseModel):
+    flow_keys: list[FlowKeyOut]
 
 
 class QueueStats(BaseModel):
@@ -295,6 +326,8 @@ class QueueOut(BaseModel):
     paused: bool
     priority: int
     permanent_statuses: list[int] | None
+    key_concurrency: int | None = None
+    key_rate_limit: str | None = None
     stats: QueueStats
 
 

@@ -38,10 +38,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
+from ...policy.flow_keys import KeySnapshot
 from ..models import (
     AttemptRecord,
     DeadFilter,
     EnqueueResult,
+    FlowKeyRecord,
     JobDefaults,
     JobFilter,
     JobRecord,
@@ -149,11 +151,22 @@ class Store(Protocol):
         """Every unpaused queue, ordered by name, as a claim round needs to see it.
 
         Each snapshot holds the queue's priority, concurrency, rate limit and saved
-        token bucket (tokens, tokens_at), its pending jobs counted up to `limit`
+        token bucket (tokens, tokens_at), its flow keys' default limits
+        (key_concurrency, key_rate_limit), its pending jobs counted up to `limit`
         (never more: the count must stay cheap under any backlog) and its active
         jobs, counted for queues with a concurrency limit, or for every queue
         when `count_active`. A read: nothing changes. The Claimer hands the
         snapshot to policy.claim_plan.plan_claim and the plan to `claim`.
+        """
+
+    async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
+        """The flow keys a claim round must know, in any order: every key with
+        active jobs (`active` counted across all queues), every key with its own
+        settings (put_flow_key: concurrency, rate_limit, paused), and every key
+        whose bucket was saved after now - 3600 (older buckets have refilled).
+        The saved bucket comes with the rate it was counted for (bucket_rate).
+        Keys that only have pending jobs are not read: they wait under their
+        queue's defaults, so the read stays small with any number of keys waiting.
         """
 
     async def claim(
@@ -168,6 +181,16 @@ class Store(Protocol):
         `plan.buckets` only while the queue's rate_limit is still the bucket's.
         Jobs sharing an ordering key are never pending together (the others are
         blocked), so a claim delivers them one at a time, oldest first.
+
+        Flow keys: for a queue in `plan.keys`, never take a job whose flow_key is
+        in its KeyLimits.held, nor a job of a paused key (checked in the claiming
+        statement itself), and take the jobs in the same order but through
+        policy.flow_keys.pick, one `taken` count per key shared by every queue of
+        the round: a key that fills up is skipped and the claim reads on past it,
+        so one key's backlog never holds back another's. Then save, for each key
+        that took jobs, the bucket policy.flow_keys.spent_buckets returns (key,
+        rate, tokens, tokens_at; a row for the key is made if need be, its
+        settings untouched). A queue not in `plan.keys` claims as before.
         """
 
     async def complete(
@@ -400,3 +423,19 @@ class Store(Protocol):
 
     async def delete_topic(self, *, name: str) -> bool:
         """Forget the topic (its jobs stay, with `topic` set); False if there was none."""
+
+    # -- flow keys ---------------------------------------------------------------------
+    async def get_flow_key(self, *, key: str) -> FlowKeyRecord:
+        """The key's own settings (None / False where it has none: the queue's
+        key_* defaults apply) and live counts: in_flight (active jobs of the key,
+        every queue) and waiting (scheduled, pending, blocked and retrying ones).
+        Any key can be read, set or not."""
+
+    async def list_flow_keys(self, *, limit: int) -> list[FlowKeyRecord]:
+        """Up to `limit` keys that have settings of their own (a limit, or paused),
+        by key, each with its live counts."""
+
+    async def put_flow_key(self, *, key: str, changes: dict[str, Any], now: float) -> FlowKeyRecord:
+        """Create or change the key's own settings (any of concurrency, rate_limit,
+        paused; None clears a limit); a changed rate starts a full bucket. Returns
+        the key as get_flow_key does."""

@@ -23,10 +23,12 @@ import orjson
 from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
+from ...policy.flow_keys import KeyLimits, KeySnapshot, pick, spent_buckets
 from ..models import (
     AttemptRecord,
     DeadFilter,
     EnqueueResult,
+    FlowKeyRecord,
     JobDefaults,
     JobFilter,
     JobRecord,
@@ -333,8 +335,26 @@ class SQLiteStore:
                 rate_limit=row[3],
                 tokens=row[4],
                 tokens_at=row[5],
-                ready=row[6],
-                active=row[7],
+                key_concurrency=row[6],
+                key_rate_limit=row[7],
+                ready=row[8],
+                active=row[9],
+            )
+            for row in rows
+        ]
+
+    async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
+        rows = await self._read(Q["flow_key_snapshot"], {"since": now - MAX_RATE_PERIOD})
+        return [
+            KeySnapshot(
+                key=row["key"],
+                concurrency=row["concurrency"],
+                rate_limit=row["rate_limit"],
+                paused=bool(row["paused"]),
+                active=row["active"],
+                tokens=row["tokens"],
+                tokens_at=row["tokens_at"],
+                bucket_rate=row["bucket_rate"],
             )
             for row in rows
         ]
@@ -348,9 +368,14 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> list[JobRecord]:
             claimed: list[JobRecord] = []
             params: dict[str, Any] = {"now": now, "lease": lease, "lease_margin": lease_margin}
+            taken: dict[str, int] = {}  # jobs per flow key this round, across queues
             for queue, count in plan.takes:
                 params["queue"], params["limit"] = queue, count
-                claimed += [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
+                limits = plan.keys.get(queue)
+                if limits is None:
+                    claimed += [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
+                else:
+                    claimed += _claim_by_key(conn, params, limits, taken, count, now)
             for name, bucket in plan.buckets.items():
                 conn.execute(
                     Q["save_tokens"],
@@ -643,6 +668,8 @@ class SQLiteStore:
                 "paused": int(current.paused),
                 "priority": current.priority,
                 "permanent_statuses": _dumps(current.permanent_statuses),
+                "key_concurrency": current.key_concurrency,
+                "key_rate_limit": current.key_rate_limit,
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,
@@ -838,6 +865,32 @@ class SQLiteStore:
             self._due(now + interval)  # the rest are spread out: the promoter's
         return count
 
+    # -- flow keys ---------------------------------------------------------------
+    async def get_flow_key(self, *, key: str) -> FlowKeyRecord:
+        rows = await self._read(Q["get_flow_key"], {"key": key})
+        [counts] = await self._read(Q["flow_key_counts"], {"key": key})
+        return row_to_flow_key(rows[0] if rows else None, key, counts)
+
+    async def list_flow_keys(self, *, limit: int) -> list[FlowKeyRecord]:
+        rows = await self._read(Q["list_flow_keys"], {"limit": limit})
+        out = []
+        for row in rows:
+            [counts] = await self._read(Q["flow_key_counts"], {"key": row["key"]})
+            out.append(row_to_flow_key(row, row["key"], counts))
+        return out
+
+    async def put_flow_key(self, *, key: str, changes: dict[str, Any], now: float) -> FlowKeyRecord:
+        def write(conn: sqlite3.Connection) -> None:
+            rows = _fetch(conn, Q["get_flow_key"], {"key": key})
+            current = {"concurrency": None, "rate_limit": None, "paused": 0}
+            if rows:
+                current = {k: rows[0][k] for k in current}
+            current.update({k: int(v) if k == "paused" else v for k, v in changes.items()})
+            conn.execute(Q["put_flow_key"], {"key": key, "now": now, **current})
+
+        await self._write(write)
+        return await self.get_flow_key(key=key)
+
     # -- topics ------------------------------------------------------------------
     async def put_topic(
         self, *, name: str, endpoints: list[dict[str, Any]], now: float
@@ -909,6 +962,64 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
         priority=row["priority"],
         unfinished=row["unfinished"],
         permanent_statuses=_statuses(row["permanent_statuses"]),
+        key_concurrency=row["key_concurrency"],
+        key_rate_limit=row["key_rate_limit"],
+    )
+
+
+MAX_RATE_PERIOD = 3600.0  # the longest rate period ("N/h"): a bucket older is full again
+KEYED_SCAN_ROUNDS = 8  # reads of one queue's candidates per claim, at most
+
+
+def _claim_by_key(
+    conn: sqlite3.Connection,
+    params: dict[str, Any],
+    limits: KeyLimits,
+    taken: dict[str, int],
+    count: int,
+    now: float,
+) -> list[JobRecord]:
+    """Claim up to `count` of a queue's pending jobs under its flow keys' limits:
+    read candidates in claim order skipping held keys, let policy.flow_keys.pick
+    choose, claim those (guarded), and read on past the keys that became full."""
+    held = set(limits.held)
+    before = dict(taken)
+    claimed: list[JobRecord] = []
+    for _ in range(KEYED_SCAN_ROUNDS):
+        need = count - len(claimed)
+        if need <= 0:
+            break
+        scan = need * 4 + 16
+        rows = _fetch(
+            conn,
+            Q["claim_candidates"],
+            {"queue": params["queue"], "held": json.dumps(sorted(held)), "scan": scan},
+        )
+        ids, full = pick(((r[0], r[1]) for r in rows), limits, taken, need)
+        if ids:
+            got = _fetch(conn, Q["claim_ids"], {**params, "ids": json.dumps(ids)})
+            claimed += [row_to_job(r) for r in got]
+        held |= full
+        if len(rows) < scan or not full:
+            break
+    mine = {k: n - before.get(k, 0) for k, n in taken.items() if n > before.get(k, 0)}
+    for key, (rate, tokens, tokens_at) in spent_buckets(limits, mine, now).items():
+        conn.execute(
+            Q["save_key_tokens"],
+            {"key": key, "tokens": tokens, "tokens_at": tokens_at, "bucket_rate": rate},
+        )
+    claimed.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+    return claimed
+
+
+def row_to_flow_key(row: sqlite3.Row | None, key: str, counts: sqlite3.Row) -> FlowKeyRecord:
+    return FlowKeyRecord(
+        key=key,
+        concurrency=None if row is None else row["concurrency"],
+        rate_limit=None if row is None else row["rate_limit"],
+        paused=False if row is None else bool(row["paused"]),
+        in_flight=counts["in_flight"],
+        waiting=counts["waiting"],
     )
 
 

@@ -154,6 +154,7 @@ CREATE TABLE flow_keys (
     updated_at  REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX flow_keys_paused ON flow_keys (key) WHERE paused = 1;
+CREATE INDEX flow_keys_spent ON flow_keys (tokens_at) WHERE tokens_at IS NOT NULL;
 
 CREATE TABLE circuits (
     origin     TEXT PRIMARY KEY,
