@@ -19,7 +19,18 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError
 from ..version import __version__
-from .api import dlq, flow_keys, jobs, queues, schedules, system, topics, ui, worker_calls
+from .api import (
+    dlq,
+    endpoints,
+    flow_keys,
+    jobs,
+    queues,
+    schedules,
+    system,
+    topics,
+    ui,
+    worker_calls,
+)
 from .api.common import Context, DatabaseUnavailable, Notifier, error_parts, require_token
 from .api.fast import FastEnqueue
 from .api.schemas import (
@@ -29,6 +40,8 @@ from .api.schemas import (
     CancelResult,
     CompleteRequest,
     DeadJob,
+    EndpointList,
+    EndpointOut,
     ErrorResponse,
     FailRequest,
     FlowKeyList,
@@ -54,6 +67,7 @@ from .api.schemas import (
     TopicRequest,
 )
 from .config import Settings
+from .endpoints import Endpoints
 from .metrics import Metrics
 from .qstash.keys import SigningKeys
 from .qstash.routes import mount as qstash_mount
@@ -344,6 +358,22 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         None,
         FlowKeyOut,
     ),
+    Endpoint(
+        "GET",
+        "/v1/endpoints",
+        endpoints.list_endpoints,
+        "Delivery health per destination origin",
+        None,
+        EndpointList,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/endpoints/{origin}",
+        endpoints.get_endpoint,
+        "Delivery health of one origin (scheme://host:port)",
+        None,
+        EndpointOut,
+    ),
     Endpoint("GET", "/v1/topics", topics.list_topics, "Every fan-out topic", None, TopicList),
     Endpoint("GET", "/v1/topics/{name}", topics.get_topic, "A fan-out topic", None, TopicOut),
     Endpoint(
@@ -500,13 +530,20 @@ def create_app(
     waiters: JobWaiters | None = None,
     clock: Callable[[], float] = time.time,
     qstash_keys: SigningKeys | None = None,
+    endpoints: Endpoints | None = None,
 ) -> Starlette:
     """The pushq HTTP app over a store that is already open.
 
     The QStash-compatible /v2 routes (pushq.server.qstash) are mounted beside the
     endpoints; they are left out of /openapi.json (docs/qstash.md says why)."""
     routes: list[BaseRoute] = [
-        Route(ep.path, _guarded(ep, settings.api_token), methods=[ep.method]) for ep in ENDPOINTS
+        # an origin holds slashes (http://host:port): its route takes the rest of the path
+        Route(
+            ep.path.replace("{origin}", "{origin:path}"),
+            _guarded(ep, settings.api_token),
+            methods=[ep.method],
+        )
+        for ep in ENDPOINTS
     ]
     routes += ui.routes()
     document = openapi_document()
@@ -528,6 +565,7 @@ def create_app(
         settler=settler,
         waiters=waiters or JobWaiters(),
         sessions=Sessions(settings.api_token, clock=clock),
+        endpoints=endpoints,
     )
     routes.append(qstash_mount(context, qstash_keys or SigningKeys.from_settings(settings)))
     app = Starlette(

@@ -5,8 +5,11 @@ misbehaving endpoints on loopback."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from ..harness import FAST_RETRY, PushqProcess, Reply, Worker
+from ..harness import FAST_RETRY, PushqProcess, Reply, Worker, wait_until
 
 
 def name(prefix: str) -> str:
@@ -106,3 +109,77 @@ def test_a_paused_flow_key_holds_only_its_jobs(pushq: PushqProcess, worker: Work
     assert limits.json()["concurrency"] == 2 and limits.json()["paused"] is True
     assert pushq.client.post(f"/v1/flow-keys/{key}/resume").json()["paused"] is False
     assert pushq.wait_state(held, "succeeded")["attempts"] == 1
+
+
+CIRCUIT_ENV = {"PUSHQ_CIRCUIT_THRESHOLD": "3", "PUSHQ_CIRCUIT_COOLDOWN": "1s"}
+
+
+def endpoint(pushq: PushqProcess, origin: str) -> dict[str, Any]:
+    response = pushq.client.get(f"/v1/endpoints/{origin}")
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def test_an_endpoint_that_is_down_trips_the_circuit_and_its_jobs_keep_their_attempts(
+    start_pushq: Callable[..., PushqProcess], tmp_path: Path
+) -> None:
+    down = Worker()  # its port is free: nothing listens until it starts
+    origin = f"http://127.0.0.1:{down.port}"
+    pushq = start_pushq(tmp_path / "data", **CIRCUIT_ENV)
+    jobs = [
+        pushq.enqueue(url=down.url(f"hook/{i}"), max_attempts=5, **FAST_RETRY)["id"]
+        for i in range(6)
+    ]
+    wait_until(lambda: endpoint(pushq, origin)["state"] in ("open", "half_open"), timeout=20)
+    view = endpoint(pushq, origin)
+    assert view["consecutive_failures"] >= 3 and view["last_error"] is not None
+    assert view["success_rate"] == 0.0
+    # held jobs wait without using attempts: after the first round only probes use any
+    wait_until(lambda: all(pushq.job(j)["state"] == "scheduled" for j in jobs[1:]), timeout=20)
+    assert all(pushq.job(j)["state"] != "dead" for j in jobs)
+
+    # the circuit survives a restart
+    assert pushq.terminate() == 0
+    pushq = start_pushq(tmp_path / "data", **CIRCUIT_ENV)
+    assert endpoint(pushq, origin)["state"] in ("open", "half_open")
+
+    down.start()  # the endpoint comes back: the next probe closes the circuit
+    try:
+        for job_id in jobs:
+            done = pushq.wait_state(job_id, "succeeded", timeout=60)
+            assert done["attempts"] <= 5
+        view = endpoint(pushq, origin)
+        assert view["state"] == "closed" and view["consecutive_failures"] == 0
+        assert origin in [
+            e["origin"] for e in pushq.client.get("/v1/endpoints").json()["endpoints"]
+        ]
+        metrics = pushq.client.get("/metrics").text
+        assert f'pushq_endpoint_attempts_total{{ok="true",origin="{origin}"}}' in metrics
+    finally:
+        down.stop()
+
+
+def test_a_429_with_retry_after_holds_back_sibling_jobs(
+    start_pushq: Callable[..., PushqProcess], tmp_path: Path
+) -> None:
+    throttling = Worker()
+    throttling.script("first", Reply(429, headers={"retry-after": "3"}), Reply(200))
+    throttling.start()
+    origin = f"http://127.0.0.1:{throttling.port}"
+    try:
+        pushq = start_pushq(tmp_path / "data", PUSHQ_ADAPTIVE_CONCURRENCY="true")
+        first = pushq.enqueue(url=throttling.url("first"), **FAST_RETRY)["id"]
+        [throttled] = throttling.wait_for("first")
+        wait_until(lambda: endpoint(pushq, origin)["held_until"] is not None)
+        assert endpoint(pushq, origin)["concurrency_limit"] is not None  # AIMD: halved
+        siblings = [pushq.enqueue(url=throttling.url(f"sibling/{i}"))["id"] for i in range(3)]
+        for job_id in [first, *siblings]:
+            assert pushq.wait_state(job_id, "succeeded", timeout=30)["attempts"] <= 2
+        for job_id in siblings:
+            assert pushq.job(job_id)["attempts"] == 1  # held, not failed
+        for i in range(3):
+            [delivery] = throttling.to(f"sibling/{i}")
+            assert delivery.at >= throttled.at + 2.5  # not before the endpoint asked
+    finally:
+        throttling.stop()

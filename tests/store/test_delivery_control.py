@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pushq.server.models import CircuitRecord
 from pushq.server.store.base import Store
 
 from .conftest import WithStore
@@ -81,5 +82,48 @@ def test_the_flow_key_snapshot_reads_only_keys_that_can_limit(with_store: WithSt
         keys = {k.key: k for k in await store.flow_key_snapshot(now=NOW)}
         assert set(keys) == {"busy", "own"}  # not the 50 keys that only wait
         assert (keys["busy"].active, keys["own"].concurrency) == (1, 3)
+
+    with_store(scenario)
+
+
+def test_release_hands_a_claimed_job_back_without_an_attempt(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        [job] = await enqueue(store, new_job())
+        [claimed] = await claim(store)
+        assert claimed.attempts == 1
+        assert not await store.release(job_id=job.id, lease="other", attempt=1, run_at=NOW + 9)
+        assert await store.release(job_id=job.id, lease="L1", attempt=1, run_at=NOW + 9)
+        back = await store.get(job_id=job.id)
+        assert back is not None
+        assert (back.state, back.attempts, back.lease, back.run_at) == (
+            "scheduled",
+            0,
+            None,
+            NOW + 9,
+        )
+        assert not await store.release(job_id=job.id, lease="L1", attempt=1, run_at=NOW + 9)
+        assert await claim(store, now=NOW + 1, lease="L2") == []
+        [again] = await claim(store, now=NOW + 9, lease="L3")
+        assert again.attempts == 1
+
+    with_store(scenario)
+
+
+def test_circuits_are_stored_and_only_unclosed_ones_loaded(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.load_circuits() == []
+        opened = CircuitRecord("http://a:80", "open", 10, 1, NOW + 10)
+        await store.save_circuit(circuit=opened, now=NOW)
+        await store.save_circuit(
+            circuit=CircuitRecord("http://b:80", "closed", 0, 0, None), now=NOW
+        )
+        assert await store.load_circuits() == [opened]
+        reopened = CircuitRecord("http://a:80", "open", 11, 2, NOW + 30)
+        await store.save_circuit(circuit=reopened, now=NOW + 10)
+        assert await store.load_circuits() == [reopened]
+        await store.save_circuit(
+            circuit=CircuitRecord("http://a:80", "closed", 0, 0, None), now=NOW
+        )
+        assert await store.load_circuits() == []
 
     with_store(scenario)

@@ -296,6 +296,30 @@ class FlowKeyList(BaseModel):
     flow_keys: list[FlowKeyOut]
 
 
+class EndpointError(BaseModel):
+    status: int | None
+    message: str | None
+    at: str | None
+
+
+class EndpointOut(BaseModel):
+    origin: str = Field(description="scheme://host:port")
+    state: Literal["closed", "open", "half_open"]
+    in_flight: int
+    concurrency_limit: int | None = Field(description="the adaptive in-flight limit, or null")
+    success_rate: float | None = Field(description="over the last 256 deliveries")
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    consecutive_failures: int
+    last_error: EndpointError | None
+    open_until: str | None = Field(description="until when nothing is sent (circuit or hold)")
+    held_until: str | None = Field(description="a Retry-After hold from a 429 or 503")
+
+
+class EndpointList(BaseModel):
+    endpoints: list[EndpointOut]
+
+
 class QueueStats(BaseModel):
     scheduled: int
     pending: int

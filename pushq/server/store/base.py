@@ -41,6 +41,7 @@ from ...policy.claim_plan import ClaimPlan, QueueSnapshot
 from ...policy.flow_keys import KeySnapshot
 from ..models import (
     AttemptRecord,
+    CircuitRecord,
     DeadFilter,
     EnqueueResult,
     FlowKeyRecord,
@@ -439,3 +440,19 @@ class Store(Protocol):
         """Create or change the key's own settings (any of concurrency, rate_limit,
         paused; None clears a limit); a changed rate starts a full bucket. Returns
         the key as get_flow_key does."""
+
+    # -- endpoints (the circuit breaker) -------------------------------------------------
+    async def release(self, *, job_id: str, lease: str, attempt: int, run_at: float) -> bool:
+        """Hand back a job the dispatcher claimed but did not send (its origin's
+        circuit is open, or it asked to be left alone with Retry-After): the job
+        becomes `scheduled` at `run_at` with attempts - 1 (the claim's attempt taken
+        back: holding costs no attempt), lease cleared, nothing recorded; it keeps
+        its ordering key. Guarded like a settle (active under `lease` and attempt
+        number `attempt`), else False. Announces `run_at` to the listeners."""
+
+    async def save_circuit(self, *, circuit: CircuitRecord, now: float) -> None:
+        """Store one origin's circuit (replacing what was stored for it), and forget
+        circuits closed more than a day ago. With several nodes the last writer wins."""
+
+    async def load_circuits(self) -> list[CircuitRecord]:
+        """Every stored circuit that is not closed, by origin (read at start-up)."""

@@ -26,6 +26,7 @@ from ...policy.claim_plan import ClaimPlan, QueueSnapshot
 from ...policy.flow_keys import KeyLimits, KeySnapshot, pick, spent_buckets
 from ..models import (
     AttemptRecord,
+    CircuitRecord,
     DeadFilter,
     EnqueueResult,
     FlowKeyRecord,
@@ -890,6 +891,40 @@ class SQLiteStore:
 
         await self._write(write)
         return await self.get_flow_key(key=key)
+
+    # -- endpoints ---------------------------------------------------------------
+    async def release(self, *, job_id: str, lease: str, attempt: int, run_at: float) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            params = {"id": job_id, "lease": lease, "attempt": attempt, "run_at": run_at}
+            return bool(_fetch(conn, Q["release"], params))
+
+        released = await self._write(write)
+        if released:
+            self._due(run_at)
+        return released
+
+    async def save_circuit(self, *, circuit: CircuitRecord, now: float) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                Q["save_circuit"],
+                {
+                    "origin": circuit.origin,
+                    "state": circuit.state,
+                    "failures": circuit.failures,
+                    "opened": circuit.opened,
+                    "open_until": circuit.open_until,
+                    "now": now,
+                },
+            )
+            conn.execute(Q["forget_closed_circuits"], {"before": now - 86400})
+
+        await self._write(write)
+
+    async def load_circuits(self) -> list[CircuitRecord]:
+        return [
+            CircuitRecord(r["origin"], r["state"], r["failures"], r["opened"], r["open_until"])
+            for r in await self._read(Q["load_circuits"])
+        ]
 
     # -- topics ------------------------------------------------------------------
     async def put_topic(

@@ -403,3 +403,25 @@ SELECT
      WHERE flow_key = :key AND state = 'active') AS in_flight,
     (SELECT count(*) FROM jobs INDEXED BY jobs_by_flow_key
      WHERE flow_key = :key AND state IN ('scheduled', 'pending', 'blocked', 'retrying')) AS waiting;
+
+-- name: save_circuit
+INSERT INTO circuits (origin, state, failures, opened, open_until, updated_at)
+VALUES (:origin, :state, :failures, :opened, :open_until, :now)
+ON CONFLICT (origin) DO UPDATE SET
+    state = excluded.state, failures = excluded.failures, opened = excluded.opened,
+    open_until = excluded.open_until, updated_at = excluded.updated_at;
+
+-- name: forget_closed_circuits
+DELETE FROM circuits WHERE state = 'closed' AND updated_at < :before;
+
+-- name: load_circuits
+SELECT * FROM circuits WHERE state != 'closed' ORDER BY origin;
+
+-- name: release
+-- Hand a claimed job back unsent (its origin is held): the claim's attempt is
+-- taken back, guarded like a settle.
+UPDATE jobs
+SET state = 'scheduled', attempts = attempts - 1, run_at = :run_at,
+    lease = NULL, lease_expires_at = NULL, attempt_started_at = NULL
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING id;
