@@ -205,19 +205,21 @@ class Dispatcher:
         duration_ms: float,
         now: float,
     ) -> None:
-        failed = isinstance(response, DeliveryFailed)
+        """Tell the origin's health how the attempt went; store its circuit if it changed."""
         origin = origin_of(job.url)
+        failed = isinstance(response, DeliveryFailed)
+        status = None if isinstance(response, DeliveryFailed) else response.status
         changed = self.endpoints.finished(
             origin,
             now=now,
-            status=None if isinstance(response, DeliveryFailed) else response.status,
+            status=status,
             failure=response.kind if isinstance(response, DeliveryFailed) else None,
             retry_after=retry_after,
             duration_ms=duration_ms,
             error=error,
         )
         label = self.endpoints.label(origin)
-        ok = not failed and not isinstance(response, DeliveryFailed) and response.status < 400
+        ok = not failed and status is not None and status < 400
         self.metrics.endpoint_attempts.labels(origin=label, ok=str(ok).lower()).inc()
         if changed is None:
             return
