@@ -6,19 +6,8 @@
 
 from __future__ import annotations
 
-from .client import (
-    AsyncClient,
-    Attempt,
-    Client,
-    Job,
-    LastError,
-    Page,
-    Queue,
-    Result,
-    RetryPolicy,
-    Schedule,
-    ScheduleRun,
-)
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ApiError,
     BadRequest,
@@ -33,7 +22,66 @@ from .errors import (
     Unauthorized,
 )
 from .version import __version__
-from .worker import Async, JobContext, Permanent, Retry, Task, TaskRouter
+
+if TYPE_CHECKING:
+    from .client import (
+        AsyncClient,
+        Attempt,
+        Client,
+        Job,
+        LastError,
+        Page,
+        Queue,
+        Result,
+        RetryPolicy,
+        Schedule,
+        ScheduleRun,
+    )
+    from .worker import Async, JobContext, Permanent, Retry, Task, TaskRouter
+
+# The client and the worker helpers load on first use (PEP 562), so `import pushq` costs
+# only the errors and the version: an application that imports pushq at start-up pays
+# for httpx when it first makes a Client, not before.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "AsyncClient",
+            "Attempt",
+            "Client",
+            "Job",
+            "LastError",
+            "Page",
+            "Queue",
+            "Result",
+            "RetryPolicy",
+            "Schedule",
+            "ScheduleRun",
+        ),
+        "client",
+    ),
+    **dict.fromkeys(("Async", "JobContext", "Permanent", "Retry", "Task", "TaskRouter"), "worker"),
+}
+
+
+_SUBMODULES = frozenset({"client", "worker", "signing"})
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBMODULES:  # `import pushq; pushq.worker.verify(...)` as before
+        return importlib.import_module(f".{name}", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pushq' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ApiError",

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import croniter
+
+from .patterns import int_range
 
 MACROS = {
     "@hourly": "0 * * * *",
@@ -29,14 +31,59 @@ _FIELDS: tuple[tuple[str, int, int, list[str]], ...] = (
 _ITEM = re.compile(r"^(?:(\*)|([^-/]+)(?:-([^-/]+))?)(?:/(.*))?$")
 
 
+# Every IANA zone name this installation knows: the API accepts exactly these.
+TIMEZONES = tuple(sorted(available_timezones() | {"UTC"}))
+_ZONES = frozenset(TIMEZONES)
+
+
+def _case_free(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+def _token(low: int, high: int, names: list[str], name_low: int) -> str:
+    """A value from `low` to `high`: a number (leading zeros allowed) or its name."""
+    named = [_case_free(n) for i, n in enumerate(names) if low <= name_low + i <= high]
+    return "(?:" + "|".join(["0*" + int_range(low, high), *named]) + ")"
+
+
+def _field_pattern(low: int, high: int, names: list[str], sunday_seven: bool = False) -> str:
+    """The items check_cron accepts in one field, as a regular expression: *, a value,
+    or a range that does not run backwards, each with an optional /step, comma-listed."""
+    value = _token(low, high, names, low)
+    end_seven = "|0*7" if sunday_seven else ""
+    ranges = "|".join(
+        f"{_token(start, start, names, low)}-(?:{_token(start, high, names, low)}{end_seven})"
+        for start in range(low, high + 1)
+    )
+    alone = value[:-1] + end_seven + ")"
+    item = rf"(?:\*|{ranges}|{alone})(?:/0*[1-9][0-9]?)?"
+    return f"{item}(?:,{item})*"
+
+
+# The grammar the API accepts and /openapi.json publishes; every line it matches passes
+# check_cron (tests/policy/test_patterns.py), so the two are one rule.
+CRON_PATTERN = (
+    "^ *(?:@(?:"
+    + "|".join(_case_free(m[1:]) for m in MACROS)
+    + ")|"
+    + " +".join(
+        _field_pattern(low, high, names, sunday_seven=field == "day-of-week")
+        for field, low, high, names in _FIELDS
+    )
+    + ") *$"
+)
+
+
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone `name`; ValueError if there is no such zone."""
+    if name not in _ZONES:
+        raise ValueError(
+            f"{name[:64]!r} is not a known time zone (use IANA names like Europe/Paris)"
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"{name!r} is not a known time zone (use IANA names like Europe/Paris)"
-        ) from None
+        raise ValueError(f"{name!r} is not a known time zone") from None
 
 
 def _value(text: str, field: str, low: int, high: int, names: list[str]) -> int:

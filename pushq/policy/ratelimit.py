@@ -9,8 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|m|h)\s*$")
+from .patterns import int_range
+
 _PERIOD = {"s": 1.0, "m": 60.0, "h": 3600.0}
+# A million per period is far past any endpoint; a bigger count is a typo (and a
+# count past float range would overflow the bucket arithmetic).
+MAX_RATE_COUNT = 1_000_000
+RATE_PATTERN = r"^ *0*(" + int_range(1, MAX_RATE_COUNT) + r") */ *(s|m|h) *$"
+_RATE = re.compile(RATE_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +31,13 @@ class Rate:
 
 def parse_rate(text: str) -> Rate:
     """Rate("10/m"); ValueError says what a valid one looks like."""
-    match = _RATE.match(text)
+    match = _RATE.fullmatch(text)
     if match is None:
-        raise ValueError(f"{text!r} is not a rate; use 'N/s', 'N/m' or 'N/h', e.g. '10/m'")
-    count = int(match.group(1))
-    if count < 1:
-        raise ValueError("a rate allows at least 1 delivery per period")
-    return Rate(count, _PERIOD[match.group(2)])
+        raise ValueError(
+            f"{text[:40]!r} is not a rate; use 'N/s', 'N/m' or 'N/h' with N from 1 to "
+            f"{MAX_RATE_COUNT:,}, e.g. '10/m'"
+        )
+    return Rate(int(match.group(1)), _PERIOD[match.group(2)])
 
 
 def refill(rate: Rate, tokens: float | None, tokens_at: float | None, now: float) -> float:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import orjson
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -16,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ApiError
 from ..version import __version__
@@ -34,6 +36,11 @@ from .api import (
 from .api.common import Context, DatabaseUnavailable, Notifier, error_parts, require_token
 from .api.fast import FastEnqueue
 from .api.schemas import (
+    KEY_PATTERN,
+    MAX_FLOW_KEY_LENGTH,
+    MAX_KEY_LENGTH,
+    NAME_PATTERN,
+    QUERY_SCHEMAS,
     AttemptList,
     BatchRequest,
     CancelRequest,
@@ -48,15 +55,16 @@ from .api.schemas import (
     FlowKeyOut,
     FlowKeyRequest,
     Health,
-    JobFields,
     JobList,
     JobOut,
     JobRequest,
     ProgressRequest,
+    PublishRequest,
     PurgeRequest,
     QueueList,
     QueueOut,
     QueueRequest,
+    Ready,
     RedriveRequest,
     RedriveResult,
     ScheduleList,
@@ -92,10 +100,14 @@ class Endpoint:
     status: int = 200
     auth: bool = True
     query: tuple[str, ...] = ()
+    # error statuses besides those every route of its kind can answer (see _statuses)
+    errors: tuple[int, ...] = ()
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("POST", "/v1/jobs", jobs.enqueue, "Enqueue a job", JobRequest, JobOut, 201),
+    Endpoint(
+        "POST", "/v1/jobs", jobs.enqueue, "Enqueue a job", JobRequest, JobOut, 201, errors=(429,)
+    ),
     Endpoint(
         "POST",
         "/v1/jobs/batch",
@@ -104,6 +116,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         BatchRequest,
         JobList,
         201,
+        errors=(429,),
     ),
     Endpoint(
         "GET",
@@ -134,7 +147,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         CancelRequest,
         CancelResult,
     ),
-    Endpoint("GET", "/v1/jobs/{id}", jobs.get_job, "Get a job", None, JobOut),
+    Endpoint("GET", "/v1/jobs/{id}", jobs.get_job, "Get a job", None, JobOut, query=("wait",)),
     Endpoint(
         "DELETE",
         "/v1/jobs/{id}",
@@ -152,7 +165,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         None,
         AttemptList,
     ),
-    Endpoint("POST", "/v1/jobs/{id}/cancel", jobs.cancel, "Cancel an unfinished job", None, JobOut),
+    Endpoint(
+        "POST",
+        "/v1/jobs/{id}/cancel",
+        jobs.cancel,
+        "Cancel an unfinished job",
+        None,
+        JobOut,
+        errors=(409,),
+    ),
     Endpoint(
         "POST",
         "/v1/jobs/{id}/retry",
@@ -390,7 +411,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/v1/topics/{name}/publish",
         topics.publish,
         "One job per endpoint of the topic, in one transaction",
-        JobFields,
+        PublishRequest,
         JobList,
         201,
     ),
@@ -402,15 +423,26 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         None,
         Health,
         auth=False,
+        errors=(503,),
     ),
     Endpoint(
         "GET",
         "/ready",
         system.ready,
         "Readiness for load balancers: 503 while starting or shutting down",
+        None,
+        Ready,
         auth=False,
+        errors=(503,),
     ),
-    Endpoint("GET", "/metrics", system.metrics, "Prometheus metrics", auth=False),
+    Endpoint(
+        "GET",
+        "/metrics",
+        system.metrics,
+        "Prometheus metrics (behind the token with --metrics-auth)",
+        auth=False,
+        errors=(401, 403),
+    ),
 )
 
 
@@ -429,8 +461,77 @@ def _guarded(endpoint: Endpoint, token: str) -> Handler:
     return guarded
 
 
+WORKER_CALLS = frozenset({"progress", "complete", "fail"})
+ERROR_DESCRIPTIONS = {
+    400: "Invalid request",
+    401: "No valid token",
+    403: "The token may not do this",
+    404: "No such resource",
+    409: "Conflicts with the resource's state",
+    413: "Request body too large",
+    429: "Over a queue's max_size or the server's backlog limit; see Retry-After",
+    500: "Internal error (see the pushq log)",
+    503: "Unavailable",
+}
+
+
+def _statuses(ep: Endpoint) -> set[int]:
+    """Every error status `ep` can answer: by its kind, plus its own `errors`."""
+    codes = set(ep.errors) | {500}
+    worker_call = ep.path.rsplit("/", 1)[-1] in WORKER_CALLS and ep.path.startswith("/v1/jobs/{")
+    if ep.auth or worker_call:
+        codes |= {401, 403, 500}  # 403: a dashboard session without the CSRF header
+        codes.add(503)  # the database is unavailable (disk full): see Retry-After
+    if worker_call:
+        codes |= {409}  # the job is no longer active
+    if ep.request is not None or ep.query or "{name}" in ep.path or "{key}" in ep.path:
+        codes.add(400)
+    if ep.request is not None:
+        codes.add(413)
+    if "{" in ep.path:
+        codes.add(404)
+        if ep.method in ("POST", "DELETE"):
+            codes.add(409)  # an action the resource's state forbids (finished, unfinished…)
+    return codes
+
+
+def _parameters(ep: Endpoint) -> list[dict[str, object]]:
+    parameters: list[dict[str, object]] = []
+    for name in re.findall(r"{(\w+)}", ep.path):
+        schema: dict[str, object] = {"type": "string"}
+        if name == "name":
+            schema["pattern"] = NAME_PATTERN
+        elif name == "key":  # a flow key
+            schema.update(minLength=1, maxLength=MAX_FLOW_KEY_LENGTH, pattern=KEY_PATTERN)
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+    for name in ep.query:
+        schema = QUERY_SCHEMAS.get(f"{ep.path} {name}") or QUERY_SCHEMAS.get(name, {})
+        parameters.append(
+            {"name": name, "in": "query", "required": False, "schema": schema or {"type": "string"}}
+        )
+    if ep.path == "/v1/jobs" and ep.method == "POST":
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": KEY_PATTERN,
+                },
+            }
+        )
+    return parameters
+
+
 def openapi_document(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> dict[str, object]:
-    """The OpenAPI 3.1 document, built from the same endpoints and models the app serves."""
+    """The OpenAPI 3.1 document, built from the same endpoints and models the app serves.
+
+    It lists every status each route can answer, and its request schemas hold every
+    bound and pattern the server enforces (tests/e2e/test_schemathesis.py holds the two
+    to each other)."""
     schemas: dict[str, object] = {}
 
     def ref(model: type[BaseModel]) -> dict[str, str]:
@@ -446,36 +547,40 @@ def openapi_document(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> dict[str, o
         if ep.response is not None:
             body = {"application/json": {"schema": ref(ep.response)}}
             responses[str(ep.status)] = {"description": "OK", "content": body}
+            if ep.path == "/v1/jobs" and ep.method == "POST":
+                responses["200"] = {
+                    "description": "Deduplicated: the existing job",
+                    "content": body,
+                }
+                location = {"schema": {"type": "string"}, "description": "the new job's URL"}
+                responses[str(ep.status)] = {
+                    "description": "Created",
+                    "content": body,
+                    "headers": {"Location": location},
+                }
+        elif ep.path == "/metrics":
+            text = {"text/plain": {"schema": {"type": "string"}}}
+            responses[str(ep.status)] = {"description": "OK", "content": text}
         else:
             responses[str(ep.status)] = {"description": "OK"}
-        for code in ("400", "401", "404", "409", "413") if ep.auth else ():
-            responses[code] = {"description": "Error", **error}
+        for code in sorted(_statuses(ep)):
+            answer: dict[str, object] = {"description": ERROR_DESCRIPTIONS[code], **error}
+            if code == 503 and ep.response is not None:
+                answer["content"] = {"application/json": {"schema": ref(ep.response)}}
+            if code == 429:
+                retry = {"schema": {"type": "string"}, "description": "seconds to wait"}
+                answer["headers"] = {"Retry-After": retry}
+            responses[str(code)] = answer
         operation: dict[str, object] = {"summary": ep.summary, "responses": responses}
         if ep.request is not None:
             operation["requestBody"] = {
                 "required": ep.request not in OPTIONAL_BODIES,
                 "content": {"application/json": {"schema": ref(ep.request)}},
             }
-        parameters: list[dict[str, object]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in re.findall(r"{(\w+)}", ep.path)
-        ]
-        parameters += [
-            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-            for name in ep.query
-        ]
-        if ep.path == "/v1/jobs" and ep.method == "POST":
-            parameters.append(
-                {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                }
-            )
+        parameters = _parameters(ep)
         if parameters:
             operation["parameters"] = parameters
-        if ep.auth:
+        if ep.auth or 401 in _statuses(ep) and ep.path != "/metrics":
             operation["security"] = [{"bearer": []}]
         paths.setdefault(ep.path, {})[ep.method.lower()] = operation
     return {
@@ -502,18 +607,67 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    """The methods of the path the request names (Starlette's Allow names only those of
+    the first route declared for it): the routes of the first path template that
+    matches, so /v1/dlq/retry allows POST, not the methods of /v1/dlq/{id}."""
+    path = request.scope["path"]
+    routes = [r for r in request.app.router.routes if isinstance(r, Route) and r.methods]
+    first = next((r.path for r in routes if r.path_regex.match(path)), None)
+    methods = {m for r in routes if r.path == first for m in r.methods or ()}
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed here"}
     body = {"error": {"code": code, "message": message.get(exc.status_code, str(exc.detail))}}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    body = {"error": {"code": "internal_error", "message": "internal error; see the pushq log"}}
-    return JSONResponse(body, status_code=500)
+INTERNAL_ERROR = orjson.dumps(
+    {"error": {"code": "internal_error", "message": "internal error; see the pushq log"}}
+)
+
+
+class CatchAll:
+    """Answers an unexpected exception with a JSON 500 and keeps the connection.
+
+    Starlette's own last-resort handler sends its response and then re-raises, and
+    uvicorn closes the client's keep-alive connection on any exception that leaves
+    the app. Here the exception ends where it is logged (once, with the traceback).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # half a response is out: only closing the connection is honest
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(INTERNAL_ERROR)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": INTERNAL_ERROR})
 
 
 def create_app(
@@ -570,12 +724,11 @@ def create_app(
     routes.append(qstash_mount(context, qstash_keys or SigningKeys.from_settings(settings)))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(FastEnqueue, ctx=context)],
+        middleware=[Middleware(CatchAll), Middleware(FastEnqueue, ctx=context)],
         exception_handlers={
             ApiError: _api_error,
             StoreUnavailable: _store_unavailable,
             HTTPException: _http_error,
-            Exception: _unexpected,
         },
     )
     app.state.pushq = context

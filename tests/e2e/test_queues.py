@@ -93,7 +93,6 @@ def test_enqueue_creates_the_queue(pushq: PushqProcess, worker: Worker) -> None:
         ({"timeout": 0}, "timeout"),
         ({"paused": "yes"}, "paused"),
         ({"priority": 99}, "priority"),
-        ({"backoff": {"base": 10, "max": 1}}, "backoff"),
         ({"colour": "blue"}, "colour"),
     ],
 )

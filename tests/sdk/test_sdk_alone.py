@@ -27,9 +27,24 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_importing_pushq_loads_no_server_module_or_dependency() -> None:
     done = run_python(
         f"""
-        import sys, pushq, pushq.worker, pushq.client, pushq.signing
+        import sys, pushq
+        print([m for m in sys.modules if m.split('.')[0] in {SERVER_ONLY!r} + ('httpx',)])
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_client_and_worker_helpers_load_nothing_of_the_server() -> None:
+    done = run_python(
+        f"""
+        import sys
+        from pushq import AsyncClient, Client, TaskRouter
+        from pushq.worker import verify
         loaded = [m for m in sys.modules if m.split('.')[0] in {SERVER_ONLY!r}]
         loaded += [m for m in sys.modules if m.startswith('pushq.server')]
+        if 'httpx._main' in sys.modules:  # httpx's own command line loads rich when present
+            loaded = [m for m in loaded if m.split('.')[0] != 'rich']
         print(loaded)
         """
     )

@@ -21,7 +21,9 @@ log = logging.getLogger("pushq.api")
 async def list_dead(request: Request) -> JSONResponse:
     ctx = context(request)
     page = await ctx.store.list_dead(
-        queue=query_queue(request), limit=query_limit(request), cursor=query_cursor(request)
+        queue=query_queue(request),
+        limit=query_limit(request),
+        cursor=query_cursor(request, "/v1/dlq cursor"),
     )
     now = ctx.clock()
     return ok({"jobs": [job_json(j, now) for j in page.jobs], "next_cursor": page.next_cursor})

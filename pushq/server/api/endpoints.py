@@ -38,7 +38,10 @@ async def list_endpoints(request: Request) -> JSONResponse:
 async def get_endpoint(request: Request) -> JSONResponse:
     ctx = context(request)
     given: str = request.path_params["origin"]
-    origin = origin_of(given) if "://" in given else given
+    try:
+        origin = origin_of(given) if "://" in given else given
+    except ValueError:  # e.g. a port past 65535: no such origin
+        origin = given
     view = None if ctx.endpoints is None else ctx.endpoints.describe(origin, ctx.clock())
     if view is None:
         raise NotFound(f"no deliveries to {given} seen since pushq started")

@@ -21,8 +21,12 @@ from ..models import JobFilter, JobRecord, NewJob
 from ..render import attempt_json, job_json
 from .common import Context, context, describe, ok, read_json, validate
 from .schemas import (
-    MAX_DELAY,
+    LIMIT_PATTERN,
+    LIST_LIMIT_MAX,
+    MAX_WAIT,
     NAME_PATTERN,
+    QUERY_SCHEMAS,
+    WAIT_PATTERN,
     BatchRequest,
     CancelRequest,
     FlowKey,
@@ -38,7 +42,7 @@ log = logging.getLogger("pushq.api")
 
 # Room for a job's other fields around a body of the maximum size.
 REQUEST_OVERHEAD = 64 * 1024
-LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 1000
+LIST_LIMIT_DEFAULT = 50
 
 
 def to_new_job(request: JobRequest, settings: Settings, now: float, where: str = "") -> NewJob:
@@ -56,17 +60,13 @@ def to_new_job(request: JobRequest, settings: Settings, now: float, where: str =
             )
     backoff = None
     if request.backoff is not None:
-        given = request.backoff
-        if given.base is not None and given.max is not None and given.max < given.base:
-            raise BadRequest(f"{where}backoff.max must not be less than backoff.base")
+        given = request.backoff  # a max below the base is raised to it when resolved
         backoff = PartialBackoff(given.base, given.max, given.jitter)
     run_at = now
     if request.delay is not None:
         run_at = now + request.delay
     elif request.run_at is not None:
         run_at = request.run_at.timestamp()
-        if run_at - now > MAX_DELAY:
-            raise BadRequest(f"{where}run_at: at most ten years ahead")
     return NewJob(
         url=request.url,
         queue=request.queue,
@@ -117,12 +117,11 @@ async def enqueue_one(
     """POST /v1/jobs past auth and body parsing: status, body and headers to answer
     (`schedule` names the schedule a triggered job comes from)."""
     header_key = _idempotency_header(idempotency_header)
-    if header_key is not None:
-        if data.get("idempotency_key") not in (None, header_key):
-            raise BadRequest("the Idempotency-Key header and idempotency_key field differ")
-        data["idempotency_key"] = header_key
+    request = validate(JobRequest, data)
+    if header_key is not None:  # both valid: the header wins over the field
+        request = request.model_copy(update={"idempotency_key": header_key})
     now = ctx.clock()
-    new = to_new_job(validate(JobRequest, data), ctx.settings, now)
+    new = to_new_job(request, ctx.settings, now)
     new.schedule = schedule
     [result] = await ctx.store.enqueue(
         jobs=[new],
@@ -152,10 +151,7 @@ async def enqueue_batch(request: Request) -> JSONResponse:
     data = await read_json(request, limit=ctx.settings.max_batch_size)
     batch = validate(BatchRequest, data)
     now = ctx.clock()
-    jobs = [
-        to_new_job(validate(JobRequest, item, f"jobs[{i}]"), ctx.settings, now, f"jobs[{i}].")
-        for i, item in enumerate(batch.jobs)
-    ]
+    jobs = [to_new_job(item, ctx.settings, now, f"jobs[{i}].") for i, item in enumerate(batch.jobs)]
     results = await ctx.store.enqueue(
         jobs=jobs,
         now=now,
@@ -174,7 +170,6 @@ async def enqueue_batch(request: Request) -> JSONResponse:
     return ok({"jobs": out}, 201)
 
 
-MAX_WAIT = 60.0
 WAIT_RECHECK = 1.0  # re-read while waiting: another node may finish the job
 
 
@@ -182,13 +177,9 @@ def query_wait(request: Request) -> float:
     text = request.query_params.get("wait")
     if text is None:
         return 0.0
-    try:
-        seconds = parse_duration(float(text) if text.replace(".", "", 1).isdigit() else text)
-    except ValueError:
-        raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT:g}") from None
-    if seconds > MAX_WAIT:
+    if not re.fullmatch(WAIT_PATTERN, text):
         raise BadRequest(f"wait must be a number of seconds from 0 to {MAX_WAIT:g}")
-    return seconds
+    return parse_duration(text)
 
 
 async def get_job(request: Request) -> JSONResponse:
@@ -211,7 +202,7 @@ def query_limit(request: Request) -> int:
     text = request.query_params.get("limit")
     if text is None:
         return LIST_LIMIT_DEFAULT
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= LIST_LIMIT_MAX:
+    if not re.fullmatch(LIMIT_PATTERN, text):
         raise BadRequest(f"limit must be an integer from 1 to {LIST_LIMIT_MAX}")
     return int(text)
 
@@ -223,9 +214,13 @@ def query_queue(request: Request) -> str | None:
     return queue
 
 
-def query_cursor(request: Request) -> str | None:
-    """The page cursor, passed to the store as is (it raises InvalidCursor, a 400)."""
-    return request.query_params.get("cursor")
+def query_cursor(request: Request, schema: str = "cursor") -> str | None:
+    """The page cursor, checked against the pattern /openapi.json states (the store
+    raises InvalidCursor, a 400, for one it cannot read)."""
+    cursor = request.query_params.get("cursor")
+    if cursor is not None and not re.fullmatch(QUERY_SCHEMAS[schema]["pattern"], cursor):
+        raise BadRequest("cursor is not valid; pass next_cursor from a previous page")
+    return cursor
 
 
 class JobQuery(BaseModel):

@@ -91,9 +91,7 @@ async def put_queue(request: Request) -> JSONResponse:
     changes: dict[str, Any] = {}
     for field in given.model_fields_set:
         value = getattr(given, field)
-        if field == "backoff" and value is not None:
-            if value.base is not None and value.max is not None and value.max < value.base:
-                raise BadRequest("backoff.max must not be less than backoff.base")
+        if field == "backoff" and value is not None:  # a max below the base is raised to it
             value = PartialBackoff(value.base, value.max, value.jitter)
         if field == "paused" and value is None:
             value = False

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -18,110 +17,315 @@ from pydantic import (
     model_validator,
 )
 
-from ...policy.durations import parse_duration
-from ...policy.ratelimit import parse_rate
+from ...policy.cron import CRON_PATTERN, TIMEZONES, check_cron, zone
+from ...policy.durations import duration_pattern, parse_duration
+from ...policy.patterns import int_range
+from ...policy.ratelimit import RATE_PATTERN, parse_rate
+from ...policy.states import PUBLIC_STATES
+from ..cursors import DEAD_CURSOR_PATTERN, JOBS_CURSOR_PATTERN
 from ..delivery import HOP_BY_HOP_HEADERS, RESERVED_HEADERS
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Header values may hold tabs (RFC 9110 allows HTAB inside a field value).
-_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_URL_LENGTH = 2048
 MAX_KEY_LENGTH = 255
 MAX_HEADERS = 64
+MAX_HEADER_NAME = 256
+MAX_HEADER_VALUE = 8192
 MAX_TIMEOUT = 3600.0
 MAX_DELAY = 10 * 366 * 86400.0  # ten years: far enough for any plan, short of year 9999
+MAX_PRIORITY = 1_000_000
+MAX_ATTEMPTS = 1000
+MAX_CONCURRENCY = 100_000
+MAX_QUEUE_SIZE = 1_000_000_000
+MAX_PROGRESS_COUNT = 1e15
+MAX_BATCH_JOBS = 10_000
 MAX_PERMANENT_STATUSES = 50
 
 
-def _duration(value: object) -> float:
-    return parse_duration(value)
+def _case_free(word: str) -> str:
+    """`word` as a pattern that ignores case ("te" -> "[Tt][Ee]"): JSON Schema has no flags."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
 
 
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise ValueError("must be greater than zero")
+# -- URLs: the pattern is the rule (RFC 3986 authority, ASCII host, port 0-65535) -----------
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_H16 = r"[0-9A-Fa-f]{1,4}"
+_LS32 = rf"(?:{_H16}:{_H16}|{_IPV4})"
+_IPV6 = (
+    "(?:"
+    + "|".join(
+        [
+            rf"(?:{_H16}:){{6}}{_LS32}",
+            rf"::(?:{_H16}:){{5}}{_LS32}",
+            rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+            rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+            rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+            rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+        ]
+    )
+    + ")"
+)
+URL_PATTERN = (
+    "^" + _case_free("http") + "[Ss]?://"
+    # host: a name, an IPv4 or a bracketed IPv6 (with an RFC 6874 zone, "%25eth0")
+    rf"(?:[A-Za-z0-9._~-]+|\[{_IPV6}(?:%25[A-Za-z0-9._~-]+)?\])"
+    r"(?::0*" + int_range(0, 65535) + ")?"
+    r"(?::)?"
+    r"(?:[/?#][^\x00-\x20\x7f]*)?$"
+)
+_URL = re.compile(URL_PATTERN)
+
+# -- headers ---------------------------------------------------------------------------------
+HEADER_NAME_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+RESERVED_HEADER_PATTERN = (
+    "^(?:(?:"
+    + "|".join(_case_free(name) for name in sorted(RESERVED_HEADERS | HOP_BY_HOP_HEADERS))
+    + ")$|"
+    + _case_free("pushq-")
+    + "|"
+    + _case_free("webhook-")
+    + ")"
+)
+# Visible ASCII and spaces; tabs too (RFC 9110 allows HTAB inside a field value).
+HEADER_VALUE_PATTERN = r"^[\t\x20-\x7e]*$"
+_HEADER_NAME = re.compile(HEADER_NAME_PATTERN)
+_RESERVED_HEADER = re.compile(RESERVED_HEADER_PATTERN)
+_HEADER_VALUE = re.compile(HEADER_VALUE_PATTERN)
+KEY_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
+METHOD_PATTERN = "^(?:" + "|".join(_case_free(m) for m in METHODS) + ")$"
+# RFC 3339 with T and Z as written here, seconds and at most microseconds, year 1970-2099.
+RUN_AT_PATTERN = (
+    r"^(?:19[7-9][0-9]|20[0-9]{2})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_RUN_AT = re.compile(RUN_AT_PATTERN)
+_KEY = re.compile(KEY_PATTERN)
+
+
+def _key(value: str) -> str:
+    if not _KEY.fullmatch(value):
+        raise ValueError("must not contain control characters")
     return value
 
 
 def _url(value: str) -> str:
     if len(value) > MAX_URL_LENGTH:
         raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
-    if _CONTROL.search(value) or " " in value:
-        raise ValueError("must not contain spaces or control characters")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("must be an http:// or https:// URL")
-    try:
-        host, _ = parts.hostname, parts.port
-    except ValueError as exc:
-        raise ValueError(f"has an invalid port: {exc}") from None
-    if not host:
-        raise ValueError("must name a host")
-    if parts.username is not None or parts.password is not None:
-        # refused rather than stored: the URL is shown by the API, the dashboard and logs
-        raise ValueError("must not hold credentials (user:password@); send them in a header")
-    return value
-
-
-def _key(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+    if not _URL.fullmatch(value):
+        if "@" in value.split("//", 1)[-1].split("/", 1)[0]:
+            # refused rather than stored: the URL is shown by the API, the dashboard and logs
+            raise ValueError("must not hold credentials (user:password@); send them in a header")
+        raise ValueError(
+            "must be an http:// or https:// URL with a host (ASCII: punycode an IDN), "
+            "a port up to 65535 and no spaces or control characters"
+        )
     return value
 
 
 def _headers(value: dict[str, str]) -> dict[str, str]:
     if len(value) > MAX_HEADERS:
         raise ValueError(f"at most {MAX_HEADERS} headers")
-    seen: set[str] = set()
     for name, header_value in value.items():
-        lowered = name.lower()
-        if not _HEADER_NAME.match(name):
-            raise ValueError(f"{name!r} is not a valid header name")
-        if _HEADER_VALUE_CONTROL.search(header_value):
-            raise ValueError(f"the value of {name!r} contains control characters")
-        if not header_value.isascii():
+        if len(name) > MAX_HEADER_NAME or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name[:80]!r} is not a valid header name")
+        if len(header_value) > MAX_HEADER_VALUE:
+            raise ValueError(f"the value of {name!r} is over {MAX_HEADER_VALUE} characters")
+        if not _HEADER_VALUE.fullmatch(header_value):
             raise ValueError(
-                f"the value of {name!r} must be ASCII (percent- or RFC 8187-encode it)"
+                f"the value of {name!r} must be printable ASCII (percent- or RFC 8187-encode "
+                "it) without control characters"
             )
-        if lowered in RESERVED_HEADERS or lowered.startswith(("pushq-", "webhook-")):
+        if _RESERVED_HEADER.match(name):
+            lowered = name.lower()
+            if lowered in HOP_BY_HOP_HEADERS:
+                raise ValueError(f"{name!r} is a connection header and cannot be set")
             raise ValueError(f"{name!r} is set by pushq and cannot be overridden")
-        if lowered in HOP_BY_HOP_HEADERS:
-            raise ValueError(f"{name!r} is a connection header and cannot be set")
-        if lowered in seen:
-            raise ValueError(f"{name!r} is given twice")
-        seen.add(lowered)
-    if sum(len(k) + len(v) for k, v in value.items()) > 16 * 1024:
-        raise ValueError("headers must total at most 16 KiB")
     return value
+
+
+_HEADERS_SCHEMA = {
+    "type": "object",
+    "maxProperties": MAX_HEADERS,
+    "propertyNames": {
+        "pattern": HEADER_NAME_PATTERN,
+        "maxLength": MAX_HEADER_NAME,
+        "not": {"pattern": RESERVED_HEADER_PATTERN},
+    },
+    "additionalProperties": {
+        "type": "string",
+        "maxLength": MAX_HEADER_VALUE,
+        "pattern": HEADER_VALUE_PATTERN,
+    },
+    "description": "extra request headers; pushq's own (webhook-*, pushq-*, user-agent) "
+    "and connection headers are refused",
+}
 
 
 def _method(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must be an RFC 3339 time with a zone offset, e.g. 2026-01-01T09:00:00Z")
+def _run_at(value: object) -> datetime:
+    if not isinstance(value, str) or not _RUN_AT.fullmatch(value):
+        raise ValueError(
+            "must be an RFC 3339 time with a zone offset between 1970 and 2099, "
+            "e.g. 2026-01-01T09:00:00Z"
+        )
+    return datetime.fromisoformat(value)  # ValueError for a day the month lacks
+
+
+def _integral(value: object) -> object:
+    """1.0 is the integer 1 (as in JSON Schema); 1.5, "1" and true are not integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
-_DURATION_SCHEMA = {
-    "anyOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)?$"},
-    ],
-    "description": "seconds, or a string like '30s', '5m', '2h', '1d'",
-}
-Duration = Annotated[float, BeforeValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
-PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+Integral = BeforeValidator(_integral)
+
+
+def duration_rule(high: float, *, positive: bool) -> tuple[BeforeValidator, WithJsonSchema]:
+    """Seconds, or a string like '30s', up to `high` (and above zero when `positive`):
+    the validator and the schema of one rule. The validator checks a string against the
+    same pattern /openapi.json publishes."""
+    pattern = duration_pattern(high, positive=positive)
+    compiled = re.compile(pattern)
+    bounds = f"{'above 0' if positive else 'from 0'} to {high:g} seconds"
+
+    def check(value: object) -> float:
+        if isinstance(value, str) and not compiled.fullmatch(value):
+            raise ValueError(
+                f"{value[:40]!r} is not a duration {bounds}; use seconds or a string like "
+                "'30s', '5m', '2h', '1d'"
+            )
+        seconds = parse_duration(value)
+        if seconds > high or (positive and seconds <= 0):
+            raise ValueError(f"must be {bounds}")
+        return seconds
+
+    number: dict[str, Any] = {"type": "number", "maximum": high}
+    number["exclusiveMinimum" if positive else "minimum"] = 0
+    schema = {
+        "anyOf": [number, {"type": "string", "pattern": pattern}],
+        "description": f"seconds, or a string like '30s', '5m', '2h', '1d'; {bounds}",
+    }
+    return BeforeValidator(check), WithJsonSchema(schema)
+
+
+_DELAY = duration_rule(MAX_DELAY, positive=False)
+_TIMEOUT = duration_rule(MAX_TIMEOUT, positive=True)
+_BACKOFF = duration_rule(MAX_DELAY, positive=True)
+Delay = Annotated[float, _DELAY[0], _DELAY[1]]
+Timeout = Annotated[float, _TIMEOUT[0], _TIMEOUT[1]]
+BackoffDuration = Annotated[float, _BACKOFF[0], _BACKOFF[1]]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH), AfterValidator(_key)]
-Url = Annotated[str, AfterValidator(_url)]
+Key = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_KEY_LENGTH),
+    AfterValidator(_key),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN}
+    ),
+]
+Url = Annotated[
+    str,
+    AfterValidator(_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": MAX_URL_LENGTH,
+            "pattern": URL_PATTERN,
+            "description": "an http or https URL",
+        }
+    ),
+]
+Method = Annotated[
+    Literal["POST", "PUT", "PATCH", "DELETE", "GET"],
+    BeforeValidator(_method),
+    WithJsonSchema({"type": "string", "pattern": METHOD_PATTERN, "default": "POST"}),
+]
+RunAt = Annotated[
+    datetime,
+    BeforeValidator(_run_at),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": RUN_AT_PATTERN,
+            "description": "RFC 3339 time of the first attempt, with its zone, 1970-2099",
+        }
+    ),
+]
+
+
+LIST_LIMIT_MAX = 1000
+LIMIT_PATTERN = "^0*" + int_range(1, LIST_LIMIT_MAX) + "$"
+MAX_WAIT = 60.0
+WAIT_PATTERN = duration_pattern(MAX_WAIT, positive=False)
+
+# Query parameters as /openapi.json states them (by name; "<path> <name>" where a route
+# differs); the handlers check each against the same pattern.
+QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "queue": {"type": "string", "pattern": NAME_PATTERN},
+    "state": {"enum": list(PUBLIC_STATES)},
+    "limit": {
+        "type": "string",
+        "pattern": LIMIT_PATTERN,
+        "description": f"page size, 1 to {LIST_LIMIT_MAX} (default 50)",
+    },
+    "cursor": {
+        "type": "string",
+        "pattern": JOBS_CURSOR_PATTERN,
+        "description": "next_cursor of the previous page",
+    },
+    "/v1/dlq cursor": {
+        "type": "string",
+        "pattern": DEAD_CURSOR_PATTERN,
+        "description": "next_cursor of the previous page",
+    },
+    "force": {"enum": ["true", "false"]},
+    "url_prefix": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_URL_LENGTH,
+        "pattern": KEY_PATTERN,
+    },
+    "tag": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": KEY_PATTERN},
+    "flow_key": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": KEY_PATTERN},
+    "schedule": {"type": "string", "pattern": NAME_PATTERN},
+    "topic": {"type": "string", "pattern": NAME_PATTERN},
+    "wait": {
+        "type": "string",
+        "pattern": WAIT_PATTERN,
+        "description": f"hold the answer up to this many seconds (at most {MAX_WAIT:g}) "
+        "until the job finishes",
+    },
+}
 MAX_TAGS, MAX_TAG_LENGTH, MAX_FLOW_KEY_LENGTH = 10, 64, 256
-Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_LENGTH), AfterValidator(_key)]
-FlowKey = Annotated[str, Field(min_length=1, max_length=MAX_FLOW_KEY_LENGTH), AfterValidator(_key)]
+
+
+def _text(most: int) -> WithJsonSchema:
+    """The schema of 1 to `most` characters without control characters."""
+    return WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": most, "pattern": KEY_PATTERN}
+    )
+
+
+Tag = Annotated[
+    str, Field(min_length=1, max_length=MAX_TAG_LENGTH), AfterValidator(_key), _text(MAX_TAG_LENGTH)
+]
+FlowKey = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_FLOW_KEY_LENGTH),
+    AfterValidator(_key),
+    _text(MAX_FLOW_KEY_LENGTH),
+]
 
 
 def _distinct(tags: list[str]) -> list[str]:
@@ -129,7 +333,9 @@ def _distinct(tags: list[str]) -> list[str]:
 
 
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_distinct)]
-UrlPrefix = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_key)]
+UrlPrefix = Annotated[
+    str, Field(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_key), _text(MAX_URL_LENGTH)
+]
 UnfinishedState = Literal["scheduled", "pending", "active", "retrying"]
 
 
@@ -138,7 +344,7 @@ def _sorted_unique(value: list[int]) -> list[int]:
 
 
 PermanentStatuses = Annotated[
-    list[Annotated[int, Field(ge=300, le=599)]],
+    list[Annotated[int, Field(ge=300, le=599), Integral]],
     Field(
         max_length=MAX_PERMANENT_STATUSES,
         description=(
@@ -156,33 +362,26 @@ class Strict(BaseModel):
 
 
 class BackoffIn(Strict):
-    base: Annotated[PositiveDuration, Field(le=MAX_DELAY)] | None = None
-    max: Annotated[PositiveDuration, Field(le=MAX_DELAY)] | None = None
+    """A max below the base is raised to the base (as when levels combine)."""
+
+    base: BackoffDuration | None = None
+    max: BackoffDuration | None = None
     jitter: bool | None = None
 
 
 class JobFields(Strict):
-    """A job's fields other than its url (a topic publish: the url is each endpoint's)."""
+    """A job's fields other than its url and start (a topic publish: each endpoint's url)."""
 
     body: Any = Field(None, description="any JSON value, sent as application/json")
-    headers: Annotated[dict[str, str], AfterValidator(_headers)] = Field(
-        default_factory=dict, description="extra request headers"
-    )
-    method: Annotated[
-        Literal["POST", "PUT", "PATCH", "DELETE", "GET"], BeforeValidator(_method)
-    ] = "POST"
+    headers: Annotated[
+        dict[str, str], AfterValidator(_headers), WithJsonSchema(_HEADERS_SCHEMA)
+    ] = Field(default_factory=dict)
+    method: Method = "POST"
     queue: Name = "default"
-    delay: Annotated[Duration, Field(le=MAX_DELAY)] | None = None
-    run_at: Annotated[datetime, Field(strict=False), AfterValidator(_aware)] | None = Field(
-        None, description="RFC 3339 time of the first attempt"
-    )
-    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] = 0
-    max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    priority: Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY), Integral] = 0
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS), Integral] | None = None
     backoff: BackoffIn | None = None
-    timeout: Annotated[PositiveDuration, Field(le=MAX_TIMEOUT)] | None = Field(
-        None, description="deadline of each attempt"
-    )
-    idempotency_key: Key | None = None
+    timeout: Timeout | None = Field(None, description="deadline of each attempt")
     unique_key: Key | None = None
     ordering_key: Key | None = Field(
         None, description="jobs sharing it are delivered one at a time, in enqueue order"
@@ -197,17 +396,44 @@ class JobFields(Strict):
         None, description="HTTP statuses that end the job at once; replaces the queue's list"
     )
 
+
+# A request with both start times set (neither null) is refused; JSON Schema says so too.
+_ONE_START_TIME: dict[str, Any] = {
+    "not": {
+        "required": ["delay", "run_at"],
+        "properties": {"delay": {"not": {"type": "null"}}, "run_at": {"not": {"type": "null"}}},
+    }
+}
+
+
+class JobTemplate(JobFields):
+    """A job's fields, as a schedule fires it (no start time, no idempotency key)."""
+
+    url: Url = Field(description="where the job is delivered (http or https)")
+
+
+class _Start(Strict):
+    """When a new job starts, and its idempotency key: an enqueue's or a publish's."""
+
+    model_config = ConfigDict(json_schema_extra=_ONE_START_TIME)
+
+    delay: Delay | None = None
+    run_at: RunAt | None = None
+    idempotency_key: Key | None = None
+
     @model_validator(mode="after")
-    def _one_start_time(self) -> JobFields:
+    def _one_start_time(self) -> _Start:
         if self.delay is not None and self.run_at is not None:
             raise ValueError("give either delay or run_at, not both")
         return self
 
 
-class JobRequest(JobFields):
+class JobRequest(JobTemplate, _Start):
     """A job to enqueue."""
 
-    url: Url = Field(description="where the job is delivered (http or https)")
+
+class PublishRequest(JobFields, _Start):
+    """A job for each endpoint of a topic: the fields of POST /v1/jobs without url."""
 
 
 MAX_TOPIC_ENDPOINTS = 100
@@ -216,9 +442,9 @@ MAX_TOPIC_ENDPOINTS = 100
 class TopicEndpoint(Strict):
     url: Url = Field(description="where this endpoint's job is delivered")
     name: Name | None = Field(None, description="a label for the endpoint")
-    headers: Annotated[dict[str, str], AfterValidator(_headers)] = Field(
-        default_factory=dict, description="added to the headers of this endpoint's job"
-    )
+    headers: Annotated[
+        dict[str, str], AfterValidator(_headers), WithJsonSchema(_HEADERS_SCHEMA)
+    ] = Field(default_factory=dict, description="added to the headers of this endpoint's job")
 
 
 class TopicRequest(Strict):
@@ -238,46 +464,52 @@ class TopicList(BaseModel):
     topics: list[TopicOut]
 
 
+_RATE_SCHEMA = {"type": "string", "pattern": RATE_PATTERN}
+
+
 def _rate(value: str) -> str:
     parse_rate(value)
     return "".join(value.split())
 
 
+Rate = Annotated[str, AfterValidator(_rate), WithJsonSchema(_RATE_SCHEMA)]
+
+
 class QueueRequest(Strict):
     """Queue settings to change; a field left out keeps its value, null clears it."""
 
-    concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY), Integral] | None = Field(
         None, description="most jobs of the queue in flight at once"
     )
-    rate_limit: Annotated[str, AfterValidator(_rate)] | None = Field(
-        None, description="'N/s', 'N/m' or 'N/h': a token bucket of capacity N"
+    rate_limit: Annotated[str, AfterValidator(_rate), WithJsonSchema(_RATE_SCHEMA)] | None = Field(
+        None, description="'N/s', 'N/m' or 'N/h' (N up to 1,000,000): a token bucket"
     )
-    max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS), Integral] | None = None
     backoff: BackoffIn | None = None
-    timeout: Annotated[PositiveDuration, Field(le=MAX_TIMEOUT)] | None = None
-    max_size: Annotated[int, Field(ge=1)] | None = Field(
+    timeout: Timeout | None = None
+    max_size: Annotated[int, Field(ge=1, le=MAX_QUEUE_SIZE), Integral] | None = Field(
         None, description="unfinished jobs before enqueue answers 429"
     )
     paused: bool | None = None
-    priority: Annotated[int, Field(ge=-5, le=5)] | None = Field(
+    priority: Annotated[int, Field(ge=-5, le=5), Integral] | None = Field(
         None, description="under contention a queue gets slots in proportion to 4^priority"
     )
     permanent_statuses: PermanentStatuses | None = None
-    key_concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+    key_concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY), Integral] | None = Field(
         None, description="default: most jobs of each flow key in flight at once"
     )
-    key_rate_limit: Annotated[str, Field(max_length=32), AfterValidator(_rate)] | None = Field(
-        None, description="default rate of each flow key: 'N/s', 'N/m' or 'N/h'"
+    key_rate_limit: Annotated[str, AfterValidator(_rate), WithJsonSchema(_RATE_SCHEMA)] | None = (
+        Field(None, description="default rate of each flow key: 'N/s', 'N/m' or 'N/h'")
     )
 
 
 class FlowKeyRequest(Strict):
     """A flow key's own limits; a field left out keeps its value, null clears it."""
 
-    concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY), Integral] | None = Field(
         None, description="most jobs of the key in flight at once, across queues"
     )
-    rate_limit: Annotated[str, Field(max_length=32), AfterValidator(_rate)] | None = Field(
+    rate_limit: Rate | None = Field(
         None, description="'N/s', 'N/m' or 'N/h': a token bucket of capacity N"
     )
     paused: bool | None = None
@@ -359,10 +591,30 @@ class QueueList(BaseModel):
     queues: list[QueueOut]
 
 
+def _cron(value: str) -> str:
+    return check_cron(value)
+
+
+def _zone(value: str) -> str:
+    zone(value)
+    return value
+
+
 class ScheduleRequest(Strict):
-    cron: str = Field(description="5 fields: minute hour day-of-month month day-of-week")
-    timezone: str = "UTC"
-    job: dict[str, Any] = Field(description="a job request, without delay or run_at")
+    cron: Annotated[
+        str,
+        AfterValidator(_cron),
+        WithJsonSchema({"type": "string", "pattern": CRON_PATTERN}),
+    ] = Field(
+        description="5 fields: minute hour day-of-month month day-of-week, or @hourly, "
+        "@daily, @weekly, @monthly, @yearly; it must fire at some time (not '0 0 30 2 *')"
+    )
+    timezone: Annotated[
+        str,
+        AfterValidator(_zone),
+        WithJsonSchema({"enum": list(TIMEZONES), "default": "UTC"}),
+    ] = "UTC"
+    job: JobTemplate = Field(description="a job request, without delay, run_at or idempotency_key")
 
 
 class ScheduleRun(BaseModel):
@@ -398,8 +650,8 @@ class ProgressRequest(Strict):
     """A worker's progress report; every field optional. Also a heartbeat."""
 
     percent: Annotated[float, Field(ge=0, le=100)] | None = None
-    current: Annotated[float, Field(ge=0)] | None = None
-    total: Annotated[float, Field(ge=0)] | None = None
+    current: Annotated[float, Field(ge=0, le=MAX_PROGRESS_COUNT)] | None = None
+    total: Annotated[float, Field(ge=0, le=MAX_PROGRESS_COUNT)] | None = None
     message: Annotated[str, Field(max_length=2000)] | None = None
     meta: Any = None
 
@@ -418,7 +670,7 @@ class IdempotencyKey(Strict):
 
 
 class BatchRequest(Strict):
-    jobs: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=10_000)]
+    jobs: Annotated[list[JobRequest], Field(min_length=1, max_length=MAX_BATCH_JOBS)]
 
 
 _TIME_BOUND = "an RFC 3339 time (2026-01-01T09:00:00Z) or a duration ago ('1h')"
@@ -429,8 +681,30 @@ def _time_bound(value: str) -> str:
     return value
 
 
+# A duration ago (digits bounded so it stays finite) or an RFC 3339 time as run_at takes
+# it: the pattern /openapi.json states, checked before parsing.
+TIME_BOUND_PATTERN = (
+    r"^(?: *[0-9]{1,15}(?:\.[0-9]{1,15})? *(?:ms|s|m|h|d)? *|" + RUN_AT_PATTERN[1:-1] + ")$"
+)
+_TIME_BOUND_RE = re.compile(TIME_BOUND_PATTERN)
+QUERY_SCHEMAS["since"] = QUERY_SCHEMAS["until"] = {
+    "type": "string",
+    "pattern": TIME_BOUND_PATTERN,
+    "description": "created at or after (since) / before (until): an RFC 3339 time or a "
+    "duration ago ('1h')",
+}
+
+
 def time_bound(text: str, now: float) -> float:
     """Unix seconds from an RFC 3339 time, or from a duration meaning that long ago."""
+    if not _TIME_BOUND_RE.fullmatch(text):
+        try:
+            zoneless = datetime.fromisoformat(text.strip()).tzinfo is None
+        except ValueError:
+            zoneless = False
+        if zoneless:
+            raise ValueError(f"{text!r} has no zone offset; give {_TIME_BOUND}")
+        raise ValueError(f"{text[:40]!r} is not {_TIME_BOUND}")
     try:
         return now - parse_duration(text)
     except ValueError:
@@ -444,7 +718,11 @@ def time_bound(text: str, now: float) -> float:
     return moment.timestamp()
 
 
-TimeBound = Annotated[str, AfterValidator(_time_bound), Field(description=_TIME_BOUND)]
+TimeBound = Annotated[
+    str,
+    AfterValidator(_time_bound),
+    WithJsonSchema({"type": "string", "pattern": TIME_BOUND_PATTERN, "description": _TIME_BOUND}),
+]
 
 
 class RedriveRequest(Strict):
@@ -452,7 +730,7 @@ class RedriveRequest(Strict):
 
     queue: Name | None = None
     url_prefix: UrlPrefix | None = None
-    status: Annotated[int, Field(ge=100, le=599)] | None = Field(
+    status: Annotated[int, Field(ge=100, le=599), Integral] | None = Field(
         None, description="the last attempt's HTTP status"
     )
     error_contains: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
@@ -468,6 +746,8 @@ class RedriveRequest(Strict):
 
 class CancelRequest(Strict):
     """Which unfinished jobs to cancel; at least one filter."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     queue: Name | None = None
     state: UnfinishedState | None = None
@@ -591,6 +871,10 @@ class DeadJob(JobOut):
 class RedriveResult(BaseModel):
     retried: int | None = Field(None, description="how many were redriven")
     matched: int | None = Field(None, description="with dry_run: how many match")
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "starting", "stopping"]
 
 
 class Health(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...errors import TargetRefused
 from ...policy.targets import TargetPolicy
-from .schemas import JobRequest
+from .schemas import JobTemplate
 
 
 def check_target(policy: TargetPolicy, url: str, field: str) -> None:
@@ -16,7 +16,7 @@ def check_target(policy: TargetPolicy, url: str, field: str) -> None:
         raise TargetRefused(f"{field}: target refused: {decision.reason}")
 
 
-def check_job_targets(policy: TargetPolicy, job: JobRequest, where: str = "") -> None:
+def check_job_targets(policy: TargetPolicy, job: JobTemplate, where: str = "") -> None:
     """A job's url, callback_url and failure_callback_url, each through check_target."""
     check_target(policy, job.url, f"{where}url")
     if job.callback_url is not None:

@@ -14,7 +14,7 @@ from ..models import TopicRecord
 from ..render import job_json, rfc3339
 from .common import context, ok, read_json, validate
 from .jobs import REQUEST_OVERHEAD, to_new_job
-from .schemas import NAME_PATTERN, JobFields, JobRequest, TopicRequest
+from .schemas import NAME_PATTERN, JobRequest, PublishRequest, TopicRequest
 from .targets import check_target
 
 
@@ -78,7 +78,7 @@ async def publish(request: Request) -> JSONResponse:
     ctx = context(request)
     name = topic_name(request)
     data = await read_json(request, limit=ctx.settings.max_body_size + REQUEST_OVERHEAD)
-    fields = validate(JobFields, data)
+    fields = validate(PublishRequest, data)
     topic = await ctx.store.get_topic(name=name)
     if topic is None:
         raise NotFound(f"no topic {name}")

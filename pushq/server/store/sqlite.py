@@ -8,8 +8,6 @@ connection, so listings never wait behind the writer (WAL readers don't block).
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import sqlite3
 import time
@@ -24,6 +22,7 @@ from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
 from ...policy.flow_keys import KeyLimits, KeySnapshot, pick, spent_buckets
+from .. import cursors
 from ..models import (
     AttemptRecord,
     CircuitRecord,
@@ -41,7 +40,7 @@ from ..models import (
     new_job_id,
 )
 from .base import JobPage, Promotion, Rescue
-from .errors import InvalidCursor, StoreConflict, StoreError, StoreUnavailable
+from .errors import StoreConflict, StoreError, StoreUnavailable
 from .group_commit import Checkpointer, GroupCommitWriter, unavailable
 from .sql import load_queries, migrations
 
@@ -116,22 +115,6 @@ def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
         "error": attempt.error,
         "response_body": attempt.response_body,
     }
-
-
-def _encode_cursor(*parts: object) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> list[Any]:
-    """The parts of a cursor made by _encode_cursor; InvalidCursor otherwise."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidCursor() from None
-    if not isinstance(parts, list) or not parts:
-        raise InvalidCursor()
-    return parts
 
 
 def _store_error(exc: sqlite3.Error, path: Path) -> StoreError:
@@ -284,13 +267,13 @@ class SQLiteStore:
             params["state"] = state
         if cursor is not None:
             where.append("id < :after")
-            params["after"] = str(_decode_cursor(cursor)[0])
+            params["after"] = cursors.decode_jobs(cursor)
         sql = "SELECT * FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT :limit"
         jobs = [row_to_job(row) for row in await self._read(sql, params)]
-        next_cursor = _encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+        next_cursor = cursors.encode_jobs(jobs[limit - 1].id) if len(jobs) > limit else None
         return JobPage(jobs[:limit], next_cursor)
 
     async def list_attempts(self, *, job_id: str) -> list[AttemptRecord]:
@@ -572,17 +555,8 @@ class SQLiteStore:
             where.append("queue = :queue")
             params["queue"] = queue
         if cursor is not None:
-            parts = _decode_cursor(cursor)
-            if len(parts) != 2:
-                raise InvalidCursor()
             where.append("(failed_at, id) < (:failed_at, :after)")
-            try:
-                failed_at = float(parts[0])
-            except (TypeError, ValueError, OverflowError):
-                raise InvalidCursor() from None
-            if not math.isfinite(failed_at):
-                raise InvalidCursor()
-            params["failed_at"], params["after"] = failed_at, str(parts[1])
+            params["failed_at"], params["after"] = cursors.decode_dead(cursor)
         sql = (
             "SELECT * FROM jobs WHERE "
             + " AND ".join(where)
@@ -592,7 +566,7 @@ class SQLiteStore:
         next_cursor = None
         if len(jobs) > limit:
             last = jobs[limit - 1]
-            next_cursor = _encode_cursor(last.failed_at, last.id)
+            next_cursor = cursors.encode_dead(last.failed_at, last.id)
         return JobPage(jobs[:limit], next_cursor)
 
     async def redrive(self, *, job_id: str, now: float) -> JobRecord:
@@ -769,10 +743,10 @@ class SQLiteStore:
     async def find_jobs(
         self, *, match: JobFilter, limit: int, cursor: str | None, now: float
     ) -> JobPage:
-        after = None if cursor is None else str(_decode_cursor(cursor)[0])
+        after = None if cursor is None else cursors.decode_jobs(cursor)
         sql, params = find_jobs_sql(match, now, limit + 1, after)
         jobs = [row_to_job(row) for row in await self._read(sql, params)]
-        next_cursor = _encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+        next_cursor = cursors.encode_jobs(jobs[limit - 1].id) if len(jobs) > limit else None
         return JobPage(jobs[:limit], next_cursor)
 
     async def run_now(self, *, job_id: str, now: float) -> JobRecord:
@@ -1028,11 +1002,11 @@ def _claim_by_key(
         rows = _fetch(
             conn,
             Q["claim_candidates"],
-            {"queue": params["queue"], "held": json.dumps(sorted(held)), "scan": scan},
+            {"queue": params["queue"], "held": orjson.dumps(sorted(held)).decode(), "scan": scan},
         )
         ids, full = pick(((r[0], r[1]) for r in rows), limits, taken, need)
         if ids:
-            got = _fetch(conn, Q["claim_ids"], {**params, "ids": json.dumps(ids)})
+            got = _fetch(conn, Q["claim_ids"], {**params, "ids": orjson.dumps(ids).decode()})
             claimed += [row_to_job(r) for r in got]
         held |= full
         if len(rows) < scan or not full:
