@@ -134,6 +134,8 @@ class Procs:
     pushq: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # How to run `pushq`: the installed package by default, or a binary (--pushq dist/pushq).
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "pushq"])
 
     @property
     def api(self) -> str:
@@ -163,9 +165,7 @@ class Procs:
         env.update(self.env)
         started = time.time()
         log = open(self.data_dir / "pushq.log", "ab")  # noqa: SIM115 - the child owns it
-        self.pushq = subprocess.Popen(
-            [sys.executable, "-m", "pushq", "serve"], env=env, stdout=log, stderr=log
-        )
+        self.pushq = subprocess.Popen([*self.command, "serve"], env=env, stdout=log, stderr=log)
         log.close()
         if wait:
             _wait_http(self.api + "/health")
@@ -613,6 +613,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir(parents=True)
         procs = Procs(data_dir, env=dict(env))
+        if args.pushq:
+            procs.command = [str(Path(args.pushq).resolve())]
         procs.start_worker()
         procs.start_pushq()
         return procs
@@ -714,6 +716,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--data-dir", help="where to keep the databases (default: a temp dir)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--profile", help="record py-spy stacks of the throughput run here")
+    parser.add_argument(
+        "--pushq",
+        metavar="EXECUTABLE",
+        help="run this pushq (e.g. dist/pushq, the single binary) instead of python -m pushq",
+    )
     return parser
 
 

@@ -1,6 +1,6 @@
 """The `pushq` command.
 
-    pushq serve | token
+    pushq serve | token | config show | health | backup | restore | doctor
     pushq enqueue URL [options] | enqueue --jsonl FILE
     pushq jobs list | show | attempts | cancel | retry | replay | rm | wait
     pushq dlq list | show | retry | rm
@@ -23,7 +23,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from .admin import add_config_flag, add_local_commands
 from .client import Attempt, Client, Job, Page, Queue, Schedule
 from .errors import ApiError, ConfigError, StartupError
 from .server.config import (
@@ -41,6 +42,7 @@ from .server.config import (
     load_settings,
     read_options,
 )
+from .server.config_file import layered
 from .server.qstash.keys import load_keys as load_qstash_keys
 from .version import __version__
 
@@ -61,16 +63,20 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     serve = commands.add_parser("serve", help="run the server (API, dispatcher) in one process")
+    add_config_flag(serve)
     for option in OPTIONS:
         serve.add_argument(option.flag, dest=option.name, metavar=option.env, help=option.help)
 
     token = commands.add_parser("token", help="print the API token and signing secret again")
+    add_config_flag(token)
     token.add_argument(
         "--data-dir",
         dest="data_dir",
         metavar="PUSHQ_DATA_DIR",
         help="directory pushq serve uses (default ./pushq-data)",
     )
+
+    add_local_commands(commands)
 
     api = argparse.ArgumentParser(add_help=False)
     _server_options(api)
@@ -299,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "token":
             return _token(args)
+        if hasattr(args, "run_local"):  # config, health, backup, ...: no API client
+            code: int = args.run_local(args)
+            return code
         return _api(args)
     except ConfigError as exc:
         print(f"pushq: {exc}", file=sys.stderr)
@@ -317,7 +326,7 @@ def _configure_logging(level: str, fmt: str = "text") -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = load_settings(vars(args))
+    settings = load_settings(vars(args), layered(vars(args), os.environ))
     _configure_logging(settings.log_level, settings.log_format)
     try:
         import uvloop
@@ -334,18 +343,19 @@ async def _run(settings: object) -> None:
     await serve(settings)  # type: ignore[arg-type]
 
 
-def _data_dir(arg: str | None) -> Path:
-    values = read_options({"data_dir": arg}, os.environ)
+def _data_dir(arg: str | None, env: Mapping[str, str] | None = None) -> Path:
+    values = read_options({"data_dir": arg}, layered({}, os.environ) if env is None else env)
     data_dir: Path = values.get("data_dir", Path("pushq-data"))
     return data_dir
 
 
 def _token(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args.data_dir)
+    env = layered({"config": args.config}, os.environ)  # the config file's data dir and secrets
+    data_dir = _data_dir(args.data_dir, env)
     if not data_dir.is_dir():
         raise ConfigError(f"no data dir at {data_dir}: run `pushq serve` first or pass --data-dir")
     ensure_data_dir(data_dir)
-    token, secrets = load_credentials(data_dir, os.environ, generate=False)
+    token, secrets = load_credentials(data_dir, env, generate=False)
     print(f"PUSHQ_API_TOKEN={token}")
     print(f"PUSHQ_SIGNING_SECRET={' '.join(secrets)}")
     try:  # a data dir from before /v2 has none until the next `pushq serve`

@@ -100,16 +100,21 @@ def retry_or_dead(
     policy: BackoffPolicy,
     retry_after: float | None = None,
     rand: Callable[[], float] = random.random,
+    interrupted: bool = False,
 ) -> float | None:
     """After a failed attempt: when the job runs again, or None if it goes to the DLQ.
 
     The one place pushq makes this decision (a settle after a response, the
     rescuer after an expired lease): a final failure, or the last of
     `max_attempts`, is dead; anything else waits out its backoff (or a longer
-    Retry-After). `attempts` counts the attempt that just failed.
+    Retry-After). `attempts` counts the attempt that just failed. An attempt
+    pushq itself `interrupted` (it crashed mid-delivery: not the endpoint's
+    fault) is due again at once, `now`, with no backoff; it still counts.
     """
     if not retryable or attempts >= max_attempts:
         return None
+    if interrupted:
+        return now
     return next_run_at(
         now=now, retry_number=attempts, policy=policy, retry_after=retry_after, rand=rand
     )

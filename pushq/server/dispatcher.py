@@ -37,7 +37,7 @@ from .delivery import (
 from .endpoints import Endpoints, origin_of
 from .metrics import Metrics
 from .models import AttemptRecord, JobRecord
-from .settle import Settler
+from .settle import INTERRUPTED, Settler
 from .store.base import Store
 from .store.errors import StoreError, StoreUnavailable
 from .waiters import JobWaiters
@@ -280,11 +280,30 @@ class Dispatcher:
             response = await self.sender.send(request)
         except DeliveryFailed as failure:
             response = failure
-        except asyncio.CancelledError:
-            interrupted = DeliveryFailed("connection", "interrupted: pushq shut down mid-attempt")
-            await self._record(job, started, t0, interrupted)
+        except asyncio.CancelledError:  # stop(): the grace period ran out
+            await self._give_back(job, started, t0)
             raise
         await self._record(job, started, t0, response)
+
+    async def _give_back(self, job: JobRecord, started: float, t0: float) -> None:
+        """The attempt was cut off by pushq itself: due again at once, not counted."""
+        attempt = AttemptRecord(
+            job_id=job.id,
+            number=job.attempts,
+            started_at=started,
+            duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+            status=None,
+            error=INTERRUPTED,
+            response_body=None,
+        )
+        try:
+            await self.settler.interrupted(job, attempt, self.clock())
+        except StoreError as exc:  # the rescuer returns it on the next start
+            log.warning("could not give back attempt %d of job %s: %s", job.attempts, job.id, exc)
+        else:
+            log.info(
+                "attempt job=%s attempt=%d interrupted by shutdown -> pending", job.id, job.attempts
+            )
 
     async def _record(
         self, job: JobRecord, started: float, t0: float, response: DeliveryResponse | DeliveryFailed

@@ -1,7 +1,9 @@
 """Maintenance: the small loops beside the dispatcher, each its own service.
 
 - Promoter: scheduled and retrying jobs whose time came become pending.
-- Rescuer: active jobs whose lease expired go back to the queue or to the DLQ.
+- Rescuer: active jobs whose lease expired go back to the queue or to the DLQ;
+  at start-up (Rescuer.recover, before the dispatcher claims), the attempts the
+  previous process left in flight are due again at once.
 - IdempotencyPruner: forgets idempotency keys past their window.
 - RetentionPruner: deletes finished jobs past their retention.
 
@@ -43,6 +45,7 @@ LEASE_EXPIRED = (
     "lease expired: no outcome in time (pushq stopped mid-attempt, or an async job "
     "stopped sending heartbeats)"
 )
+ORPHANED = "interrupted: pushq stopped mid-attempt; retried at once on start-up"
 
 
 class Background(Protocol):
@@ -187,8 +190,10 @@ class Rescuer(Service):
         self._set_aside: set[str] = set()  # jobs whose decision raised, logged once
 
     def decide(self, job: JobRecord, now: float, error: dict[str, object]) -> Rescue:
-        """What becomes of one job whose lease expired: an interrupted attempt is a
-        failed one, so it waits out its backoff, or goes to the DLQ on its last."""
+        """What becomes of one job whose lease expired: the attempt counts, and on its
+        last the job goes to the DLQ. One that was in flight in pushq (a node crashed
+        mid-delivery: pushq's fault) is due again at once; one an async worker held
+        and let go quiet (the worker's fault) waits out its backoff."""
         run_at = retry_or_dead(
             attempts=job.attempts,
             max_attempts=job.max_attempts,
@@ -196,6 +201,7 @@ class Rescuer(Service):
             now=now,
             policy=job.backoff,
             rand=self.rand,
+            interrupted=not job.awaiting,
         )
         callback = None
         if run_at is None:
@@ -219,6 +225,10 @@ class Rescuer(Service):
         rescued = await self.store.rescue(
             rescues=rescues, error=error, now=now, defaults=self.settings.job_defaults
         )
+        self._rescued(rescued)
+        return len(expired) >= RESCUE_BATCH and bool(rescues)
+
+    def _rescued(self, rescued: list[JobRecord]) -> None:
         for job in rescued:
             log.warning("rescued job=%s attempt=%d -> %s", job.id, job.attempts, job.state)
             if job.state == "dead":
@@ -226,10 +236,41 @@ class Rescuer(Service):
                 self.settler.waiters.wake(job.id)
         if rescued:
             self.notify()  # a freed ordering key, or a callback, may be claimed now
-        return len(expired) >= RESCUE_BATCH and bool(rescues)
 
     def timeout(self) -> float:
         return self.settings.rescue_interval
+
+    async def recover(self) -> int:
+        """At start-up, before the dispatcher claims: retry at once the attempts the
+        previous process left in flight (store.orphaned_attempts: on SQLite the
+        data-dir lock proves that process gone), so that they need not wait out
+        their leases and no longer fill their queues' concurrency. Decided as a
+        rescue (counted, the DLQ on the last attempt, with its failure callback).
+        Returns how many jobs it rescued."""
+        recovered = 0
+        while True:
+            now = self.clock()
+            orphans = await self.store.orphaned_attempts(limit=RESCUE_BATCH)
+            error: dict[str, object] = {"status": None, "message": ORPHANED, "at": now}
+            rescues = []
+            for job in orphans:
+                try:
+                    rescues.append(replace(self.decide(job, now, error), orphaned=True))
+                except Exception:
+                    log.exception("recovering job=%s queue=%s failed; set aside", job.id, job.queue)
+            rescued = await self.store.rescue(
+                rescues=rescues, error=error, now=now, defaults=self.settings.job_defaults
+            )
+            self._rescued(rescued)
+            recovered += len(rescued)
+            if len(orphans) < RESCUE_BATCH or not rescued:
+                break
+        if recovered:
+            log.warning(
+                "recovered %d attempt(s) left in flight by the previous run: due again now",
+                recovered,
+            )
+        return recovered
 
 
 class IdempotencyPruner(Service):

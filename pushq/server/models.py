@@ -169,6 +169,8 @@ class JobRecord:
     # statuses that end the job at once: its own list, else its queue's at enqueue
     permanent_statuses: tuple[int, ...] | None = None
     meta: dict[str, Any] | None = None  # as NewJob.meta
+    # active and held by an async worker (it answered 202 pushq-async), not in flight
+    awaiting: bool = False
 
 
 @dataclass(frozen=True, slots=True)

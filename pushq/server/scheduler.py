@@ -13,18 +13,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import PushqError
 from ..policy.cron import next_fire
-from .api.common import validate
-from .api.jobs import to_new_job
-from .api.schemas import JobRequest
 from .config import Settings
 from .maintenance import Leadership, ThisNode
+from .models import NewJob
 from .store.base import Store
 from .store.errors import StoreUnavailable
 
 log = logging.getLogger("pushq.scheduler")
+# A schedule's job template (a POST /v1/jobs body) made into a job at `now`; the API
+# layer owns that validation, and serve.py hands it in, so the scheduler imports no API.
+JobFromTemplate = Callable[[dict[str, Any], float], NewJob]
 MAX_SLEEP = 30.0  # re-read schedules at least this often (other nodes may change them)
 
 
@@ -35,12 +37,14 @@ class Scheduler:
         store: Store,
         settings: Settings,
         notify: Callable[[float | None], None],
+        job_from_template: JobFromTemplate,
         clock: Callable[[], float] = time.time,
         leadership: Leadership | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.notify = notify
+        self.job_from_template = job_from_template
         self.clock = clock
         self.leadership = leadership or ThisNode()
         self._wake = asyncio.Event()
@@ -58,7 +62,7 @@ class Scheduler:
             template = dict(schedule.job)
             template["idempotency_key"] = f"schedule:{schedule.name}:{fire_at:.0f}"
             try:
-                job = to_new_job(validate(JobRequest, template), self.settings, now)
+                job = self.job_from_template(template, now)
                 job.schedule = schedule.name
                 following = next_fire(schedule.cron, schedule.timezone, max(now, fire_at))
                 result = await self.store.fire_schedule(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from ..errors import StartupError
+from .api.jobs import job_from_template
 from .app import create_app
 from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
@@ -28,6 +29,7 @@ from .maintenance import (
     ThisNode,
 )
 from .metrics import Metrics
+from .notify import notify
 from .qstash.hook import QStashDelivery
 from .qstash.keys import SigningKeys
 from .scheduler import Scheduler
@@ -54,6 +56,11 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # listening: /health answers from now on
+            notify(f"READY=1\nSTATUS=serving\nMAINPID={os.getpid()}")
+
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight deliveries and return.
@@ -75,6 +82,15 @@ async def serve(settings: Settings) -> None:
             listener.close()
     finally:
         lock.release()
+
+
+async def _recover(rescuer: Rescuer) -> None:
+    """Retry at once what the previous run left in flight; the rescuer's lease expiry
+    is the fallback if the database refuses now."""
+    try:
+        await rescuer.recover()
+    except Exception:
+        log.exception("recovering the attempts left in flight failed; their leases will expire")
 
 
 def _connection_cap(settings: Settings, fd_limit: int) -> int:
@@ -114,7 +130,11 @@ async def _run(
     )
     leadership = ThisNode()  # SQLite: one node owns the database
     scheduler = Scheduler(
-        store=store, settings=settings, notify=dispatcher.notify, leadership=leadership
+        store=store,
+        settings=settings,
+        notify=dispatcher.notify,
+        job_from_template=lambda template, now: job_from_template(template, settings, now),
+        leadership=leadership,
     )
     promoter = Promoter(
         store=store,
@@ -123,16 +143,17 @@ async def _run(
         leadership=leadership,
     )
     dispatcher.on_waiting = promoter.due_at
+    rescuer = Rescuer(
+        store=store,
+        settler=dispatcher.settler,
+        metrics=metrics,
+        settings=settings,
+        notify=dispatcher.notify,
+        leadership=leadership,
+    )
     services: list[Background] = [
         promoter,
-        Rescuer(
-            store=store,
-            settler=dispatcher.settler,
-            metrics=metrics,
-            settings=settings,
-            notify=dispatcher.notify,
-            leadership=leadership,
-        ),
+        rescuer,
         IdempotencyPruner(store=store, interval=settings.rescue_interval, leadership=leadership),
         RetentionPruner(store=store, settings=settings, leadership=leadership),
         scheduler,
@@ -179,6 +200,7 @@ async def _run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
 
+    await _recover(rescuer)  # before the first claim: their slots are free again
     dispatch_task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     service_tasks = [asyncio.create_task(s.run(), name=type(s).__name__) for s in services]
     serve_task = asyncio.create_task(server.serve(sockets=[listener]), name="http")
@@ -195,6 +217,7 @@ async def _run(
         {serve_task, dispatch_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
     )
     stop.set()
+    notify("STOPPING=1\nSTATUS=draining in-flight deliveries")
     log.info(
         "pushq stopping: no new claims; waiting up to %gs for deliveries", settings.shutdown_grace
     )

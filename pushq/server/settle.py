@@ -32,6 +32,7 @@ from .store.base import Store
 from .waiters import JobWaiters
 
 CALLBACK_QUEUE = "pushq.callbacks"
+INTERRUPTED = "interrupted: pushq shut down mid-attempt; due again at once, not counted"
 
 
 class Verdict(StrEnum):
@@ -189,6 +190,16 @@ class Settler:
         self.metrics.dead.labels(queue=queue).inc()
         self._finished(job, callback)
         return DEAD
+
+    async def interrupted(self, job: JobRecord, attempt: AttemptRecord, now: float) -> bool:
+        """Give back an attempt pushq cut off itself (the shutdown grace ran out): the
+        job is due again at once, the attempt recorded as interrupted but not charged
+        to max_attempts (it was pushq's fault, not the endpoint's). False if the job
+        had moved on."""
+        error = {"status": None, "message": INTERRUPTED, "at": now}
+        return await self.store.release_interrupted(
+            job_id=job.id, lease=job.lease or "", attempt=attempt, error=error
+        )
 
     def _count(self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, now: float) -> None:
         queue = job.queue

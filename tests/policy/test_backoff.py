@@ -191,3 +191,26 @@ def test_retry_or_dead(
         )
         == expected
     )
+
+
+@pytest.mark.parametrize(
+    ("attempts", "max_attempts", "expected"),
+    [
+        (1, 3, NOW),  # pushq cut it off: due at once, no backoff
+        (2, 3, NOW),
+        (3, 3, None),  # it still counts: the last one goes to the DLQ
+    ],
+)
+def test_an_attempt_pushq_interrupted_is_due_at_once_but_counts(
+    attempts: int, max_attempts: int, expected: float | None
+) -> None:
+    run_at = retry_or_dead(
+        attempts=attempts,
+        max_attempts=max_attempts,
+        retryable=True,
+        now=NOW,
+        policy=NO_JITTER,
+        rand=_never,
+        interrupted=True,
+    )
+    assert run_at == expected

@@ -3,6 +3,7 @@ clock the test moves; claim rounds are driven one at a time, nothing sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import pytest
 
 from pushq.policy.backoff import BackoffPolicy
 from pushq.server import dispatcher as dispatcher_module
-from pushq.server.delivery import DeliveryFailed, DeliveryResponse
+from pushq.server.delivery import DeliveryFailed, DeliveryRequest, DeliveryResponse
 from pushq.server.dispatcher import Dispatcher
 from pushq.server.metrics import Metrics
 from pushq.server.models import JobRecord, NewJob
+from pushq.server.settle import INTERRUPTED
 from pushq.server.store.base import Store
 from pushq.server.store.errors import StoreUnavailable
 
@@ -182,5 +184,43 @@ def test_a_queue_whose_rate_limit_overflows_is_set_aside_and_the_rest_served(
         assert (await state(store, stuck.id)).state == "pending"
         logged = [r.getMessage() for r in caplog.records]
         assert len(logged) == 1 and logged[0].startswith("queue bad set aside from claims")
+
+    with_store(scenario)
+
+
+class HangingSender(FakeSender):
+    """Holds every request open until the attempt is cancelled."""
+
+    async def send(self, request: DeliveryRequest) -> DeliveryResponse:
+        self.sent.append(request)
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+def test_an_attempt_cut_off_by_the_grace_period_is_due_again_at_once_and_not_counted(
+    with_store: WithStore, tmp_path: Path
+) -> None:
+    async def scenario(store: Store) -> None:
+        clock = Clock(NOW)
+        sender = HangingSender()
+        dispatcher = make(store, tmp_path, sender, clock)
+        (cut,) = await enqueue(store, dispatcher, job("/hang", backoff=NO_JITTER, max_attempts=1))
+        assert await dispatcher.claim_round() == 1
+        await asyncio.sleep(0)  # the request is in flight
+        clock.now = NOW + 5
+
+        await dispatcher.stop(0.01)
+
+        released = await state(store, cut.id)
+        assert (released.state, released.attempts, released.run_at) == ("pending", 0, NOW)
+        (attempt,) = await store.list_attempts(job_id=cut.id)
+        assert (attempt.number, attempt.status, attempt.error) == (1, None, INTERRUPTED)
+        assert released.last_error is not None and released.last_error["message"] == INTERRUPTED
+        # its one attempt is still to come: delivered, not dead
+        again = make(store, tmp_path, FakeSender(), clock)
+        assert await again.claim_round() == 1
+        await again.settled()
+        done = await state(store, cut.id)
+        assert (done.state, done.attempts) == ("succeeded", 1)
 
     with_store(scenario)

@@ -12,6 +12,7 @@ import pytest
 from pushq.policy.backoff import BackoffPolicy
 from pushq.server.maintenance import (
     LEASE_EXPIRED,
+    ORPHANED,
     Promoter,
     Rescuer,
     RetentionPruner,
@@ -62,14 +63,17 @@ def rescuer(store: Store, tmp_path: Path, clock: Clock, notified: list[None]) ->
     )
 
 
-def test_the_rescuer_retries_with_backoff_or_kills_with_the_callback_in_one_go(
+def test_the_rescuer_retries_at_once_or_with_backoff_or_kills_with_the_callback_in_one_go(
     with_store: WithStore, tmp_path: Path
 ) -> None:
+    """An attempt in flight when its node died is pushq's fault: due at once. A job an
+    async worker held and let go quiet is the worker's: it waits out its backoff."""
+
     async def scenario(store: Store) -> None:
         clock = Clock(NOW)
         notified: list[None] = []
         service = rescuer(store, tmp_path, clock, notified)
-        retried, killed, lasting = await enqueue(
+        retried, killed, lasting, quiet = await enqueue(
             store,
             NewJob(url="http://w.test/a", timeout=5.0, backoff=NO_JITTER),
             NewJob(
@@ -79,14 +83,20 @@ def test_the_rescuer_retries_with_backoff_or_kills_with_the_callback_in_one_go(
                 failure_callback_url="http://w.test/failed",
             ),
             NewJob(url="http://w.test/c", timeout=500.0),
+            NewJob(url="http://w.test/d", timeout=5.0, backoff=NO_JITTER),
         )
         await claim(store)
+        assert await store.await_completion(
+            job_id=quiet.id, lease="L", attempt=1, deadline=NOW + 10
+        )
         clock.now = NOW + 60
 
         assert await service.step() is False  # one batch held them all
 
         a = await store.get(job_id=retried.id)
-        assert a is not None and (a.state, a.run_at) == ("retrying", NOW + 60 + 10)
+        assert a is not None and (a.state, a.run_at) == ("retrying", NOW + 60)  # no backoff
+        d = await store.get(job_id=quiet.id)
+        assert d is not None and (d.state, d.run_at) == ("retrying", NOW + 60 + 10)
         assert a.last_error is not None and a.last_error["message"] == LEASE_EXPIRED
         b = await store.get(job_id=killed.id)
         assert b is not None and (b.state, b.failed_at) == ("dead", NOW + 60)
@@ -103,6 +113,64 @@ def test_the_rescuer_retries_with_backoff_or_kills_with_the_callback_in_one_go(
         assert [(x.number, x.status, x.error) for x in attempts] == [(1, None, LEASE_EXPIRED)]
         assert notified == [None]
         assert await service.step() is False and notified == [None]  # nothing more to do
+
+    with_store(scenario)
+
+
+def test_recovery_retries_at_once_what_the_previous_run_left_in_flight(
+    with_store: WithStore, tmp_path: Path
+) -> None:
+    """Start-up: the attempts a killed process left in flight are due now, long before
+    their leases run out, and no longer fill their queue's concurrency; out of attempts
+    they go to the DLQ with their failure callback; async-held jobs are not touched."""
+
+    async def scenario(store: Store) -> None:
+        clock = Clock(NOW)
+        notified: list[None] = []
+        service = rescuer(store, tmp_path, clock, notified)
+        await store.put_queue(name="one", changes={"concurrency": 1}, now=NOW)
+        cut, last, held, waiting = await enqueue(
+            store,
+            NewJob(url="http://w.test/a", queue="one", timeout=300.0, backoff=NO_JITTER),
+            NewJob(
+                url="http://w.test/b",
+                timeout=300.0,
+                max_attempts=1,
+                failure_callback_url="http://w.test/failed",
+            ),
+            NewJob(url="http://w.test/c", timeout=300.0),
+        ) + await enqueue(store, NewJob(url="http://w.test/e", queue="one"), now=NOW + 1)
+        await claim(store)
+        assert await store.await_completion(
+            job_id=held.id, lease="L", attempt=1, deadline=NOW + 1000
+        )
+        clock.now = NOW + 2  # the process died and started again at once
+        assert await claim(store, now=clock.now) == []  # the dead lease fills "one"
+
+        assert await service.recover() == 2
+
+        a = await store.get(job_id=cut.id)
+        assert a is not None and (a.state, a.run_at, a.attempts) == ("retrying", NOW + 2, 1)
+        assert a.last_error is not None and a.last_error["message"] == ORPHANED
+        b = await store.get(job_id=last.id)
+        assert b is not None and b.state == "dead"
+        (callback,) = (
+            await store.list_jobs(
+                queue="pushq.callbacks", state=None, limit=10, cursor=None, now=clock.now
+            )
+        ).jobs
+        assert callback.headers == {"pushq-callback-for": last.id}
+        c = await store.get(job_id=held.id)
+        assert c is not None and c.state == "active"  # its worker still holds it
+        assert [
+            (x.number, x.status, x.error) for x in await store.list_attempts(job_id=cut.id)
+        ] == [(1, None, ORPHANED)]
+        assert notified == [None]
+        assert await service.recover() == 0
+        await store.promote_due(now=clock.now, limit=10)
+        claimed = [job.queue for job in await claim(store, now=clock.now)]
+        assert claimed.count("one") == 1  # its slot is free again: "one" delivers
+        assert {cut.id, waiting.id} & {j.id for j in await store.orphaned_attempts(limit=10)}
 
     with_store(scenario)
 

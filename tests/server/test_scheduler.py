@@ -14,6 +14,7 @@ import pytest
 
 from pushq.policy.cron import check_cron, next_fire, zone
 from pushq.policy.fairness import fair_shares
+from pushq.server.api.jobs import job_from_template
 from pushq.server.config import Settings
 from pushq.server.scheduler import Scheduler
 from pushq.server.store.base import Store
@@ -81,8 +82,13 @@ def run_with_scheduler(
 ) -> None:
     async def scenario(store: Store) -> None:
         clock = Clock(start)
+        config = settings(tmp_path)
         scheduler = Scheduler(
-            store=store, settings=settings(tmp_path), notify=lambda _: None, clock=clock
+            store=store,
+            settings=config,
+            notify=lambda _: None,
+            job_from_template=lambda template, now: job_from_template(template, config, now),
+            clock=clock,
         )
         await body(store, scheduler, clock)
 
@@ -164,7 +170,11 @@ def test_two_schedulers_on_one_database_fire_once(with_store: WithStore, tmp_pat
             now=start,
         )
         other = Scheduler(
-            store=store, settings=scheduler.settings, notify=lambda _: None, clock=clock
+            store=store,
+            settings=scheduler.settings,
+            notify=lambda _: None,
+            job_from_template=scheduler.job_from_template,
+            clock=clock,
         )
         clock.now = ts("2026-05-01T10:01:00.5+00:00")
         fired = await asyncio.gather(scheduler.fire_due(), other.fire_due())

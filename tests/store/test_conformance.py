@@ -576,6 +576,130 @@ def test_stale_attempt_cannot_overwrite_a_rescued_job(with_store: WithStore) -> 
     with_store(scenario)
 
 
+async def rescue_orphans(store: Store, *, now: float) -> list[JobRecord]:
+    """What start-up recovery does: read the orphaned attempts, decide (due at once,
+    or dead on the last attempt), apply as orphaned rescues."""
+    rescues = [
+        Rescue(
+            job.id,
+            job.lease or "",
+            job.attempts,
+            None if job.attempts >= job.max_attempts else now,
+            orphaned=True,
+        )
+        for job in await store.orphaned_attempts(limit=10)
+    ]
+    return await store.rescue(rescues=rescues, error=error_at(now), now=now, defaults=DEFAULTS)
+
+
+def test_orphaned_attempts_are_rescued_at_once_but_not_the_async_ones(
+    with_store: WithStore,
+) -> None:
+    """Start-up recovery: the attempts a killed process left in flight are read whatever
+    their lease says and rescued at once; jobs an async worker holds are left to it.
+    (This store's process took every lease here: a shared backend answers for its own.)"""
+
+    async def scenario(store: Store) -> None:
+        await enqueue(
+            store, new_job(timeout=100.0), new_job(timeout=100.0, max_attempts=1), new_job()
+        )
+        in_flight, last, held = await claim(store)
+        assert await store.await_completion(
+            job_id=held.id, lease="L1", attempt=1, deadline=NOW + 1000
+        )
+        assert (await fetch(store, held.id)).awaiting and not in_flight.awaiting
+        assert await store.expired_leases(now=NOW + 1, limit=10) == []  # no lease ran out
+
+        orphans = await store.orphaned_attempts(limit=10)
+        assert [j.id for j in orphans] == [in_flight.id, last.id]
+        assert await store.get(job_id=in_flight.id) == orphans[0]  # a read
+        rescued = {j.id: j for j in await rescue_orphans(store, now=NOW + 1)}
+
+        assert (rescued[in_flight.id].state, rescued[in_flight.id].run_at) == ("retrying", NOW + 1)
+        assert rescued[in_flight.id].attempts == 1  # the interrupted attempt counts
+        assert rescued[last.id].state == "dead"
+        assert held.id not in rescued and (await fetch(store, held.id)).state == "active"
+        assert await store.orphaned_attempts(limit=10) == []
+        (attempt,) = await store.list_attempts(job_id=in_flight.id)
+        assert (attempt.number, attempt.status) == (1, None)
+        assert [j.id for j in await claim(store, now=NOW + 1)] == [in_flight.id]
+
+    with_store(scenario)
+
+
+def test_an_orphaned_rescue_is_guarded_like_any_rescue(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=100.0), new_job(timeout=100.0))
+        settled, handed_over = await claim(store)
+        orphans = await store.orphaned_attempts(limit=10)
+        assert await complete(store, settled, "L1", attempt_of(settled), NOW + 1)
+        assert await store.await_completion(
+            job_id=handed_over.id, lease="L1", attempt=1, deadline=NOW + 1000
+        )
+        rescues = [Rescue(j.id, "L1", 1, NOW + 1, orphaned=True) for j in orphans]
+
+        assert (
+            await store.rescue(rescues=rescues, error=error_at(NOW), now=NOW, defaults=DEFAULTS)
+            == []
+        )
+        assert (await fetch(store, settled.id)).state == "succeeded"
+        assert (await fetch(store, handed_over.id)).state == "active"
+        # not orphaned: a lease that has not run out is not rescued
+        plain = [Rescue(handed_over.id, "L1", 1, NOW + 1)]
+        assert (
+            await store.rescue(rescues=plain, error=error_at(NOW), now=NOW, defaults=DEFAULTS) == []
+        )
+
+    with_store(scenario)
+
+
+def test_a_claim_clears_awaiting(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job(timeout=10.0))
+        (job,) = await claim(store)
+        assert await store.await_completion(job_id=job.id, lease="L1", attempt=1, deadline=NOW + 20)
+        later = NOW + 30
+        (expired,) = await store.expired_leases(now=later, limit=10)
+        assert expired.awaiting
+        await rescue_expired(store, now=later, limit=10)
+        (again,) = await claim(store, now=later, lease="L2")
+        assert (again.attempts, again.awaiting) == (2, False)
+        assert [j.id for j in await store.orphaned_attempts(limit=10)] == [job.id]
+
+    with_store(scenario)
+
+
+def test_release_interrupted_makes_the_job_pending_at_once_without_counting_the_attempt(
+    with_store: WithStore,
+) -> None:
+    async def scenario(store: Store) -> None:
+        first, second = await enqueue(
+            store, new_job(ordering_key="k", max_attempts=1), new_job(ordering_key="k")
+        )
+        (job,) = await claim(store)
+        error = {"status": None, "message": "interrupted", "at": NOW + 1}
+        cut = attempt_of(job, status=None)
+        assert not await store.release_interrupted(
+            job_id=job.id, lease="other", attempt=cut, error=error
+        )
+
+        assert await store.release_interrupted(job_id=job.id, lease="L1", attempt=cut, error=error)
+
+        released = await fetch(store, job.id)
+        assert (released.state, released.attempts, released.lease) == ("pending", 0, None)
+        assert released.run_at == first.run_at and released.last_error == error
+        assert (await fetch(store, second.id)).state == "blocked"  # it keeps its ordering key
+        (attempt,) = await store.list_attempts(job_id=job.id)
+        assert (attempt.number, attempt.status) == (1, None)
+        assert not await store.release_interrupted(
+            job_id=job.id, lease="L1", attempt=cut, error=error
+        )  # guarded: no longer active
+        (again,) = await claim(store, now=NOW + 1, lease="L2")
+        assert (again.id, again.attempts) == (job.id, 1)  # its one attempt is still to come
+
+    with_store(scenario)
+
+
 def test_expired_leases_reads_without_changing_anything(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         await enqueue(store, new_job(timeout=10.0), new_job(timeout=100.0))

@@ -45,6 +45,11 @@ REQUEST_OVERHEAD = 64 * 1024
 LIST_LIMIT_DEFAULT = 50
 
 
+def job_from_template(template: dict[str, Any], settings: Settings, now: float) -> NewJob:
+    """A schedule's stored job template, validated as the enqueue route validates a body."""
+    return to_new_job(validate(JobRequest, template), settings, now)
+
+
 def to_new_job(request: JobRequest, settings: Settings, now: float, where: str = "") -> NewJob:
     """A validated request ready for the store (which fills in the queue's defaults)."""
     check_job_targets(settings.target_policy, request, where)

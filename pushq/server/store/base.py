@@ -80,6 +80,8 @@ class Rescue:
     attempt: int  # the interrupted attempt (job.attempts as read): the guard
     run_at: float | None  # when it runs again; None: to the DLQ
     callback: NewJob | None = None  # its failure callback, stored with the kill
+    # read by orphaned_attempts: applied although its lease has not run out yet
+    orphaned: bool = False
 
 
 class Store(Protocol):
@@ -178,7 +180,7 @@ class Store(Protocol):
         For each (queue, n) of `plan.takes`, mark up to n of the queue's pending
         jobs active (highest priority, then oldest run_at, then id), only while
         the queue is unpaused: attempts + 1, lease = `lease`, attempt_started_at =
-        now, lease_expires_at = now + job timeout + `lease_margin`. Save each of
+        now, lease_expires_at = now + job timeout + `lease_margin`, awaiting False. Save each of
         `plan.buckets` only while the queue's rate_limit is still the bucket's.
         Jobs sharing an ordering key are never pending together (the others are
         blocked), so a claim delivers them one at a time, oldest first.
@@ -239,6 +241,16 @@ class Store(Protocol):
         and record `attempt`; enqueue `callback` with it, as complete does. Guarded and
         False like complete."""
 
+    async def release_interrupted(
+        self, *, job_id: str, lease: str, attempt: AttemptRecord, error: dict[str, Any]
+    ) -> bool:
+        """Give back an attempt pushq cut off itself (the shutdown grace ran out): the job
+        is pending again at once, in its old place (run_at kept), with `attempts` one
+        less so that the interrupted attempt is not charged to max_attempts; `attempt`
+        is recorded (its number is used again by the next attempt), `last_error` =
+        `error`, the lease cleared, the ordering key kept. Guarded and False like
+        complete. Tells the listeners that a job is due (None)."""
+
     async def report_progress(
         self, *, job_id: str, lease: str, attempt: int, progress: Any, deadline: float
     ) -> bool:
@@ -257,7 +269,10 @@ class Store(Protocol):
         self, *, job_id: str, lease: str, attempt: int, deadline: float
     ) -> bool:
         """Keep an active job (the worker answered 202 async) until `deadline`: its lease
-        expires then unless progress or /complete comes first. Guarded like a settle."""
+        expires then unless progress or /complete comes first. Guarded like a settle.
+        From then on the job reads `awaiting` (its worker holds it, pushq does not) until
+        its next claim: orphaned_attempts leaves it alone, and an expired lease of an
+        awaiting job is the worker's failure (backoff), not pushq's."""
 
     async def promote_due(self, *, now: float, limit: int) -> Promotion:
         """Make up to `limit` scheduled or retrying jobs whose run_at has come pending.
@@ -273,6 +288,26 @@ class Store(Protocol):
         hands the decisions to `rescue`.
         """
 
+    async def orphaned_attempts(self, *, limit: int) -> list[JobRecord]:
+        """Up to `limit` active jobs whose attempt was in flight in a pushq process that is
+        gone (killed mid-delivery), oldest attempt first, however long their lease has
+        left; never a job an async worker holds (await_completion): its worker still
+        has it.
+
+        A read: nothing changes. serve.py calls it at start-up, before the dispatcher
+        claims anything; the Rescuer decides what becomes of each (due again at once,
+        or the DLQ on its last attempt) and applies it with `rescue`, each Rescue
+        marked `orphaned`. Until they are rescued their leases count toward their
+        queue's concurrency, which is why this runs first.
+
+        Only leases that no live process can hold may be returned. SQLite: every such
+        job, since `pushq serve` holds an exclusive lock on the data dir, so the
+        process that took those leases has exited. A shared database (PostgreSQL)
+        returns only the leases of this node's own previous run (or none); never
+        those of another node, which may still be delivering them: the rescuer's
+        lease expiry (or the dead node's missed heartbeats) returns those.
+        """
+
     async def rescue(
         self,
         *,
@@ -285,7 +320,9 @@ class Store(Protocol):
 
         A rescue applies only while its job is still active under `lease` and
         `attempt` and the lease is still expired at `now` (otherwise it is
-        skipped: the job moved on). An applied rescue records the interrupted
+        skipped: the job moved on); an `orphaned` rescue needs no expiry, only that
+        the job is still in flight (not since handed to an async worker). An
+        applied rescue records the interrupted
         attempt (status None, `error["message"]`), sets `last_error`, clears the
         lease, and either makes the job `retrying` at `run_at` or moves it to the
         DLQ (finished_at = failed_at = now), freeing its ordering key, with its

@@ -94,6 +94,7 @@ def row_to_job(row: sqlite3.Row) -> JobRecord:
         redrives=row["redrives"],
         permanent_statuses=_statuses(row["permanent_statuses"]),
         meta=_loads(row["meta"]),
+        awaiting=bool(row["awaiting"]),
     )
 
 
@@ -390,7 +391,7 @@ class SQLiteStore:
             if not rows:
                 return False  # the job moved on (rescued, cancelled): this attempt is stale
             conn.execute(Q["insert_attempt"], _attempt_params(attempt))
-            if query != "schedule_retry":
+            if query not in ("schedule_retry", "release_interrupted"):
                 _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
             if callback is not None:
                 assert defaults is not None, "a callback needs the job defaults"
@@ -450,6 +451,15 @@ class SQLiteStore:
         params = {"error": _dumps(error), "now": now}
         return await self._settle("kill", params, attempt, lease, callback, defaults)
 
+    async def release_interrupted(
+        self, *, job_id: str, lease: str, attempt: AttemptRecord, error: dict[str, Any]
+    ) -> bool:
+        params = {"error": _dumps(error), "now": attempt.started_at}
+        if not await self._settle("release_interrupted", params, attempt, lease):
+            return False
+        self._due(None)
+        return True
+
     async def report_progress(
         self, *, job_id: str, lease: str, attempt: int, progress: Any, deadline: float
     ) -> bool:
@@ -498,6 +508,11 @@ class SQLiteStore:
         rows = await self._read(Q["expired_leases"], {"now": now, "limit": limit})
         return [row_to_job(row) for row in rows]
 
+    async def orphaned_attempts(self, *, limit: int) -> list[JobRecord]:
+        # This store's database is this process's alone (serve holds the data-dir lock).
+        rows = await self._read(Q["orphaned_attempts"], {"limit": limit})
+        return [row_to_job(row) for row in rows]
+
     async def rescue(
         self,
         *,
@@ -509,7 +524,13 @@ class SQLiteStore:
         if not rescues:
             return []
         batch = [
-            {"id": r.job_id, "lease": r.lease, "attempt": r.attempt, "run_at": r.run_at}
+            {
+                "id": r.job_id,
+                "lease": r.lease,
+                "attempt": r.attempt,
+                "run_at": r.run_at,
+                "orphaned": r.orphaned,
+            }
             for r in rescues
         ]
         params = {"rescues": _dumps(batch), "error": _dumps(error), "now": now}

@@ -77,7 +77,8 @@ SET state = 'active',
     attempts = attempts + 1,
     lease = :lease,
     attempt_started_at = :now,
-    lease_expires_at = :now + timeout + :lease_margin
+    lease_expires_at = :now + timeout + :lease_margin,
+    awaiting = 0
 WHERE id IN (
     SELECT id FROM jobs INDEXED BY jobs_ready
     WHERE queue = :queue AND state = 'pending'
@@ -110,8 +111,9 @@ WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
 RETURNING queue, ordering_key;
 
 -- name: await_completion
+-- The worker holds the job now: start-up recovery leaves it to the worker.
 UPDATE jobs
-SET lease_expires_at = :deadline
+SET lease_expires_at = :deadline, awaiting = 1
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt;
 
 -- name: insert_attempt
@@ -130,10 +132,20 @@ WHERE state = 'active' AND lease_expires_at < :now
 ORDER BY lease_expires_at
 LIMIT :limit;
 
+-- name: orphaned_attempts
+-- Attempts left in flight by a process that is gone, whatever their lease says: the
+-- server holds the data-dir lock, so no live process holds them. Not the jobs an
+-- async worker holds.
+SELECT * FROM jobs INDEXED BY jobs_leases
+WHERE state = 'active' AND awaiting = 0
+ORDER BY attempt_started_at, id
+LIMIT :limit;
+
 -- name: rescue_many
--- The rescuer's decisions for a batch, as a JSON array of {id, lease, attempt, run_at},
--- applied in one statement; each only while the job is still active under the lease
--- and attempt that was read and that lease is still expired. run_at null: to the DLQ.
+-- The rescuer's decisions for a batch, as a JSON array of {id, lease, attempt, run_at,
+-- orphaned}, applied in one statement; each only while the job is still active under
+-- the lease and attempt that was read and that lease is still expired (an orphaned
+-- attempt: still in flight, not handed to an async worker). run_at null: to the DLQ.
 UPDATE jobs
 SET state = CASE WHEN r.value ->> 'run_at' IS NULL THEN 'dead' ELSE 'retrying' END,
     run_at = coalesce(r.value ->> 'run_at', :now),
@@ -147,7 +159,7 @@ WHERE jobs.id = r.value ->> 'id'
   AND jobs.state = 'active'
   AND jobs.lease = r.value ->> 'lease'
   AND jobs.attempts = r.value ->> 'attempt'
-  AND jobs.lease_expires_at < :now
+  AND (jobs.lease_expires_at < :now OR (r.value ->> 'orphaned' AND jobs.awaiting = 0))
 RETURNING *;
 
 -- name: redrive
@@ -271,6 +283,15 @@ WHERE name = :name AND next_run_at = :expected;
 
 -- name: next_schedule_at
 SELECT min(next_run_at) FROM schedules WHERE paused = 0;
+
+-- name: release_interrupted
+-- An attempt pushq cut off itself (shutdown): pending again at once, in its old place
+-- (run_at kept), the attempt not counted. Guarded like a settle.
+UPDATE jobs
+SET state = 'pending', attempts = attempts - 1, last_error = :error,
+    lease = NULL, lease_expires_at = NULL, awaiting = 0
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING queue, ordering_key;
 
 -- name: report_progress
 UPDATE jobs

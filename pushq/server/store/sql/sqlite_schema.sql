@@ -40,7 +40,8 @@ CREATE TABLE jobs (
     topic                TEXT,
     replay_of            TEXT,
     redrives             INTEGER NOT NULL DEFAULT 0,
-    meta                 TEXT              -- what /v2 (QStash) knows of the job, JSON; NULL for /v1
+    meta                 TEXT,             -- what /v2 (QStash) knows of the job, JSON; NULL for /v1
+    awaiting             INTEGER NOT NULL DEFAULT 0  -- 1: held by an async worker (202)
 );
 CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, id) WHERE state = 'pending';
 CREATE INDEX jobs_waiting ON jobs (run_at) WHERE state IN ('scheduled', 'retrying');
