@@ -165,9 +165,7 @@ class Procs:
         env.update(self.env)
         started = time.time()
         log = open(self.data_dir / "pushq.log", "ab")  # noqa: SIM115 - the child owns it
-        self.pushq = subprocess.Popen(
-            [*self.command, "serve"], env=env, stdout=log, stderr=log
-        )
+        self.pushq = subprocess.Popen([*self.command, "serve"], env=env, stdout=log, stderr=log)
         log.close()
         if wait:
             _wait_http(self.api + "/health")

@@ -10,7 +10,10 @@ slots and the fair-share credit, so every backend claims by the same rules:
   dispatcher's slots (counted over its deliveries in flight), so a queue whose
   endpoint hangs cannot take every slot;
 - free slots are shared by weighted round robin (fairness.py), and what a
-  queue cannot use (fewer jobs ready than its share) goes to the others.
+  queue cannot use (fewer jobs ready than its share) goes to the others;
+- within a queue, flow keys (flow_keys.py) limit each key's jobs: the plan
+  carries each queue's KeyLimits, and the store skips the jobs of a key at its
+  limit while it claims (so one key never holds back another's).
 
 A queue whose settings cannot be evaluated (say, a rate that overflows) is set
 aside in `skipped`, and the others are planned as usual.
@@ -22,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .fairness import fair_shares
+from .flow_keys import KeyLimits, KeySnapshot, key_limits
 from .ratelimit import Rate, next_token_at, parse_rate, refill
 
 
@@ -37,6 +41,8 @@ class QueueSnapshot:
     rate_limit: str | None = None
     tokens: float | None = None  # the bucket as last saved (None: full)
     tokens_at: float | None = None
+    key_concurrency: int | None = None  # every flow key's default limits in this queue
+    key_rate_limit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,7 @@ class ClaimPlan:
     credit: Mapping[str, float] = field(default_factory=dict)  # carry it to the next round
     wake_at: float | None = None  # e.g. a rate-limited queue's next token
     skipped: Mapping[str, str] = field(default_factory=dict)  # queue -> why it was set aside
+    keys: Mapping[str, KeyLimits] = field(default_factory=dict)  # queue -> its keys' limits
 
 
 @dataclass(slots=True)
@@ -73,11 +80,13 @@ def plan_claim(
     now: float,
     credit: Mapping[str, float],
     in_flight: Mapping[str, int] | None = None,
+    keys: Sequence[KeySnapshot] = (),
 ) -> ClaimPlan:
     """Plan one round of at most `limit` jobs for a dispatcher of `slots` slots.
 
     `queues` are every unpaused queue, by name; `in_flight` the dispatcher's
-    deliveries per queue (None: count the active jobs instead).
+    deliveries per queue (None: count the active jobs instead); `keys` the flow
+    keys that may limit a claim (see flow_keys.py).
     """
     if limit <= 0 or not any(q.ready for q in queues):
         return ClaimPlan(credit=credit)
@@ -93,10 +102,21 @@ def plan_claim(
     wake_at: float | None = None
     skipped: dict[str, str] = {}
     candidates: list[_Candidate] = []
+    limits_of: dict[str, KeyLimits] = {}
     for queue in queues:
         if not queue.ready:
             continue
         try:
+            limits = key_limits(
+                keys,
+                key_concurrency=queue.key_concurrency,
+                key_rate_limit=queue.key_rate_limit,
+                now=now,
+            )
+            if not limits.unlimited:
+                limits_of[queue.name] = limits
+            if limits.wake_at is not None:
+                wake_at = limits.wake_at if wake_at is None else min(wake_at, limits.wake_at)
             allowance = share_cap - busy.get(queue.name, 0)
             if queue.concurrency is not None:
                 allowance = min(allowance, queue.concurrency - active.get(queue.name, 0))
@@ -160,4 +180,5 @@ def plan_claim(
         if left < 1 and name not in drained:  # more is ready: come back at the next token
             wake = next_token_at(c.rate, left, now)
             wake_at = wake if wake_at is None else min(wake_at, wake)
-    return ClaimPlan(tuple(takes), buckets, new_credit, wake_at, skipped)
+    key_plan = {name: limits_of[name] for name, _ in takes if name in limits_of}
+    return ClaimPlan(tuple(takes), buckets, new_credit, wake_at, skipped, key_plan)

@@ -21,11 +21,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ApiError
 from ..version import __version__
-from .api import dlq, jobs, queues, schedules, system, ui, worker_calls
+from .api import (
+    dlq,
+    endpoints,
+    flow_keys,
+    jobs,
+    queues,
+    schedules,
+    system,
+    topics,
+    ui,
+    worker_calls,
+)
 from .api.common import Context, DatabaseUnavailable, Notifier, error_parts, require_token
 from .api.fast import FastEnqueue
 from .api.schemas import (
     KEY_PATTERN,
+    MAX_FLOW_KEY_LENGTH,
     MAX_KEY_LENGTH,
     NAME_PATTERN,
     QUERY_SCHEMAS,
@@ -35,13 +47,19 @@ from .api.schemas import (
     CancelResult,
     CompleteRequest,
     DeadJob,
+    EndpointList,
+    EndpointOut,
     ErrorResponse,
     FailRequest,
+    FlowKeyList,
+    FlowKeyOut,
+    FlowKeyRequest,
     Health,
     JobList,
     JobOut,
     JobRequest,
     ProgressRequest,
+    PublishRequest,
     PurgeRequest,
     QueueList,
     QueueOut,
@@ -52,8 +70,12 @@ from .api.schemas import (
     ScheduleList,
     ScheduleOut,
     ScheduleRequest,
+    TopicList,
+    TopicOut,
+    TopicRequest,
 )
 from .config import Settings
+from .endpoints import Endpoints
 from .metrics import Metrics
 from .qstash.keys import SigningKeys
 from .qstash.routes import mount as qstash_mount
@@ -319,6 +341,82 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "GET",
+        "/v1/flow-keys",
+        flow_keys.list_flow_keys,
+        "Flow keys with own settings",
+        None,
+        FlowKeyList,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/flow-keys/{key}",
+        flow_keys.get_flow_key,
+        "A flow key's limits and live counts",
+        None,
+        FlowKeyOut,
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/flow-keys/{key}",
+        flow_keys.put_flow_key,
+        "Set a flow key's own limits",
+        FlowKeyRequest,
+        FlowKeyOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/flow-keys/{key}/pause",
+        flow_keys.pause,
+        "Hold a flow key's jobs (others go on)",
+        None,
+        FlowKeyOut,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/flow-keys/{key}/resume",
+        flow_keys.resume,
+        "Release a paused flow key",
+        None,
+        FlowKeyOut,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/endpoints",
+        endpoints.list_endpoints,
+        "Delivery health per destination origin",
+        None,
+        EndpointList,
+    ),
+    Endpoint(
+        "GET",
+        "/v1/endpoints/{origin}",
+        endpoints.get_endpoint,
+        "Delivery health of one origin (scheme://host:port)",
+        None,
+        EndpointOut,
+    ),
+    Endpoint("GET", "/v1/topics", topics.list_topics, "Every fan-out topic", None, TopicList),
+    Endpoint("GET", "/v1/topics/{name}", topics.get_topic, "A fan-out topic", None, TopicOut),
+    Endpoint(
+        "PUT",
+        "/v1/topics/{name}",
+        topics.put_topic,
+        "Create or replace a fan-out topic (its list of endpoints)",
+        TopicRequest,
+        TopicOut,
+    ),
+    Endpoint("DELETE", "/v1/topics/{name}", topics.delete_topic, "Forget a topic", None, None, 204),
+    Endpoint(
+        "POST",
+        "/v1/topics/{name}/publish",
+        topics.publish,
+        "One job per endpoint of the topic, in one transaction",
+        PublishRequest,
+        JobList,
+        201,
+    ),
+    Endpoint(
+        "GET",
         "/health",
         system.health,
         "Health of the database and dispatcher",
@@ -386,7 +484,7 @@ def _statuses(ep: Endpoint) -> set[int]:
         codes.add(503)  # the database is unavailable (disk full): see Retry-After
     if worker_call:
         codes |= {409}  # the job is no longer active
-    if ep.request is not None or ep.query or "{name}" in ep.path:
+    if ep.request is not None or ep.query or "{name}" in ep.path or "{key}" in ep.path:
         codes.add(400)
     if ep.request is not None:
         codes.add(413)
@@ -403,6 +501,8 @@ def _parameters(ep: Endpoint) -> list[dict[str, object]]:
         schema: dict[str, object] = {"type": "string"}
         if name == "name":
             schema["pattern"] = NAME_PATTERN
+        elif name == "key":  # a flow key
+            schema.update(minLength=1, maxLength=MAX_FLOW_KEY_LENGTH, pattern=KEY_PATTERN)
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     for name in ep.query:
         schema = QUERY_SCHEMAS.get(f"{ep.path} {name}") or QUERY_SCHEMAS.get(name, {})
@@ -584,13 +684,20 @@ def create_app(
     waiters: JobWaiters | None = None,
     clock: Callable[[], float] = time.time,
     qstash_keys: SigningKeys | None = None,
+    endpoints: Endpoints | None = None,
 ) -> Starlette:
     """The pushq HTTP app over a store that is already open.
 
     The QStash-compatible /v2 routes (pushq.server.qstash) are mounted beside the
     endpoints; they are left out of /openapi.json (docs/qstash.md says why)."""
     routes: list[BaseRoute] = [
-        Route(ep.path, _guarded(ep, settings.api_token), methods=[ep.method]) for ep in ENDPOINTS
+        # an origin holds slashes (http://host:port): its route takes the rest of the path
+        Route(
+            ep.path.replace("{origin}", "{origin:path}"),
+            _guarded(ep, settings.api_token),
+            methods=[ep.method],
+        )
+        for ep in ENDPOINTS
     ]
     routes += ui.routes()
     document = openapi_document()
@@ -612,6 +719,7 @@ def create_app(
         settler=settler,
         waiters=waiters or JobWaiters(),
         sessions=Sessions(settings.api_token, clock=clock),
+        endpoints=endpoints,
     )
     routes.append(qstash_mount(context, qstash_keys or SigningKeys.from_settings(settings)))
     app = Starlette(

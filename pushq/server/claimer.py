@@ -40,8 +40,15 @@ class Claimer:
         if limit <= 0:
             return Claim([], None)
         queues = await self.store.claim_snapshot(limit=limit, count_active=busy is None)
+        keys = await self.store.flow_key_snapshot(now=now) if any(q.ready for q in queues) else []
         plan = plan_claim(
-            queues, limit=limit, slots=slots, now=now, credit=self.credit, in_flight=busy
+            queues,
+            limit=limit,
+            slots=slots,
+            now=now,
+            credit=self.credit,
+            in_flight=busy,
+            keys=keys,
         )
         self.credit = plan.credit
         for queue, why in plan.skipped.items():

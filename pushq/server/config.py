@@ -240,6 +240,35 @@ OPTIONS: tuple[Option, ...] = (
         "longest wait a Retry-After header may ask for (default 1d)",
     ),
     Option(
+        "circuit_threshold",
+        "--circuit-threshold",
+        "PUSHQ_CIRCUIT_THRESHOLD",
+        _positive_int,
+        "transient failures in a row from one origin that open its circuit (default 10)",
+    ),
+    Option(
+        "circuit_cooldown",
+        "--circuit-cooldown",
+        "PUSHQ_CIRCUIT_COOLDOWN",
+        _positive_duration,
+        "first cool-down of an open circuit, doubling while failures go on (default 10s)",
+    ),
+    Option(
+        "circuit_max_cooldown",
+        "--circuit-max-cooldown",
+        "PUSHQ_CIRCUIT_MAX_COOLDOWN",
+        _positive_duration,
+        "longest cool-down of an open circuit (default 10m)",
+    ),
+    Option(
+        "adaptive_concurrency",
+        "--adaptive-concurrency",
+        "PUSHQ_ADAPTIVE_CONCURRENCY",
+        _bool,
+        "halve an origin's in-flight limit on 429/503/timeouts, regrow it on success "
+        "(default true)",
+    ),
+    Option(
         "shutdown_grace",
         "--shutdown-grace",
         "PUSHQ_SHUTDOWN_GRACE",
@@ -410,6 +439,10 @@ class Settings:
     default_max_attempts: int = DEFAULT_MAX_ATTEMPTS
     default_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP
+    circuit_threshold: int = 10
+    circuit_cooldown: float = 10.0
+    circuit_max_cooldown: float = 600.0
+    adaptive_concurrency: bool = True
     shutdown_grace: float = 30.0
     lease_margin: float = 30.0
     rescue_interval: float = 5.0

@@ -19,6 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from ..policy.circuit import CircuitConfig
 from ..signing import job_token_key
 from .claimer import Claimer
 from .config import Settings
@@ -33,6 +34,7 @@ from .delivery import (
     response_excerpt,
     result_body,
 )
+from .endpoints import Endpoints, origin_of
 from .metrics import Metrics
 from .models import AttemptRecord, JobRecord
 from .settle import INTERRUPTED, Settler
@@ -58,6 +60,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         hooks: Mapping[str, DeliveryHook] | None = None,
+        endpoints: Endpoints | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -68,6 +71,15 @@ class Dispatcher:
         self.rand = rand
         self.slots = settings.delivery_concurrency
         self.claimer = Claimer(store)
+        self.endpoints = endpoints or Endpoints(
+            CircuitConfig(
+                threshold=settings.circuit_threshold,
+                cooldown=settings.circuit_cooldown,
+                max_cooldown=settings.circuit_max_cooldown,
+                adaptive=settings.adaptive_concurrency,
+                ceiling=settings.delivery_concurrency,
+            )
+        )
         self.last_loop_at = 0.0  # /health reads this to tell a stalled loop
         self._signing_keys = settings.signing_keys
         self._token_key = job_token_key(settings.api_token)
@@ -101,6 +113,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Loop until stop(): claim as many due jobs as there are free slots, then wait."""
+        await self.restore_circuits()
         while not self._stopping:
             self.last_loop_at = self.clock()
             self._wake.clear()
@@ -112,6 +125,13 @@ class Dispatcher:
             # Settles finish in batches (group commit): let the rest of a batch
             # free its slots too, so that one claim round fills them all.
             await asyncio.sleep(0)
+
+    async def restore_circuits(self) -> None:
+        """Reopen the circuits that were open when pushq stopped."""
+        try:
+            self.endpoints.restore(await self.store.load_circuits())
+        except Exception:  # the database is down: start with every circuit closed
+            log.exception("could not read the stored circuits; starting with all closed")
 
     async def claim_round(self) -> int:
         """One claim into the free slots (what each turn of `run` does); how many started."""
@@ -176,6 +196,47 @@ class Dispatcher:
         self.metrics.slots_in_use.set(len(self._in_flight))
         return len(jobs)
 
+    async def _health(
+        self,
+        job: JobRecord,
+        response: DeliveryResponse | DeliveryFailed,
+        retry_after: float | None,
+        error: str | None,
+        duration_ms: float,
+        now: float,
+    ) -> None:
+        """Tell the origin's health how the attempt went; store its circuit if it changed."""
+        origin = origin_of(job.url)
+        failed = isinstance(response, DeliveryFailed)
+        status = None if isinstance(response, DeliveryFailed) else response.status
+        changed = self.endpoints.finished(
+            origin,
+            now=now,
+            status=status,
+            failure=response.kind if isinstance(response, DeliveryFailed) else None,
+            retry_after=retry_after,
+            duration_ms=duration_ms,
+            error=error,
+        )
+        label = self.endpoints.label(origin)
+        ok = not failed and status is not None and status < 400
+        self.metrics.endpoint_attempts.labels(origin=label, ok=str(ok).lower()).inc()
+        if changed is None:
+            return
+        self.metrics.endpoint_circuit_open.labels(origin=label).set(
+            0 if changed.state == "closed" else 1
+        )
+        log.warning(
+            "circuit of %s is %s%s",
+            origin,
+            changed.state,
+            "" if changed.open_until is None else f" until {changed.open_until:.0f}",
+        )
+        try:
+            await self.store.save_circuit(circuit=changed, now=now)
+        except Exception:  # kept in memory; stored again at its next change
+            log.exception("could not store the circuit of %s", origin)
+
     def _slot_freed(self, task: asyncio.Task[None]) -> None:
         queue = self._in_flight.pop(task, None)
         if queue is not None:
@@ -196,6 +257,13 @@ class Dispatcher:
 
     async def _deliver(self, job: JobRecord) -> None:
         started = self.clock()
+        origin = origin_of(job.url)
+        hold = self.endpoints.admit(origin, started)
+        if hold is not None:  # circuit open or Retry-After: back unsent, no attempt used
+            await self.store.release(
+                job_id=job.id, lease=job.lease or "", attempt=job.attempts, run_at=hold
+            )
+            return
         t0 = time.perf_counter()
         request = build_request(
             job,
@@ -248,6 +316,7 @@ class Dispatcher:
             retry_after_cap=self.settings.retry_after_cap,
             permanent_statuses=job.permanent_statuses or (),
         )
+        await self._health(job, response, outcome.retry_after, outcome.error, duration_ms, now)
         body = b"" if isinstance(response, DeliveryFailed) else response.body
         result = result_body(body)
         attempt = AttemptRecord(

@@ -100,6 +100,20 @@ class Metrics:
             ["queue"],
             registry=self.registry,
         )
+        # Per destination origin: at most ORIGIN_LABELS origins get their own label
+        # (the first seen), every other one is counted as "other" (endpoints.py).
+        self.endpoint_attempts = Counter(
+            "pushq_endpoint_attempts",
+            "Delivery attempts per destination origin (ok: a 1xx-3xx answer).",
+            ["origin", "ok"],
+            registry=self.registry,
+        )
+        self.endpoint_circuit_open = Gauge(
+            "pushq_endpoint_circuit_open",
+            "1 while the origin's circuit is open or half-open, else 0.",
+            ["origin"],
+            registry=self.registry,
+        )
         self.slots_in_use = Gauge(
             "pushq_dispatcher_slots_in_use", "Deliveries in flight.", registry=self.registry
         )

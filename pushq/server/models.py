@@ -76,6 +76,8 @@ class QueueSettings:
     priority: int = 0
     unfinished: int = 0
     permanent_statuses: tuple[int, ...] | None = None
+    key_concurrency: int | None = None  # every flow key's default limits in the queue
+    key_rate_limit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,3 +225,36 @@ class AttemptRecord:
     error: str | None
     response_body: str | None
     redrive: int = 0  # 0 before any redrive, n after the n-th (numbers restart at 1)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    """A fan-out topic: its endpoints, each {"url", "name"?, "headers"?}."""
+
+    name: str
+    endpoints: list[dict[str, Any]]
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FlowKeyRecord:
+    """A flow key's own limits (None: the queue's key_* default) and live counts."""
+
+    key: str
+    concurrency: int | None = None
+    rate_limit: str | None = None
+    paused: bool = False
+    in_flight: int = 0
+    waiting: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitRecord:
+    """The circuit breaker's saved state for one destination origin."""
+
+    origin: str
+    state: str  # closed | open | half_open
+    failures: int
+    opened: int  # times opened in a row
+    open_until: float | None

@@ -188,6 +188,7 @@ async def _run(
         settler=dispatcher.settler,
         waiters=waiters,
         qstash_keys=qstash_keys,
+        endpoints=dispatcher.endpoints,
     )
     limits = ConnectionLimits(
         max_connections=max_connections,

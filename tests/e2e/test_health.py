@@ -152,9 +152,10 @@ def test_metrics_per_queue_after_deliveries(observed: PushqProcess, worker: Work
     assert sample(text, f'pushq_queue_paused{{queue="{queue}"}}') == 0
     assert sample(text, f'pushq_queue_paused{{queue="{paused}"}}') == 1
     assert sample(text, "pushq_dispatcher_slots") == 64
-    # bounded labels: queue, state and class only; never a job id or a URL
+    # bounded labels: queue, state, class, and the origin (at most 100, then "other",
+    # docs/delivery.md); never a job id or a URL
     labels = set(re.findall(r"[{,](\w+)=", text))
-    assert labels <= {"queue", "state", "class", "le"}
+    assert labels <= {"queue", "state", "class", "le", "origin", "ok"}
     assert job["id"] not in text and worker.url(path) not in text
 
 

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 
 from ...errors import ApiError, BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from ..config import Settings
+from ..endpoints import Endpoints
 from ..metrics import Metrics
 from ..settle import Settler
 from ..store.base import Store
@@ -175,6 +176,7 @@ class Context:
     scheduler_wake: Callable[[], None] = field(default=lambda: None)
     settler: Settler | None = None  # finishes async jobs; None refuses /complete and /fail
     waiters: JobWaiters = field(default_factory=JobWaiters)
+    endpoints: Endpoints | None = None  # delivery health per origin (the dispatcher's)
 
 
 def context(request: Request) -> Context:

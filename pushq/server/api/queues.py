@@ -56,6 +56,8 @@ def queue_json(
         "permanent_statuses": (
             None if queue.permanent_statuses is None else list(queue.permanent_statuses)
         ),
+        "key_concurrency": queue.key_concurrency,
+        "key_rate_limit": queue.key_rate_limit,
         "stats": stats,
     }
 

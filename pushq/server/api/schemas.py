@@ -369,10 +369,9 @@ class BackoffIn(Strict):
     jitter: bool | None = None
 
 
-class JobTemplate(Strict):
-    """A job's fields, as a schedule fires it (no start time, no idempotency key)."""
+class JobFields(Strict):
+    """A job's fields other than its url and start (a topic publish: each endpoint's url)."""
 
-    url: Url = Field(description="where the job is delivered (http or https)")
     body: Any = Field(None, description="any JSON value, sent as application/json")
     headers: Annotated[
         dict[str, str], AfterValidator(_headers), WithJsonSchema(_HEADERS_SCHEMA)
@@ -407,8 +406,14 @@ _ONE_START_TIME: dict[str, Any] = {
 }
 
 
-class JobRequest(JobTemplate):
-    """A job to enqueue."""
+class JobTemplate(JobFields):
+    """A job's fields, as a schedule fires it (no start time, no idempotency key)."""
+
+    url: Url = Field(description="where the job is delivered (http or https)")
+
+
+class _Start(Strict):
+    """When a new job starts, and its idempotency key: an enqueue's or a publish's."""
 
     model_config = ConfigDict(json_schema_extra=_ONE_START_TIME)
 
@@ -417,10 +422,46 @@ class JobRequest(JobTemplate):
     idempotency_key: Key | None = None
 
     @model_validator(mode="after")
-    def _one_start_time(self) -> JobRequest:
+    def _one_start_time(self) -> _Start:
         if self.delay is not None and self.run_at is not None:
             raise ValueError("give either delay or run_at, not both")
         return self
+
+
+class JobRequest(JobTemplate, _Start):
+    """A job to enqueue."""
+
+
+class PublishRequest(JobFields, _Start):
+    """A job for each endpoint of a topic: the fields of POST /v1/jobs without url."""
+
+
+MAX_TOPIC_ENDPOINTS = 100
+
+
+class TopicEndpoint(Strict):
+    url: Url = Field(description="where this endpoint's job is delivered")
+    name: Name | None = Field(None, description="a label for the endpoint")
+    headers: Annotated[
+        dict[str, str], AfterValidator(_headers), WithJsonSchema(_HEADERS_SCHEMA)
+    ] = Field(default_factory=dict, description="added to the headers of this endpoint's job")
+
+
+class TopicRequest(Strict):
+    """A topic's endpoints (replacing any it had)."""
+
+    endpoints: Annotated[list[TopicEndpoint], Field(min_length=1, max_length=MAX_TOPIC_ENDPOINTS)]
+
+
+class TopicOut(BaseModel):
+    name: str
+    endpoints: list[TopicEndpoint]
+    created_at: str
+    updated_at: str
+
+
+class TopicList(BaseModel):
+    topics: list[TopicOut]
 
 
 _RATE_SCHEMA = {"type": "string", "pattern": RATE_PATTERN}
@@ -429,6 +470,9 @@ _RATE_SCHEMA = {"type": "string", "pattern": RATE_PATTERN}
 def _rate(value: str) -> str:
     parse_rate(value)
     return "".join(value.split())
+
+
+Rate = Annotated[str, AfterValidator(_rate), WithJsonSchema(_RATE_SCHEMA)]
 
 
 class QueueRequest(Strict):
@@ -451,6 +495,61 @@ class QueueRequest(Strict):
         None, description="under contention a queue gets slots in proportion to 4^priority"
     )
     permanent_statuses: PermanentStatuses | None = None
+    key_concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY), Integral] | None = Field(
+        None, description="default: most jobs of each flow key in flight at once"
+    )
+    key_rate_limit: Annotated[str, AfterValidator(_rate), WithJsonSchema(_RATE_SCHEMA)] | None = (
+        Field(None, description="default rate of each flow key: 'N/s', 'N/m' or 'N/h'")
+    )
+
+
+class FlowKeyRequest(Strict):
+    """A flow key's own limits; a field left out keeps its value, null clears it."""
+
+    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY), Integral] | None = Field(
+        None, description="most jobs of the key in flight at once, across queues"
+    )
+    rate_limit: Rate | None = Field(
+        None, description="'N/s', 'N/m' or 'N/h': a token bucket of capacity N"
+    )
+    paused: bool | None = None
+
+
+class FlowKeyOut(BaseModel):
+    key: str
+    concurrency: int | None
+    rate_limit: str | None
+    paused: bool
+    in_flight: int
+    waiting: int
+
+
+class FlowKeyList(BaseModel):
+    flow_keys: list[FlowKeyOut]
+
+
+class EndpointError(BaseModel):
+    status: int | None
+    message: str | None
+    at: str | None
+
+
+class EndpointOut(BaseModel):
+    origin: str = Field(description="scheme://host:port")
+    state: Literal["closed", "open", "half_open"]
+    in_flight: int
+    concurrency_limit: int | None = Field(description="the adaptive in-flight limit, or null")
+    success_rate: float | None = Field(description="over the last 256 deliveries")
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    consecutive_failures: int
+    last_error: EndpointError | None
+    open_until: str | None = Field(description="until when nothing is sent (circuit or hold)")
+    held_until: str | None = Field(description="a Retry-After hold from a 429 or 503")
+
+
+class EndpointList(BaseModel):
+    endpoints: list[EndpointOut]
 
 
 class QueueStats(BaseModel):
@@ -483,6 +582,8 @@ class QueueOut(BaseModel):
     paused: bool
     priority: int
     permanent_statuses: list[int] | None
+    key_concurrency: int | None = None
+    key_rate_limit: str | None = None
     stats: QueueStats
 
 

@@ -38,16 +38,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
+from ...policy.flow_keys import KeySnapshot
 from ..models import (
     AttemptRecord,
+    CircuitRecord,
     DeadFilter,
     EnqueueResult,
+    FlowKeyRecord,
     JobDefaults,
     JobFilter,
     JobRecord,
     NewJob,
     QueueSettings,
     ScheduleRecord,
+    TopicRecord,
 )
 
 
@@ -150,11 +154,22 @@ class Store(Protocol):
         """Every unpaused queue, ordered by name, as a claim round needs to see it.
 
         Each snapshot holds the queue's priority, concurrency, rate limit and saved
-        token bucket (tokens, tokens_at), its pending jobs counted up to `limit`
+        token bucket (tokens, tokens_at), its flow keys' default limits
+        (key_concurrency, key_rate_limit), its pending jobs counted up to `limit`
         (never more: the count must stay cheap under any backlog) and its active
         jobs, counted for queues with a concurrency limit, or for every queue
         when `count_active`. A read: nothing changes. The Claimer hands the
         snapshot to policy.claim_plan.plan_claim and the plan to `claim`.
+        """
+
+    async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
+        """The flow keys a claim round must know, in any order: every key with
+        active jobs (`active` counted across all queues), every key with its own
+        settings (put_flow_key: concurrency, rate_limit, paused), and every key
+        whose bucket was saved after now - 3600 (older buckets have refilled).
+        The saved bucket comes with the rate it was counted for (bucket_rate).
+        Keys that only have pending jobs are not read: they wait under their
+        queue's defaults, so the read stays small with any number of keys waiting.
         """
 
     async def claim(
@@ -169,6 +184,16 @@ class Store(Protocol):
         `plan.buckets` only while the queue's rate_limit is still the bucket's.
         Jobs sharing an ordering key are never pending together (the others are
         blocked), so a claim delivers them one at a time, oldest first.
+
+        Flow keys: for a queue in `plan.keys`, never take a job whose flow_key is
+        in its KeyLimits.held, nor a job of a paused key (checked in the claiming
+        statement itself), and take the jobs in the same order but through
+        policy.flow_keys.pick, one `taken` count per key shared by every queue of
+        the round: a key that fills up is skipped and the claim reads on past it,
+        so one key's backlog never holds back another's. Then save, for each key
+        that took jobs, the bucket policy.flow_keys.spent_buckets returns (key,
+        rate, tokens, tokens_at; a row for the key is made if need be, its
+        settings untouched). A queue not in `plan.keys` claims as before.
         """
 
     async def complete(
@@ -417,3 +442,54 @@ class Store(Protocol):
     ) -> ScheduleRecord:
         """Pause or resume a schedule (moving its next firing to `next_run_at` if given);
         NotFound for an unknown name."""
+
+    # -- fan-out topics --------------------------------------------------------------
+    # Publishing is no verb of its own: the API builds one NewJob per endpoint (with
+    # `topic` set) and stores them all with one `enqueue` (one transaction).
+    async def put_topic(
+        self, *, name: str, endpoints: list[dict[str, Any]], now: float
+    ) -> TopicRecord:
+        """Create or replace the topic `name` with `endpoints` (a JSON-able list of
+        {"url", "name"?, "headers"?}, already validated; stored and returned as given,
+        in order); created_at is kept on replace, updated_at = now."""
+
+    async def get_topic(self, *, name: str) -> TopicRecord | None:
+        """The topic, or None."""
+
+    async def list_topics(self) -> list[TopicRecord]:
+        """Every topic, by name."""
+
+    async def delete_topic(self, *, name: str) -> bool:
+        """Forget the topic (its jobs stay, with `topic` set); False if there was none."""
+
+    # -- flow keys ---------------------------------------------------------------------
+    async def get_flow_key(self, *, key: str) -> FlowKeyRecord:
+        """The key's own settings (None / False where it has none: the queue's
+        key_* defaults apply) and live counts: in_flight (active jobs of the key,
+        every queue) and waiting (scheduled, pending, blocked and retrying ones).
+        Any key can be read, set or not."""
+
+    async def list_flow_keys(self, *, limit: int) -> list[FlowKeyRecord]:
+        """Up to `limit` keys that have settings of their own (a limit, or paused),
+        by key, each with its live counts."""
+
+    async def put_flow_key(self, *, key: str, changes: dict[str, Any], now: float) -> FlowKeyRecord:
+        """Create or change the key's own settings (any of concurrency, rate_limit,
+        paused; None clears a limit); a changed rate starts a full bucket. Returns
+        the key as get_flow_key does."""
+
+    # -- endpoints (the circuit breaker) -------------------------------------------------
+    async def release(self, *, job_id: str, lease: str, attempt: int, run_at: float) -> bool:
+        """Hand back a job the dispatcher claimed but did not send (its origin's
+        circuit is open, or it asked to be left alone with Retry-After): the job
+        becomes `scheduled` at `run_at` with attempts - 1 (the claim's attempt taken
+        back: holding costs no attempt), lease cleared, nothing recorded; it keeps
+        its ordering key. Guarded like a settle (active under `lease` and attempt
+        number `attempt`), else False. Announces `run_at` to the listeners."""
+
+    async def save_circuit(self, *, circuit: CircuitRecord, now: float) -> None:
+        """Store one origin's circuit (replacing what was stored for it), and forget
+        circuits closed more than a day ago. With several nodes the last writer wins."""
+
+    async def load_circuits(self) -> list[CircuitRecord]:
+        """Every stored circuit that is not closed, by origin (read at start-up)."""

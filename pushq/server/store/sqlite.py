@@ -21,17 +21,21 @@ import orjson
 from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
+from ...policy.flow_keys import KeyLimits, KeySnapshot, pick, spent_buckets
 from .. import cursors
 from ..models import (
     AttemptRecord,
+    CircuitRecord,
     DeadFilter,
     EnqueueResult,
+    FlowKeyRecord,
     JobDefaults,
     JobFilter,
     JobRecord,
     NewJob,
     QueueSettings,
     ScheduleRecord,
+    TopicRecord,
     id_floor,
     new_job_id,
 )
@@ -316,8 +320,26 @@ class SQLiteStore:
                 rate_limit=row[3],
                 tokens=row[4],
                 tokens_at=row[5],
-                ready=row[6],
-                active=row[7],
+                key_concurrency=row[6],
+                key_rate_limit=row[7],
+                ready=row[8],
+                active=row[9],
+            )
+            for row in rows
+        ]
+
+    async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
+        rows = await self._read(Q["flow_key_snapshot"], {"since": now - MAX_RATE_PERIOD})
+        return [
+            KeySnapshot(
+                key=row["key"],
+                concurrency=row["concurrency"],
+                rate_limit=row["rate_limit"],
+                paused=bool(row["paused"]),
+                active=row["active"],
+                tokens=row["tokens"],
+                tokens_at=row["tokens_at"],
+                bucket_rate=row["bucket_rate"],
             )
             for row in rows
         ]
@@ -331,9 +353,14 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> list[JobRecord]:
             claimed: list[JobRecord] = []
             params: dict[str, Any] = {"now": now, "lease": lease, "lease_margin": lease_margin}
+            taken: dict[str, int] = {}  # jobs per flow key this round, across queues
             for queue, count in plan.takes:
                 params["queue"], params["limit"] = queue, count
-                claimed += [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
+                limits = plan.keys.get(queue)
+                if limits is None:
+                    claimed += [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
+                else:
+                    claimed += _claim_by_key(conn, params, limits, taken, count, now)
             for name, bucket in plan.buckets.items():
                 conn.execute(
                     Q["save_tokens"],
@@ -637,6 +664,8 @@ class SQLiteStore:
                 "paused": int(current.paused),
                 "priority": current.priority,
                 "permanent_statuses": _dumps(current.permanent_statuses),
+                "key_concurrency": current.key_concurrency,
+                "key_rate_limit": current.key_rate_limit,
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,
@@ -832,6 +861,89 @@ class SQLiteStore:
             self._due(now + interval)  # the rest are spread out: the promoter's
         return count
 
+    # -- flow keys ---------------------------------------------------------------
+    async def get_flow_key(self, *, key: str) -> FlowKeyRecord:
+        rows = await self._read(Q["get_flow_key"], {"key": key})
+        [counts] = await self._read(Q["flow_key_counts"], {"key": key})
+        return row_to_flow_key(rows[0] if rows else None, key, counts)
+
+    async def list_flow_keys(self, *, limit: int) -> list[FlowKeyRecord]:
+        rows = await self._read(Q["list_flow_keys"], {"limit": limit})
+        out = []
+        for row in rows:
+            [counts] = await self._read(Q["flow_key_counts"], {"key": row["key"]})
+            out.append(row_to_flow_key(row, row["key"], counts))
+        return out
+
+    async def put_flow_key(self, *, key: str, changes: dict[str, Any], now: float) -> FlowKeyRecord:
+        def write(conn: sqlite3.Connection) -> None:
+            rows = _fetch(conn, Q["get_flow_key"], {"key": key})
+            current = {"concurrency": None, "rate_limit": None, "paused": 0}
+            if rows:
+                current = {k: rows[0][k] for k in current}
+            current.update({k: int(v) if k == "paused" else v for k, v in changes.items()})
+            conn.execute(Q["put_flow_key"], {"key": key, "now": now, **current})
+
+        await self._write(write)
+        return await self.get_flow_key(key=key)
+
+    # -- endpoints ---------------------------------------------------------------
+    async def release(self, *, job_id: str, lease: str, attempt: int, run_at: float) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            params = {"id": job_id, "lease": lease, "attempt": attempt, "run_at": run_at}
+            return bool(_fetch(conn, Q["release"], params))
+
+        released = await self._write(write)
+        if released:
+            self._due(run_at)
+        return released
+
+    async def save_circuit(self, *, circuit: CircuitRecord, now: float) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                Q["save_circuit"],
+                {
+                    "origin": circuit.origin,
+                    "state": circuit.state,
+                    "failures": circuit.failures,
+                    "opened": circuit.opened,
+                    "open_until": circuit.open_until,
+                    "now": now,
+                },
+            )
+            conn.execute(Q["forget_closed_circuits"], {"before": now - 86400})
+
+        await self._write(write)
+
+    async def load_circuits(self) -> list[CircuitRecord]:
+        return [
+            CircuitRecord(r["origin"], r["state"], r["failures"], r["opened"], r["open_until"])
+            for r in await self._read(Q["load_circuits"])
+        ]
+
+    # -- topics ------------------------------------------------------------------
+    async def put_topic(
+        self, *, name: str, endpoints: list[dict[str, Any]], now: float
+    ) -> TopicRecord:
+        def write(conn: sqlite3.Connection) -> TopicRecord:
+            params = {"name": name, "endpoints": _dumps(endpoints), "now": now}
+            return row_to_topic(_fetch(conn, Q["put_topic"], params)[0])
+
+        return await self._write(write)
+
+    async def get_topic(self, *, name: str) -> TopicRecord | None:
+        rows = await self._read(Q["get_topic"], {"name": name})
+        return row_to_topic(rows[0]) if rows else None
+
+    async def list_topics(self) -> list[TopicRecord]:
+        return [row_to_topic(row) for row in await self._read(Q["list_topics"])]
+
+    async def delete_topic(self, *, name: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            return conn.execute(Q["delete_topic"], {"name": name}).rowcount > 0
+
+        return await self._write(write)
+
     async def set_schedule_paused(
         self, *, name: str, paused: bool, next_run_at: float | None, now: float
     ) -> ScheduleRecord:
@@ -880,6 +992,73 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
         priority=row["priority"],
         unfinished=row["unfinished"],
         permanent_statuses=_statuses(row["permanent_statuses"]),
+        key_concurrency=row["key_concurrency"],
+        key_rate_limit=row["key_rate_limit"],
+    )
+
+
+MAX_RATE_PERIOD = 3600.0  # the longest rate period ("N/h"): a bucket older is full again
+KEYED_SCAN_ROUNDS = 8  # reads of one queue's candidates per claim, at most
+
+
+def _claim_by_key(
+    conn: sqlite3.Connection,
+    params: dict[str, Any],
+    limits: KeyLimits,
+    taken: dict[str, int],
+    count: int,
+    now: float,
+) -> list[JobRecord]:
+    """Claim up to `count` of a queue's pending jobs under its flow keys' limits:
+    read candidates in claim order skipping held keys, let policy.flow_keys.pick
+    choose, claim those (guarded), and read on past the keys that became full."""
+    held = set(limits.held)
+    before = dict(taken)
+    claimed: list[JobRecord] = []
+    for _ in range(KEYED_SCAN_ROUNDS):
+        need = count - len(claimed)
+        if need <= 0:
+            break
+        scan = need * 4 + 16
+        rows = _fetch(
+            conn,
+            Q["claim_candidates"],
+            {"queue": params["queue"], "held": orjson.dumps(sorted(held)).decode(), "scan": scan},
+        )
+        ids, full = pick(((r[0], r[1]) for r in rows), limits, taken, need)
+        if ids:
+            got = _fetch(conn, Q["claim_ids"], {**params, "ids": orjson.dumps(ids).decode()})
+            claimed += [row_to_job(r) for r in got]
+        held |= full
+        if len(rows) < scan or not full:
+            break
+    mine = {k: n - before.get(k, 0) for k, n in taken.items() if n > before.get(k, 0)}
+    for key, (rate, tokens, tokens_at) in spent_buckets(limits, mine, now).items():
+        conn.execute(
+            Q["save_key_tokens"],
+            {"key": key, "tokens": tokens, "tokens_at": tokens_at, "bucket_rate": rate},
+        )
+    claimed.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+    return claimed
+
+
+def row_to_flow_key(row: sqlite3.Row | None, key: str, counts: sqlite3.Row) -> FlowKeyRecord:
+    return FlowKeyRecord(
+        key=key,
+        concurrency=None if row is None else row["concurrency"],
+        rate_limit=None if row is None else row["rate_limit"],
+        paused=False if row is None else bool(row["paused"]),
+        in_flight=counts["in_flight"],
+        waiting=counts["waiting"],
+    )
+
+
+def row_to_topic(row: sqlite3.Row) -> TopicRecord:
+    return TopicRecord(
+        name=row["name"],
+        endpoints=orjson.loads(row["endpoints"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 

@@ -59,6 +59,7 @@ CREATE INDEX jobs_by_flow_key ON jobs (flow_key, id) WHERE flow_key IS NOT NULL;
 CREATE INDEX jobs_by_schedule ON jobs (schedule, id) WHERE schedule IS NOT NULL;
 CREATE INDEX jobs_by_topic ON jobs (topic, id) WHERE topic IS NOT NULL;
 CREATE INDEX jobs_by_url ON jobs (url, id);
+CREATE INDEX jobs_active_by_flow_key ON jobs (flow_key) WHERE state = 'active' AND flow_key IS NOT NULL;
 
 CREATE TABLE job_tags (
     tag    TEXT NOT NULL,
@@ -118,7 +119,9 @@ CREATE TABLE queues (
     tokens_at       REAL,
     created_at      REAL NOT NULL,
     updated_at      REAL NOT NULL,
-    permanent_statuses TEXT
+    permanent_statuses TEXT,
+    key_concurrency INTEGER,
+    key_rate_limit  TEXT
 ) WITHOUT ROWID;
 
 CREATE TABLE schedules (
@@ -133,3 +136,32 @@ CREATE TABLE schedules (
     paused       INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX schedules_due ON schedules (next_run_at);
+
+CREATE TABLE topics (
+    name       TEXT PRIMARY KEY,
+    endpoints  TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE flow_keys (
+    key         TEXT PRIMARY KEY,
+    concurrency INTEGER,
+    rate_limit  TEXT,
+    paused      INTEGER NOT NULL DEFAULT 0,
+    tokens      REAL,
+    tokens_at   REAL,
+    bucket_rate TEXT,
+    updated_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX flow_keys_paused ON flow_keys (key) WHERE paused = 1;
+CREATE INDEX flow_keys_spent ON flow_keys (tokens_at) WHERE tokens_at IS NOT NULL;
+
+CREATE TABLE circuits (
+    origin     TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    failures   INTEGER NOT NULL DEFAULT 0,
+    opened     INTEGER NOT NULL DEFAULT 0,
+    open_until REAL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
