@@ -29,18 +29,22 @@ import asyncpg
 from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
+from ...policy.flow_keys import KeyLimits, KeySnapshot, pick, spent_buckets
 from .. import cursors
 from ..config import redact_url
 from ..models import (
     AttemptRecord,
+    CircuitRecord,
     DeadFilter,
     EnqueueResult,
+    FlowKeyRecord,
     JobDefaults,
     JobFilter,
     JobRecord,
     NewJob,
     QueueSettings,
     ScheduleRecord,
+    TopicRecord,
     id_floor,
     new_job_id,
 )
@@ -50,11 +54,15 @@ from .sql import load_queries, migrations
 from .sqlite import (
     CALLBACK_KEY_TTL,
     ID_CLOCK_SLACK,
+    KEYED_SCAN_ROUNDS,
+    MAX_RATE_PERIOD,
     QUEUE_FULL_RETRY_AFTER,
     _dumps,
+    row_to_flow_key,
     row_to_job,
     row_to_queue,
     row_to_schedule,
+    row_to_topic,
 )
 
 log = logging.getLogger("pushq.store")
@@ -414,13 +422,31 @@ class PostgresStore:
                 rate_limit=row[3],
                 tokens=row[4],
                 tokens_at=row[5],
-                ready=row[6],
-                active=row[7],
+                key_concurrency=row[6],
+                key_rate_limit=row[7],
+                ready=row[8],
+                active=row[9],
             )
             for row in rows
         ]
         self._seen_buckets = {s.name: (s.tokens, s.tokens_at) for s in snapshots if s.rate_limit}
         return snapshots
+
+    async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
+        rows = await self._read("flow_key_snapshot", {"since": now - MAX_RATE_PERIOD})
+        return [
+            KeySnapshot(
+                key=row["key"],
+                concurrency=row["concurrency"],
+                rate_limit=row["rate_limit"],
+                paused=bool(row["paused"]),
+                active=row["active"],
+                tokens=row["tokens"],
+                tokens_at=row["tokens_at"],
+                bucket_rate=row["bucket_rate"],
+            )
+            for row in rows
+        ]
 
     async def claim(
         self, *, plan: ClaimPlan, now: float, lease: str, lease_margin: float
@@ -451,6 +477,7 @@ class PostgresStore:
                 "lease_margin": lease_margin,
                 "node": self.node,
             }
+            taken: dict[str, int] = {}  # jobs per flow key this round, across queues
             for queue, count in plan.takes:
                 if queue in skip:
                     continue
@@ -461,7 +488,11 @@ class PostgresStore:
                     if count <= 0:
                         continue
                 params["queue"], params["limit"] = queue, count
-                claimed += [row_to_job(r) for r in await conn.fetch("claim_from_queue", params)]
+                limits = plan.keys.get(queue)
+                if limits is None:
+                    claimed += [row_to_job(r) for r in await conn.fetch("claim_from_queue", params)]
+                else:
+                    claimed += await _claim_by_key(conn, params, limits, taken, count, now)
             for name, bucket in plan.buckets.items():
                 if name in skip:
                     continue
@@ -767,6 +798,8 @@ class PostgresStore:
                 "paused": int(current.paused),
                 "priority": current.priority,
                 "permanent_statuses": _dumps(current.permanent_statuses),
+                "key_concurrency": current.key_concurrency,
+                "key_rate_limit": current.key_rate_limit,
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,
@@ -959,6 +992,136 @@ class PostgresStore:
         if not rows:
             raise NotFound(f"no schedule {name}")
         return row_to_schedule(rows[0])
+
+    # -- flow keys ---------------------------------------------------------------
+    async def get_flow_key(self, *, key: str) -> FlowKeyRecord:
+        async def read(conn: _Conn) -> FlowKeyRecord:
+            rows = await conn.fetch("get_flow_key", {"key": key})
+            [counts] = await conn.fetch("flow_key_counts", {"key": key})
+            return row_to_flow_key(rows[0] if rows else None, key, counts)
+
+        return await self._run(read)
+
+    async def list_flow_keys(self, *, limit: int) -> list[FlowKeyRecord]:
+        async def read(conn: _Conn) -> list[FlowKeyRecord]:
+            out = []
+            for row in await conn.fetch("list_flow_keys", {"limit": limit}):
+                [counts] = await conn.fetch("flow_key_counts", {"key": row["key"]})
+                out.append(row_to_flow_key(row, row["key"], counts))
+            return out
+
+        return await self._run(read)
+
+    async def put_flow_key(self, *, key: str, changes: dict[str, Any], now: float) -> FlowKeyRecord:
+        async def write(conn: _Conn) -> None:
+            rows = await conn.fetch("lock_flow_key", {"key": key})
+            current: dict[str, Any] = {"concurrency": None, "rate_limit": None, "paused": 0}
+            if rows:
+                current = {k: rows[0][k] for k in current}
+            current.update({k: int(v) if k == "paused" else v for k, v in changes.items()})
+            await conn.execute("put_flow_key", {"key": key, "now": now, **current})
+
+        await self._run(write)
+        return await self.get_flow_key(key=key)
+
+    # -- endpoints ---------------------------------------------------------------
+    async def release(self, *, job_id: str, lease: str, attempt: int, run_at: float) -> bool:
+        async def write(conn: _Conn) -> bool:
+            params = {"id": job_id, "lease": lease, "attempt": attempt, "run_at": run_at}
+            if not await conn.fetch("release", params):
+                return False
+            await self._notify(conn, run_at)
+            return True
+
+        released = await self._run(write)
+        if released:
+            self._due(run_at)
+        return released
+
+    async def save_circuit(self, *, circuit: CircuitRecord, now: float) -> None:
+        async def write(conn: _Conn) -> None:
+            await conn.execute(
+                "save_circuit",
+                {
+                    "origin": circuit.origin,
+                    "state": circuit.state,
+                    "failures": circuit.failures,
+                    "opened": circuit.opened,
+                    "open_until": circuit.open_until,
+                    "now": now,
+                },
+            )
+            await conn.execute("forget_closed_circuits", {"before": now - 86400})
+
+        await self._run(write)
+
+    async def load_circuits(self) -> list[CircuitRecord]:
+        return [
+            CircuitRecord(r["origin"], r["state"], r["failures"], r["opened"], r["open_until"])
+            for r in await self._read("load_circuits")
+        ]
+
+    # -- topics ------------------------------------------------------------------
+    async def put_topic(
+        self, *, name: str, endpoints: list[dict[str, Any]], now: float
+    ) -> TopicRecord:
+        async def write(conn: _Conn) -> TopicRecord:
+            params = {"name": name, "endpoints": _dumps(endpoints), "now": now}
+            return row_to_topic((await conn.fetch("put_topic", params))[0])
+
+        return await self._run(write)
+
+    async def get_topic(self, *, name: str) -> TopicRecord | None:
+        rows = await self._read("get_topic", {"name": name})
+        return row_to_topic(rows[0]) if rows else None
+
+    async def list_topics(self) -> list[TopicRecord]:
+        return [row_to_topic(row) for row in await self._read("list_topics")]
+
+    async def delete_topic(self, *, name: str) -> bool:
+        async def write(conn: _Conn) -> bool:
+            return await conn.execute("delete_topic", {"name": name}) > 0
+
+        return await self._run(write)
+
+
+async def _claim_by_key(
+    conn: _Conn,
+    params: dict[str, Any],
+    limits: KeyLimits,
+    taken: dict[str, int],
+    count: int,
+    now: float,
+) -> list[JobRecord]:
+    """SQLite's _claim_by_key on PostgreSQL: read a queue's candidates in claim order
+    skipping held keys, let policy.flow_keys.pick choose, claim those (guarded, SKIP
+    LOCKED), and read on past the keys that became full; then save the keys' buckets."""
+    held = set(limits.held)
+    before = dict(taken)
+    claimed: list[JobRecord] = []
+    for _ in range(KEYED_SCAN_ROUNDS):
+        need = count - len(claimed)
+        if need <= 0:
+            break
+        scan = need * 4 + 16
+        rows = await conn.fetch(
+            "claim_candidates", {"queue": params["queue"], "held": sorted(held), "scan": scan}
+        )
+        ids, full = pick(((r[0], r[1]) for r in rows), limits, taken, need)
+        if ids:
+            got = await conn.fetch("claim_ids", {**params, "ids": list(ids)})
+            claimed += [row_to_job(r) for r in got]
+        held |= full
+        if len(rows) < scan or not full:
+            break
+    mine = {k: n - before.get(k, 0) for k, n in taken.items() if n > before.get(k, 0)}
+    for key, (rate, tokens, tokens_at) in spent_buckets(limits, mine, now).items():
+        await conn.execute(
+            "save_key_tokens",
+            {"key": key, "tokens": tokens, "tokens_at": tokens_at, "bucket_rate": rate},
+        )
+    claimed.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+    return claimed
 
 
 async def _one(count: Awaitable[int]) -> bool:

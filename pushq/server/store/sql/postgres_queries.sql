@@ -63,7 +63,7 @@ SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 'retrying');
 -- Every unpaused queue with its pending jobs counted up to :limit (O(limit) on the
 -- jobs_ready index, however long the backlog) and, where a limit needs them, its
 -- active jobs.
-SELECT name, priority, concurrency, rate_limit, tokens, tokens_at,
+SELECT name, priority, concurrency, rate_limit, tokens, tokens_at, key_concurrency, key_rate_limit,
     (SELECT count(*) FROM (
         SELECT 1 FROM jobs
         WHERE queue = queues.name AND state = 'pending'
@@ -242,7 +242,8 @@ UPDATE queues
 SET concurrency = :concurrency, rate_limit = :rate_limit, max_attempts = :max_attempts,
     backoff_base = :backoff_base, backoff_max = :backoff_max, backoff_jitter = :backoff_jitter,
     timeout = :timeout, max_size = :max_size, paused = :paused, priority = :priority,
-    permanent_statuses = :permanent_statuses, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
+    permanent_statuses = :permanent_statuses, key_concurrency = :key_concurrency,
+    key_rate_limit = :key_rate_limit, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
 WHERE name = :name
 RETURNING *;
 
@@ -403,3 +404,123 @@ SELECT * FROM jobs
 WHERE state = 'active' AND awaiting = 0 AND claimed_by = :node
 ORDER BY attempt_started_at, id
 LIMIT :limit;
+
+-- name: put_topic
+INSERT INTO topics (name, endpoints, created_at, updated_at) VALUES (:name, :endpoints, :now, :now)
+ON CONFLICT (name) DO UPDATE SET endpoints = excluded.endpoints, updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: get_topic
+SELECT * FROM topics WHERE name = :name;
+
+-- name: list_topics
+SELECT * FROM topics ORDER BY name;
+
+-- name: delete_topic
+DELETE FROM topics WHERE name = :name;
+
+-- name: flow_key_snapshot
+-- The flow keys a claim round must know: keys with jobs in flight (counted across
+-- every queue), keys with their own settings, and keys whose token bucket was
+-- spent within the last hour (the longest rate period: older buckets are full).
+-- Any other key waits under its queue's defaults, however many there are.
+WITH active AS (
+    SELECT flow_key AS key, count(*) AS n FROM jobs
+    WHERE state = 'active' AND flow_key IS NOT NULL
+    GROUP BY flow_key
+), relevant AS (
+    SELECT key FROM active
+    UNION SELECT key FROM flow_keys
+    WHERE concurrency IS NOT NULL OR rate_limit IS NOT NULL OR paused = 1
+    UNION SELECT key FROM flow_keys WHERE tokens_at > :since
+)
+SELECT relevant.key AS key, f.concurrency, f.rate_limit, coalesce(f.paused, 0) AS paused,
+    coalesce(active.n, 0) AS active, f.tokens, f.tokens_at, f.bucket_rate
+FROM relevant
+LEFT JOIN flow_keys AS f ON f.key = relevant.key
+LEFT JOIN active ON active.key = relevant.key;
+
+-- name: claim_candidates
+-- A queue's next pending jobs in claim order, skipping the keys that take nothing.
+-- A read: the claim_ids statement locks (SKIP LOCKED) and guards what is picked.
+SELECT id, flow_key FROM jobs
+WHERE queue = :queue AND state = 'pending'
+  AND (flow_key IS NULL OR flow_key <> ALL (:held::text[]))
+ORDER BY priority DESC, run_at, id
+LIMIT :scan;
+
+-- name: claim_ids
+-- The jobs a flow-key-aware claim picked, guarded: still pending, the queue and
+-- the key unpaused. SKIP LOCKED: a job another node is claiming is left to it.
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE id = ANY (:ids::text[])
+      AND queue = :queue AND state = 'pending'
+      AND EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 0)
+      AND NOT EXISTS (SELECT 1 FROM flow_keys WHERE key = jobs.flow_key AND paused = 1)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs
+SET state = 'active',
+    attempts = attempts + 1,
+    lease = :lease,
+    attempt_started_at = :now::float8,
+    lease_expires_at = :now::float8 + timeout + :lease_margin::float8,
+    claimed_by = :node,
+    awaiting = 0
+FROM picked
+WHERE jobs.id = picked.id AND jobs.state = 'pending'
+RETURNING jobs.*;
+
+-- name: save_key_tokens
+INSERT INTO flow_keys (key, tokens, tokens_at, bucket_rate, updated_at)
+VALUES (:key, :tokens, :tokens_at, :bucket_rate, :tokens_at)
+ON CONFLICT (key) DO UPDATE SET
+    tokens = excluded.tokens, tokens_at = excluded.tokens_at, bucket_rate = excluded.bucket_rate;
+
+-- name: get_flow_key
+SELECT * FROM flow_keys WHERE key = :key;
+
+-- name: lock_flow_key
+SELECT * FROM flow_keys WHERE key = :key FOR UPDATE;
+
+-- name: list_flow_keys
+SELECT * FROM flow_keys
+WHERE concurrency IS NOT NULL OR rate_limit IS NOT NULL OR paused = 1
+ORDER BY key LIMIT :limit;
+
+-- name: put_flow_key
+INSERT INTO flow_keys (key, concurrency, rate_limit, paused, updated_at)
+VALUES (:key, :concurrency, :rate_limit, :paused, :now)
+ON CONFLICT (key) DO UPDATE SET
+    concurrency = excluded.concurrency, rate_limit = excluded.rate_limit,
+    paused = excluded.paused, updated_at = excluded.updated_at;
+
+-- name: flow_key_counts
+SELECT
+    (SELECT count(*) FROM jobs
+     WHERE flow_key = :key AND state = 'active') AS in_flight,
+    (SELECT count(*) FROM jobs
+     WHERE flow_key = :key AND state IN ('scheduled', 'pending', 'blocked', 'retrying')) AS waiting;
+
+-- name: save_circuit
+INSERT INTO circuits (origin, state, failures, opened, open_until, updated_at)
+VALUES (:origin, :state, :failures, :opened, :open_until, :now)
+ON CONFLICT (origin) DO UPDATE SET
+    state = excluded.state, failures = excluded.failures, opened = excluded.opened,
+    open_until = excluded.open_until, updated_at = excluded.updated_at;
+
+-- name: forget_closed_circuits
+DELETE FROM circuits WHERE state = 'closed' AND updated_at < :before;
+
+-- name: load_circuits
+SELECT * FROM circuits WHERE state <> 'closed' ORDER BY origin;
+
+-- name: release
+-- Hand a claimed job back unsent (its origin is held): the claim's attempt is
+-- taken back, guarded like a settle.
+UPDATE jobs
+SET state = 'scheduled', attempts = attempts - 1, run_at = :run_at,
+    lease = NULL, lease_expires_at = NULL, attempt_started_at = NULL
+WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+RETURNING id;
