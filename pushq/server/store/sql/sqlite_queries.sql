@@ -390,7 +390,8 @@ SET state = 'active',
     attempts = attempts + 1,
     lease = :lease,
     attempt_started_at = :now,
-    lease_expires_at = :now + timeout + :lease_margin
+    lease_expires_at = :now + timeout + :lease_margin,
+    awaiting = 0  -- an attempt in flight, as the plain claim marks it
 WHERE id IN (SELECT value FROM json_each(:ids))
   AND queue = :queue AND state = 'pending'
   AND EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 0)
