@@ -1,0 +1,436 @@
+"""`python -m bench.enqueue`: the inbound half of pushq, beside its ceilings, in one run.
+
+Scenarios (any of them, default all three):
+
+  single   POST /v1/jobs under wrk (32 connections) and, in the same invocation and
+           with the same wrk script, a no-op Starlette POST on the same uvicorn
+           settings; prints both rates and their ratio (issue 12: >= 0.35).
+  batch    POST /v1/jobs/batch, 1,000 jobs per call, 2 clients (target >= 60k jobs/s).
+  counts   GET /metrics and GET /v1/queues on a database of --rows jobs (default
+           10 M) generated with SQL; prints the median and worst time of each and
+           checks the counts pushq reports against a full count done beside it.
+
+Jobs are enqueued an hour ahead, so delivery never shares the CPU with the enqueue
+being measured. Every scenario checks its ledger: what the server acknowledged is
+what the database holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .pushq_bench import (
+    BENCH_TOKEN,
+    Procs,
+    _wait_http,
+    cpu_seconds,
+    free_port,
+    report,
+    start_profiler,
+    summarize_profile,
+)
+
+LOG_LEVEL = "INFO"  # --log-level
+PROFILE: Path | None = None  # --profile: py-spy stacks of pushq's measured phases go here
+
+AUTH = {"Authorization": f"Bearer {BENCH_TOKEN}"}
+
+
+# -- the ceiling: a no-op Starlette POST on the same server settings -------------------
+
+
+def run_noop(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def accept(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"ok": True}, status_code=201)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(routes=[Route("/v1/jobs", accept, methods=["POST"]), Route("/health", health)])
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+    )
+
+
+class Noop:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.enqueue", "_noop", str(self.port)]
+        )
+        _wait_http(self.url + "/health")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+# -- load ------------------------------------------------------------------------------
+
+
+def wrk(url: str, body: str, seconds: int, connections: int, script_dir: Path) -> dict[str, Any]:
+    """wrk POSTing `body` to `url`: requests/s, requests done, non-2xx, p99."""
+    script = script_dir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {BENCH_TOKEN}"\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("done_requests %d\\n", summary.requests))\n'
+        '  io.write(string.format("non2xx %d\\n", summary.errors.status))\n'
+        "end\n"
+    )
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    return {
+        "per_s": float(out.split("Requests/sec:")[1].split()[0]),
+        "requests": int(out.split("done_requests ")[1].split()[0]),
+        "non_2xx": int(out.split("non2xx ")[1].split()[0]),
+        "p99": out.split("99%")[1].split()[0] if "99%" in out else "?",
+    }
+
+
+def stored_jobs(procs: Procs) -> int:
+    """Jobs in pushq's database, counted directly (the ledger's other side)."""
+    with sqlite3.connect(procs.data_dir / "pushq.db") as conn:
+        return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
+
+
+def single(base: Path, seconds: int, connections: int, rounds: int) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    noop = Noop()
+    procs = fresh(base, "single")
+    assert procs.pushq is not None
+    body = json.dumps({"url": procs.worker_url + "/job", "body": {"n": 1}, "delay": 3600})
+    try:
+        wrk(noop.url + "/v1/jobs", body, 2, connections, procs.data_dir)  # warm-up
+        wrk(procs.api + "/v1/jobs", body, 2, connections, procs.data_dir)
+        noops, pushqs, cpu, acked = [], [], 0.0, 0
+        time.sleep(1)  # the warm-up's last requests commit
+        before = stored_jobs(procs)
+        for _ in range(rounds):  # interleaved, so both see the same machine
+            noops.append(wrk(noop.url + "/v1/jobs", body, seconds, connections, procs.data_dir))
+            cpu_before = cpu_seconds(procs.pushq.pid)
+            profiler = profile(procs, "single")
+            run = wrk(procs.api + "/v1/jobs", body, seconds, connections, procs.data_dir)
+            cpu += cpu_seconds(procs.pushq.pid) - cpu_before
+            stop_profile(profiler, "single")
+            acked += run["requests"] - run["non_2xx"]
+            pushqs.append(run)
+        time.sleep(1)
+        stored = stored_jobs(procs) - before
+    finally:
+        noop.close()
+        procs.close()
+    noop_rate = statistics.median(r["per_s"] for r in noops)
+    pushq_rate = statistics.median(r["per_s"] for r in pushqs)
+    return {
+        "noop_starlette_per_s": noop_rate,
+        "pushq_enqueue_per_s": pushq_rate,
+        "ratio": pushq_rate / noop_rate,
+        "pushq_cpu_us_per_enqueue": cpu / max(1, acked) * 1e6,
+        "pushq_p99": ",".join(r["p99"] for r in pushqs),
+        "non_2xx": sum(r["non_2xx"] for r in pushqs),
+        # wrk stops with requests in flight: those may be stored but not counted by it
+        "acknowledged": acked,
+        "stored": stored,
+        "ledger_ok": acked <= stored <= acked + connections * rounds,
+        "rounds": rounds,
+        "connections": connections,
+    }
+
+
+async def post_batches(procs: Procs, count: int, size: int, clients: int) -> float:
+    import aiohttp
+
+    target = procs.worker_url + "/job"
+    jobs = json.dumps(
+        {"jobs": [{"url": target, "body": {"n": i}, "delay": 3600} for i in range(size)]}
+    )
+    headers = {**AUTH, "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def client(calls: int) -> None:
+            for _ in range(calls):
+                async with session.post(procs.api + "/v1/jobs/batch", data=jobs) as response:
+                    await response.read()
+                    if response.status != 201:
+                        raise RuntimeError(f"batch failed: {response.status}")
+
+        calls = count // size
+        start = time.perf_counter()
+        await asyncio.gather(*(client(calls // clients) for _ in range(clients)))
+        return time.perf_counter() - start
+
+
+def batch(base: Path, count: int, size: int, clients: int) -> dict[str, Any]:
+    procs = fresh(base, "batch")
+    assert procs.pushq is not None
+    try:
+        asyncio.run(post_batches(procs, 10 * size, size, clients))  # warm-up
+        before = stored_jobs(procs)
+        cpu_before = cpu_seconds(procs.pushq.pid)
+        count = count // (size * clients) * size * clients
+        profiler = profile(procs, "batch")
+        elapsed = asyncio.run(post_batches(procs, count, size, clients))
+        cpu = cpu_seconds(procs.pushq.pid) - cpu_before
+        stop_profile(profiler, "batch")
+        stored = stored_jobs(procs) - before
+    finally:
+        procs.close()
+    return {
+        "jobs": count,
+        "batch_size": size,
+        "clients": clients,
+        "enqueue_per_s": count / elapsed,
+        "pushq_cpu_us_per_job": cpu / count * 1e6,
+        "ledger_ok": stored == count,
+    }
+
+
+# -- counts on a big table ---------------------------------------------------------------
+
+# The generated history: (state, share of the rows), over QUEUES queues.
+MIX = (
+    ("succeeded", 0.90),
+    ("dead", 0.03),
+    ("cancelled", 0.02),
+    ("scheduled", 0.02),
+    ("pending", 0.02),
+    ("retrying", 0.01),
+)
+QUEUES = 8
+
+
+def populate(db: Path, rows: int, target: str) -> None:
+    """`rows` jobs in MIX's states over QUEUES queues, written by SQL in one pass."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -1000000")
+    now = time.time()
+    done = 0
+    step = 1_000_000
+    for state, share in MIX:
+        n = round(rows * share) if state != MIX[-1][0] else rows - done
+        run_at = now + 3600 if state in ("scheduled", "retrying") else now - 3600
+        for start in range(done, done + n, step):
+            stop = min(done + n, start + step)
+            conn.execute("BEGIN")
+            conn.execute(
+                "WITH RECURSIVE n(i) AS (SELECT :start UNION ALL SELECT i + 1 FROM n"
+                " WHERE i + 1 < :stop)"
+                " INSERT INTO jobs (id, queue, url, method, state, priority, attempts,"
+                " max_attempts, backoff_base, backoff_max, backoff_jitter, timeout,"
+                " created_at, run_at, finished_at)"
+                " SELECT printf('00GEN%021d', i), 'q' || (i % :queues), :url, 'POST', :state,"
+                " 0, 1, 13, 30, 28800, 1, 30, :now - 7200 + i * 1e-6, :run_at,"
+                " CASE WHEN :state IN ('succeeded', 'dead', 'cancelled') THEN :now END"
+                " FROM n",
+                {
+                    "start": start,
+                    "stop": stop,
+                    "queues": QUEUES,
+                    "url": target,
+                    "state": state,
+                    "now": now,
+                    "run_at": run_at,
+                },
+            )
+            conn.execute("COMMIT")
+        done += n
+    # the queues and their unfinished counts, as pushq keeps them
+    conn.execute("BEGIN")
+    for q in range(QUEUES):
+        conn.execute(
+            "INSERT INTO queues (name, created_at, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO NOTHING",
+            (f"q{q}", now, now),
+        )
+    conn.execute(
+        "UPDATE queues SET unfinished = (SELECT count(*) FROM jobs WHERE jobs.queue = queues.name"
+        " AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying'))"
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def timed_get(url: str, times: int) -> tuple[list[float], bytes]:
+    took, body = [], b""
+    for _ in range(times):
+        request = urllib.request.Request(url, headers=AUTH)
+        start = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=600) as response:
+            body = response.read()
+        took.append(time.perf_counter() - start)
+    return took, body
+
+
+def truth(db: Path) -> dict[tuple[str, str], int]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT queue, CASE WHEN state IN ('scheduled', 'blocked') AND run_at <= ?"
+            " THEN 'pending' WHEN state = 'blocked' THEN 'scheduled' ELSE state END, count(*)"
+            " FROM jobs GROUP BY 1, 2",
+            (time.time(),),
+        ).fetchall()
+    counts: dict[tuple[str, str], int] = {}
+    for queue, state, n in rows:
+        counts[queue, state] = counts.get((queue, state), 0) + n
+    return counts
+
+
+def counts(base: Path, rows: int, times: int) -> dict[str, Any]:
+    procs = fresh(base, "counts")
+    try:
+        procs.stop_pushq()  # migrated: now fill it
+        started = time.perf_counter()
+        populate(procs.data_dir / "pushq.db", rows, procs.worker_url + "/job")
+        populated = time.perf_counter() - started
+        procs.start_pushq()
+        metrics_s, metrics = timed_get(procs.api + "/metrics", times)
+        queues_s, queues = timed_get(procs.api + "/v1/queues", times)
+        expected = truth(procs.data_dir / "pushq.db")
+    finally:
+        procs.close()
+    shown: dict[tuple[str, str], int] = {}
+    for line in metrics.decode().splitlines():
+        if line.startswith("pushq_jobs{"):
+            queue = line.split('queue="')[1].split('"')[0]
+            state = line.split('state="')[1].split('"')[0]
+            if value := int(float(line.rsplit(" ", 1)[1])):
+                shown[queue, state] = value
+    listed = {
+        (q["name"], state): n
+        for q in json.loads(queues)["queues"]
+        for state, n in q["stats"].items()
+        if isinstance(n, int) and not isinstance(n, bool) and n and state in _STATES
+    }
+    expected_listed = {k: v for k, v in expected.items() if k[0] in {q for q, _ in listed}}
+    return {
+        "rows": rows,
+        "populate_s": populated,
+        "metrics_median_ms": statistics.median(metrics_s) * 1000,
+        "metrics_max_ms": max(metrics_s) * 1000,
+        "queues_median_ms": statistics.median(queues_s) * 1000,
+        "queues_max_ms": max(queues_s) * 1000,
+        "requests_each": times,
+        "metrics_counts_ok": shown == expected,
+        "queues_counts_ok": listed == expected_listed,
+    }
+
+
+_STATES = ("scheduled", "pending", "active", "retrying", "succeeded", "dead", "cancelled")
+
+
+def profile(procs: Procs, name: str) -> subprocess.Popen[bytes] | None:
+    if PROFILE is None:
+        return None
+    PROFILE.mkdir(parents=True, exist_ok=True)
+    return start_profiler(procs, PROFILE / f"{name}.txt")
+
+
+def stop_profile(profiler: subprocess.Popen[bytes] | None, name: str) -> None:
+    if profiler is None or PROFILE is None:
+        return
+    profiler.send_signal(signal.SIGINT)
+    profiler.wait(timeout=60)
+    summarize_profile(PROFILE / f"{name}.txt", top=40)
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+def fresh(base: Path, name: str) -> Procs:
+    data_dir = base / name
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    # durable commits and the default log level, as the issue's targets are stated
+    procs = Procs(data_dir, env={"PUSHQ_SQLITE_SYNCHRONOUS": "FULL", "PUSHQ_LOG_LEVEL": LOG_LEVEL})
+    procs.start_worker()
+    procs.start_pushq()
+    return procs
+
+
+SCENARIOS = ("single", "batch", "counts")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_noop"]:
+        run_noop(int(argv[1]))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m bench.enqueue", description=__doc__)
+    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS), help=" | ".join(SCENARIOS))
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved no-op/pushq wrk runs")
+    parser.add_argument("--batch-jobs", type=int, default=200_000, help="jobs per batch run")
+    parser.add_argument("--rows", type=int, default=10_000_000, help="jobs for the counts run")
+    parser.add_argument("--times", type=int, default=20, help="requests per counts figure")
+    parser.add_argument("--data-dir", help="where to keep the databases (default: a temp dir)")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--log-level", default="INFO", help="pushq's log level (default INFO)")
+    parser.add_argument("--profile", help="record py-spy stacks of pushq's runs in this dir")
+    args = parser.parse_args(argv)
+    global PROFILE, LOG_LEVEL
+    PROFILE = Path(args.profile) if args.profile else None
+    LOG_LEVEL = args.log_level
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        print(
+            f"python -m bench.enqueue: unknown scenario {', '.join(sorted(unknown))}",
+            file=sys.stderr,
+        )
+        return 2
+    base = Path(args.data_dir or tempfile.mkdtemp(prefix="pushq-bench-enqueue-"))
+    results = []
+    if "single" in args.scenarios:
+        figures = single(base, args.seconds, args.connections, args.rounds)
+        results.append(report("single enqueue ÷ no-op Starlette POST (wrk)", figures))
+    if "batch" in args.scenarios:
+        figures = batch(base, args.batch_jobs, 1000, 2)
+        results.append(report("batch enqueue, 1,000 per call", figures))
+    if "counts" in args.scenarios:
+        figures = counts(base, args.rows, args.times)
+        results.append(report(f"/metrics and GET /v1/queues, {args.rows:,} rows", figures))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    if not args.data_dir:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
