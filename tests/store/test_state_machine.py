@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from pushq.errors import Conflict, NotFound
 from pushq.server.models import AttemptRecord
+from pushq.server.render import public_state
 from pushq.server.store.sqlite import SQLiteStore
 
 from .test_conformance import (
@@ -263,12 +265,15 @@ class JobStateMachine(RuleBasedStateMachine):
     def every_job_is_where_the_model_says(self) -> None:
         counts = self.run(self.store.count_by_state(now=self.now))
         assert sum(counts.values()) == len(self.jobs), "a job was lost or made up"
+        public: Counter[tuple[str, str]] = Counter()
         for job_id, expected in self.jobs.items():
             job = self.run(self.store.get(job_id=job_id))
             assert job is not None, f"job {job_id} was lost"
+            public[job.queue, public_state(job, self.now)] += 1
             assert ABSTRACT.get(job.state, job.state) == expected.state, (job, expected)
             assert job.attempts == expected.attempts
             assert job.attempts <= job.max_attempts == expected.max_attempts
+        assert counts == dict(public), "count_by_state differs from the jobs' states"
 
 
 JobStateMachine.TestCase.settings = settings(

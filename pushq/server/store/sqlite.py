@@ -753,12 +753,8 @@ class SQLiteStore:
 
     # -- observability -------------------------------------------------------------
     async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
-        rows = await self._read(Q["count_by_state"], {"now": now})
-        counts: dict[tuple[str, str], int] = {}
-        for row in rows:
-            key = (row["queue"], row["state"])
-            counts[key] = counts.get(key, 0) + row["n"]
-        return counts
+        """From the job_counts table (kept by triggers), not a count of the jobs."""
+        return public_counts(await self._read(Q["count_by_state"], {"now": now}))
 
     # -- operators' actions and search (issue 14) ----------------------------------
     async def find_jobs(
@@ -1072,6 +1068,35 @@ def row_to_schedule(row: sqlite3.Row) -> ScheduleRecord:
         last_run_at=row["last_run_at"],
         paused=bool(row["paused"]),
     )
+
+
+def public_counts(rows: Sequence[sqlite3.Row]) -> dict[tuple[str, str], int]:
+    """count_by_state's rows, stored states (and its two corrections) to public ones:
+    a scheduled job already due reads as pending, a blocked one as pending, or as
+    scheduled while its run_at is ahead."""
+    stored: dict[tuple[str, str], int] = {}
+    for queue, state, n in rows:
+        stored[queue, state] = n
+    counts: dict[tuple[str, str], int] = {}
+    for (queue, state), n in stored.items():
+        if state == "scheduled_due" or state == "blocked_ahead":
+            continue
+        if state == "scheduled":
+            due = stored.get((queue, "scheduled_due"), 0)
+            _add(counts, (queue, "scheduled"), n - due)
+            _add(counts, (queue, "pending"), due)
+        elif state == "blocked":
+            ahead = stored.get((queue, "blocked_ahead"), 0)
+            _add(counts, (queue, "scheduled"), ahead)
+            _add(counts, (queue, "pending"), n - ahead)
+        else:
+            _add(counts, (queue, state), n)
+    return counts
+
+
+def _add(counts: dict[tuple[str, str], int], key: tuple[str, str], n: int) -> None:
+    if n:
+        counts[key] = counts.get(key, 0) + n
 
 
 def _finished(conn: sqlite3.Connection, queue: str, ordering_key: str | None, now: float) -> None:

@@ -165,3 +165,32 @@ CREATE TABLE circuits (
     open_until REAL,
     updated_at REAL NOT NULL
 ) WITHOUT ROWID;
+
+-- Jobs per queue and stored state, kept by the triggers below (count_by_state).
+CREATE TABLE job_counts (
+    queue TEXT NOT NULL,
+    state TEXT NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (queue, state)
+) WITHOUT ROWID;
+
+CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs
+BEGIN
+    INSERT INTO job_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
+    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER jobs_count_update AFTER UPDATE OF state, queue ON jobs
+WHEN OLD.state IS NOT NEW.state OR OLD.queue IS NOT NEW.queue
+BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+    INSERT INTO job_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
+    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs
+BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+END;
+
+CREATE INDEX jobs_blocked ON jobs (queue, run_at) WHERE state = 'blocked';

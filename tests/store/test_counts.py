@@ -1,0 +1,148 @@
+"""count_by_state (what /metrics and GET /v1/queues show) against the truth.
+
+A store may keep its counts any way it likes (SQLite keeps them in a table its
+triggers maintain, so a scrape never reads the jobs table); after every kind of
+change here they must equal a count of the jobs themselves, each in its public
+state ("blocked" read as pending or scheduled, a due scheduled job as pending).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pushq.server.models import DeadFilter, JobFilter, JobRecord
+from pushq.server.render import public_state
+from pushq.server.store.base import Store
+
+from .conftest import WithStore
+from .test_conformance import (
+    DEFAULTS,
+    NOW,
+    TTL,
+    attempt_of,
+    claim,
+    complete,
+    enqueue,
+    fetch,
+    kill,
+    new_job,
+    rescue_expired,
+    retry,
+)
+
+
+async def truth(store: Store, now: float) -> dict[tuple[str, str], int]:
+    """Every stored job, each counted once in its public state."""
+    counts: Counter[tuple[str, str]] = Counter()
+    cursor = None
+    while True:
+        page = await store.find_jobs(match=JobFilter(), limit=500, cursor=cursor, now=now)
+        for listed in page.jobs:
+            job = await fetch(store, listed.id)
+            counts[job.queue, public_state(job, now)] += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            return dict(counts)
+
+
+async def check(store: Store, now: float, step: str) -> None:
+    shown = await store.count_by_state(now=now)
+    expected = await truth(store, now)
+    assert shown == expected, f"after {step}: counts {shown}, jobs {expected}"
+
+
+def test_counts_match_the_jobs_after_every_kind_of_change(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await check(store, NOW, "nothing")
+        # enqueue: due, scheduled, blocked behind an ordering key (due and ahead), in two queues
+        jobs = await enqueue(
+            store,
+            new_job(queue="a"),
+            new_job(queue="a"),
+            new_job(queue="a", run_at=NOW + 60),
+            new_job(queue="a", ordering_key="k"),
+            new_job(queue="a", ordering_key="k"),
+            new_job(queue="a", ordering_key="k", run_at=NOW + 600),
+            new_job(queue="b", idempotency_key="once", unique_key="u"),
+            new_job(queue="b"),
+            new_job(queue="b", tags=["x"]),
+        )
+        await check(store, NOW, "enqueue")
+        # duplicates are answered with the stored job, not counted again
+        again = await store.enqueue(
+            jobs=[new_job(queue="b", idempotency_key="once"), new_job(queue="b", unique_key="u")],
+            now=NOW,
+            idempotency_ttl=TTL,
+            defaults=DEFAULTS,
+        )
+        assert not any(result.created for result in again)
+        await check(store, NOW, "duplicate enqueues")
+        # time passes: the scheduled job reads as pending before the promoter moves it
+        await check(store, NOW + 60, "a scheduled job falling due")
+        await check(store, NOW + 601, "a blocked job falling due")
+
+        # claim, then settle each way
+        claimed = await claim(store, limit=20, lease="L1")
+        await check(store, NOW, "claim")
+        by_queue = {job.id: job for job in claimed}
+        succeed, fail_later, die, *rest = sorted(by_queue.values(), key=lambda job: job.id)
+        assert await complete(store, succeed, "L1", attempt_of(succeed), NOW)
+        await check(store, NOW, "complete")
+        assert await retry(store, fail_later, "L1", attempt_of(fail_later), NOW)
+        await check(store, NOW, "retry")
+        assert await kill(store, die, "L1", attempt_of(die, status=400), NOW)
+        await check(store, NOW, "kill")
+        # the rest of the leases expire: the rescuer retries or kills them
+        later = NOW + DEFAULTS.timeout + 60
+        await rescue_expired(store, now=later, limit=100)
+        await check(store, later, "rescue")
+
+        # promote what became due, and run a waiting job now
+        await store.promote_due(now=later, limit=100)
+        await check(store, later, "promote")
+        scheduled = await enqueue(store, new_job(queue="c", run_at=later + 3600), now=later)
+        await check(store, later, "enqueue scheduled")
+        await store.run_now(job_id=scheduled[0].id, now=later)
+        await check(store, later, "run now")
+
+        # the dead-letter queue: redrive one, redrive the rest, delete one
+        await store.redrive(job_id=die.id, now=later)
+        await check(store, later, "redrive")
+        for job in await claim(store, now=later, limit=50, lease="L2"):
+            await kill(store, job, "L2", attempt_of(job, status=400), later)
+        await check(store, later, "kill all")
+        dead = (await store.list_dead(queue=None, limit=100, cursor=None)).jobs
+        assert await store.delete_dead(job_id=dead[0].id)
+        await check(store, later, "delete a dead job")
+        await store.redrive_many(queue="a", now=later)
+        await check(store, later, "redrive many")
+        await store.redrive_matching(match=DeadFilter(queue="b"), now=later, interval=0.0)
+        await check(store, later, "redrive matching")
+
+        # cancel one, purge a queue (cancel by filter), delete a job, delete a queue
+        waiting = [job for job in await store_jobs(store, later) if job.state == "pending"]
+        await store.cancel(job_id=waiting[0].id, now=later)
+        await check(store, later, "cancel")
+        await store.cancel_matching(match=JobFilter(queue="b"), now=later)
+        await check(store, later, "purge")
+        await store.delete_job(job_id=jobs[8].id)
+        await check(store, later, "delete a job")
+        await store.delete_queue(name="c", force=True, now=later)
+        await check(store, later, "delete a queue")
+        await store.delete_queue(name="a", force=True, now=later)
+        await check(store, later, "delete a queue with jobs in every state")
+
+        # retention: finished jobs go, and their counts with them
+        gone = await store.prune_finished(
+            succeeded_before=later + 1, dead_before=later + 1, limit=1000
+        )
+        assert gone > 0
+        await check(store, later, "prune finished")
+        assert await store.count_by_state(now=later) == {}
+
+    with_store(scenario)
+
+
+async def store_jobs(store: Store, now: float) -> list[JobRecord]:
+    page = await store.find_jobs(match=JobFilter(), limit=1000, cursor=None, now=now)
+    return [await fetch(store, job.id) for job in page.jobs]
