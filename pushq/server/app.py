@@ -34,7 +34,7 @@ from .api import (
     worker_calls,
 )
 from .api.common import Context, DatabaseUnavailable, Notifier, error_parts, require_token
-from .api.fast import FastEnqueue
+from .api.fast import FastStarlette
 from .api.schemas import (
     KEY_PATTERN,
     MAX_FLOW_KEY_LENGTH,
@@ -722,9 +722,9 @@ def create_app(
         endpoints=endpoints,
     )
     routes.append(qstash_mount(context, qstash_keys or SigningKeys.from_settings(settings)))
-    app = Starlette(
+    app = FastStarlette(  # POST /v1/jobs goes straight to api/fast.py
         routes=routes,
-        middleware=[Middleware(CatchAll), Middleware(FastEnqueue, ctx=context)],
+        middleware=[Middleware(CatchAll)],
         exception_handlers={
             ApiError: _api_error,
             StoreUnavailable: _store_unavailable,

@@ -39,8 +39,10 @@ def body_json(body: bytes | None) -> Any:
             return None
 
 
-def job_json(job: JobRecord, now: float) -> dict[str, Any]:
-    """A job as the API shows it (JobOut in schemas.py)."""
+def job_json(job: JobRecord, now: float, *, body_is_json: bool = False) -> dict[str, Any]:
+    """A job as the API shows it (JobOut in schemas.py). `body_is_json`: the stored
+    body is JSON pushq encoded itself (a job just enqueued through /v1), so it goes
+    into the answer as it is, unparsed (an orjson.Fragment: only orjson renders it)."""
     last_error = None
     if job.last_error is not None:
         last_error = error_json(job.last_error)
@@ -50,7 +52,11 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
         "url": job.url,
         "method": job.method,
         "headers": job.headers,
-        "body": body_json(job.body),
+        "body": (
+            orjson.Fragment(job.body)
+            if body_is_json and job.body is not None
+            else body_json(job.body)
+        ),
         "state": public_state(job, now),
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...errors import ApiError, Unauthorized
@@ -35,8 +36,15 @@ class FastEnqueue:
         if scope["type"] != "http" or scope["path"] != "/v1/jobs" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        token = parse_bearer(headers.get("authorization", ""))
+        authorization = length = idempotency = None
+        for name, value in scope["headers"]:  # names are lower-case; the last one counts
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"idempotency-key":
+                idempotency = value
+        token = None if authorization is None else parse_bearer(authorization.decode("latin-1"))
         if token is None:
             await self.app(scope, receive, send)  # a session cookie, or the 401
             return
@@ -44,8 +52,10 @@ class FastEnqueue:
             if not hmac.compare_digest(token.encode(), self._token):
                 raise Unauthorized("the API token is not valid")
             limit = self.ctx.settings.max_body_size + REQUEST_OVERHEAD
-            data = await parse_body(_chunks(receive), headers.get("content-length"), limit=limit)
-            status, body, extra = await enqueue_one(self.ctx, data, headers.get("idempotency-key"))
+            declared = None if length is None else length.decode("latin-1")
+            data = await parse_body(_chunks(receive), declared, limit=limit)
+            key = None if idempotency is None else idempotency.decode("latin-1")
+            status, body, extra = await enqueue_one(self.ctx, data, key)
         except ApiError as exc:
             status, body, extra = error_parts(exc)
         except StoreUnavailable as exc:  # logged once per episode by the store
@@ -57,6 +67,16 @@ class FastEnqueue:
                 "error": {"code": "internal_error", "message": "internal error; see the pushq log"}
             }
         await _respond(send, status, body, extra)
+
+
+class FastStarlette(Starlette):
+    """Starlette with FastEnqueue in front of its whole middleware stack, so an
+    enqueue does not pass the error middlewares either (FastEnqueue answers every
+    error itself); create_app puts the Context on app.state.pushq before the first
+    request builds the stack."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FastEnqueue(super().build_middleware_stack(), self.state.pushq)
 
 
 async def _chunks(receive: Receive) -> AsyncIterator[bytes]:

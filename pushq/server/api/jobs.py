@@ -134,7 +134,8 @@ async def enqueue_one(
         idempotency_ttl=ctx.settings.idempotency_ttl,
         defaults=ctx.settings.job_defaults,
     )
-    body = job_json(result.job, now)
+    # a new job's body is the JSON to_new_job just encoded: answered as it is
+    body = job_json(result.job, now, body_is_json=result.created)
     body["deduplicated"] = not result.created
     if not result.created:
         return 200, body, {}
@@ -164,14 +165,16 @@ async def enqueue_batch(request: Request) -> JSONResponse:
         defaults=ctx.settings.job_defaults,
     )
     out = []
+    added: dict[str, int] = {}
     for result in results:
-        body = job_json(result.job, now)
+        body = job_json(result.job, now, body_is_json=result.created)
         body["deduplicated"] = not result.created
         out.append(body)
         if result.created:
-            ctx.metrics.enqueued.labels(queue=result.job.queue).inc()
-    created = sum(result.created for result in results)
-    log.info("batch of %d enqueued (%d new)", len(results), created)
+            added[result.job.queue] = added.get(result.job.queue, 0) + 1
+    for queue, n in added.items():  # one labelled update per queue, not per job
+        ctx.metrics.enqueued.labels(queue=queue).inc(n)
+    log.info("batch of %d enqueued (%d new)", len(results), sum(added.values()))
     return ok({"jobs": out}, 201)
 
 

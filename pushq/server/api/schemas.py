@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -114,10 +115,15 @@ def _key(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=1024)  # producers send the same few URLs again and again
+def _url_matches(value: str) -> bool:
+    return _URL.fullmatch(value) is not None
+
+
 def _url(value: str) -> str:
     if len(value) > MAX_URL_LENGTH:
         raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
-    if not _URL.fullmatch(value):
+    if not _url_matches(value):
         if "@" in value.split("//", 1)[-1].split("/", 1)[0]:
             # refused rather than stored: the URL is shown by the API, the dashboard and logs
             raise ValueError("must not hold credentials (user:password@); send them in a header")
