@@ -140,8 +140,13 @@ def single(base: Path, seconds: int, connections: int, rounds: int) -> dict[str,
         noops, pushqs, cpu, acked = [], [], 0.0, 0
         time.sleep(1)  # the warm-up's last requests commit
         before = stored_jobs(procs)
+        noop_cpu, noop_done = 0.0, 0
         for _ in range(rounds):  # interleaved, so both see the same machine
-            noops.append(wrk(noop.url + "/v1/jobs", body, seconds, connections, procs.data_dir))
+            cpu_before = cpu_seconds(noop.proc.pid)
+            run = wrk(noop.url + "/v1/jobs", body, seconds, connections, procs.data_dir)
+            noop_cpu += cpu_seconds(noop.proc.pid) - cpu_before
+            noop_done += run["requests"]
+            noops.append(run)
             cpu_before = cpu_seconds(procs.pushq.pid)
             profiler = profile(procs, "single")
             run = wrk(procs.api + "/v1/jobs", body, seconds, connections, procs.data_dir)
@@ -160,7 +165,11 @@ def single(base: Path, seconds: int, connections: int, rounds: int) -> dict[str,
         "noop_starlette_per_s": noop_rate,
         "pushq_enqueue_per_s": pushq_rate,
         "ratio": pushq_rate / noop_rate,
+        "noop_cpu_us_per_request": noop_cpu / max(1, noop_done) * 1e6,
         "pushq_cpu_us_per_enqueue": cpu / max(1, acked) * 1e6,
+        # on a machine shared with other work the rates follow the CPU each gets;
+        # CPU per request is the steadier comparison
+        "cpu_ratio": (noop_cpu / max(1, noop_done)) / (cpu / max(1, acked)),
         "pushq_p99": ",".join(r["p99"] for r in pushqs),
         "non_2xx": sum(r["non_2xx"] for r in pushqs),
         # wrk stops with requests in flight: those may be stored but not counted by it

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +42,22 @@ _UNAVAILABLE = (
 )
 
 
+Outcome = tuple[bool, Any]  # (True, value) or (False, the exception)
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """A write that shares its statements with the other writes of its kind in the
+    same batch (the enqueues: one INSERT for all their rows, one counter update per
+    queue, no savepoint each). `run(conn, items)` gets the item of every Shared write
+    of the batch with the same `run`, in order, where the first of them stood, and
+    returns an Outcome per item; a failed item must leave nothing written. An
+    exception out of `run` fails them all and rolls back all they wrote."""
+
+    run: Callable[[sqlite3.Connection, list[Any]], list[Outcome]]
+    item: Any
+
+
 def unavailable(exc: BaseException, path: Path) -> StoreUnavailable | None:
     """The StoreUnavailable that a driver error means, or None for other errors."""
     name = getattr(exc, "sqlite_errorname", None)
@@ -59,7 +76,7 @@ class GroupCommitWriter:
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
-        self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Write | Shared, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         # The current episode of a database that cannot take writes (disk full, ...):
         # logged once when it starts and once when a commit succeeds again.
@@ -89,7 +106,9 @@ class GroupCommitWriter:
         conn = self._conn
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: func(conn))
 
-    async def write(self, op: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
+    async def write(
+        self, op: Callable[[sqlite3.Connection], T] | Shared, *, probe: bool = False
+    ) -> T:
         """Run `op` in the next group transaction; return once that transaction committed.
 
         StoreUnavailable when the database cannot take writes. A `probe` (a health
@@ -143,33 +162,57 @@ class GroupCommitWriter:
             )
             self.unavailable = None
 
-    def _apply(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+    def _apply(self, batch: list[tuple[Write | Shared, asyncio.Future[Any]]]) -> list[Outcome]:
         conn = self._conn
         assert conn is not None
-        outcomes: list[tuple[bool, Any]] = []
+        # The units of the transaction: each plain write alone, the Shared writes of
+        # one kind together where the first of them stood.
+        units: list[list[int]] = []
+        shared: dict[Any, list[int]] = {}
+        for i, (op, _) in enumerate(batch):
+            if isinstance(op, Shared):
+                unit = shared.get(op.run)
+                if unit is not None:
+                    unit.append(i)
+                    continue
+                unit = shared[op.run] = []
+                unit.append(i)
+            else:
+                unit = [i]
+            units.append(unit)
+        outcomes: list[Outcome] = [(False, None)] * len(batch)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            single = len(batch) == 1
-            for op, _ in batch:
-                if single:  # no neighbours to protect: skip the savepoint
-                    outcomes.append((True, op(conn)))
-                    continue
-                conn.execute("SAVEPOINT write")
+            single = len(units) == 1  # no neighbours to protect: skip the savepoint
+            for unit in units:
+                if not single:
+                    conn.execute("SAVEPOINT write")
                 try:
-                    value = op(conn)
+                    values = self._run(conn, [batch[i][0] for i in unit])
                 except Exception as exc:
+                    if single:
+                        raise
                     conn.execute("ROLLBACK TO write")
                     conn.execute("RELEASE write")
-                    outcomes.append((False, exc))
+                    values = [(False, exc)] * len(unit)
                 else:
-                    conn.execute("RELEASE write")
-                    outcomes.append((True, value))
+                    if not single:
+                        conn.execute("RELEASE write")
+                for i, value in zip(unit, values, strict=True):
+                    outcomes[i] = value
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         return outcomes
+
+    @staticmethod
+    def _run(conn: sqlite3.Connection, ops: list[Write | Shared]) -> list[Outcome]:
+        first = ops[0]
+        if isinstance(first, Shared):
+            return first.run(conn, [op.item for op in ops if isinstance(op, Shared)])
+        return [(True, first(conn))]
 
     async def close(self) -> None:
         while self._flusher is not None:

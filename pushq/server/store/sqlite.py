@@ -12,6 +12,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,7 +42,7 @@ from ..models import (
 )
 from .base import JobPage, Promotion, Rescue
 from .errors import StoreConflict, StoreError, StoreUnavailable
-from .group_commit import Checkpointer, GroupCommitWriter, unavailable
+from .group_commit import Checkpointer, GroupCommitWriter, Outcome, Shared, unavailable
 from .sql import load_queries, migrations
 
 Q = load_queries("sqlite_queries.sql")
@@ -183,7 +184,9 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _store_error(exc, self.path) from exc
 
-    async def _write(self, op: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
+    async def _write(
+        self, op: Callable[[sqlite3.Connection], T] | Shared, *, probe: bool = False
+    ) -> T:
         """Run `op` in the next group commit; sqlite3 errors leave as StoreErrors."""
         try:
             return await self._writer.write(op, probe=probe)
@@ -223,10 +226,9 @@ class SQLiteStore:
         defaults: JobDefaults,
         backpressure: bool = True,
     ) -> list[EnqueueResult]:
-        def write(conn: sqlite3.Connection) -> list[EnqueueResult]:
-            return _enqueue_all(conn, jobs, now, idempotency_ttl, defaults, backpressure)
-
-        results = await self._write(write)
+        # Shared: the enqueues of one group commit share their statements (_enqueue_calls)
+        call = _EnqueueCall(jobs, now, idempotency_ttl, defaults, backpressure)
+        results: list[EnqueueResult] = await self._write(Shared(_enqueue_calls, call))
         if self._listeners:
             self._announce(results)
         return results
@@ -1124,12 +1126,42 @@ def _redrive(
     return job
 
 
+@dataclass(frozen=True, slots=True)
+class _EnqueueCall:
+    """One Store.enqueue call, as _enqueue_calls takes it."""
+
+    jobs: Sequence[NewJob]
+    now: float
+    ttl: float
+    defaults: JobDefaults
+    backpressure: bool
+
+
+def _enqueue_calls(conn: sqlite3.Connection, calls: list[_EnqueueCall]) -> list[Outcome]:
+    """The enqueue calls of one group commit as one _Enqueue: each call's jobs are
+    checked as if alone after the calls before it (a call refused, e.g. its queue
+    full, leaves nothing behind), then one INSERT for every row of them all."""
+    batch: _Enqueue | None = None
+    outcomes: list[Outcome] = []
+    for call in calls:
+        if batch is None:
+            batch = _Enqueue(conn, call.now, call.ttl, call.defaults, call.backpressure)
+        try:
+            outcomes.append((True, batch.add_call(call)))
+        except Exception as exc:
+            outcomes.append((False, exc))
+    if batch is not None:
+        batch.flush()
+    return outcomes
+
+
 class _Enqueue:
     """The enqueues of one transaction: checks per job, then one INSERT for all rows
     (executemany) and one counter update per queue, which is what makes a batch fast.
 
     Keys are checked against the database and against the jobs earlier in the
-    same transaction, which are not inserted yet."""
+    same transaction, which are not inserted yet. Nothing is written before flush:
+    a queue seen for the first time is created there, if a job of it was added."""
 
     def __init__(
         self,
@@ -1148,8 +1180,27 @@ class _Enqueue:
         self.keys: list[dict[str, Any]] = []
         self.by_idempotency: dict[str, JobRecord] = {}
         self.by_unique: dict[tuple[str, str], JobRecord] = {}
-        self.ordering_taken: set[tuple[str, str]] = set()
+        self.ordering_taken: dict[tuple[str, str], None] = {}
         self.total: int | None = None
+        self.missing: set[str] = set()  # queues that have no row yet
+
+    def add_call(self, call: _EnqueueCall) -> list[EnqueueResult]:
+        """A call's jobs, all or none: on an error what they added is taken back."""
+        self.now, self.ttl, self.defaults = call.now, call.ttl, call.defaults
+        self.backpressure = call.backpressure
+        rows, keys, added = len(self.rows), len(self.keys), dict(self.added)
+        marks = len(self.by_idempotency), len(self.by_unique), len(self.ordering_taken)
+        try:
+            return [self.add(new) for new in call.jobs]
+        except BaseException:
+            del self.rows[rows:], self.keys[keys:]
+            self.added = added
+            for seen, mark in zip(
+                (self.by_idempotency, self.by_unique, self.ordering_taken), marks, strict=True
+            ):
+                for key in list(seen)[mark:]:  # dicts keep their order: the newest last
+                    del seen[key]
+            raise
 
     def add(self, new: NewJob) -> EnqueueResult:
         conn, now = self.conn, self.now
@@ -1180,7 +1231,7 @@ class _Enqueue:
             )
             if busy:
                 state = "blocked"
-            self.ordering_taken.add(ordering)
+            self.ordering_taken[ordering] = None
         job = JobRecord(
             id=new_job_id(now),
             queue=new.queue,
@@ -1258,10 +1309,12 @@ class _Enqueue:
         queue = self.queues.get(name)
         if queue is None:
             rows = _fetch(self.conn, Q["get_queue"], {"name": name})
-            if not rows:
-                self.conn.execute(Q["ensure_queue"], {"name": name, "now": self.now})
-                rows = _fetch(self.conn, Q["get_queue"], {"name": name})
-            queue = self.queues[name] = row_to_queue(rows[0])
+            if rows:
+                queue = row_to_queue(rows[0])
+            else:  # what ensure_queue will store: nothing set
+                queue = QueueSettings(name=name)
+                self.missing.add(name)
+            self.queues[name] = queue
         return queue
 
     def _backoff(self, own: PartialBackoff | None, queue: QueueSettings) -> BackoffPolicy:
@@ -1298,6 +1351,8 @@ class _Enqueue:
                 )
 
     def flush(self) -> None:
+        for name in self.missing & self.added.keys():
+            self.conn.execute(Q["ensure_queue"], {"name": name, "now": self.now})
         if self.rows:
             self.conn.executemany(Q["insert_job"], self.rows)
         for name, delta in self.added.items():
