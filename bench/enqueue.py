@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from .pushq_bench import (
 )
 
 LOG_LEVEL = "INFO"  # --log-level
+BASELINE: Path | None = None  # --baseline: an older checkout measured beside this one
 PROFILE: Path | None = None  # --profile: py-spy stacks of pushq's measured phases go here
 
 AUTH = {"Authorization": f"Bearer {BENCH_TOKEN}"}
@@ -127,58 +129,101 @@ def stored_jobs(procs: Procs) -> int:
         return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
 
 
+@dataclass
+class Tally:
+    """What one server did over the measured wrk runs."""
+
+    rates: list[float] = field(default_factory=list)
+    p99s: list[str] = field(default_factory=list)
+    cpu: float = 0.0
+    done: int = 0
+    non_2xx: int = 0
+
+    def run(
+        self, url: str, pid: int, body: str, seconds: int, connections: int, where: Path
+    ) -> None:
+        before = cpu_seconds(pid)
+        result = wrk(url, body, seconds, connections, where)
+        self.cpu += cpu_seconds(pid) - before
+        self.rates.append(result["per_s"])
+        self.p99s.append(result["p99"])
+        self.done += result["requests"] - result["non_2xx"]
+        self.non_2xx += result["non_2xx"]
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / max(1, self.done) * 1e6
+
+
 def single(base: Path, seconds: int, connections: int, rounds: int) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed (apt-get install wrk)"}
     noop = Noop()
     procs = fresh(base, "single")
+    older = fresh(base, "single-baseline", BASELINE) if BASELINE else None
     assert procs.pushq is not None
     body = json.dumps({"url": procs.worker_url + "/job", "body": {"n": 1}, "delay": 3600})
+    where = procs.data_dir
+    servers = [
+        ("noop", noop.url, noop.proc.pid, None),
+        ("pushq", procs.api, procs.pushq.pid, procs),
+    ]
+    if older is not None:
+        assert older.pushq is not None
+        servers.append(("baseline", older.api, older.pushq.pid, older))
+    tallies = {name: Tally() for name, *_ in servers}
+    stored: dict[str, int] = {}
     try:
-        wrk(noop.url + "/v1/jobs", body, 2, connections, procs.data_dir)  # warm-up
-        wrk(procs.api + "/v1/jobs", body, 2, connections, procs.data_dir)
-        noops, pushqs, cpu, acked = [], [], 0.0, 0
+        for _, url, _, _ in servers:  # warm-up
+            wrk(url + "/v1/jobs", body, 2, connections, where)
         time.sleep(1)  # the warm-up's last requests commit
-        before = stored_jobs(procs)
-        noop_cpu, noop_done = 0.0, 0
-        for _ in range(rounds):  # interleaved, so both see the same machine
-            cpu_before = cpu_seconds(noop.proc.pid)
-            run = wrk(noop.url + "/v1/jobs", body, seconds, connections, procs.data_dir)
-            noop_cpu += cpu_seconds(noop.proc.pid) - cpu_before
-            noop_done += run["requests"]
-            noops.append(run)
-            cpu_before = cpu_seconds(procs.pushq.pid)
-            profiler = profile(procs, "single")
-            run = wrk(procs.api + "/v1/jobs", body, seconds, connections, procs.data_dir)
-            cpu += cpu_seconds(procs.pushq.pid) - cpu_before
-            stop_profile(profiler, "single")
-            acked += run["requests"] - run["non_2xx"]
-            pushqs.append(run)
+        before = {name: stored_jobs(p) for name, _, _, p in servers if p is not None}
+        for _ in range(rounds):  # interleaved, so all see the same machine
+            for name, url, pid, _ in servers:
+                profiler = profile(procs, "single") if name == "pushq" else None
+                tallies[name].run(url + "/v1/jobs", pid, body, seconds, connections, where)
+                stop_profile(profiler, "single")
         time.sleep(1)
-        stored = stored_jobs(procs) - before
+        stored = {name: stored_jobs(p) - before[name] for name, _, _, p in servers if p}
     finally:
         noop.close()
         procs.close()
-    noop_rate = statistics.median(r["per_s"] for r in noops)
-    pushq_rate = statistics.median(r["per_s"] for r in pushqs)
-    return {
-        "noop_starlette_per_s": noop_rate,
-        "pushq_enqueue_per_s": pushq_rate,
-        "ratio": pushq_rate / noop_rate,
-        "noop_cpu_us_per_request": noop_cpu / max(1, noop_done) * 1e6,
-        "pushq_cpu_us_per_enqueue": cpu / max(1, acked) * 1e6,
+        if older is not None:
+            older.close()
+    ceiling, pushq = tallies["noop"], tallies["pushq"]
+    figures: dict[str, Any] = {
+        "noop_starlette_per_s": ceiling.rate,
+        "pushq_enqueue_per_s": pushq.rate,
+        "ratio": pushq.rate / ceiling.rate,
+        "noop_cpu_us_per_request": ceiling.cpu_us,
+        "pushq_cpu_us_per_enqueue": pushq.cpu_us,
         # on a machine shared with other work the rates follow the CPU each gets;
         # CPU per request is the steadier comparison
-        "cpu_ratio": (noop_cpu / max(1, noop_done)) / (cpu / max(1, acked)),
-        "pushq_p99": ",".join(r["p99"] for r in pushqs),
-        "non_2xx": sum(r["non_2xx"] for r in pushqs),
-        # wrk stops with requests in flight: those may be stored but not counted by it
-        "acknowledged": acked,
-        "stored": stored,
-        "ledger_ok": acked <= stored <= acked + connections * rounds,
-        "rounds": rounds,
-        "connections": connections,
+        "cpu_ratio": ceiling.cpu_us / pushq.cpu_us,
+        "pushq_p99": ",".join(pushq.p99s),
     }
+    if "baseline" in tallies:
+        old = tallies["baseline"]
+        figures |= {
+            "baseline_enqueue_per_s": old.rate,
+            "baseline_ratio": old.rate / ceiling.rate,
+            "baseline_cpu_us_per_enqueue": old.cpu_us,
+            "baseline_cpu_ratio": ceiling.cpu_us / old.cpu_us,
+            "pushq_vs_baseline": pushq.rate / old.rate,
+        }
+    # wrk stops with requests in flight: those may be stored but not counted by it
+    figures["non_2xx"] = sum(t.non_2xx for t in tallies.values())
+    figures["ledger_ok"] = all(
+        tallies[name].done <= n <= tallies[name].done + connections * rounds
+        for name, n in stored.items()
+    )
+    figures["rounds"] = rounds
+    figures["connections"] = connections
+    return figures
 
 
 async def post_batches(procs: Procs, count: int, size: int, clients: int) -> float:
@@ -204,29 +249,47 @@ async def post_batches(procs: Procs, count: int, size: int, clients: int) -> flo
         return time.perf_counter() - start
 
 
-def batch(base: Path, count: int, size: int, clients: int) -> dict[str, Any]:
+def batch(base: Path, count: int, size: int, clients: int, rounds: int) -> dict[str, Any]:
     procs = fresh(base, "batch")
-    assert procs.pushq is not None
+    older = fresh(base, "batch-baseline", BASELINE) if BASELINE else None
+    servers = [("pushq", procs)] + ([("baseline", older)] if older is not None else [])
+    count = count // (size * clients) * size * clients
+    rates: dict[str, list[float]] = {name: [] for name, _ in servers}
+    cpu = dict.fromkeys(rates, 0.0)
+    ledger_ok = True
     try:
-        asyncio.run(post_batches(procs, 10 * size, size, clients))  # warm-up
-        before = stored_jobs(procs)
-        cpu_before = cpu_seconds(procs.pushq.pid)
-        count = count // (size * clients) * size * clients
-        profiler = profile(procs, "batch")
-        elapsed = asyncio.run(post_batches(procs, count, size, clients))
-        cpu = cpu_seconds(procs.pushq.pid) - cpu_before
-        stop_profile(profiler, "batch")
-        stored = stored_jobs(procs) - before
+        for _, server in servers:
+            asyncio.run(post_batches(server, 10 * size, size, clients))  # warm-up
+        for _ in range(rounds):
+            for name, server in servers:
+                assert server.pushq is not None
+                before, cpu_before = stored_jobs(server), cpu_seconds(server.pushq.pid)
+                profiler = profile(server, "batch") if name == "pushq" else None
+                elapsed = asyncio.run(post_batches(server, count, size, clients))
+                cpu[name] += cpu_seconds(server.pushq.pid) - cpu_before
+                stop_profile(profiler, "batch")
+                rates[name].append(count / elapsed)
+                ledger_ok = ledger_ok and stored_jobs(server) - before == count
     finally:
         procs.close()
-    return {
-        "jobs": count,
+        if older is not None:
+            older.close()
+    figures: dict[str, Any] = {
+        "jobs_per_run": count,
         "batch_size": size,
         "clients": clients,
-        "enqueue_per_s": count / elapsed,
-        "pushq_cpu_us_per_job": cpu / count * 1e6,
-        "ledger_ok": stored == count,
+        "rounds": rounds,
+        "enqueue_per_s": statistics.median(rates["pushq"]),
+        "pushq_cpu_us_per_job": cpu["pushq"] / (count * rounds) * 1e6,
     }
+    if older is not None:
+        figures |= {
+            "baseline_enqueue_per_s": statistics.median(rates["baseline"]),
+            "baseline_cpu_us_per_job": cpu["baseline"] / (count * rounds) * 1e6,
+            "pushq_vs_baseline": figures["enqueue_per_s"] / statistics.median(rates["baseline"]),
+        }
+    figures["ledger_ok"] = ledger_ok
+    return figures
 
 
 # -- counts on a big table ---------------------------------------------------------------
@@ -388,12 +451,17 @@ def stop_profile(profiler: subprocess.Popen[bytes] | None, name: str) -> None:
 # -- running ------------------------------------------------------------------------------
 
 
-def fresh(base: Path, name: str) -> Procs:
+def fresh(base: Path, name: str, checkout: Path | None = None) -> Procs:
+    """A pushq and its worker endpoint on a fresh data dir; `checkout`: run the pushq
+    package of that source tree instead (--baseline), for before/after in one run."""
     data_dir = base / name
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     # durable commits and the default log level, as the issue's targets are stated
-    procs = Procs(data_dir, env={"PUSHQ_SQLITE_SYNCHRONOUS": "FULL", "PUSHQ_LOG_LEVEL": LOG_LEVEL})
+    env = {"PUSHQ_SQLITE_SYNCHRONOUS": "FULL", "PUSHQ_LOG_LEVEL": LOG_LEVEL}
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout.resolve())
+    procs = Procs(data_dir, env=env)
     procs.start_worker()
     procs.start_pushq()
     return procs
@@ -417,10 +485,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--times", type=int, default=20, help="requests per counts figure")
     parser.add_argument("--data-dir", help="where to keep the databases (default: a temp dir)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also measure the pushq of this source tree (e.g. a git worktree of an older"
+        " commit) in the same runs",
+    )
     parser.add_argument("--log-level", default="INFO", help="pushq's log level (default INFO)")
     parser.add_argument("--profile", help="record py-spy stacks of pushq's runs in this dir")
     args = parser.parse_args(argv)
-    global PROFILE, LOG_LEVEL
+    global PROFILE, LOG_LEVEL, BASELINE
+    BASELINE = Path(args.baseline) if args.baseline else None
     PROFILE = Path(args.profile) if args.profile else None
     LOG_LEVEL = args.log_level
     unknown = set(args.scenarios) - set(SCENARIOS)
@@ -436,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = single(base, args.seconds, args.connections, args.rounds)
         results.append(report("single enqueue ÷ no-op Starlette POST (wrk)", figures))
     if "batch" in args.scenarios:
-        figures = batch(base, args.batch_jobs, 1000, 2)
+        figures = batch(base, args.batch_jobs, 1000, 2, args.rounds)
         results.append(report("batch enqueue, 1,000 per call", figures))
     if "counts" in args.scenarios:
         figures = counts(base, args.rows, args.times)

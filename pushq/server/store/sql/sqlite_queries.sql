@@ -244,6 +244,15 @@ SET concurrency = :concurrency, rate_limit = :rate_limit, max_attempts = :max_at
 WHERE name = :name
 RETURNING *;
 
+-- name: add_job_count
+INSERT INTO job_counts (queue, state, n) VALUES (:queue, :state, :n)
+ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n;
+-- name: job_counts_agree
+SELECT (SELECT count(*) FROM jobs) = (SELECT coalesce(sum(n), 0) FROM job_counts);
+-- name: clear_job_counts
+DELETE FROM job_counts;
+-- name: recount_jobs
+INSERT INTO job_counts (queue, state, n) SELECT queue, state, count(*) FROM jobs GROUP BY 1, 2;
 -- name: add_unfinished
 UPDATE queues SET unfinished = unfinished + :delta WHERE name = :name;
 

@@ -166,19 +166,14 @@ CREATE TABLE circuits (
     updated_at REAL NOT NULL
 ) WITHOUT ROWID;
 
--- Jobs per queue and stored state, kept by the triggers below (count_by_state).
+-- Jobs per queue and stored state (count_by_state): enqueue adds to it, the triggers
+-- below follow every state change and delete.
 CREATE TABLE job_counts (
     queue TEXT NOT NULL,
     state TEXT NOT NULL,
     n     INTEGER NOT NULL,
     PRIMARY KEY (queue, state)
 ) WITHOUT ROWID;
-
-CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs
-BEGIN
-    INSERT INTO job_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
-    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
-END;
 
 CREATE TRIGGER jobs_count_update AFTER UPDATE OF state, queue ON jobs
 WHEN OLD.state IS NOT NEW.state OR OLD.queue IS NOT NEW.queue
