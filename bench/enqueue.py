@@ -1,18 +1,22 @@
 """`python -m bench.enqueue`: the inbound half of pushq, beside its ceilings, in one run.
 
-Scenarios (any of them, default all three):
+Scenarios (default single, batch and counts):
 
   single   POST /v1/jobs under wrk (32 connections) and, in the same invocation and
            with the same wrk script, a no-op Starlette POST on the same uvicorn
            settings; prints both rates and their ratio (issue 12: >= 0.35).
   batch    POST /v1/jobs/batch, 1,000 jobs per call, 2 clients (target >= 60k jobs/s).
+  stages   the batch path without HTTP: CPU per job of validation, to_new_job, the
+           store call (its writer thread included) and rendering, in child processes.
   counts   GET /metrics and GET /v1/queues on a database of --rows jobs (default
            10 M) generated with SQL; prints the median and worst time of each and
            checks the counts pushq reports against a full count done beside it.
 
 Jobs are enqueued an hour ahead, so delivery never shares the CPU with the enqueue
 being measured. Every scenario checks its ledger: what the server acknowledged is
-what the database holds.
+what the database holds. --baseline CHECKOUT runs an older source tree's pushq
+beside this one in the same runs (e.g. `git worktree add .baseline <commit>`).
+`python -m bench inbound ...` is the same as `python -m bench.enqueue ...`.
 """
 
 from __future__ import annotations
@@ -292,6 +296,107 @@ def batch(base: Path, count: int, size: int, clients: int, rounds: int) -> dict[
     return figures
 
 
+# -- the batch path's stages, in-process ---------------------------------------------------
+
+
+def run_stages(rounds: int = 25) -> None:
+    """CPU per job of each stage of a 1,000-job batch enqueue, without HTTP (the
+    process's CPU, so the SQLite writer thread is counted); prints JSON."""
+    import inspect
+    import os
+
+    import orjson
+
+    if os.environ.get("PUSHQ_BENCH_CHECKOUT"):
+        sys.path.insert(0, os.environ["PUSHQ_BENCH_CHECKOUT"])
+
+    from pushq.server.api.common import validate
+    from pushq.server.api.jobs import to_new_job
+    from pushq.server.api.schemas import BatchRequest
+    from pushq.server.config import Settings
+    from pushq.server.render import job_json
+    from pushq.server.store.sqlite import SQLiteStore
+    from pushq.signing import generate_secret
+
+    settings = Settings(api_token="t" * 20, signing_secrets=(generate_secret(),))
+    unparsed = "body_is_json" in inspect.signature(job_json).parameters
+    jobs = [{"url": "http://127.0.0.1:9/job", "body": {"n": i}, "delay": 3600} for i in range(1000)]
+    raw = orjson.dumps({"jobs": jobs})
+    stages: dict[str, list[float]] = {"validate": [], "to_new_job": [], "store": [], "render": []}
+
+    async def main(where: Path) -> None:
+        store = SQLiteStore(where / "pushq.db")
+        await store.open()
+        for i in range(rounds):
+            t0 = time.process_time()
+            batch = validate(BatchRequest, orjson.loads(raw))
+            t1 = time.process_time()
+            now = time.time()
+            new = [
+                to_new_job(job, settings, now, f"jobs[{n}].") for n, job in enumerate(batch.jobs)
+            ]
+            t2 = time.process_time()
+            results = await store.enqueue(
+                jobs=new, now=now, idempotency_ttl=3600, defaults=settings.job_defaults
+            )
+            t3 = time.process_time()
+            out = []
+            for result in results:
+                extra = {"body_is_json": True} if unparsed else {}
+                body = job_json(result.job, now, **extra)
+                body["deduplicated"] = False
+                out.append(body)
+            orjson.dumps({"jobs": out})
+            t4 = time.process_time()
+            if i >= 5:  # warmed up
+                for name, a, b in (
+                    ("validate", t0, t1),
+                    ("to_new_job", t1, t2),
+                    ("store", t2, t3),
+                    ("render", t3, t4),
+                ):
+                    stages[name].append((b - a) / len(jobs) * 1e6)
+        await store.close()
+
+    import pushq
+
+    with tempfile.TemporaryDirectory() as where:
+        asyncio.run(main(Path(where)))
+    print(f"pushq from {Path(pushq.__file__).parent}", file=sys.stderr)
+    medians = {name: statistics.median(v) for name, v in stages.items()}
+    print(json.dumps(medians | {"total": sum(medians.values())}))
+
+
+def stages(rounds: int) -> dict[str, Any]:
+    """run_stages in a child process, for this checkout and --baseline's, in turns."""
+    import os
+
+    figures: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, float]]] = {"pushq": [], "baseline": []}
+    for _ in range(rounds):
+        for name, checkout in (("pushq", None), ("baseline", BASELINE)):
+            if name == "baseline" and checkout is None:
+                continue
+            # the stages code is this file's; the pushq it imports is the checkout's
+            env = dict(os.environ, PUSHQ_BENCH_CHECKOUT=str(checkout.resolve()) if checkout else "")
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.enqueue", "_stages"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            runs[name].append(json.loads(out.strip().splitlines()[-1]))
+    for name, results in runs.items():
+        for stage in results[0] if results else ():
+            figures[f"{name}_{stage}_us_per_job"] = statistics.median(r[stage] for r in results)
+    if runs["baseline"]:
+        figures["baseline_vs_pushq_cpu"] = (
+            figures["baseline_total_us_per_job"] / figures["pushq_total_us_per_job"]
+        )
+    return figures
+
+
 # -- counts on a big table ---------------------------------------------------------------
 
 # The generated history: (state, share of the rows), over QUEUES queues.
@@ -451,6 +556,16 @@ def stop_profile(profiler: subprocess.Popen[bytes] | None, name: str) -> None:
 # -- running ------------------------------------------------------------------------------
 
 
+def from_checkout(checkout: Path, module: str) -> list[str]:
+    """A command running `python -m module` with `checkout`'s packages first on the
+    path (PYTHONPATH would not do: -m puts the working directory before it)."""
+    code = (
+        f"import runpy, sys; sys.path.insert(0, {str(checkout.resolve())!r}); "
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", code]
+
+
 def fresh(base: Path, name: str, checkout: Path | None = None) -> Procs:
     """A pushq and its worker endpoint on a fresh data dir; `checkout`: run the pushq
     package of that source tree instead (--baseline), for before/after in one run."""
@@ -459,15 +574,15 @@ def fresh(base: Path, name: str, checkout: Path | None = None) -> Procs:
     data_dir.mkdir(parents=True)
     # durable commits and the default log level, as the issue's targets are stated
     env = {"PUSHQ_SQLITE_SYNCHRONOUS": "FULL", "PUSHQ_LOG_LEVEL": LOG_LEVEL}
-    if checkout is not None:
-        env["PYTHONPATH"] = str(checkout.resolve())
     procs = Procs(data_dir, env=env)
+    if checkout is not None:
+        procs.command = from_checkout(checkout, "pushq")
     procs.start_worker()
     procs.start_pushq()
     return procs
 
 
-SCENARIOS = ("single", "batch", "counts")
+SCENARIOS = ("single", "batch", "stages", "counts")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -475,8 +590,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_noop"]:
         run_noop(int(argv[1]))
         return 0
+    if argv[:1] == ["_stages"]:
+        run_stages()
+        return 0
     parser = argparse.ArgumentParser(prog="python -m bench.enqueue", description=__doc__)
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS), help=" | ".join(SCENARIOS))
+    parser.add_argument(
+        "scenarios", nargs="*", default=["single", "batch", "counts"], help=" | ".join(SCENARIOS)
+    )
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved no-op/pushq wrk runs")
@@ -513,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     if "batch" in args.scenarios:
         figures = batch(base, args.batch_jobs, 1000, 2, args.rounds)
         results.append(report("batch enqueue, 1,000 per call", figures))
+    if "stages" in args.scenarios:
+        figures = stages(args.rounds)
+        results.append(report("batch enqueue path in-process, CPU per job by stage", figures))
     if "counts" in args.scenarios:
         figures = counts(base, args.rows, args.times)
         results.append(report(f"/metrics and GET /v1/queues, {args.rows:,} rows", figures))
