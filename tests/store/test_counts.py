@@ -184,3 +184,33 @@ def test_sqlite_counts_again_at_start_when_rows_were_written_around_it(tmp_path:
             await store.close()
 
     assert asyncio.run(second()) == {("a", "pending"): 1, ("a", "dead"): 1}
+
+
+def test_oldest_pending_over_queues_and_priorities(with_store: WithStore) -> None:
+    """oldest_pending seeks one (queue, priority) at a time: every combination counts."""
+
+    async def scenario(store: Store) -> None:
+        assert await store.oldest_pending() == {}
+        jobs = [
+            new_job(queue="a", priority=5, run_at=NOW - 10),
+            new_job(queue="a", priority=5, run_at=NOW - 20),
+            new_job(queue="a", priority=-3, run_at=NOW - 40),
+            new_job(queue="a", priority=0, run_at=NOW - 30),
+            new_job(queue="b", priority=9, run_at=NOW - 1),
+            new_job(queue="c", priority=1, run_at=NOW - 7),
+            new_job(queue="c", priority=2, run_at=NOW - 50),
+            new_job(queue="d", run_at=NOW + 60),  # scheduled: not pending
+        ]
+        for job in jobs:  # one call each: the run_at of each is its own
+            await store.enqueue(
+                jobs=[job],
+                now=job.run_at if job.run_at < NOW else NOW,
+                idempotency_ttl=TTL,
+                defaults=DEFAULTS,
+            )
+        assert await store.oldest_pending() == {"a": NOW - 40, "b": NOW - 1, "c": NOW - 50}
+        claimed = await claim(store, limit=10)  # everything pending goes active
+        assert len(claimed) == 7
+        assert await store.oldest_pending() == {}
+
+    with_store(scenario)
