@@ -140,15 +140,7 @@ async def enqueue_one(
     if not result.created:
         return 200, body, {}
     ctx.metrics.enqueued.labels(queue=new.queue).inc()  # (the store wakes the dispatcher)
-    if log.isEnabledFor(logging.INFO):
-        job = result.job
-        log.info(
-            "job %s enqueued in %s (%s)",
-            job.id,
-            job.queue,
-            body["state"],
-            extra={"job_id": job.id, "queue": job.queue, "verdict": body["state"]},
-        )
+    ctx.enqueue_log.enqueued(result.job.id, new.queue, body["state"])
     return 201, body, {"location": f"/v1/jobs/{result.job.id}"}
 
 

@@ -1220,11 +1220,11 @@ class _Enqueue:
         except BaseException:
             del self.rows[rows:], self.keys[keys:]
             self.added, self.counted = added, counted
-            for seen, mark in zip(
-                (self.by_idempotency, self.by_unique, self.ordering_taken), marks, strict=True
-            ):
-                for key in list(seen)[mark:]:  # dicts keep their order: the newest last
-                    del seen[key]
+            seen: list[dict[Any, Any]] = [self.by_idempotency, self.by_unique]
+            seen.append(self.ordering_taken)
+            for keys_seen, mark in zip(seen, marks, strict=True):
+                for key in list(keys_seen)[mark:]:  # dicts keep their order: the newest last
+                    del keys_seen[key]
             raise
 
     def add(self, new: NewJob) -> EnqueueResult:
