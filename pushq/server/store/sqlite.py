@@ -106,8 +106,9 @@ def _fetch(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3
     return conn.execute(sql, params).fetchall()
 
 
-def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
+def _attempt_params(attempt: AttemptRecord, redrive: int | None = None) -> dict[str, Any]:
     return {
+        "redrive": redrive,
         "job_id": attempt.job_id,
         "number": attempt.number,
         "started_at": attempt.started_at,
@@ -138,7 +139,10 @@ class SQLiteStore:
         self.path = Path(path)
         self.synchronous = synchronous
         self._writer = GroupCommitWriter(
-            self.path, synchronous=synchronous, busy_timeout_ms=BUSY_TIMEOUT_MS
+            self.path,
+            synchronous=synchronous,
+            busy_timeout_ms=BUSY_TIMEOUT_MS,
+            counter_sql=Q["add_unfinished"],
         )
         self._reader: aiosqlite.Connection | None = None
         self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
@@ -390,9 +394,11 @@ class SQLiteStore:
             rows = _fetch(conn, Q[query], params)
             if not rows:
                 return False  # the job moved on (rescued, cancelled): this attempt is stale
-            conn.execute(Q["insert_attempt"], _attempt_params(attempt))
+            queue, ordering_key, redrive = rows[0]
+            conn.execute(Q["insert_settled_attempt"], _attempt_params(attempt, redrive))
             if query not in ("schedule_retry", "release_interrupted"):
-                _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
+                # the queue's counter is written once per group commit
+                _finished(conn, queue, ordering_key, params["now"], self._writer.count)
             if callback is not None:
                 assert defaults is not None, "a callback needs the job defaults"
                 # a callback reports an outcome already decided: never refused
@@ -1074,9 +1080,19 @@ def row_to_schedule(row: sqlite3.Row) -> ScheduleRecord:
     )
 
 
-def _finished(conn: sqlite3.Connection, queue: str, ordering_key: str | None, now: float) -> None:
-    """Bookkeeping when a job leaves the unfinished states: the queue's count, its key."""
-    conn.execute(Q["add_unfinished"], {"name": queue, "delta": -1})
+def _finished(
+    conn: sqlite3.Connection,
+    queue: str,
+    ordering_key: str | None,
+    now: float,
+    count: Callable[[str, int], None] | None = None,
+) -> None:
+    """Bookkeeping when a job leaves the unfinished states: the queue's count (now, or
+    through the writer's `count` at the group commit), its key."""
+    if count is not None:
+        count(queue, -1)
+    else:
+        conn.execute(Q["add_unfinished"], {"name": queue, "delta": -1})
     if ordering_key is not None:
         conn.execute(Q["unblock_next"], {"queue": queue, "key": ordering_key, "now": now})
 
