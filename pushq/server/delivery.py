@@ -406,6 +406,9 @@ class AiohttpSender:
             connector=connector,
             trust_env=False,  # no .netrc credentials or proxy surprises on a server
             auto_decompress=False,  # BoundedBody decodes, up to the cap
+            # send()'s own deadline covers the whole attempt (connect, send, read):
+            # aiohttp's timers on top would only cost a timer per request
+            timeout=aiohttp.ClientTimeout(),
             skip_auto_headers=("User-Agent", "Content-Type"),
         )
         return self._session

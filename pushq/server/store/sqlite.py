@@ -145,6 +145,7 @@ class SQLiteStore:
             counter_sql=Q["add_unfinished"],
         )
         self._reader: aiosqlite.Connection | None = None
+        self._here: sqlite3.Connection | None = None  # _read_small's, on the loop thread
         self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         self._listeners: list[Callable[[float | None], None]] = []
 
@@ -174,6 +175,9 @@ class SQLiteStore:
         return self._writer.unavailable
 
     async def close(self) -> None:
+        if self._here is not None:
+            self._here.close()
+            self._here = None
         await self._checkpointer.close()
         if self._reader is not None:
             await self._reader.close()
@@ -184,6 +188,27 @@ class SQLiteStore:
         assert self._reader is not None, "store is not open"
         try:
             return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.path) from exc
+
+    async def _read_small(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        """A read whose cost is bounded (the claim round's snapshot: O(limit) per
+        queue), run on the calling thread rather than handed to the reader's: the
+        hand-off costs more than the query. It never waits: a database that is
+        busy (a WAL recovery, a restore) sends the read to the reader thread."""
+        assert self._reader is not None, "store is not open"
+        conn = self._here
+        if conn is None:
+            conn = self._here = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA query_only = ON")
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:  # busy or locked: let the reader wait for it
+            return await self._read(sql, params)
         except sqlite3.Error as exc:
             raise _store_error(exc, self.path) from exc
 
@@ -313,7 +338,7 @@ class SQLiteStore:
 
     # -- the dispatcher ----------------------------------------------------------
     async def claim_snapshot(self, *, limit: int, count_active: bool) -> list[QueueSnapshot]:
-        rows = await self._read(
+        rows = await self._read_small(
             Q["claim_snapshot"], {"limit": limit, "count_active": int(count_active)}
         )
         return [
