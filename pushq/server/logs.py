@@ -12,7 +12,6 @@ import json
 import logging
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,8 +63,13 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
         self._pending = False
+        self._closed = threading.Event()
         thread = threading.Thread(target=self._flusher, name="pushq-log-flush", daemon=True)
         thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
 
     def flush(self) -> None:
         self._pending = False
@@ -85,8 +89,7 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._pending = True
 
     def _flusher(self) -> None:
-        while True:
-            time.sleep(FLUSH_INTERVAL)
+        while not self._closed.wait(FLUSH_INTERVAL):
             if self._pending:
                 self.acquire()
                 try:
