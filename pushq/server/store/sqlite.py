@@ -146,6 +146,7 @@ class SQLiteStore:
         )
         self._reader: aiosqlite.Connection | None = None
         self._here: sqlite3.Connection | None = None  # _read_small's, on the loop thread
+        self._snapshot_queues = 0  # queues in the last claim snapshot
         self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         self._listeners: list[Callable[[float | None], None]] = []
 
@@ -338,9 +339,12 @@ class SQLiteStore:
 
     # -- the dispatcher ----------------------------------------------------------
     async def claim_snapshot(self, *, limit: int, count_active: bool) -> list[QueueSnapshot]:
-        rows = await self._read_small(
-            Q["claim_snapshot"], {"limit": limit, "count_active": int(count_active)}
-        )
+        params = {"limit": limit, "count_active": int(count_active)}
+        if self._snapshot_queues <= SMALL_SNAPSHOT_QUEUES:
+            rows = await self._read_small(Q["claim_snapshot"], params)
+        else:  # many queues: the read costs more than the hand-off to the reader thread
+            rows = await self._read(Q["claim_snapshot"], params)
+        self._snapshot_queues = len(rows)
         return [
             QueueSnapshot(
                 name=row[0],
@@ -1028,6 +1032,8 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
     )
 
 
+# A claim snapshot of at most this many queues is read on the event-loop thread.
+SMALL_SNAPSHOT_QUEUES = 64
 MAX_RATE_PERIOD = 3600.0  # the longest rate period ("N/h"): a bucket older is full again
 KEYED_SCAN_ROUNDS = 8  # reads of one queue's candidates per claim, at most
 
