@@ -1116,7 +1116,7 @@ def test_claim_snapshot_shows_unpaused_queues_with_ready_counted_up_to_the_limit
 
 
 def test_claim_snapshot_of_many_queues_reads_the_same_as_of_few(with_store: WithStore) -> None:
-    # (SQLite reads a small snapshot on the calling thread, a large one on its reader.)
+    # (SQLite reads a quick snapshot on the calling thread, a slow one on its reader.)
     async def scenario(store: Store) -> None:
         names = [f"q{n:03d}" for n in range(100)]
         await enqueue(store, *(new_job(queue=name) for name in names[:3]))

@@ -146,7 +146,7 @@ class SQLiteStore:
         )
         self._reader: aiosqlite.Connection | None = None
         self._here: sqlite3.Connection | None = None  # _read_small's, on the loop thread
-        self._snapshot_queues = 0  # queues in the last claim snapshot
+        self._slow_reads: dict[str, int] = {}  # query -> reads left on the reader thread
         self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         self._listeners: list[Callable[[float | None], None]] = []
 
@@ -192,12 +192,18 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _store_error(exc, self.path) from exc
 
-    async def _read_small(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-        """A read whose cost is bounded (the claim round's snapshot: O(limit) per
-        queue), run on the calling thread rather than handed to the reader's: the
-        hand-off costs more than the query. It never waits: a database that is
-        busy (a WAL recovery, a restore) sends the read to the reader thread."""
+    async def _read_small(self, query: str, params: Any = ()) -> list[sqlite3.Row]:
+        """A named query that is usually quick (the claim round's snapshots), run on
+        the calling thread rather than handed to the reader's: the hand-off costs
+        more than the query. It never waits: a database that is busy (a WAL
+        recovery) sends the read to the reader thread, and so does a read that took
+        longer than SMALL_READ_BUDGET, for the next SLOW_READ_ROUNDS reads."""
         assert self._reader is not None, "store is not open"
+        sql = Q[query]
+        slow = self._slow_reads.get(query, 0)
+        if slow:
+            self._slow_reads[query] = slow - 1
+            return await self._read(sql, params)
         conn = self._here
         if conn is None:
             conn = self._here = sqlite3.connect(
@@ -206,12 +212,16 @@ class SQLiteStore:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 0")
             conn.execute("PRAGMA query_only = ON")
+        started = time.perf_counter()
         try:
-            return conn.execute(sql, params).fetchall()
+            rows = conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError:  # busy or locked: let the reader wait for it
             return await self._read(sql, params)
         except sqlite3.Error as exc:
             raise _store_error(exc, self.path) from exc
+        if time.perf_counter() - started > SMALL_READ_BUDGET:
+            self._slow_reads[query] = SLOW_READ_ROUNDS
+        return rows
 
     async def _write(self, op: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
         """Run `op` in the next group commit; sqlite3 errors leave as StoreErrors."""
@@ -340,11 +350,7 @@ class SQLiteStore:
     # -- the dispatcher ----------------------------------------------------------
     async def claim_snapshot(self, *, limit: int, count_active: bool) -> list[QueueSnapshot]:
         params = {"limit": limit, "count_active": int(count_active)}
-        if self._snapshot_queues <= SMALL_SNAPSHOT_QUEUES:
-            rows = await self._read_small(Q["claim_snapshot"], params)
-        else:  # many queues: the read costs more than the hand-off to the reader thread
-            rows = await self._read(Q["claim_snapshot"], params)
-        self._snapshot_queues = len(rows)
+        rows = await self._read_small("claim_snapshot", params)
         return [
             QueueSnapshot(
                 name=row[0],
@@ -362,7 +368,7 @@ class SQLiteStore:
         ]
 
     async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
-        rows = await self._read(Q["flow_key_snapshot"], {"since": now - MAX_RATE_PERIOD})
+        rows = await self._read_small("flow_key_snapshot", {"since": now - MAX_RATE_PERIOD})
         return [
             KeySnapshot(
                 key=row["key"],
@@ -1032,8 +1038,11 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
     )
 
 
-# A claim snapshot of at most this many queues is read on the event-loop thread.
-SMALL_SNAPSHOT_QUEUES = 64
+# The claim round's snapshots are read on the event-loop thread while they take at
+# most SMALL_READ_BUDGET seconds; one that takes longer (thousands of queues or of
+# keys in flight) is read on the reader thread for the next SLOW_READ_ROUNDS reads.
+SMALL_READ_BUDGET = 0.002
+SLOW_READ_ROUNDS = 100
 MAX_RATE_PERIOD = 3600.0  # the longest rate period ("N/h"): a bucket older is full again
 KEYED_SCAN_ROUNDS = 8  # reads of one queue's candidates per claim, at most
 
