@@ -21,7 +21,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -205,6 +205,9 @@ class PostgresStore:
                 timeout=10,
             )
             await self._run(_migrate)
+            # The channel of this schema, as the pushq_channel() function names it for
+            # transactional enqueues (migration 0005): a schema given in the URL counts.
+            self.channel = await self._run(lambda conn: conn.raw.fetchval("SELECT pushq_channel()"))
             await self.heartbeat()
             self._listener = await asyncpg.connect(
                 self.url, server_settings=self._settings(), timeout=10
@@ -347,6 +350,30 @@ class PostgresStore:
         for run_at in due:
             await self._notify(conn, run_at)
         return due
+
+    async def publish_enqueue_settings(
+        self,
+        *,
+        defaults: JobDefaults,
+        idempotency_ttl: float,
+        max_body_size: int,
+        reserved_headers: Collection[str],
+    ) -> None:
+        """Write the server's enqueue defaults where pushq_enqueue() (transactional
+        enqueue, migration 0005) reads them; every node does at start-up."""
+        value = {
+            "max_attempts": defaults.max_attempts,
+            "timeout": defaults.timeout,
+            "backoff_base": defaults.backoff.base,
+            "backoff_max": defaults.backoff.max,
+            "backoff_jitter": defaults.backoff.jitter,
+            "max_unfinished": defaults.max_unfinished,
+            "idempotency_ttl": idempotency_ttl,
+            "max_body_size": max_body_size,
+            "reserved_headers": sorted(reserved_headers),
+        }
+        params = {"key": "enqueue_settings", "value": _dumps(value)}
+        await self._run(lambda conn: conn.execute("put_meta", params))
 
     async def ping(self) -> None:
         now = str(time.time())

@@ -524,3 +524,7 @@ SET state = 'scheduled', attempts = attempts - 1, run_at = :run_at,
     lease = NULL, lease_expires_at = NULL, attempt_started_at = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
 RETURNING id;
+
+-- name: put_meta
+INSERT INTO meta (key, value) VALUES (:key, :value)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
