@@ -247,14 +247,20 @@ class PostgresStore:
             except _DRIVER_ERRORS:
                 pool.terminate()
 
-    async def _run(self, op: Callable[[_Conn], Awaitable[T]]) -> T:
+    async def _run(self, op: Callable[[_Conn], Awaitable[T]], *, transaction: bool = True) -> T:
         """Run `op` in one transaction (committed before this returns); driver errors
-        leave as StoreErrors, the API's answers (NotFound, Conflict…) unchanged."""
+        leave as StoreErrors, the API's answers (NotFound, Conflict…) unchanged.
+        `transaction=False` is for an `op` of one statement, atomic by itself: it
+        saves the BEGIN and COMMIT round trips."""
         if self._pool is None:
             raise StoreUnavailable(f"{self.where}: the store is not open", kind="unavailable")
         try:
-            async with self._pool.acquire() as raw, raw.transaction():
-                result = await op(_Conn(raw))
+            async with self._pool.acquire() as raw:
+                if transaction:
+                    async with raw.transaction():
+                        result = await op(_Conn(raw))
+                else:
+                    result = await op(_Conn(raw))
         except _DRIVER_ERRORS as exc:
             translated = store_error(exc, self.where)
             if isinstance(translated, StoreUnavailable):
@@ -268,7 +274,8 @@ class PostgresStore:
         return result
 
     async def _read(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
-        return await self._run(lambda conn: conn.fetch(query, params))
+        """One statement (a read, or a write atomic by itself), outside a transaction."""
+        return await self._run(lambda conn: conn.fetch(query, params), transaction=False)
 
     # -- nodes: liveness and leadership (cluster.py runs these) --------------------
     async def heartbeat(self) -> None:
@@ -333,10 +340,16 @@ class PostgresStore:
 
     async def _notify(self, conn: _Conn, run_at: float | None) -> None:
         """NOTIFY every node (sent at COMMIT, dropped on rollback)."""
-        payload = self.node if run_at is None else f"{self.node} {run_at!r}"
-        await conn.fetch("notify", {"channel": self.channel, "payload": payload})
+        await conn.fetch("notify", {"channel": self.channel, "payload": self._payload(run_at)})
 
-    async def _announce(self, conn: _Conn, results: Sequence[EnqueueResult]) -> list[float | None]:
+    def _payload(self, run_at: float | None) -> str:
+        return self.node if run_at is None else f"{self.node} {run_at!r}"
+
+    async def _announce(
+        self, conn: _Conn, results: Sequence[EnqueueResult], *, send: bool = True
+    ) -> list[float | None]:
+        """NOTIFY what `results` made due (unless `send` is False: already sent), and
+        return it for this node's own listeners."""
         due: list[float | None] = []
         waiting = math.inf
         for result in results:
@@ -347,8 +360,9 @@ class PostgresStore:
                     waiting = min(waiting, result.job.run_at)
         if waiting < math.inf:
             due.append(waiting)
-        for run_at in due:
-            await self._notify(conn, run_at)
+        if send:
+            for run_at in due:
+                await self._notify(conn, run_at)
         return due
 
     async def publish_enqueue_settings(
@@ -390,8 +404,12 @@ class PostgresStore:
         backpressure: bool = True,
     ) -> list[EnqueueResult]:
         async def write(conn: _Conn) -> tuple[list[EnqueueResult], list[float | None]]:
-            results = await _enqueue_all(conn, jobs, now, idempotency_ttl, defaults, backpressure)
-            return results, await self._announce(conn, results)
+            batch = _Enqueue(conn, now, idempotency_ttl, defaults, backpressure)
+            batch.notify_with = (self.channel, self._payload)
+            await batch.lock([new.queue for new in jobs])
+            results = [await batch.add(new) for new in jobs]
+            await batch.flush()
+            return results, await self._announce(conn, results, send=not batch.notified)
 
         results, due = await self._run(write)
         for run_at in due:
@@ -547,8 +565,21 @@ class PostgresStore:
         defaults: JobDefaults | None = None,
     ) -> bool:
         params |= {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
+        # A job that ends: its outcome, its attempt and the queue's count in one
+        # statement (the ordering key's next job, if any, in a second).
+        recorded = {"complete": "complete_recorded", "kill": "kill_recorded"}.get(query)
 
         async def write(conn: _Conn) -> bool:
+            if recorded is not None:
+                both = params | _attempt_params(attempt) | {"error_json": params.get("error")}
+                rows = await conn.fetch(recorded, both)
+                if not rows:
+                    return False  # the job moved on (rescued, cancelled): this attempt is stale
+                key = rows[0]["ordering_key"]
+                if key is not None:
+                    unblock = {"queue": rows[0]["queue"], "key": key, "now": params["now"]}
+                    await conn.execute("unblock_next", unblock)
+                return await self._settled_callback(conn, params["now"], callback, defaults)
             rows = await conn.fetch(query, params)
             if not rows:
                 return False  # the job moved on (rescued, cancelled): this attempt is stale
@@ -559,16 +590,22 @@ class PostgresStore:
                 await self._notify(conn, None)
             else:
                 await _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
-            if callback is not None:
-                assert defaults is not None, "a callback needs the job defaults"
-                # a callback reports an outcome already decided: never refused
-                results = await _enqueue_all(
-                    conn, [callback], params["now"], CALLBACK_KEY_TTL, defaults, False
-                )
-                await self._announce(conn, results)
-            return True
+            if callback is None:
+                return True
+            return await self._settled_callback(conn, params["now"], callback, defaults)
 
         return await self._run(write)
+
+    async def _settled_callback(
+        self, conn: _Conn, now: float, callback: NewJob | None, defaults: JobDefaults | None
+    ) -> bool:
+        """Store a settle's callback job in its transaction; True (the settle held)."""
+        if callback is not None:
+            assert defaults is not None, "a callback needs the job defaults"
+            # a callback reports an outcome already decided: never refused
+            results = await _enqueue_all(conn, [callback], now, CALLBACK_KEY_TTL, defaults, False)
+            await self._announce(conn, results)
+        return True
 
     async def complete(
         self,
@@ -1249,12 +1286,23 @@ class _Enqueue:
         self.by_unique: dict[tuple[str, str], JobRecord] = {}
         self.ordering_taken: set[tuple[str, str]] = set()
         self.total: int | None = None
+        self.reserved: dict[str, int] = {}  # counted in `unfinished` by lock()
+        # (channel, payload of a run_at): flush() folds the NOTIFY of a single new job
+        # into its INSERT, one round trip less; `notified` says it did.
+        self.notify_with: tuple[str, Callable[[float | None], str]] | None = None
+        self.notified = False
 
-    async def lock(self, names: set[str]) -> None:
-        for name in sorted(names):
-            await self.conn.execute("ensure_queue", {"name": name, "now": self.now})
-        rows = await self.conn.fetch("lock_queues", {"names": sorted(names)})
-        self.queues = {row["name"]: row_to_queue(row) for row in rows}
+    async def lock(self, queues: Sequence[str]) -> None:
+        """Create the batch's queues if missing and lock their rows, in name order,
+        each in one statement that also counts the batch's jobs in `unfinished`
+        (flush() takes back those not made: keys that named an earlier job)."""
+        self.reserved = {name: queues.count(name) for name in sorted(set(queues))}
+        for name, count in self.reserved.items():
+            params = {"name": name, "now": self.now, "delta": count}
+            [row] = await self.conn.fetch("reserve_queue", params)
+            queue = row_to_queue(row)
+            queue.unfinished -= count  # as it was before this batch
+            self.queues[name] = queue
 
     async def add(self, new: NewJob) -> EnqueueResult:
         conn, now = self.conn, self.now
@@ -1360,7 +1408,8 @@ class _Enqueue:
         limit = self.defaults.max_unfinished
         if limit is not None:
             if self.total is None:
-                self.total = int(await self.conn.fetchval("total_unfinished"))
+                counted = int(await self.conn.fetchval("total_unfinished"))
+                self.total = counted - sum(self.reserved.values())  # without this batch
             total = self.total + sum(self.added.values())
             if total >= limit:
                 raise RateLimited(
@@ -1370,10 +1419,23 @@ class _Enqueue:
                 )
 
     async def flush(self) -> None:
-        if self.rows:
+        if len(self.rows) == 1 and self.notify_with is not None:
+            [row] = self.rows
+            channel, payload = self.notify_with
+            notify = None
+            if row["state"] == "pending":
+                notify = payload(None)
+            elif row["state"] == "scheduled":
+                notify = payload(row["run_at"])
+            params = row | {"channel": channel, "payload": notify}
+            await self.conn.fetch("insert_job_notify", params)
+            self.notified = True
+        elif self.rows:
             await self.conn.executemany("insert_job", self.rows)
-        for name, delta in self.added.items():
-            await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
+        for name, reserved in self.reserved.items():
+            delta = self.added.get(name, 0) - reserved
+            if delta:
+                await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
 
 
 def _job_row(job: JobRecord) -> dict[str, Any]:
@@ -1417,7 +1479,7 @@ async def _enqueue_all(
     backpressure: bool,
 ) -> list[EnqueueResult]:
     batch = _Enqueue(conn, now, ttl, defaults, backpressure)
-    await batch.lock({new.queue for new in jobs})
+    await batch.lock([new.queue for new in jobs])
     results = [await batch.add(new) for new in jobs]
     await batch.flush()
     return results

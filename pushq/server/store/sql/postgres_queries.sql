@@ -528,3 +528,71 @@ RETURNING id;
 -- name: put_meta
 INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: reserve_queue
+-- An enqueue's first statement: the queue made if missing, its row locked (until
+-- COMMIT: the queue's keys and counters are decided one transaction at a time) and
+-- the batch's :delta jobs counted in `unfinished`, returned as it is now.
+INSERT INTO queues (name, created_at, updated_at, unfinished) VALUES (:name, :now, :now, :delta)
+ON CONFLICT (name) DO UPDATE SET unfinished = queues.unfinished + excluded.unfinished
+RETURNING *;
+
+-- name: insert_job_notify
+-- insert_job for a single job, with the NOTIFY that wakes every node (sent at
+-- COMMIT) in the same statement; no NOTIFY when :payload is null (a blocked job).
+WITH inserted AS (
+    INSERT INTO jobs (
+        id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
+        backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
+        idempotency_key, unique_key, ordering_key, callback_url, failure_callback_url,
+        tags, flow_key, schedule, topic, replay_of, permanent_statuses, meta
+    ) VALUES (
+        :id, :queue, :url, :method, :headers, :body, :state, :priority, 0, :max_attempts,
+        :backoff_base, :backoff_max, :backoff_jitter, :timeout, :created_at, :run_at,
+        :idempotency_key, :unique_key, :ordering_key, :callback_url, :failure_callback_url,
+        :tags, :flow_key, :schedule, :topic, :replay_of, :permanent_statuses, :meta
+    )
+    RETURNING id
+)
+SELECT pg_notify(:channel, :payload::text) FROM inserted WHERE :payload::text IS NOT NULL;
+
+-- name: complete_recorded
+-- complete, with its attempt recorded and the queue's count taken down (locking the
+-- queue's row, as every change of the counter does) in the same statement.
+WITH done AS (
+    UPDATE jobs
+    SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL,
+        last_error = NULL
+    WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+    RETURNING queue, ordering_key, redrives
+), recorded AS (
+    INSERT INTO attempts (
+        job_id, number, started_at, duration_ms, status, error, response_body, redrive
+    )
+    SELECT :id, :number::integer, :started_at::float8, :duration_ms::float8, :status::integer,
+           :error::text, :response_body::text, redrives
+    FROM done
+), counted AS (
+    UPDATE queues SET unfinished = unfinished - 1 FROM done WHERE queues.name = done.queue
+)
+SELECT queue, ordering_key FROM done;
+
+-- name: kill_recorded
+-- kill, with its attempt and the queue's count, as complete_recorded.
+WITH done AS (
+    UPDATE jobs
+    SET state = 'dead', finished_at = :now, failed_at = :now, last_error = :error_json,
+        lease_expires_at = NULL
+    WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+    RETURNING queue, ordering_key, redrives
+), recorded AS (
+    INSERT INTO attempts (
+        job_id, number, started_at, duration_ms, status, error, response_body, redrive
+    )
+    SELECT :id, :number::integer, :started_at::float8, :duration_ms::float8, :status::integer,
+           :error::text, :response_body::text, redrives
+    FROM done
+), counted AS (
+    UPDATE queues SET unfinished = unfinished - 1 FROM done WHERE queues.name = done.queue
+)
+SELECT queue, ordering_key FROM done;
