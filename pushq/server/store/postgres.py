@@ -60,12 +60,23 @@ from .sqlite import (
     _dumps,
     row_to_flow_key,
     row_to_job,
-    row_to_queue,
     row_to_schedule,
     row_to_topic,
 )
+from .sqlite import row_to_queue as sqlite_row_to_queue
 
 log = logging.getLogger("pushq.store")
+
+
+def row_to_queue(row: Any) -> QueueSettings:
+    """A queues row, its `unfinished` with the changes not yet folded into it (the
+    `unfinished_delta` column the queue reads add: see queue_unfinished)."""
+    queue = sqlite_row_to_queue(row)
+    if "unfinished_delta" in row.keys():
+        queue.unfinished += int(row["unfinished_delta"])
+    return queue
+
+
 T = TypeVar("T")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 MIGRATION_LOCK = 0x70757368  # "push": the advisory lock key nodes migrate under
@@ -406,7 +417,7 @@ class PostgresStore:
         async def write(conn: _Conn) -> tuple[list[EnqueueResult], list[float | None]]:
             batch = _Enqueue(conn, now, idempotency_ttl, defaults, backpressure)
             batch.notify_with = (self.channel, self._payload)
-            await batch.lock([new.queue for new in jobs])
+            await batch.lock(jobs)
             results = [await batch.add(new) for new in jobs]
             await batch.flush()
             return results, await self._announce(conn, results, send=not batch.notified)
@@ -577,6 +588,7 @@ class PostgresStore:
                     return False  # the job moved on (rescued, cancelled): this attempt is stale
                 key = rows[0]["ordering_key"]
                 if key is not None:
+                    await _lock_keys(conn, [_ordering(rows[0]["queue"], key)])
                     unblock = {"queue": rows[0]["queue"], "key": key, "now": params["now"]}
                     await conn.execute("unblock_next", unblock)
                 return await self._settled_callback(conn, params["now"], callback, defaults)
@@ -701,6 +713,9 @@ class PostgresStore:
         async def write(conn: _Conn) -> Promotion:
             promoted = await conn.execute("promote_due", {"now": now, "limit": limit})
             next_at = await conn.fetchval("next_waiting_at")
+            # the leader folds the queues' counter changes into their rows (the
+            # promoter runs at least every poll interval), so reads stay short
+            await conn.execute("fold_unfinished")
             return Promotion(promoted, next_at)
 
         return await self._run(write)
@@ -744,6 +759,9 @@ class PostgresStore:
         async def write(conn: _Conn) -> list[JobRecord]:
             jobs = [row_to_job(row) for row in await conn.fetch("rescue_many", params)]
             attempts = []
+            await _lock_keys(
+                conn, [_ordering(j.queue, j.ordering_key) for j in jobs if j.state == "dead"]
+            )
             for job in jobs:
                 if job.state == "dead":
                     await _finished(conn, job.queue, job.ordering_key, now)
@@ -1226,11 +1244,30 @@ def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
 
 
 async def _finished(conn: _Conn, queue: str, ordering_key: str | None, now: float) -> None:
-    """Bookkeeping when a job leaves the unfinished states: the queue's count (its row
-    lock serializes this against enqueues of the queue), then its ordering key."""
+    """Bookkeeping when a job leaves the unfinished states: the queue's count, then
+    its ordering key (under the key's lock, which its enqueues take too)."""
     await conn.execute("add_unfinished", {"name": queue, "delta": -1})
     if ordering_key is not None:
+        await _lock_keys(conn, [_ordering(queue, ordering_key)])
         await conn.execute("unblock_next", {"queue": queue, "key": ordering_key, "now": now})
+
+
+def _ordering(queue: str, key: str | None) -> str | None:
+    return None if key is None else f"o/{queue}/{key}"
+
+
+def _unique(queue: str, key: str | None) -> str | None:
+    return None if key is None else f"u/{queue}/{key}"
+
+
+async def _lock_keys(conn: _Conn, keys: Sequence[str | None]) -> None:
+    """Transaction-scoped advisory locks on ordering and unique keys (in one sorted
+    order, so two transactions never wait on each other in a cycle): what is decided
+    about a key (blocked or next, taken or free) is decided one transaction at a
+    time, without locking the whole queue."""
+    wanted = sorted({key for key in keys if key is not None})
+    if wanted:
+        await conn.fetch("lock_keys", {"keys": wanted})
 
 
 async def _unique_taken(conn: _Conn, row: Any) -> bool:
@@ -1254,8 +1291,8 @@ async def _redrive(conn: _Conn, row: Any, now: float, run_at: float | None = Non
     run_at = now if run_at is None else max(run_at, now)
     state = "pending" if run_at <= now else "scheduled"
     await conn.execute("ensure_queue", {"name": row["queue"], "now": now})  # it may be gone
-    await conn.fetch("lock_queues", {"names": [row["queue"]]})
     key = row["ordering_key"]
+    await _lock_keys(conn, [_ordering(row["queue"], key)])
     if key is not None and await conn.fetch(
         "ordering_key_busy", {"queue": row["queue"], "key": key}
     ):
@@ -1286,23 +1323,31 @@ class _Enqueue:
         self.by_unique: dict[tuple[str, str], JobRecord] = {}
         self.ordering_taken: set[tuple[str, str]] = set()
         self.total: int | None = None
-        self.reserved: dict[str, int] = {}  # counted in `unfinished` by lock()
         # (channel, payload of a run_at): flush() folds the NOTIFY of a single new job
         # into its INSERT, one round trip less; `notified` says it did.
         self.notify_with: tuple[str, Callable[[float | None], str]] | None = None
         self.notified = False
 
-    async def lock(self, queues: Sequence[str]) -> None:
-        """Create the batch's queues if missing and lock their rows, in name order,
-        each in one statement that also counts the batch's jobs in `unfinished`
-        (flush() takes back those not made: keys that named an earlier job)."""
-        self.reserved = {name: queues.count(name) for name in sorted(set(queues))}
-        for name, count in self.reserved.items():
-            params = {"name": name, "now": self.now, "delta": count}
-            [row] = await self.conn.fetch("reserve_queue", params)
-            queue = row_to_queue(row)
-            queue.unfinished -= count  # as it was before this batch
+    async def lock(self, jobs: Sequence[NewJob]) -> None:
+        """The batch's queues, made if missing; their rows locked only where a limit
+        is checked (max_size, the server's max_unfinished), so that enqueues and
+        settles of a queue do not wait on each other's commits; then the batch's
+        ordering and unique keys locked, so that what is decided about each is
+        decided one transaction at a time."""
+        for name in sorted({new.queue for new in jobs}):
+            params = {"name": name, "now": self.now}
+            rows = await self.conn.fetch("enqueue_queue", params)
+            if not rows:  # made by a transaction that committed after this one began
+                rows = await self.conn.fetch("get_queue", params)
+            queue = row_to_queue(rows[0])
+            limited = queue.max_size is not None or self.defaults.max_unfinished is not None
+            if self.backpressure and limited:
+                [row] = await self.conn.fetch("lock_queues", {"names": [name]})
+                queue = row_to_queue(row)  # counted again under the lock
             self.queues[name] = queue
+        keys = [_ordering(new.queue, new.ordering_key) for new in jobs]
+        keys += [_unique(new.queue, new.unique_key) for new in jobs]
+        await _lock_keys(self.conn, keys)
 
     async def add(self, new: NewJob) -> EnqueueResult:
         conn, now = self.conn, self.now
@@ -1408,8 +1453,7 @@ class _Enqueue:
         limit = self.defaults.max_unfinished
         if limit is not None:
             if self.total is None:
-                counted = int(await self.conn.fetchval("total_unfinished"))
-                self.total = counted - sum(self.reserved.values())  # without this batch
+                self.total = int(await self.conn.fetchval("total_unfinished"))
             total = self.total + sum(self.added.values())
             if total >= limit:
                 raise RateLimited(
@@ -1432,10 +1476,8 @@ class _Enqueue:
             self.notified = True
         elif self.rows:
             await self.conn.executemany("insert_job", self.rows)
-        for name, reserved in self.reserved.items():
-            delta = self.added.get(name, 0) - reserved
-            if delta:
-                await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
+        for name, delta in self.added.items():
+            await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
 
 
 def _job_row(job: JobRecord) -> dict[str, Any]:
@@ -1479,7 +1521,7 @@ async def _enqueue_all(
     backpressure: bool,
 ) -> list[EnqueueResult]:
     batch = _Enqueue(conn, now, ttl, defaults, backpressure)
-    await batch.lock([new.queue for new in jobs])
+    await batch.lock(jobs)
     results = [await batch.add(new) for new in jobs]
     await batch.flush()
     return results
@@ -1572,6 +1614,7 @@ async def _cancel_matching(conn: _Conn, match: JobFilter, now: float) -> int:
             keys.add((row["queue"], row["ordering_key"]))
     for queue in sorted(per_queue):
         await conn.execute("add_unfinished", {"name": queue, "delta": -per_queue[queue]})
+    await _lock_keys(conn, [_ordering(queue, key) for queue, key in keys])
     for queue, key in sorted(keys):
         await conn.execute("unblock_next", {"queue": queue, "key": key, "now": now})
     return len(rows)

@@ -228,10 +228,13 @@ AND NOT EXISTS (
 );
 
 -- name: get_queue
-SELECT * FROM queues WHERE name = :name;
+-- (unfinished_delta: the counter's changes not yet folded into the row)
+SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta
+FROM queues WHERE name = :name;
 
 -- name: list_queues
-SELECT * FROM queues ORDER BY name;
+SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta
+FROM queues ORDER BY name;
 
 -- name: ensure_queue
 INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
@@ -245,13 +248,55 @@ SET concurrency = :concurrency, rate_limit = :rate_limit, max_attempts = :max_at
     permanent_statuses = :permanent_statuses, key_concurrency = :key_concurrency,
     key_rate_limit = :key_rate_limit, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
 WHERE name = :name
-RETURNING *;
+RETURNING *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta;
 
 -- name: add_unfinished
-UPDATE queues SET unfinished = unfinished + :delta WHERE name = :name;
+-- A change of a queue's unfinished count, as a row of its own: no lock on the
+-- queue's row, so enqueues and settles of one queue do not wait on each other's
+-- commits. The leader folds them into queues.unfinished (fold_unfinished).
+INSERT INTO queue_unfinished (queue, delta) VALUES (:name, :delta);
 
 -- name: total_unfinished
-SELECT coalesce(sum(unfinished), 0) FROM queues;
+SELECT (SELECT coalesce(sum(unfinished), 0) FROM queues)
+     + (SELECT coalesce(sum(delta), 0) FROM queue_unfinished);
+
+-- name: fold_unfinished
+-- The counter changes into the queues' rows, skipping a row an enqueue holds (its
+-- changes wait for the next fold). One statement: a reader sees the changes
+-- either still as rows or already in the counter, never both or neither.
+WITH folded AS MATERIALIZED (
+    SELECT name FROM queues
+    WHERE EXISTS (SELECT 1 FROM queue_unfinished WHERE queue = queues.name)
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    DELETE FROM queue_unfinished USING folded
+    WHERE queue_unfinished.queue = folded.name
+    RETURNING queue_unfinished.queue, queue_unfinished.delta
+), sums AS (
+    SELECT queue, sum(delta) AS delta FROM moved GROUP BY queue
+)
+UPDATE queues SET unfinished = queues.unfinished + sums.delta
+FROM sums WHERE queues.name = sums.queue;
+
+-- name: enqueue_queue
+-- An enqueue's queue: made if missing (no lock taken when it exists), with its
+-- settings and count. (No row: another transaction made it after this one's
+-- snapshot; get_queue reads it then.)
+WITH made AS (
+    INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
+    ON CONFLICT (name) DO NOTHING
+    RETURNING *
+)
+SELECT *, 0::bigint AS unfinished_delta FROM made
+UNION ALL
+SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name)
+FROM queues WHERE name = :name;
+
+-- name: lock_keys
+-- Ordering and unique keys ("o/queue/key", "u/queue/key") locked until COMMIT, in
+-- one order; per schema, as several pushq may share a database.
+SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || k, 0))
+FROM (SELECT unnest(:keys::text[]) AS k ORDER BY 1) AS sorted;
 
 -- name: save_tokens
 -- Guarded by the rate the bucket was computed for: a new limit starts a new bucket.
@@ -327,6 +372,7 @@ SELECT count(*) FROM jobs
 WHERE queue = :name AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying');
 
 -- name: delete_queue
+WITH counts AS (DELETE FROM queue_unfinished WHERE queue = :name)
 DELETE FROM queues WHERE name = :name;
 
 -- name: set_schedule_paused
@@ -338,7 +384,8 @@ RETURNING *;
 -- name: lock_queues
 -- The queues rows a transaction changes counters or buckets of, locked in name order
 -- (so two transactions never wait on each other in a cycle).
-SELECT * FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR UPDATE;
+SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta
+FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR UPDATE;
 
 -- name: lock_limited_queues
 -- A claim locks only the queues whose limits it must check (concurrency, a token
@@ -529,14 +576,6 @@ RETURNING id;
 INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
--- name: reserve_queue
--- An enqueue's first statement: the queue made if missing, its row locked (until
--- COMMIT: the queue's keys and counters are decided one transaction at a time) and
--- the batch's :delta jobs counted in `unfinished`, returned as it is now.
-INSERT INTO queues (name, created_at, updated_at, unfinished) VALUES (:name, :now, :now, :delta)
-ON CONFLICT (name) DO UPDATE SET unfinished = queues.unfinished + excluded.unfinished
-RETURNING *;
-
 -- name: insert_job_notify
 -- insert_job for a single job, with the NOTIFY that wakes every node (sent at
 -- COMMIT) in the same statement; no NOTIFY when :payload is null (a blocked job).
@@ -557,8 +596,8 @@ WITH inserted AS (
 SELECT pg_notify(:channel, :payload::text) FROM inserted WHERE :payload::text IS NOT NULL;
 
 -- name: complete_recorded
--- complete, with its attempt recorded and the queue's count taken down (locking the
--- queue's row, as every change of the counter does) in the same statement.
+-- complete, with its attempt recorded and the queue's count taken down, in one
+-- statement.
 WITH done AS (
     UPDATE jobs
     SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL,
@@ -573,7 +612,7 @@ WITH done AS (
            :error::text, :response_body::text, redrives
     FROM done
 ), counted AS (
-    UPDATE queues SET unfinished = unfinished - 1 FROM done WHERE queues.name = done.queue
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, -1 FROM done
 )
 SELECT queue, ordering_key FROM done;
 
@@ -593,6 +632,6 @@ WITH done AS (
            :error::text, :response_body::text, redrives
     FROM done
 ), counted AS (
-    UPDATE queues SET unfinished = unfinished - 1 FROM done WHERE queues.name = done.queue
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, -1 FROM done
 )
 SELECT queue, ordering_key FROM done;

@@ -3,9 +3,10 @@
 -- transaction, so the job exists if and only if that transaction commits.
 --
 -- The function applies the store's enqueue rules (pushq/server/store/postgres.py,
--- _Enqueue) to one job: the queue is created if missing and its row locked (as
--- every enqueue of the queue does, so unique keys, ordering keys, max_size and the
--- unfinished counter are decided one transaction at a time); the idempotency key is
+-- _Enqueue) to one job: the queue is created if missing (its row locked only when
+-- it has a max_size or the server a max_unfinished), the job's ordering and unique
+-- keys are locked as every enqueue and settle locks them (so what is decided about
+-- each is decided one transaction at a time); the idempotency key is
 -- claimed by INSERT ... ON CONFLICT (of two transactions given one key, the second
 -- waits for the first and then returns its job); the queue's and the server's
 -- defaults fill what the job leaves out; and NOTIFY wakes every node's dispatcher,
@@ -15,6 +16,18 @@
 -- idempotency TTL, the body limit, its reserved headers) are read from meta
 -- 'enqueue_settings', which every node writes at start-up; the row below stands in
 -- until one has.
+
+-- A queue's unfinished count changes as rows of their own (+n by an enqueue, -1 by
+-- a job that ends), folded into queues.unfinished by the leader: enqueues and
+-- settles of one queue then never wait on each other's commits for its row, which
+-- made one queue's jobs one commit at a time. A queue's count is its row's plus
+-- these; its row is locked only where a limit is checked (max_size,
+-- max_unfinished), and ordering and unique keys by advisory locks of their own.
+CREATE TABLE queue_unfinished (
+    queue text NOT NULL,
+    delta integer NOT NULL
+);
+CREATE INDEX queue_unfinished_by_queue ON queue_unfinished (queue);
 
 INSERT INTO meta (key, value) VALUES (
     'enqueue_settings',
@@ -110,6 +123,7 @@ DECLARE
     v_after text;
     v_existing text;
     v_total bigint;
+    v_unfinished bigint;
     field text;
     header record;
 BEGIN
@@ -290,11 +304,23 @@ BEGIN
                              octet_length(body), settings ->> 'max_body_size');
     END IF;
 
-    -- The queue: created if missing, then locked (until this transaction ends: call
-    -- pushq_enqueue late in it) as every enqueue of the queue locks it.
+    -- The queue, created if missing; its row locked (until this transaction ends:
+    -- call pushq_enqueue late in it) only where a limit is checked, as every
+    -- enqueue of the queue does. Then the job's keys, as the store locks them.
     INSERT INTO queues (name, created_at, updated_at) VALUES (v_queue, now_at, now_at)
     ON CONFLICT (name) DO NOTHING;
-    SELECT * INTO q FROM queues WHERE name = v_queue FOR UPDATE;
+    IF (settings ->> 'max_unfinished') IS NOT NULL
+       OR EXISTS (SELECT 1 FROM queues WHERE name = v_queue AND max_size IS NOT NULL) THEN
+        SELECT * INTO q FROM queues WHERE name = v_queue FOR UPDATE;
+    ELSE
+        SELECT * INTO q FROM queues WHERE name = v_queue;
+    END IF;
+    SELECT q.unfinished + coalesce(sum(delta), 0) INTO v_unfinished
+    FROM queue_unfinished WHERE queue = v_queue;
+    PERFORM pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || k, 0))
+    FROM (SELECT k FROM unnest(ARRAY['o/' || v_queue || '/' || v_ordering,
+                                     'u/' || v_queue || '/' || v_unique]) AS k
+          WHERE k IS NOT NULL ORDER BY 1) AS sorted;
 
     v_after := NULL;
     IF v_ordering IS NOT NULL THEN
@@ -341,14 +367,15 @@ BEGIN
     END IF;
 
     -- Backpressure, as POST /v1/jobs answers 429 queue_full / server_full.
-    IF q.max_size IS NOT NULL AND q.unfinished >= q.max_size THEN
+    IF q.max_size IS NOT NULL AND v_unfinished >= q.max_size THEN
         RAISE EXCEPTION USING ERRCODE = '53400',
             MESSAGE = format('pushq: queue %s holds %s unfinished jobs (max_size %s)',
-                             v_queue, q.unfinished, q.max_size),
+                             v_queue, v_unfinished, q.max_size),
             HINT = 'queue_full';
     END IF;
     IF (settings ->> 'max_unfinished') IS NOT NULL THEN
-        SELECT coalesce(sum(unfinished), 0) INTO v_total FROM queues;
+        SELECT (SELECT coalesce(sum(unfinished), 0) FROM queues)
+             + (SELECT coalesce(sum(delta), 0) FROM queue_unfinished) INTO v_total;
         IF v_total >= (settings ->> 'max_unfinished')::bigint THEN
             RAISE EXCEPTION USING ERRCODE = '53400',
                 MESSAGE = format('pushq: pushq holds %s unfinished jobs (the limit is %s)',
@@ -394,7 +421,7 @@ BEGIN
         v_key, v_unique, v_ordering, job ->> 'callback_url', job ->> 'failure_callback_url',
         v_tags::text, v_flow, coalesce(v_statuses::text, q.permanent_statuses)
     );
-    UPDATE queues SET unfinished = unfinished + 1 WHERE name = v_queue;
+    INSERT INTO queue_unfinished (queue, delta) VALUES (v_queue, 1);
 
     -- Wake every node when this transaction commits (a rollback drops it). The
     -- channel is the one the nodes LISTEN on for this schema (PostgresStore.open).
