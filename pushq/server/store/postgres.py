@@ -194,6 +194,7 @@ class PostgresStore:
         self._listeners: list[Callable[[float | None], None]] = []
         self._leading = False
         self._seen_buckets: dict[str, tuple[float | None, float | None]] = {}
+        self._seen_limited: set[str] = set()  # queues with a concurrency or rate limit
         self.unavailable: StoreUnavailable | None = None
 
     @property
@@ -486,6 +487,7 @@ class PostgresStore:
             for row in rows
         ]
         self._seen_buckets = {s.name: (s.tokens, s.tokens_at) for s in snapshots if s.rate_limit}
+        self._seen_limited = {s.name for s in snapshots if s.concurrency or s.rate_limit}
         return snapshots
 
     async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
@@ -509,6 +511,18 @@ class PostgresStore:
     ) -> list[JobRecord]:
         if not plan.takes:
             return []
+        if len(plan.takes) == 1 and not plan.buckets and not plan.keys:
+            [(queue, count)] = plan.takes
+            if queue not in self._seen_limited:  # one statement, no transaction
+                params = {
+                    "queue": queue,
+                    "limit": count,
+                    "now": now,
+                    "lease": lease,
+                    "lease_margin": lease_margin,
+                    "node": self.node,
+                }
+                return [row_to_job(r) for r in await self._read("claim_unlimited", params)]
         seen = dict(self._seen_buckets)
 
         async def write(conn: _Conn) -> list[JobRecord]:
@@ -631,6 +645,11 @@ class PostgresStore:
         defaults: JobDefaults | None = None,
     ) -> bool:
         params = {"result": _dumps(result), "now": now}
+        if callback is None:  # the common case in one statement, outside a transaction
+            guard = {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
+            if await self._read("complete_unordered", params | guard | _attempt_params(attempt)):
+                return True
+            # stale, or a job with an ordering key: the transaction below tells which
         done = await self._settle("complete", params, attempt, lease, callback, defaults)
         if done and callback is not None:
             self._due(None)
@@ -1019,7 +1038,7 @@ class PostgresStore:
 
     async def delete_queue(self, *, name: str, force: bool, now: float) -> int:
         async def write(conn: _Conn) -> int:
-            if not await conn.fetch("lock_queues", {"names": [name]}):
+            if not await conn.fetch("lock_queue_to_delete", {"name": name}):
                 raise NotFound(f"no queue {name}")
             cancelled = 0
             if force:
@@ -1336,9 +1355,10 @@ class _Enqueue:
         decided one transaction at a time."""
         for name in sorted({new.queue for new in jobs}):
             params = {"name": name, "now": self.now}
-            rows = await self.conn.fetch("enqueue_queue", params)
-            if not rows:  # made by a transaction that committed after this one began
-                rows = await self.conn.fetch("get_queue", params)
+            rows = await self.conn.fetch("share_queue", params)
+            if not rows:
+                await self.conn.execute("ensure_queue", params)
+                rows = await self.conn.fetch("share_queue", params)
             queue = row_to_queue(rows[0])
             limited = queue.max_size is not None or self.defaults.max_unfinished is not None
             if self.backpressure and limited:
@@ -1472,12 +1492,14 @@ class _Enqueue:
             elif row["state"] == "scheduled":
                 notify = payload(row["run_at"])
             params = row | {"channel": channel, "payload": notify}
-            await self.conn.fetch("insert_job_notify", params)
+            await self.conn.fetch("insert_job_notify", params)  # counted too
             self.notified = True
+            self.added[row["queue"]] -= 1
         elif self.rows:
             await self.conn.executemany("insert_job", self.rows)
         for name, delta in self.added.items():
-            await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
+            if delta:
+                await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
 
 
 def _job_row(job: JobRecord) -> dict[str, Any]:

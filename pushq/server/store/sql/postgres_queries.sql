@@ -267,7 +267,7 @@ SELECT (SELECT coalesce(sum(unfinished), 0) FROM queues)
 WITH folded AS MATERIALIZED (
     SELECT name FROM queues
     WHERE EXISTS (SELECT 1 FROM queue_unfinished WHERE queue = queues.name)
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED
 ), moved AS (
     DELETE FROM queue_unfinished USING folded
     WHERE queue_unfinished.queue = folded.name
@@ -277,20 +277,6 @@ WITH folded AS MATERIALIZED (
 )
 UPDATE queues SET unfinished = queues.unfinished + sums.delta
 FROM sums WHERE queues.name = sums.queue;
-
--- name: enqueue_queue
--- An enqueue's queue: made if missing (no lock taken when it exists), with its
--- settings and count. (No row: another transaction made it after this one's
--- snapshot; get_queue reads it then.)
-WITH made AS (
-    INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
-    ON CONFLICT (name) DO NOTHING
-    RETURNING *
-)
-SELECT *, 0::bigint AS unfinished_delta FROM made
-UNION ALL
-SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name)
-FROM queues WHERE name = :name;
 
 -- name: lock_keys
 -- Ordering and unique keys ("o/queue/key", "u/queue/key") locked until COMMIT, in
@@ -385,7 +371,19 @@ RETURNING *;
 -- The queues rows a transaction changes counters or buckets of, locked in name order
 -- (so two transactions never wait on each other in a cycle).
 SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta
-FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR UPDATE;
+FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR NO KEY UPDATE;
+
+-- name: lock_queue_to_delete
+-- FOR UPDATE: waits for the enqueues into the queue (they hold FOR KEY SHARE) to end.
+SELECT * FROM queues WHERE name = :name FOR UPDATE;
+
+-- name: share_queue
+-- An enqueue's hold on its queue: FOR KEY SHARE keeps the row from being deleted
+-- under it (delete_queue), and blocks no other enqueue, claim or settle.
+SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name)
+    AS unfinished_delta
+FROM queues WHERE name = :name
+FOR KEY SHARE;
 
 -- name: lock_limited_queues
 -- A claim locks only the queues whose limits it must check (concurrency, a token
@@ -393,7 +391,7 @@ FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR UPDATE;
 SELECT * FROM queues
 WHERE name = ANY(:names::text[]) AND (concurrency IS NOT NULL OR rate_limit IS NOT NULL)
 ORDER BY name
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: count_active
 SELECT count(*) FROM jobs WHERE queue = :queue AND state = 'active';
@@ -577,8 +575,9 @@ INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
 -- name: insert_job_notify
--- insert_job for a single job, with the NOTIFY that wakes every node (sent at
--- COMMIT) in the same statement; no NOTIFY when :payload is null (a blocked job).
+-- insert_job for a single job, with its count in the queue's and the NOTIFY that
+-- wakes every node (sent at COMMIT) in the same statement; no NOTIFY when :payload
+-- is null (a blocked job).
 WITH inserted AS (
     INSERT INTO jobs (
         id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
@@ -591,7 +590,9 @@ WITH inserted AS (
         :idempotency_key, :unique_key, :ordering_key, :callback_url, :failure_callback_url,
         :tags, :flow_key, :schedule, :topic, :replay_of, :permanent_statuses, :meta
     )
-    RETURNING id
+    RETURNING queue
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, 1 FROM inserted
 )
 SELECT pg_notify(:channel, :payload::text) FROM inserted WHERE :payload::text IS NOT NULL;
 
@@ -635,3 +636,51 @@ WITH done AS (
     INSERT INTO queue_unfinished (queue, delta) SELECT queue, -1 FROM done
 )
 SELECT queue, ordering_key FROM done;
+
+-- name: claim_unlimited
+-- claim_from_queue as one statement outside a transaction, for a queue the snapshot
+-- found without concurrency or rate limit: guarded by that too, so a limit set since
+-- makes it take nothing this round (the next round locks and counts).
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE queue = :queue AND state = 'pending'
+      AND EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 0
+                  AND concurrency IS NULL AND rate_limit IS NULL)
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs
+SET state = 'active',
+    attempts = attempts + 1,
+    lease = :lease,
+    attempt_started_at = :now::float8,
+    lease_expires_at = :now::float8 + timeout + :lease_margin::float8,
+    claimed_by = :node,
+    awaiting = 0
+FROM picked
+WHERE jobs.id = picked.id AND jobs.state = 'pending'
+RETURNING jobs.*;
+
+-- name: complete_unordered
+-- complete_recorded as one statement outside a transaction, for a job without an
+-- ordering key (nothing to unblock after it); no row: stale, or a key to unblock
+-- (the caller settles it in a transaction then).
+WITH done AS (
+    UPDATE jobs
+    SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL,
+        last_error = NULL
+    WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+      AND ordering_key IS NULL
+    RETURNING queue, redrives
+), recorded AS (
+    INSERT INTO attempts (
+        job_id, number, started_at, duration_ms, status, error, response_body, redrive
+    )
+    SELECT :id, :number::integer, :started_at::float8, :duration_ms::float8, :status::integer,
+           :error::text, :response_body::text, redrives
+    FROM done
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, -1 FROM done
+)
+SELECT queue FROM done;

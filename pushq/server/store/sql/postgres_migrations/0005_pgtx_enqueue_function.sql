@@ -311,9 +311,9 @@ BEGIN
     ON CONFLICT (name) DO NOTHING;
     IF (settings ->> 'max_unfinished') IS NOT NULL
        OR EXISTS (SELECT 1 FROM queues WHERE name = v_queue AND max_size IS NOT NULL) THEN
-        SELECT * INTO q FROM queues WHERE name = v_queue FOR UPDATE;
+        SELECT * INTO q FROM queues WHERE name = v_queue FOR NO KEY UPDATE;
     ELSE
-        SELECT * INTO q FROM queues WHERE name = v_queue;
+        SELECT * INTO q FROM queues WHERE name = v_queue FOR KEY SHARE;  -- not deleted under it
     END IF;
     SELECT q.unfinished + coalesce(sum(delta), 0) INTO v_unfinished
     FROM queue_unfinished WHERE queue = v_queue;
