@@ -380,10 +380,8 @@ SELECT * FROM queues WHERE name = :name FOR UPDATE;
 -- name: share_queue
 -- An enqueue's hold on its queue: FOR KEY SHARE keeps the row from being deleted
 -- under it (delete_queue), and blocks no other enqueue, claim or settle.
-SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name)
-    AS unfinished_delta
-FROM queues WHERE name = :name
-FOR KEY SHARE;
+-- (Its count is not read: only a limited queue's is, under lock_queues.)
+SELECT * FROM queues WHERE name = :name FOR KEY SHARE;
 
 -- name: lock_limited_queues
 -- A claim locks only the queues whose limits it must check (concurrency, a token

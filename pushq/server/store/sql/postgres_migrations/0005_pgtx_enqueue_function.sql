@@ -315,8 +315,10 @@ BEGIN
     ELSE
         SELECT * INTO q FROM queues WHERE name = v_queue FOR KEY SHARE;  -- not deleted under it
     END IF;
-    SELECT q.unfinished + coalesce(sum(delta), 0) INTO v_unfinished
-    FROM queue_unfinished WHERE queue = v_queue;
+    IF q.max_size IS NOT NULL THEN  -- the count, only where it is checked
+        SELECT q.unfinished + coalesce(sum(delta), 0) INTO v_unfinished
+        FROM queue_unfinished WHERE queue = v_queue;
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || k, 0))
     FROM (SELECT k FROM unnest(ARRAY['o/' || v_queue || '/' || v_ordering,
                                      'u/' || v_queue || '/' || v_unique]) AS k
