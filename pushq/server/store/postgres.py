@@ -415,6 +415,14 @@ class PostgresStore:
         defaults: JobDefaults,
         backpressure: bool = True,
     ) -> list[EnqueueResult]:
+        if len(jobs) == 1 and not (backpressure and defaults.max_unfinished is not None):
+            [new] = jobs
+            if new.unique_key is None and new.ordering_key is None:
+                done = await self._enqueue_plain(new, now, idempotency_ttl, defaults, backpressure)
+                if done is not None:
+                    self._due(None if done.job.state == "pending" else done.job.run_at)
+                    return [done]
+
         async def write(conn: _Conn) -> tuple[list[EnqueueResult], list[float | None]]:
             batch = _Enqueue(conn, now, idempotency_ttl, defaults, backpressure)
             batch.notify_with = (self.channel, self._payload)
@@ -427,6 +435,54 @@ class PostgresStore:
         for run_at in due:
             self._due(run_at)
         return results
+
+    async def _enqueue_plain(
+        self, new: NewJob, now: float, ttl: float, defaults: JobDefaults, backpressure: bool
+    ) -> EnqueueResult | None:
+        """The common enqueue in one statement (enqueue_plain); None: the transaction
+        path must decide (a queue to make or to check, a key already taken)."""
+        run_at = max(new.run_at, now)
+        state = "scheduled" if run_at > now else "pending"
+        own = new.backoff or PartialBackoff()
+        params = {
+            "id": new_job_id(now),
+            "queue": new.queue,
+            "url": new.url,
+            "method": new.method,
+            "headers": _dumps(new.headers or None),
+            "body": new.body,
+            "state": state,
+            "priority": new.priority,
+            "max_attempts": new.max_attempts,
+            "backoff_base": own.base,
+            "backoff_max": own.max,
+            "backoff_jitter": None if own.jitter is None else int(own.jitter),
+            "timeout": new.timeout,
+            "created_at": now,
+            "run_at": run_at,
+            "idempotency_key": new.idempotency_key,
+            "expires_at": now + ttl,
+            "now": now,
+            "callback_url": new.callback_url,
+            "failure_callback_url": new.failure_callback_url,
+            "tags": _dumps(new.tags or None),
+            "flow_key": new.flow_key,
+            "schedule": new.schedule,
+            "topic": new.topic,
+            "replay_of": new.replay_of,
+            "permanent_statuses": _dumps(new.permanent_statuses),
+            "meta": _dumps(new.meta),
+            "backpressure": backpressure,
+            "default_max_attempts": defaults.max_attempts,
+            "default_backoff_base": defaults.backoff.base,
+            "default_backoff_max": defaults.backoff.max,
+            "default_backoff_jitter": int(defaults.backoff.jitter),
+            "default_timeout": defaults.timeout,
+            "channel": self.channel,
+            "payload": self._payload(None if state == "pending" else run_at),
+        }
+        rows = await self._read("enqueue_plain", params)
+        return EnqueueResult(row_to_job(rows[0]), created=True) if rows else None
 
     async def get(self, *, job_id: str) -> JobRecord | None:
         rows = await self._read("get_job", {"id": job_id})

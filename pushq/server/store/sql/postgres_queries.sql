@@ -682,3 +682,52 @@ WITH done AS (
     INSERT INTO queue_unfinished (queue, delta) SELECT queue, -1 FROM done
 )
 SELECT queue FROM done;
+
+-- name: enqueue_plain
+-- A single job without unique or ordering key into an existing queue with no
+-- max_size to check, in one statement outside a transaction: the queue held FOR KEY
+-- SHARE, the idempotency key (if any) claimed, the job stored with the queue's and
+-- the server's defaults (resolve_backoff's rules: the first level that sets a field
+-- wins, the max raised to the base), counted, and every node woken. No row: the
+-- queue is missing or limited, or the key is taken; the transaction path decides.
+WITH q AS (
+    SELECT * FROM queues
+    WHERE name = :queue AND (max_size IS NULL OR NOT :backpressure::boolean)
+    FOR KEY SHARE
+), claimed AS (
+    INSERT INTO idempotency_keys (key, job_id, expires_at)
+    SELECT :idempotency_key::text, :id, :expires_at::float8 FROM q
+    WHERE :idempotency_key::text IS NOT NULL
+    ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at
+    WHERE idempotency_keys.expires_at <= :now::float8
+    RETURNING job_id
+), inserted AS (
+    INSERT INTO jobs (
+        id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
+        backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
+        idempotency_key, callback_url, failure_callback_url,
+        tags, flow_key, schedule, topic, replay_of, permanent_statuses, meta
+    )
+    SELECT :id, :queue, :url, :method, :headers, :body, :state, :priority, 0,
+        coalesce(:max_attempts::integer, q.max_attempts, :default_max_attempts::integer),
+        b.base,
+        greatest(coalesce(:backoff_max::float8, q.backoff_max, :default_backoff_max::float8),
+                 b.base),
+        coalesce(:backoff_jitter::integer, q.backoff_jitter, :default_backoff_jitter::integer),
+        coalesce(:timeout::float8, q.timeout, :default_timeout::float8),
+        :created_at, :run_at, :idempotency_key::text, :callback_url, :failure_callback_url,
+        :tags, :flow_key, :schedule, :topic, :replay_of,
+        coalesce(:permanent_statuses::text, q.permanent_statuses), :meta
+    FROM q
+    CROSS JOIN LATERAL (
+        SELECT coalesce(:backoff_base::float8, q.backoff_base, :default_backoff_base::float8)
+            AS base
+    ) AS b
+    WHERE :idempotency_key::text IS NULL OR EXISTS (SELECT 1 FROM claimed)
+    RETURNING *
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, 1 FROM inserted
+), notified AS (
+    SELECT pg_notify(:channel, :payload::text) FROM inserted WHERE :payload::text IS NOT NULL
+)
+SELECT inserted.*, (SELECT count(*) FROM notified) AS notified FROM inserted;
