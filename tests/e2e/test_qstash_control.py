@@ -46,7 +46,9 @@ def test_schedule_create_get_list_pause_resume_delete(
     assert got.cron == "CRON_TZ=Europe/Paris 0 9 * * 1-5"
     assert got.method == "POST" and got.retries == 5 and got.paused is False
     assert got.body == '{"report": "daily"}'
-    assert got.headers is not None and {k.lower(): v for k, v in got.headers.items()}["x-report"] == ["yes"]
+    assert got.headers is not None and {k.lower(): v for k, v in got.headers.items()}[
+        "x-report"
+    ] == ["yes"]
     assert got.callback == receiver.url("sched-cb") and got.timeout == 30 and got.delay == 10
     assert got.queue == queue and got.label == "reports"
     assert got.retry_delay_expression == "1000 * retried"
@@ -110,6 +112,32 @@ def test_bad_schedules_get_qstash_errors(qstash: QStash, pushq: PushqProcess) ->
         qstash.schedule.create(
             destination="http://127.0.0.1:1/x", cron="* * * * *", schedule_id="v1-only"
         )
+
+
+def test_a_triggered_firing_is_a_signed_v2_message(
+    qstash: QStash, receiver: QStashReceiver, pushq: PushqProcess
+) -> None:
+    """/v1's trigger fires a /v2 schedule now: the same message a cron firing makes."""
+    path, queue = unique("triggered"), unique("trigger-q")
+    schedule_id = qstash.schedule.create_json(
+        destination=receiver.url(path),
+        cron="0 0 1 1 *",
+        body={"fired": True},
+        headers={"X-Fired": "by trigger"},
+        queue=queue,
+        flow_control={"key": path, "parallelism": 4},
+    )
+    assert pushq.client.get(f"/v1/flow-keys/{path}").json()["concurrency"] == 4
+    fired = pushq.client.post(f"/v1/schedules/{schedule_id}/trigger")
+    assert fired.status_code == 201, fired.text
+    assert fired.json()["schedule"] == schedule_id and fired.json()["flow_key"] == path
+    [got] = receiver.wait_for(path)
+    assert got.verified is None, got.verified
+    assert json.loads(got.body) == {"fired": True} and got.headers["x-fired"] == "by trigger"
+    assert got.headers["upstash-schedule-id"] == schedule_id
+    assert got.headers["upstash-message-id"] == fired.json()["id"]
+    assert pushq.wait_state(fired.json()["id"], "succeeded")["queue"] == f"qstash.{queue}"
+    qstash.schedule.delete(schedule_id)
 
 
 @pytest.mark.heavy

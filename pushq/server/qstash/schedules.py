@@ -168,7 +168,7 @@ class Schedules:
                 "createdAt": created_at,
             },
         }
-        job_of_template(template, self.ctx.settings, now)  # refuse now what cannot fire
+        firing = job_of_template(template, self.ctx.settings, now)  # refuse what cannot fire
         try:
             first = next_fire(cron, timezone, now)
         except ValueError:
@@ -181,6 +181,7 @@ class Schedules:
             next_run_at=first,
             now=now,
         )
+        await self.v2.flow.apply([firing])  # the firings' flow-control values, set once
         self.ctx.scheduler_wake()
         return self.v2.answer({"scheduleId": schedule_id})
 
