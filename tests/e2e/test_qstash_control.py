@@ -137,6 +137,9 @@ def test_a_triggered_firing_is_a_signed_v2_message(
     assert got.headers["upstash-schedule-id"] == schedule_id
     assert got.headers["upstash-message-id"] == fired.json()["id"]
     assert pushq.wait_state(fired.json()["id"], "succeeded")["queue"] == f"qstash.{queue}"
+    logged = qstash.log.list(filter={"schedule_id": schedule_id}).logs
+    assert {log.message_id for log in logged} == {fired.json()["id"]}
+    assert {log.schedule_id for log in logged} == {schedule_id}
     qstash.schedule.delete(schedule_id)
 
 
@@ -202,6 +205,9 @@ def test_url_groups_fan_out_and_answer_an_array(
     assert json.loads(got_b.body) == {"fan": "out"}
     message = pushq.wait_state(got_a.headers["upstash-message-id"], "succeeded")
     assert message["topic"] == group
+    logged = qstash.log.list(filter={"url_group": group}).logs
+    assert {log.message_id for log in logged} == {s.message_id for s in sent}
+    assert {log.endpoint for log in logged} == {"a", None}
 
     # a deduplication id holds per endpoint: the second publish is a duplicate of each
     first = qstash.message.publish(url_group=group, body="once", deduplication_id=group)

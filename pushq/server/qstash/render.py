@@ -109,8 +109,15 @@ def events(job: JobRecord, attempts: list[AttemptRecord]) -> list[dict[str, Any]
     }
     if queue_name(job):
         base["queueName"] = queue_name(job)
-    if meta.get("label"):
-        base["label"] = meta["label"]
+    for field, key in (
+        ("label", "label"),
+        ("topicName", "topicName"),
+        ("endpointName", "endpointName"),
+        ("scheduleId", "scheduleId"),
+        ("callerIP", "callerIp"),  # not an SDK field: what the callerIp filter matches
+    ):
+        if meta.get(key):
+            base[field] = meta[key]
     made = [base | {"time": ms(job.created_at), "state": "CREATED"}]
     for attempt in attempts:
         at = ms(attempt.started_at + attempt.duration_ms / 1000)
