@@ -4,8 +4,11 @@ official QStash SDK against a real pushq, every delivery verified by the SDK's o
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 
+import asyncpg
 import httpx
 import pytest
 from qstash import QStash
@@ -13,10 +16,41 @@ from qstash.errors import QStashError
 from qstash.log import LogState
 
 from ..harness import TEST_TOKEN, PushqProcess, wait_until
+from ..pg import new_schema, postgres_url
 from .test_qstash import FAST, QStashReceiver, qstash, receiver, unique
 
 __all__ = ["qstash", "receiver"]  # the fixtures, shared with test_qstash.py
 AUTH = {"authorization": f"Bearer {TEST_TOKEN}"}
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def pushq(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PushqProcess]:
+    """One pushq per store for this module's tests (the schedules, topics and flow keys
+    they use are store verbs), on PostgreSQL in a schema of its own."""
+    env, drop = {}, None
+    if request.param == "postgresql":
+        url, schema = postgres_url(), new_schema()  # skips without PUSHQ_TEST_POSTGRES_URL
+        asyncio.run(_admin(url, f'CREATE SCHEMA "{schema}"'))
+        env["PUSHQ_DATABASE_URL"] = f"{url}?search_path={schema}"
+        drop = (url, f'DROP SCHEMA "{schema}" CASCADE')
+    server = PushqProcess(tmp_path_factory.mktemp("pushq"), env=env)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+        if drop is not None:
+            asyncio.run(_admin(*drop))
 
 
 # -- schedules -------------------------------------------------------------------------
