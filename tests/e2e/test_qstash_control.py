@@ -419,3 +419,34 @@ def test_events_filter_by_state_and_ids(qstash: QStash, receiver: QStashReceiver
             == "CANCELED"
         )
     )
+
+
+def test_bulk_cancel_by_filter_cancels_only_what_matches(
+    qstash: QStash, receiver: QStashReceiver, pushq: PushqProcess
+) -> None:
+    """The JS SDK's messages.cancel({filter}) sends its filters in the query."""
+    path, a, b, c = unique("later"), unique("a"), unique("b"), unique("c")
+    sent = {
+        label: [
+            qstash.message.publish(url=receiver.url(path), delay=3600, label=label).message_id  # type: ignore[union-attr]
+            for _ in range(2)
+        ]
+        for label in (a, b, c)
+    }
+    one = httpx.delete(f"{pushq.base_url}/v2/messages", params={"label": a}, headers=AUTH)
+    assert one.json() == {"cancelled": 2}
+    assert {pushq.job(i)["state"] for i in sent[a]} == {"cancelled"}
+    assert {pushq.job(i)["state"] for i in sent[b] + sent[c]} == {"scheduled"}
+    # a filter given twice matches either value; host and path match the destination
+    both = httpx.delete(
+        f"{pushq.base_url}/v2/messages",
+        params=[("label", b), ("label", c), ("path", f"/{path}"), ("host", "nowhere:1")],
+        headers=AUTH,
+    )
+    assert both.json() == {"cancelled": 0}
+    both = httpx.delete(
+        f"{pushq.base_url}/v2/messages",
+        params=[("label", b), ("label", c), ("path", f"/{path}")],
+        headers=AUTH,
+    )
+    assert both.json() == {"cancelled": 4}

@@ -118,6 +118,8 @@ def events(job: JobRecord, attempts: list[AttemptRecord]) -> list[dict[str, Any]
     ):
         if meta.get(key):
             base[field] = meta[key]
+    if (meta.get("flowControl") or {}).get("key"):
+        base["flowControlKey"] = meta["flowControl"]["key"]
     made = [base | {"time": ms(job.created_at), "state": "CREATED"}]
     for attempt in attempts:
         at = ms(attempt.started_at + attempt.duration_ms / 1000)

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import orjson
 from starlette.applications import Starlette
@@ -288,8 +288,14 @@ class V2:
         if ids is not None:
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
                 raise BadRequest("messageIds must be a list of strings")
-        else:
-            ids = [job.id for job in await self._scan(unfinished=True)]
+        else:  # the JS SDK's filters in the query (none: every unfinished message)
+            params = request.query_params
+            filtered = any(params.get(name) for name in FILTER_PARAMS)
+            ids = [
+                job.id
+                for job in await self._scan(unfinished=True)
+                if not filtered or _matches(render.message_json(job), params)
+            ]
         cancelled = 0
         for message_id in ids:
             cancelled += await self._cancel(message_id)
@@ -570,17 +576,24 @@ _FILTERS = {
     "callerIp": "callerIP",
     "label": "label",
     "state": "state",
+    "flowControlKey": "flowControlKey",
+    "responseStatus": "responseStatus",
 }
+FILTER_PARAMS = frozenset({*_FILTERS, "host", "path", "fromDate", "toDate"})
 
 
 def _matches(item: dict[str, Any], params: Any) -> bool:
+    """Whether a Message, DlqMessage or event passes the query's filters. A filter
+    given several times (the JS SDK's lists) matches any of its values."""
     for param, field in _FILTERS.items():
-        wanted = params.get(param)
-        if wanted and str(item.get(field)) != wanted:
+        wanted = [v for v in params.getlist(param) if v]
+        if wanted and str(item.get(field)) not in wanted:
             return False
-    status = params.get("responseStatus")
-    if status and str(item.get("responseStatus")) != status:
-        return False
+    parts = urlsplit(str(item.get("url", "")))
+    for param, value in (("host", parts.netloc), ("path", parts.path)):
+        wanted = [v for v in params.getlist(param) if v]
+        if wanted and value not in wanted:
+            return False
     at = int(item.get("time", item.get("createdAt", 0)))
     for param, sign in (("fromDate", 1), ("toDate", -1)):
         text = params.get(param)
