@@ -450,3 +450,47 @@ def test_bulk_cancel_by_filter_cancels_only_what_matches(
         headers=AUTH,
     )
     assert both.json() == {"cancelled": 4}
+
+
+def test_bad_control_requests_get_4xx_qstash_errors(pushq: PushqProcess) -> None:
+    url = "/v2/publish/http://127.0.0.1:1/x"
+    cron = {"Upstash-Cron": "* * * * *"}
+    for method, path, headers, body, status in (
+        (
+            "POST",
+            "/v2/schedules/http://127.0.0.1:1/x",
+            {**cron, "Upstash-Queue-Name": "a b"},
+            b"",
+            400,
+        ),
+        ("PATCH", "/v2/schedules/never-made/pause", {}, b"", 404),
+        ("POST", "/v2/publish/bad name", {}, b"", 400),
+        ("POST", "/v2/enqueue/q/never-made-group", {}, b"", 404),
+        ("POST", "/v2/batch", {}, b'[{"destination": "never-made-group"}]', 404),
+        ("GET", "/v2/flowControl/" + "k" * 300, {}, b"", 400),
+        ("POST", "/v2/flowControl/k/pin?rate=5&period=0", {}, b"", 400),
+        ("POST", "/v2/flowControl/k/unpin?rate=maybe", {}, b"", 400),
+        (
+            "POST",
+            url,
+            {"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "rate=0"},
+            b"",
+            400,
+        ),
+        (
+            "POST",
+            url,
+            {"Upstash-Flow-Control-Key": "k", "Upstash-Flow-Control-Value": "period=0s"},
+            b"",
+            400,
+        ),
+        ("DELETE", "/v2/dlq", {}, b"[1, 2]", 400),  # not "every entry"
+        ("DELETE", "/v2/dlq?cursor=garbage", {}, b"", 400),
+        ("POST", "/v2/dlq/retry", {}, b'{"dlqIds": "x"}', 400),
+        ("DELETE", "/v2/messages?fromDate=yesterday", {}, b"", 400),
+    ):
+        response = httpx.request(
+            method, pushq.base_url + path, headers={**AUTH, **headers}, content=body
+        )
+        assert response.status_code == status, (method, path, response.text)
+        assert isinstance(response.json()["error"], str)

@@ -291,6 +291,7 @@ class V2:
         else:  # the JS SDK's filters in the query (none: every unfinished message)
             params = request.query_params
             filtered = any(params.get(name) for name in FILTER_PARAMS)
+            _check_filters(params)
             ids = [
                 job.id
                 for job in await self._scan(unfinished=True)
@@ -422,6 +423,7 @@ class V2:
     ) -> tuple[list[tuple[JobRecord, dict[str, Any]]], str | None]:
         """Up to `count` DLQ entries the query's filters match, from `cursor` on, newest
         first, and the cursor of what follows (None at the end)."""
+        _check_filters(params)
         wanted: list[tuple[JobRecord, dict[str, Any]]] = []
         while len(wanted) < count:
             try:
@@ -455,7 +457,9 @@ class V2:
         or the query (JS), else the entries the query's filters match, `count` (default
         100) at a time from `cursor` (with no filter: all of them)."""
         params = request.query_params
-        ids = data.get("dlqIds") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            raise BadRequest('the body must be a JSON object such as {"dlqIds": [...]}')
+        ids = data.get("dlqIds")
         if ids is None and params.getlist("dlqIds"):
             ids = params.getlist("dlqIds")
         if ids is not None:
@@ -517,6 +521,7 @@ class V2:
     # -- logs ----------------------------------------------------------------------
     async def list_events(self, request: Request) -> Response:
         params = request.query_params
+        _check_filters(params)
         count = _count(params.get("count"), 100)
         wanted_ids = set(params.getlist("messageIds"))
         if params.get("messageId"):
@@ -580,6 +585,14 @@ _FILTERS = {
     "responseStatus": "responseStatus",
 }
 FILTER_PARAMS = frozenset({*_FILTERS, "host", "path", "fromDate", "toDate"})
+
+
+def _check_filters(params: Any) -> None:
+    """Refuse bad filter values before any item is looked at (none may match)."""
+    for param in ("fromDate", "toDate"):
+        text = params.get(param)
+        if text and not text.isdigit():
+            raise BadRequest(f"{param} must be Unix milliseconds")
 
 
 def _matches(item: dict[str, Any], params: Any) -> bool:
