@@ -9,6 +9,7 @@ a JSON array, as the SDKs expect (not the OpenAPI's `{"messages": [...]}`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import replace
@@ -88,6 +89,8 @@ class UrlGroups:
     def __init__(self, v2: V2) -> None:
         self.v2 = v2
         self.ctx = v2.ctx
+        # An endpoint change reads and rewrites the group: one at a time on this node.
+        self._changing = asyncio.Lock()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [
@@ -135,6 +138,11 @@ class UrlGroups:
             if "url" not in endpoint:
                 raise BadRequest(f"endpoints[{i}].url is required")
             check_url(endpoint["url"], f"endpoints[{i}].url", self.ctx.settings)
+        async with self._changing:
+            await self._upsert(name, given)
+        return self.v2.answer({})
+
+    async def _upsert(self, name: str, given: list[dict[str, str]]) -> None:
         current = await self.ctx.store.get_topic(name=name)
         endpoints = [dict(e) for e in current.endpoints] if current else []
         for endpoint in given:
@@ -156,12 +164,19 @@ class UrlGroups:
         if len(endpoints) > MAX_TOPIC_ENDPOINTS:
             raise BadRequest(f"a URL group holds at most {MAX_TOPIC_ENDPOINTS} endpoints")
         await self.ctx.store.put_topic(name=name, endpoints=endpoints, now=self.ctx.clock())
-        return self.v2.answer({})
 
     async def remove_endpoints(self, request: Request) -> Response:
         """Removes the endpoints matching by url or name; an emptied group is deleted."""
         name = group_name(request.path_params["group"])
         given = await self._endpoints(request)
+        for i, endpoint in enumerate(given):
+            if not endpoint:
+                raise BadRequest(f"endpoints[{i}] needs a url or a name")
+        async with self._changing:
+            await self._remove(name, given)
+        return self.v2.answer({})
+
+    async def _remove(self, name: str, given: list[dict[str, str]]) -> None:
         topic = await self.topic(name)
 
         def removed(endpoint: dict[str, Any]) -> bool:
@@ -180,7 +195,6 @@ class UrlGroups:
             await self.ctx.store.delete_topic(name=name)
         elif len(kept) != len(topic.endpoints):
             await self.ctx.store.put_topic(name=name, endpoints=kept, now=self.ctx.clock())
-        return self.v2.answer({})
 
     async def list(self, request: Request) -> Response:
         return self.v2.answer([group_json(t) for t in await self.ctx.store.list_topics()])
