@@ -110,6 +110,21 @@ def test_schedule_create_get_list_pause_resume_delete(
     assert replaced.cron == "*/5 * * * *" and replaced.retries == 3 and replaced.queue is None
     assert replaced.created_at == got.created_at
 
+    hidden = qstash.schedule.create(
+        destination=receiver.url(path),
+        cron="0 0 1 1 *",
+        body="secret body",
+        headers={"Authorization": "Bearer s3cret", "X-Seen": "yes"},
+        redact={"body": True, "header": ["Authorization"]},
+    )
+    shown = qstash.schedule.get(hidden)
+    assert shown.body == "REDACTED" and shown.headers is not None
+    assert {k.lower(): v for k, v in shown.headers.items()} == {
+        "authorization": ["REDACTED"],
+        "x-seen": ["yes"],
+    }
+    qstash.schedule.delete(hidden)
+
     qstash.schedule.delete(schedule_id)
     with pytest.raises(QStashError, match="404"):
         qstash.schedule.get(schedule_id)

@@ -26,11 +26,16 @@ def _forwards(pairs: Any) -> dict[str, list[str]] | None:
 
 
 def _headers(job: JobRecord, redact: list[str]) -> dict[str, list[str]]:
+    return redacted_headers(job.headers, redact)
+
+
+def redacted_headers(headers: dict[str, str], redact: list[str]) -> dict[str, list[str]]:
+    """A header map as QStash shows it, masked as `Upstash-Redact-Fields` asks."""
     hidden = {part[7:-1].lower() for part in redact if part.startswith("header[")}
     everything = "header" in redact
     return {
         name: [REDACTED if everything or name.lower() in hidden else value]
-        for name, value in job.headers.items()
+        for name, value in headers.items()
     }
 
 

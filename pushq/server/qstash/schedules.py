@@ -28,7 +28,7 @@ from ..config import Settings
 from ..models import JobFilter, NewJob, ScheduleRecord
 from .headers import header_map, parse_publish
 from .jobs import PUBLISH_QUEUE, make_job
-from .render import ms
+from .render import REDACTED, ms, redacted_headers
 
 if TYPE_CHECKING:
     from .routes import V2, Handler
@@ -200,10 +200,12 @@ class Schedules:
             "method": publish.method,
             "retries": 3 if publish.retries is None else publish.retries,
             "isPaused": schedule.paused,
-            "header": header_map(publish.headers.items()),
+            "header": redacted_headers(publish.headers, publish.redact),
         }
         body = _body_of(template)
-        if body:
+        if body and "body" in publish.redact:
+            shown["body"] = REDACTED
+        elif body:
             try:
                 shown["body"] = body.decode()
             except UnicodeDecodeError:
