@@ -63,11 +63,17 @@ def test_counts_are_written_with_their_batch_and_dropped_with_a_failed_write(
         assert await writer.call(counters) == {"a": 2, "b": -1}
         assert runs == [1, 2, 3]  # no write failed: each ran once
 
-        # A write that fails (a duplicate) takes its count with it; the others commit.
+        # A write that fails after writing takes its rows and its count with it; the
+        # others commit.
         runs.clear()
+
+        def half_done(conn: sqlite3.Connection) -> None:
+            insert(50, "b", 10)(conn)
+            conn.execute("INSERT INTO t VALUES (1)")  # v = 1 exists: IntegrityError
+
         results = await asyncio.gather(
             writer.write(insert(4, "a", 1)),
-            writer.write(insert(1, "b", 10)),  # v = 1 exists: IntegrityError
+            writer.write(half_done),
             writer.write(insert(5, "b", 1)),
             return_exceptions=True,
         )
@@ -77,7 +83,26 @@ def test_counts_are_written_with_their_batch_and_dropped_with_a_failed_write(
         rows = await writer.call(lambda c: c.execute("SELECT v FROM t ORDER BY v").fetchall())
         assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
         # the batch ran up to the failure, then again with a savepoint per write
-        assert runs == [4, 1, 4, 1, 5]
+        assert runs == [4, 50, 4, 50, 5]
+
+        # A write that fails before changing anything (a 404, a full queue) is not
+        # undone by running the batch again: the others ran once.
+        runs.clear()
+
+        def refused(conn: sqlite3.Connection) -> None:
+            runs.append(0)
+            writer.count("a", 100)
+            raise LookupError("no such job")
+
+        results = await asyncio.gather(
+            writer.write(insert(6, "a", 1)),
+            writer.write(refused),
+            writer.write(insert(7, "b", 1)),
+            return_exceptions=True,
+        )
+        assert results[0] == 6 and results[2] == 7 and isinstance(results[1], LookupError)
+        assert runs == [6, 0, 7]
+        assert await writer.call(counters) == {"a": 4, "b": 1}
 
         # A write alone that fails is not run twice, and counts nothing.
         runs.clear()
@@ -88,6 +113,6 @@ def test_counts_are_written_with_their_batch_and_dropped_with_a_failed_write(
         else:
             raise AssertionError("the duplicate was stored")
         assert runs == [2]
-        assert await writer.call(counters) == {"a": 3, "b": 0}
+        assert await writer.call(counters) == {"a": 4, "b": 1}
 
     run_writer(tmp_path, scenario)

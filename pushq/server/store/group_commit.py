@@ -4,8 +4,10 @@ Writes are queued as functions of a sqlite3 connection. While one batch is
 being committed (the fsync is the expensive part), new writes queue up; the
 next batch takes them all. A write that fails rolls back alone and the rest of
 its batch still commits: the batch runs first without savepoints (writes
-rarely fail), and if one does, the whole transaction is rolled back and the
-batch run again with each write inside its own SAVEPOINT. A write's future
+rarely fail). A write that fails having changed no row (a 404, a 409, a full
+queue's 429) leaves nothing to undo; if one fails otherwise, the whole
+transaction is rolled back and the batch run again with each write inside its
+own SAVEPOINT. A write's future
 resolves only after COMMIT returned, so an acknowledged write is on disk.
 
 Counters that many writes of a batch change (a queue's unfinished jobs) can be
@@ -56,6 +58,11 @@ def unavailable(exc: BaseException, path: Path) -> StoreUnavailable | None:
         if name.startswith(prefix):
             return StoreUnavailable(f"{path}: {advice} ({exc})", kind=kind)
     return None
+
+
+def _database_error(exc: Exception) -> bool:
+    """A driver error other than a constraint's (disk full, I/O, locked...)."""
+    return isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError)
 
 
 class _Failed(Exception):
@@ -189,10 +196,14 @@ class GroupCommitWriter:
             for op, _ in batch:
                 self._counts = {}
                 if not savepoints:
+                    changes = conn.total_changes
                     try:
                         value = op(conn)
                     except Exception as exc:
-                        raise _Failed() from exc
+                        if conn.total_changes != changes or _database_error(exc):
+                            raise _Failed() from exc  # undo it: run the batch again
+                        outcomes.append((False, exc))  # it wrote nothing: nothing to undo
+                        continue
                     outcomes.append((True, value))
                 else:
                     conn.execute("SAVEPOINT write")
