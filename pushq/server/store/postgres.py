@@ -4,9 +4,13 @@ Every verb is one transaction on a pooled connection, acknowledged only after
 COMMIT. What must hold for the whole cluster is held by the database: claims take
 jobs with FOR UPDATE SKIP LOCKED (two nodes never take the same job), settles are
 guarded by lease and attempt, idempotency keys are claimed with INSERT … ON
-CONFLICT, and every change to a queue's `unfinished` counter, ordering keys,
-concurrency or token bucket is made under that queue's row lock. Enqueues, retries
-and rescues send NOTIFY in their transaction, so every node's dispatcher wakes.
+CONFLICT, ordering and unique keys are decided under advisory locks of their own,
+and a queue's concurrency, token bucket and max_size under its row lock. A queue's
+`unfinished` count changes as rows of their own (queue_unfinished, folded by the
+leader), so that the enqueues and settles of one queue never wait on each other's
+commits. Enqueues, retries and rescues send NOTIFY in their transaction, so every
+node's dispatcher wakes. The common enqueue, claim and complete are one statement
+each, outside an explicit transaction (a round trip is the cost that counts here).
 
 Named queries live in sql/postgres_queries.sql with `:name` parameters, turned
 into asyncpg's `$n` once at import; migrations in sql/postgres_migrations/ are
@@ -195,6 +199,7 @@ class PostgresStore:
         self._leading = False
         self._seen_buckets: dict[str, tuple[float | None, float | None]] = {}
         self._seen_limited: set[str] = set()  # queues with a concurrency or rate limit
+        self._no_flow_keys = False  # the last claim_snapshot saw no flow key to read
         self.unavailable: StoreUnavailable | None = None
 
     @property
@@ -544,9 +549,13 @@ class PostgresStore:
         ]
         self._seen_buckets = {s.name: (s.tokens, s.tokens_at) for s in snapshots if s.rate_limit}
         self._seen_limited = {s.name for s in snapshots if s.concurrency or s.rate_limit}
+        self._no_flow_keys = bool(rows) and not rows[0]["any_flow"]
         return snapshots
 
     async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
+        if self._no_flow_keys:  # the claim round's snapshot just said: none (a round trip)
+            self._no_flow_keys = False
+            return []
         rows = await self._read("flow_key_snapshot", {"since": now - MAX_RATE_PERIOD})
         return [
             KeySnapshot(
@@ -1380,10 +1389,10 @@ async def _redrive(conn: _Conn, row: Any, now: float, run_at: float | None = Non
 
 class _Enqueue:
     """The enqueues of one transaction, as in the SQLite store, made safe for several
-    nodes: the queues' rows are locked (in name order) before anything is checked,
-    so unique keys, ordering keys, max_size and the counters are decided one
-    transaction at a time per queue; idempotency keys are claimed by INSERT … ON
-    CONFLICT, so of two nodes given one key at once, one creates the job."""
+    nodes: the batch's ordering and unique keys are locked (advisory, in one order)
+    and a queue with a max_size has its row locked before anything is checked, so
+    each is decided one transaction at a time; idempotency keys are claimed by
+    INSERT … ON CONFLICT, so of two nodes given one key at once, one creates the job."""
 
     def __init__(
         self, conn: _Conn, now: float, ttl: float, defaults: JobDefaults, backpressure: bool

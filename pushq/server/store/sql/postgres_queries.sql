@@ -72,7 +72,11 @@ SELECT name, priority, concurrency, rate_limit, tokens, tokens_at, key_concurren
     CASE WHEN concurrency IS NOT NULL OR :count_active::boolean THEN (
         SELECT count(*) FROM jobs
         WHERE queue = queues.name AND state = 'active'
-    ) ELSE 0 END AS active
+    ) ELSE 0 END AS active,
+    -- false: flow_key_snapshot would find no key (none has settings or a bucket,
+    -- none is in flight), so the claim round skips reading it
+    (EXISTS (SELECT 1 FROM flow_keys)
+     OR EXISTS (SELECT 1 FROM jobs WHERE state = 'active' AND flow_key IS NOT NULL)) AS any_flow
 FROM queues
 WHERE paused = 0
 ORDER BY name;
@@ -368,8 +372,9 @@ WHERE name = :name
 RETURNING *;
 
 -- name: lock_queues
--- The queues rows a transaction changes counters or buckets of, locked in name order
--- (so two transactions never wait on each other in a cycle).
+-- The queues rows whose limits (max_size) or settings a transaction checks or
+-- changes, locked in name order (so two transactions never wait on each other in a
+-- cycle), with their counts. NO KEY UPDATE: enqueues' FOR KEY SHARE does not wait.
 SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta
 FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR NO KEY UPDATE;
 
