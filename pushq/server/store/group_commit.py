@@ -2,9 +2,21 @@
 
 Writes are queued as functions of a sqlite3 connection. While one batch is
 being committed (the fsync is the expensive part), new writes queue up; the
-next batch takes them all. Each write runs inside its own SAVEPOINT, so one
-that fails rolls back alone and the rest of its batch still commits. A write's
-future resolves only after COMMIT returned, so an acknowledged write is on disk.
+next batch takes them all. A write that fails rolls back alone and the rest of
+its batch still commits: the batch runs first without savepoints (writes
+rarely fail). A write that fails having changed no row (a 404, a 409, a full
+queue's 429) leaves nothing to undo; if one fails otherwise, the whole
+transaction is rolled back and the batch run again with each write inside its
+own SAVEPOINT. A write's future
+resolves only after COMMIT returned, so an acknowledged write is on disk.
+
+Counters that many writes of a batch change (a queue's unfinished jobs) can be
+added up by the writes (`count`) and written once per batch, just before the
+COMMIT, in the same transaction.
+
+Writes of one kind can share their statements (`Shared`: the enqueues of a batch
+make one INSERT for all their rows): they run together, as one unit, where the
+first of them stood.
 
 A dedicated thread (rather than aiosqlite's per-statement hops) runs a whole
 batch in one hand-off, and releases the GIL while SQLite waits on the disk.
@@ -69,8 +81,27 @@ def unavailable(exc: BaseException, path: Path) -> StoreUnavailable | None:
     return None
 
 
+def _database_error(exc: Exception) -> bool:
+    """A driver error other than a constraint's (disk full, I/O, locked...)."""
+    return isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError)
+
+
+class _Failed(Exception):
+    """A write failed in a batch run without savepoints: run it again with them."""
+
+
 class GroupCommitWriter:
-    def __init__(self, path: Path, *, synchronous: str, busy_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str,
+        busy_timeout_ms: int,
+        counter_sql: str | None = None,
+    ) -> None:
+        # counter_sql: the statement that adds :delta to the counter :name, for count()
+        self._counter_sql = counter_sql
+        self._counts: dict[str, int] = {}  # the current write's count() calls
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="pushq-sqlite-writer")
         self._path = path
         self._synchronous = synchronous
@@ -162,11 +193,24 @@ class GroupCommitWriter:
             )
             self.unavailable = None
 
+    def count(self, name: str, delta: int) -> None:
+        """From inside a write: add `delta` to counter `name` when the batch commits
+        (with the write: nothing if the write fails). Only the writer thread calls it."""
+        self._counts[name] = self._counts.get(name, 0) + delta
+
     def _apply(self, batch: list[tuple[Write | Shared, asyncio.Future[Any]]]) -> list[Outcome]:
-        conn = self._conn
-        assert conn is not None
-        # The units of the transaction: each plain write alone, the Shared writes of
-        # one kind together where the first of them stood.
+        try:
+            return self._run(batch, savepoints=False)
+        except _Failed as failed:
+            if len(batch) == 1:  # no neighbours to protect: it failed alone
+                assert failed.__cause__ is not None
+                raise failed.__cause__ from None
+        return self._run(batch, savepoints=True)
+
+    @staticmethod
+    def _units(batch: list[tuple[Write | Shared, asyncio.Future[Any]]]) -> list[list[int]]:
+        """The units of the transaction: each plain write alone, the Shared writes of
+        one kind together where the first of them stood."""
         units: list[list[int]] = []
         shared: dict[Any, list[int]] = {}
         for i, (op, _) in enumerate(batch):
@@ -176,43 +220,65 @@ class GroupCommitWriter:
                     unit.append(i)
                     continue
                 unit = shared[op.run] = []
-                unit.append(i)
             else:
-                unit = [i]
+                unit = []
+            unit.append(i)
             units.append(unit)
-        outcomes: list[Outcome] = [(False, None)] * len(batch)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            single = len(units) == 1  # no neighbours to protect: skip the savepoint
-            for unit in units:
-                if not single:
-                    conn.execute("SAVEPOINT write")
-                try:
-                    values = self._run(conn, [batch[i][0] for i in unit])
-                except Exception as exc:
-                    if single:
-                        raise
-                    conn.execute("ROLLBACK TO write")
-                    conn.execute("RELEASE write")
-                    values = [(False, exc)] * len(unit)
-                else:
-                    if not single:
-                        conn.execute("RELEASE write")
-                for i, value in zip(unit, values, strict=True):
-                    outcomes[i] = value
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return outcomes
+        return units
 
     @staticmethod
-    def _run(conn: sqlite3.Connection, ops: list[Write | Shared]) -> list[Outcome]:
+    def _call(conn: sqlite3.Connection, ops: list[Write | Shared]) -> list[Outcome]:
         first = ops[0]
         if isinstance(first, Shared):
             return first.run(conn, [op.item for op in ops if isinstance(op, Shared)])
         return [(True, first(conn))]
+
+    def _run(
+        self, batch: list[tuple[Write | Shared, asyncio.Future[Any]]], *, savepoints: bool
+    ) -> list[Outcome]:
+        conn = self._conn
+        assert conn is not None
+        outcomes: list[Outcome] = [(False, None)] * len(batch)
+        totals: dict[str, int] = {}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for unit in self._units(batch):
+                ops = [batch[i][0] for i in unit]
+                self._counts = {}
+                if not savepoints:
+                    changes = conn.total_changes
+                    try:
+                        values = self._call(conn, ops)
+                    except Exception as exc:
+                        if conn.total_changes != changes or _database_error(exc):
+                            raise _Failed() from exc  # undo it: run the batch again
+                        values = [(False, exc)] * len(unit)  # it wrote nothing
+                        self._counts = {}
+                else:
+                    conn.execute("SAVEPOINT write")
+                    try:
+                        values = self._call(conn, ops)
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO write")
+                        values = [(False, exc)] * len(unit)
+                        self._counts = {}
+                    conn.execute("RELEASE write")
+                for i, value in zip(unit, values, strict=True):
+                    outcomes[i] = value
+                for name, delta in self._counts.items():
+                    totals[name] = totals.get(name, 0) + delta
+            self._counts = {}
+            for name, delta in totals.items():
+                if delta:
+                    assert self._counter_sql is not None, "count() needs counter_sql"
+                    conn.execute(self._counter_sql, {"name": name, "delta": delta})
+            conn.execute("COMMIT")
+        except BaseException:
+            self._counts = {}
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
 
     async def close(self) -> None:
         while self._flusher is not None:
