@@ -7,6 +7,8 @@ import os
 import random
 import threading
 
+import pytest
+
 from pushq.server import models
 from pushq.server.models import _encode, id_floor, new_job_id
 
@@ -20,6 +22,13 @@ def test_the_encoding_is_base32_in_crockfords_alphabet() -> None:
     for value in [0, 1, (1 << 128) - 1, *(rng.getrandbits(128) for _ in range(2000))]:
         stdlib = base64.b32encode(value.to_bytes(16, "big"))[:26].translate(_TO_CROCKFORD)
         assert _encode(value) == stdlib.decode()
+
+
+@pytest.fixture(autouse=True)
+def fresh_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids made here at fixed times: start from none made (and put back the process's
+    last id afterwards, so later ids stay monotonic)."""
+    monkeypatch.setattr(models, "_last_id_value", 0)
 
 
 def test_ids_sort_by_creation_and_never_repeat() -> None:
