@@ -883,3 +883,38 @@ class Health(BaseModel):
     database: str
     dispatcher: str
     reasons: list[str] = []
+
+
+class StatsPoint(BaseModel):
+    at: str = Field(description="the start of the minute")
+    delivered: int = Field(description="attempts answered 2xx")
+    failed: int = Field(description="failed attempts (non-2xx, timeout, connection error)")
+    latency_p50_ms: float | None = Field(description="attempt duration; null: no attempts")
+    latency_p99_ms: float | None
+
+
+class StatsSeries(BaseModel):
+    delivered: int = Field(description="over the whole window")
+    failed: int
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    points: list[StatsPoint] = Field(description="one per minute, oldest first")
+
+
+class QueueSeries(StatsSeries):
+    queue: str = Field(description="the queue ('(other)' past 1,000 queues)")
+
+
+class Timeseries(BaseModel):
+    interval_seconds: int
+    from_: str = Field(alias="from", description="the first minute's start")
+    to: str = Field(description="the end of the current minute")
+    total: StatsSeries = Field(description="every queue together")
+    queues: list[QueueSeries] = Field(description="queues with attempts in the window")
+
+
+QUERY_SCHEMAS["/v1/stats/timeseries minutes"] = {
+    "type": "string",
+    "pattern": r"^([1-9]|[1-5][0-9]|60)$",
+    "description": "how many minutes back, 1 to 60 (default 60)",
+}
