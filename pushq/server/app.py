@@ -47,6 +47,8 @@ from .api.schemas import (
     CancelRequest,
     CancelResult,
     CompleteRequest,
+    DeadDeleteRequest,
+    DeadDeleteResult,
     DeadJob,
     EndpointList,
     EndpointOut,
@@ -200,7 +202,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Dead jobs, newest failure first",
         None,
         JobList,
-        query=("queue", "limit", "cursor"),
+        query=(
+            "queue",
+            "url_prefix",
+            "status",
+            "error_contains",
+            "since",
+            "until",
+            "limit",
+            "cursor",
+        ),
     ),
     Endpoint(
         "POST",
@@ -209,6 +220,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Redrive the dead jobs a filter matches (dry_run counts them; rate_limit spreads them)",
         RedriveRequest,
         RedriveResult,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/dlq/delete",
+        dlq.delete_many,
+        "Delete the dead jobs a filter matches for good (dry_run counts them)",
+        DeadDeleteRequest,
+        DeadDeleteResult,
     ),
     Endpoint("GET", "/v1/dlq/{id}", dlq.get_dead, "A dead job with its attempt log", None, DeadJob),
     Endpoint("POST", "/v1/dlq/{id}/retry", dlq.redrive, "Redrive one dead job", None, JobOut),
@@ -457,7 +476,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-OPTIONAL_BODIES: tuple[type[BaseModel], ...] = (RedriveRequest, PurgeRequest)
+OPTIONAL_BODIES: tuple[type[BaseModel], ...] = (RedriveRequest, PurgeRequest, DeadDeleteRequest)
 
 
 def _guarded(endpoint: Endpoint, token: str) -> Handler:

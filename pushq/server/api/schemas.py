@@ -725,8 +725,8 @@ TimeBound = Annotated[
 ]
 
 
-class RedriveRequest(Strict):
-    """Which dead jobs to redrive (every one, when no filter is given)."""
+class DeadMatch(Strict):
+    """Which dead jobs (every one, when no filter is given)."""
 
     queue: Name | None = None
     url_prefix: UrlPrefix | None = None
@@ -739,9 +739,18 @@ class RedriveRequest(Strict):
     since: TimeBound | None = Field(None, description="failed at or after")
     until: TimeBound | None = Field(None, description="failed before")
     dry_run: bool = Field(False, description="count the matching jobs, change nothing")
+
+
+class RedriveRequest(DeadMatch):
+    """Which dead jobs to redrive (every one, when no filter is given)."""
+
     rate_limit: Annotated[str, AfterValidator(_rate)] | None = Field(
         None, description="'N/s', 'N/m' or 'N/h': spread the redriven jobs' run_at"
     )
+
+
+class DeadDeleteRequest(DeadMatch):
+    """Which dead jobs to delete for good (every one, when no filter is given)."""
 
 
 class CancelRequest(Strict):
@@ -873,6 +882,11 @@ class RedriveResult(BaseModel):
     matched: int | None = Field(None, description="with dry_run: how many match")
 
 
+class DeadDeleteResult(BaseModel):
+    deleted: int | None = Field(None, description="how many were deleted")
+    matched: int | None = Field(None, description="with dry_run: how many match")
+
+
 class Ready(BaseModel):
     status: Literal["ready", "starting", "stopping"]
 
@@ -917,4 +931,12 @@ QUERY_SCHEMAS["/v1/stats/timeseries minutes"] = {
     "type": "string",
     "pattern": r"^([1-9]|[1-5][0-9]|60)$",
     "description": "how many minutes back, 1 to 60 (default 60)",
+}
+
+QUERY_SCHEMAS["status"] = {"type": "string", "pattern": r"^[1-5][0-9]{2}$"}
+QUERY_SCHEMAS["error_contains"] = {"type": "string", "minLength": 1, "maxLength": 1000}
+QUERY_SCHEMAS["/v1/dlq since"] = QUERY_SCHEMAS["/v1/dlq until"] = {
+    **QUERY_SCHEMAS["since"],
+    "description": "failed at or after (since) / before (until): an RFC 3339 time or a "
+    "duration ago ('1h')",
 }
