@@ -220,7 +220,7 @@ def test_dlq_bulk_redrive_and_delete(pushq: PushqProcess, worker: Worker, page: 
         pushq.wait_state(job_id, "succeeded")
 
     rows.first.locator("button:text-is('Delete')").click()
-    expect(page.locator("#view .empty")).to_have_text("The dead-letter queue is empty.")
+    expect(page.locator("#view .empty")).to_have_text("No dead job matches.")
     assert pushq.client.get(f"/v1/jobs/{ids[2]}").status_code == 404
 
 

@@ -848,6 +848,9 @@ class JobOut(BaseModel):
     schedule: str | None
     topic: str | None
     replay_of: str | None
+    attempt_started_at: str | None = Field(
+        None, description="while the job is active: when its running attempt started"
+    )
     permanent_statuses: list[int] | None = Field(
         None, description="present when the job or its queue set it at enqueue"
     )
