@@ -4,7 +4,7 @@
 // and refreshes itself every 2 seconds without reloading the page. Requests that
 // change state send the `x-pushq-csrf: 1` header the server requires of cookie
 // sessions. Job data only ever reaches the page as text (textContent or an
-// attribute value), never as HTML: there is no innerHTML in this file.
+// attribute value), never as HTML: nothing here parses markup.
 (() => {
   'use strict';
 
@@ -89,10 +89,12 @@
     return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${clock}`;
   }
 
-  function time(iso) {
-    if (!iso) return h('span', { class: 'muted' }, '—');
-    const date = new Date(iso);
-    if (Number.isNaN(date.getTime())) return h('span', {}, String(iso));
+  // An RFC 3339 time (or Unix seconds, as older progress reports carry) as a <time>.
+  function time(value) {
+    if (value === null || value === undefined || value === '') return h('span', { class: 'muted' }, '—');
+    const date = new Date(typeof value === 'number' ? value * 1000 : value);
+    if (Number.isNaN(date.getTime())) return h('span', {}, String(value));
+    const iso = date.toISOString();
     return h('time', { datetime: iso, title: iso }, timeText(date));
   }
 
@@ -730,6 +732,11 @@
       return [h('dt', {}, label), h('dd', {}, value === null || value === undefined || value === '' ? h('span', { class: 'muted' }, '—') : value)];
     }
 
+    // A field the job may not have: left out when empty.
+    function optional(label, value) {
+      return value === null || value === undefined || value === '' ? [] : field(label, value);
+    }
+
     function json(value) {
       return value === null || value === undefined ? null : h('pre', { class: 'json' }, JSON.stringify(value, null, 2));
     }
@@ -799,24 +806,24 @@
           field('Queue', features.queues ? queueLink(job.queue) : job.queue),
           field('URL', h('span', { class: 'mono' }, `${job.method} ${job.url}`)),
           field('Attempts', `${job.attempts} of ${job.max_attempts}`),
-          field('Progress', progressView(job.progress)),
-          field('Tags', tagList(job.tags)),
-          field('Flow key', job.flow_key ? h('a', { href: hashFor('/jobs', { flow_key: job.flow_key }) }, job.flow_key) : null),
-          field('Schedule', job.schedule ? h('a', { href: hashFor('/jobs', { schedule: job.schedule }) }, job.schedule) : null),
-          field('Topic', job.topic),
-          field('Replay of', job.replay_of ? jobLink(job.replay_of) : null),
+          optional('Progress', progressView(job.progress)),
+          optional('Tags', tagList(job.tags)),
+          optional('Flow key', job.flow_key ? h('a', { href: hashFor('/jobs', { flow_key: job.flow_key }) }, job.flow_key) : null),
+          optional('Schedule', job.schedule ? h('a', { href: hashFor('/jobs', { schedule: job.schedule }) }, job.schedule) : null),
+          optional('Topic', job.topic),
+          optional('Replay of', job.replay_of ? jobLink(job.replay_of) : null),
           field('Priority', String(job.priority)),
           field('Created', time(job.created_at)),
           field('Run at', time(job.run_at)),
-          field('Finished', job.finished_at ? time(job.finished_at) : null),
-          field('Failed', job.failed_at ? time(job.failed_at) : null),
+          optional('Finished', job.finished_at ? time(job.finished_at) : null),
+          optional('Failed', job.failed_at ? time(job.failed_at) : null),
           field('Timeout', job.timeout === null || job.timeout === undefined ? null : `${job.timeout} s`),
-          field('Idempotency key', job.idempotency_key),
-          field('Unique key', job.unique_key),
-          field('Ordering key', job.ordering_key),
+          optional('Idempotency key', job.idempotency_key),
+          optional('Unique key', job.unique_key),
+          optional('Ordering key', job.ordering_key),
           field('Last error', lastError),
-          field('Result', result),
-          field('Headers', job.headers && Object.keys(job.headers).length ? json(job.headers) : null),
+          optional('Result', result),
+          optional('Headers', job.headers && Object.keys(job.headers).length ? json(job.headers) : null),
           field('Body', json(job.body))),
         h('h2', {}, `Attempts (${attemptRows.length})`),
         attemptRows.length
@@ -1060,10 +1067,10 @@
           h('td', { class: 'num' }, `${duration(e.latency_p50_ms)} / ${duration(e.latency_p99_ms)}`),
           h('td', { class: 'num', 'data-cell': 'failures' }, e.consecutive_failures),
           h('td', { class: 'error-text', 'data-cell': 'last-error' }, e.last_error ? h('span', {}, errorText(e.last_error), ' ', time(e.last_error.at)) : ''),
-          h('td', {}, held ? h('span', {}, e.held_until ? 'held until ' : 'closed until ', time(held)) : h('span', { class: 'muted' }, '—')));
+          h('td', {}, held ? h('span', {}, e.held_until ? 'held (Retry-After) until ' : 'nothing sent until ', time(held)) : h('span', { class: 'muted' }, 'sending')));
       });
       body.replaceChildren(h('table', { id: 'endpoints' },
-        h('thead', {}, h('tr', {}, ['Origin', 'Circuit', 'In flight / limit', 'Success', 'p50 / p99', 'Failures in a row', 'Last error', 'Sending'].map((t) => h('th', {}, t)))),
+        h('thead', {}, h('tr', {}, ['Origin', 'Circuit', 'In flight / limit', 'Success', 'p50 / p99', 'Failures in a row', 'Last error', 'Held'].map((t) => h('th', {}, t)))),
         h('tbody', {}, rows)));
     }
     return view;
