@@ -209,6 +209,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "error_contains",
             "since",
             "until",
+            "tag",
             "limit",
             "cursor",
         ),

@@ -501,6 +501,47 @@ def test_dlq_filter_dry_run_rate_limited_redrive_and_delete(
     expect(page.locator("#view .form-error")).to_contain_text("status")
 
 
+def test_a_new_user_finds_one_customers_failures_redrives_them_gently_and_sees_them_succeed(
+    pushq: PushqProcess, worker: Worker, page: Page
+) -> None:
+    """Issue 14's "done when", from the dashboard alone."""
+    queue = "e2e-story"
+    acme = dead_jobs(pushq, worker, "e2e-ui/story/acme", 4, queue=queue, tags=["cust-acme"])
+    dead_jobs(pushq, worker, "e2e-ui/story/globex", 1, queue=queue, tags=["cust-globex"])
+    log_in(page, pushq)
+
+    # find the customer's failed jobs of the last hour
+    page.locator('tr[data-queue="e2e-story"] td[data-state="dead"] a').click()
+    page.fill("input[name=tag]", "cust-acme")
+    page.select_option("select[name=since]", "1h")
+    rows = page.locator("#dlq tbody tr")
+    expect(rows).to_have_count(4)
+    assert {rows.nth(i).get_attribute("data-job") for i in range(4)} == set(acme)
+    # see why: the endpoint's own message, up front and on the job's page
+    expect(rows.first.locator(".error-text")).to_contain_text("upstream exploded")
+    rows.first.locator("a.mono").click()
+    expect(page.locator("#attempts")).to_contain_text("upstream exploded")
+    page.go_back()
+    expect(rows).to_have_count(4)
+
+    # redrive them at a safe rate once the endpoint is fixed
+    page.click("#dlq-dry-run")
+    expect(page.locator("#dlq-matched")).to_contain_text("4 dead jobs match")
+    worker.script("e2e-ui/story/acme", Reply(200, b"{}"))
+    page.fill("#rate-limit", "4/s")
+    page.click("#dlq-redrive-matching")
+    expect(page.locator("#toast")).to_contain_text("Redrove 4 job(s) at 4/s")
+    for job_id in acme:
+        pushq.wait_state(job_id, "succeeded")
+
+    # and watch them succeed on the chart
+    page.goto(pushq.base_url + f"/ui#/queues/{queue}")
+    summary = page.locator("#charts [data-chart=deliveries] .chart-summary")
+    expect(summary).to_have_text("4 delivered5 failed")
+    expect(page.locator('[data-total="succeeded"] .card-value')).to_have_text("4")
+    expect(page.locator('[data-total="dead"] .card-value')).to_have_text("1")
+
+
 def test_schedule_pause_resume_and_trigger_now(
     pushq: PushqProcess, worker: Worker, page: Page
 ) -> None:

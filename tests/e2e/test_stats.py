@@ -54,7 +54,9 @@ def test_dlq_lists_and_deletes_by_filter(pushq: PushqProcess, worker: Worker) ->
     worker.script("stats/acme", Reply(400, b'{"error": "acme account closed"}'))
     worker.script("stats/other", 410)
     common = {"queue": "stats-dlq", "max_attempts": 1}
-    acme = [pushq.enqueue(url=worker.url("stats/acme"), **common) for _ in range(3)]
+    acme = [
+        pushq.enqueue(url=worker.url("stats/acme"), tags=["stats-acme"], **common) for _ in range(3)
+    ]
     other = pushq.enqueue(url=worker.url("stats/other"), **common)
     for job in [*acme, other]:
         pushq.wait_state(job["id"], "dead")
@@ -69,6 +71,8 @@ def test_dlq_lists_and_deletes_by_filter(pushq: PushqProcess, worker: Worker) ->
     assert len(by_error.json()["jobs"]) == 3
     by_status = pushq.client.get("/v1/dlq", params={"queue": "stats-dlq", "status": "410"})
     assert [j["id"] for j in by_status.json()["jobs"]] == [other["id"]]
+    tagged = pushq.client.get("/v1/dlq", params={"tag": "stats-acme"})
+    assert {j["id"] for j in tagged.json()["jobs"]} == {j["id"] for j in acme}
     recent = pushq.client.get("/v1/dlq", params={"queue": "stats-dlq", "since": "1h"})
     assert len(recent.json()["jobs"]) == 4
     for bad in ({"status": "abc"}, {"since": "yesterday"}, {"url_prefix": ""}):

@@ -201,9 +201,9 @@ def test_count_and_redrive_dead_jobs_by_filter_spread_over_time(with_store: With
 def test_list_and_delete_dead_jobs_by_filter(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         jobs = [
-            new_job(queue="a", url="https://acme.example/x"),
-            new_job(queue="a", url="https://other.example/y"),
-            new_job(queue="b", url="https://acme.example/z"),
+            new_job(queue="a", url="https://acme.example/x", tags=["cust-acme", "vip"]),
+            new_job(queue="a", url="https://other.example/y", tags=["cust-other"]),
+            new_job(queue="b", url="https://acme.example/z", tags=["cust-acme"]),
         ]
         dead = await make_dead(store, *jobs, failed_at=[NOW + 1, NOW + 2, NOW + 3])
         (pending,) = await enqueue(store, new_job(queue="a", url="https://acme.example/p"))
@@ -221,6 +221,10 @@ def test_list_and_delete_dead_jobs_by_filter(with_store: WithStore) -> None:
         assert await listed(url_prefix="https://acme.example/") == [dead[2].id, dead[0].id]
         assert await listed("a", url_prefix="https://acme.example/") == [dead[0].id]
         assert await listed(since=NOW + 2) == [dead[2].id, dead[1].id]
+        assert await listed(tag="cust-acme") == [dead[2].id, dead[0].id]
+        assert await listed(tag="vip", queue="a") == [dead[0].id]
+        assert await store.count_dead(match=DeadFilter(tag="cust-other")) == 1
+        assert await store.count_dead(match=DeadFilter(tag="nobody")) == 0
         first = await store.list_dead(queue=None, limit=1, cursor=None, match=acme)
         assert [job.id for job in first.jobs] == [dead[2].id]
         rest = await store.list_dead(queue=None, limit=1, cursor=first.next_cursor, match=acme)

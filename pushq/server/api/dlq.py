@@ -27,6 +27,7 @@ def _match(query: DeadMatch, now: float) -> DeadFilter:
         error_contains=query.error_contains,
         since=None if query.since is None else time_bound(query.since, now),
         until=None if query.until is None else time_bound(query.until, now),
+        tag=query.tag,
     )
 
 
@@ -34,7 +35,7 @@ def _query_match(request: Request, now: float) -> DeadFilter:
     """A listing's filter from its query string (as strict as the bulk bodies)."""
     given: dict[str, object] = {
         name: request.query_params[name]
-        for name in ("url_prefix", "error_contains", "since", "until")
+        for name in ("url_prefix", "error_contains", "since", "until", "tag")
         if name in request.query_params
     }
     status = request.query_params.get("status")

@@ -738,6 +738,7 @@ class DeadMatch(Strict):
     )
     since: TimeBound | None = Field(None, description="failed at or after")
     until: TimeBound | None = Field(None, description="failed before")
+    tag: Tag | None = Field(None, description="one of the job's tags")
     dry_run: bool = Field(False, description="count the matching jobs, change nothing")
 
 

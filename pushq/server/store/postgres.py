@@ -1532,4 +1532,7 @@ def _dead_conditions(match: DeadFilter) -> tuple[list[str], dict[str, Any]]:
     if match.until is not None:
         where.append("failed_at < :until")
         params["until"] = match.until
+    if match.tag is not None:
+        where.append("id IN (SELECT job_id FROM job_tags WHERE tag = :tag)")
+        params["tag"] = match.tag
     return where, params

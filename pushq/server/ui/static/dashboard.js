@@ -837,7 +837,7 @@
 
   // -- the dead-letter queue ------------------------------------------------------------
 
-  const DLQ_FILTERS = ['queue', 'url_prefix', 'status', 'error_contains', 'since'];
+  const DLQ_FILTERS = ['queue', 'tag', 'url_prefix', 'status', 'error_contains', 'since'];
 
   function dlqView(params) {
     const filter = {};
@@ -911,7 +911,7 @@
     const view = {
       body,
       root: h('section', {}, h('h1', {}, 'Dead letters'),
-        filterForm('/dlq', params, [['queue', 'Queue', 'text', 'any queue'],
+        filterForm('/dlq', params, [['queue', 'Queue', 'text', 'any queue'], ['tag', 'Tag', 'text', 'any tag'],
           ['url_prefix', 'URL prefix', 'wide', 'https://api.example.com/'], ['status', 'Status', 'text', 'e.g. 500'],
           ['error_contains', 'Error contains', 'text', 'any error'], ['since', 'Failed', 'since']]),
         bulk, body),
