@@ -661,10 +661,10 @@ def test_every_page_fits_a_400_px_screen(
     dead = dead_jobs(
         pushq,
         worker,
-        "e2e-ui/narrow/" + "very-long-path-segment-" * 6,
+        "e2e-ui/narrow/" + "x" * 160,
         1,
         queue="e2e-narrow-queue-with-a-long-name",
-        tags=["a-long-tag-" * 5],
+        tags=["t" * 64],
     )
     schedule = {"cron": "*/5 * * * *", "job": {"url": worker.url("e2e-ui/narrow/cron")}}
     pushq.client.put("/v1/schedules/e2e-narrow", json=schedule)
@@ -688,6 +688,13 @@ def test_every_page_fits_a_400_px_screen(
             page.goto(pushq.base_url + "/ui" + hash_)
             expect(page.locator(ready)).to_be_visible()
             assert body_fits(page), f"the {name} page scrolls sideways at 400 px"
+        # the probe sees an overflow when there is one
+        page.evaluate(
+            "() => { const d = document.createElement('div'); d.id = 'wide';"
+            " d.style.width = '700px'; d.style.height = '1px';"
+            " document.getElementById('view').append(d); }"
+        )
+        assert not body_fits(page)
         ARTIFACTS.mkdir(exist_ok=True)
         page.goto(pushq.base_url + "/ui#/")
         expect(page.locator("#queues")).to_be_visible()
