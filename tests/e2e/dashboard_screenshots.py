@@ -135,7 +135,7 @@ def main(out: Path) -> None:
                 shoot(page, base, out, "queue", "#/queues/webhooks", "#queue-settings")
                 shoot(page, base, out, "jobs", "#/jobs?tag=cust-acme", "#jobs")
                 shoot(page, base, out, "job", f"#/jobs/{ids['running']}", "#running-attempt")
-                page.goto(f"{base}/ui#/dlq?queue=webhooks&error_contains=read-only&since=1h")
+                page.goto(f"{base}/ui#/dlq?tag=cust-acme&since=1h")
                 expect(page.locator("#dlq")).to_be_visible()
                 page.click("#dlq-dry-run")
                 expect(page.locator("#dlq-matched")).to_contain_text("match")
