@@ -40,7 +40,7 @@ async def timeseries(request: Request) -> JSONResponse:
     if ctx.settler is None:  # an app without a dispatcher: nothing was delivered
         snapshot = DeliverySeries().snapshot(now, minutes=minutes)
     else:
-        snapshot = ctx.settler.series.snapshot(now, minutes=minutes, queue=queue)
+        snapshot = ctx.settler.timeseries.snapshot(now, minutes=minutes, queue=queue)
     return ok(
         {
             "interval_seconds": snapshot["interval_seconds"],
