@@ -27,6 +27,8 @@ from . import render
 from .headers import DEDUP_WINDOW, Publish, parse_publish
 from .jobs import PUBLISH_QUEUE, QUEUE_PREFIX, make_job, pushq_queue
 from .keys import SigningKeys
+from .workflow import STEP_KEY_TTL, Workflows
+from .workflow import check as check_workflow
 
 log = logging.getLogger("pushq.qstash")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -51,6 +53,7 @@ class V2:
         self.ctx = ctx
         self.keys = keys
         self._token = ctx.settings.api_token.encode()
+        self.workflows = Workflows(ctx)
 
     # -- plumbing ------------------------------------------------------------------
     def guard(self, handler: Handler) -> Handler:
@@ -94,10 +97,12 @@ class V2:
 
     async def enqueue(self, jobs: list[NewJob]) -> list[tuple[JobRecord, bool]]:
         now = self.ctx.clock()
+        # a workflow's steps and calls keep their keys as long as a step may be retried
+        workflow = any((job.meta or {}).get("workflow") for job in jobs)
         results = await self.ctx.store.enqueue(
             jobs=jobs,
             now=now,
-            idempotency_ttl=DEDUP_WINDOW,
+            idempotency_ttl=STEP_KEY_TTL if workflow else DEDUP_WINDOW,
             defaults=self.ctx.settings.job_defaults,
         )
         for result in results:
@@ -146,7 +151,9 @@ class V2:
         target, ordering = PUBLISH_QUEUE, None
         if queue is not None:
             target, ordering = await self.queue_target(queue)
-        job = make_job(
+        caller = request.client.host if request.client else None
+        job = await self.workflow_job(publish, url, body, self.ctx.clock(), caller, queue)
+        job = job or make_job(
             publish,
             destination=url,
             body=body,
@@ -154,7 +161,7 @@ class V2:
             settings=self.ctx.settings,
             queue=target,
             ordering_key=ordering,
-            caller_ip=request.client.host if request.client else None,
+            caller_ip=caller,
         )
         [(stored, created)] = await self.enqueue([job])
         if not created:
@@ -188,11 +195,17 @@ class V2:
                 target, ordering = PUBLISH_QUEUE, None
                 if item.get("queue"):
                     target, ordering = await self.queue_target(str(item["queue"]))
+                destination = self.destination(item["destination"])
+                raw = (body or "").encode()
+                job = await self.workflow_job(
+                    publish, destination, raw, now, caller, item.get("queue") or None
+                )
                 jobs.append(
-                    make_job(
+                    job
+                    or make_job(
                         publish,
-                        destination=self.destination(item["destination"]),
-                        body=(body or "").encode(),
+                        destination=destination,
+                        body=raw,
                         now=now,
                         settings=self.ctx.settings,
                         queue=target,
@@ -211,6 +224,25 @@ class V2:
                 shown["deduplicated"] = True
             out.append(shown)
         return answer(out, 201)
+
+    async def workflow_job(
+        self,
+        publish: Publish,
+        destination: str,
+        body: bytes,
+        now: float,
+        caller: str | None,
+        queue: str | None,
+    ) -> NewJob | None:
+        """The job of a message that names a workflow run (workflow.py), else None."""
+        check_workflow(publish)
+        if "runid" not in publish.workflow:
+            return None
+        if queue is not None:
+            raise BadRequest("a workflow message cannot go through a queue")
+        return await self.workflows.job_of(
+            publish, destination=destination, body=body, now=now, caller_ip=caller
+        )
 
     async def _message(self, message_id: str) -> JobRecord:
         job = await self.ctx.store.get(job_id=message_id)
@@ -535,6 +567,10 @@ def mount(ctx: Context, keys: SigningKeys) -> Mount:
         ("POST", "/dlq/retry/{id}", v2.retry_dlq),
         ("GET", "/events", v2.list_events),
         ("GET", "/logs", v2.list_events),
+        ("DELETE", "/workflows/runs/{id}", v2.workflows.delete_run),
+        ("DELETE", "/workflows/runs", v2.workflows.delete_runs),
+        ("GET", "/workflows/runs/{id}", v2.workflows.get_run),
+        ("GET", "/workflows/logs", v2.workflows.logs),
     ]
     routes = [Route(path, v2.guard(handler), methods=[method]) for method, path, handler in table]
     app = Starlette(
