@@ -9,6 +9,7 @@ Every delivery to a workflow endpoint is checked with the SDK's `qstash.Receiver
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -20,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from qstash import AsyncQStash, QStash, Receiver
@@ -30,6 +32,7 @@ from starlette.routing import Route
 from upstash_workflow import AsyncWorkflowContext, async_serve
 
 from ..harness import TEST_TOKEN, PushqProcess, wait_until
+from ..pg import new_schema, postgres_url
 
 PATIENCE = 30.0  # seconds a whole run may take on a loaded machine
 
@@ -142,10 +145,14 @@ class Endpoints:
 
             await context.run("after", after)
 
+        async def metadata(context: AsyncWorkflowContext[dict[str, Any]]) -> None:
+            await context.call("steal", url="http://169.254.169.254/latest/meta-data/")
+
         handlers = {
             "/order": async_serve(order, **options)["handler"],
             "/fails": async_serve(fails, failure_function=on_failure, **options)["handler"],
             "/long": async_serve(long, **options)["handler"],
+            "/metadata": async_serve(metadata, failure_function=on_failure, **options)["handler"],
         }
 
         async def workflow(request: Request) -> Response:
@@ -311,6 +318,17 @@ def test_a_failing_step_calls_the_failure_function(
     assert json.loads(failure[0].body)["workflowRunId"] == run_id
 
 
+def test_a_call_to_a_refused_address_is_never_made_and_fails_the_run(
+    qstash: QStash, endpoints: Endpoints, pushq: PushqProcess
+) -> None:
+    """context.call goes out through pushq's SSRF guard like any delivery: a call to the
+    cloud metadata address is refused when the SDK publishes it, so the step fails."""
+    tag = trigger(qstash, endpoints, "/metadata")
+    status, message = endpoints.wait(tag, "failure")["failure"]
+    assert status == 500 and "target refused" in message and "metadata" in message
+    wait_state(pushq, endpoints.results[tag]["failure_run_id"], "RUN_FAILED")
+
+
 def test_cancel_stops_the_run_and_is_idempotent(
     qstash: QStash, endpoints: Endpoints, pushq: PushqProcess
 ) -> None:
@@ -385,3 +403,33 @@ def test_workflow_routes_need_the_token(pushq: PushqProcess) -> None:
     ):
         response = httpx.request(method, pushq.base_url + path)
         assert response.status_code == 401 and isinstance(response.json()["error"], str)
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def test_a_run_on_postgresql(tmp_path: Path, serve_asgi: Callable[..., str]) -> None:
+    """The same run, sleep and call on the PostgreSQL store (a schema of its own)."""
+    url, schema = postgres_url(), new_schema()
+    asyncio.run(_admin(url, f'CREATE SCHEMA "{schema}"'))
+    server = PushqProcess(tmp_path / "pg", {"PUSHQ_DATABASE_URL": f"{url}?search_path={schema}"})
+    try:
+        server.start()
+        endpoints = start_endpoints(server, serve_asgi)
+        client = QStash(TEST_TOKEN, base_url=server.base_url, retry=False)
+        try:
+            tag = trigger(client, endpoints, "/order", n=5)
+        finally:
+            client.http._client.close()
+        done = endpoints.wait(tag, "finished")
+        assert done["doubled"] == 10 and done["body"] == {"echo": {"doubled": 10}, "ok": True}
+        run = wait_state(server, done["run_id"], "RUN_SUCCESS")
+        assert step_names(run) == ["init", "double", "nap", "echo", "record"]
+    finally:
+        server.close()
+        asyncio.run(_admin(url, f'DROP SCHEMA "{schema}" CASCADE'))
