@@ -68,13 +68,11 @@ def run_ids(publish: Publish) -> list[str]:
 def check(publish: Publish) -> None:
     """BadRequest unless every run id and call type in the headers is well-formed."""
     for run_id in run_ids(publish):
-        if not RUN_ID.match(run_id.strip()):
+        if not RUN_ID.match(run_id):
             raise BadRequest("Upstash-Workflow-RunId must match [A-Za-z0-9_.:-]{1,60}")
     call_type = publish.workflow.get("calltype")
     if call_type is not None and call_type.strip() not in CALL_TYPES:
         raise BadRequest(f"Upstash-Workflow-CallType must be one of {', '.join(CALL_TYPES)}")
-    if "runid" in publish.workflow:
-        publish.workflow["runid"] = publish.workflow["runid"].strip()
 
 
 def is_step(publish: Publish) -> bool:
