@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -433,3 +436,42 @@ def test_a_run_on_postgresql(tmp_path: Path, serve_asgi: Callable[..., str]) -> 
     finally:
         server.close()
         asyncio.run(_admin(url, f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+JS_DIR = Path(__file__).parent.parent / "js"
+
+
+def test_the_js_workflow_sdk_smoke(pushq: PushqProcess, tmp_path: Path) -> None:
+    """@upstash/workflow (pinned by tests/js/package-lock.json) serves a workflow with
+    run, sleep and call against pushq, its Receiver checking every request. Skips when
+    node or npm is missing or npm cannot install here; in CI ($CI set) that fails."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are not installed")
+    for name in ("package.json", "package-lock.json", "workflow-smoke.mjs"):
+        shutil.copy(JS_DIR / name, tmp_path / name)
+    try:
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=240,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"npm could not install @upstash/workflow here: {exc}")
+    keys = pushq.client.get("/v2/keys").json()
+    run = subprocess.run(
+        ["node", "workflow-smoke.mjs", pushq.base_url, TEST_TOKEN, keys["current"], keys["next"]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["runId"] == seen["triggered"] and seen["doubled"] == 42
+    assert seen["status"] == 200 and seen["body"] == {"echo": {"doubled": 42}}
+    done = wait_state(pushq, seen["runId"], "RUN_SUCCESS")
+    assert step_names(done) == ["init", "double", "nap", "echo", "record"]
