@@ -475,3 +475,6 @@ def test_the_js_workflow_sdk_smoke(pushq: PushqProcess, tmp_path: Path) -> None:
     assert seen["status"] == 200 and seen["body"] == {"echo": {"doubled": 42}}
     done = wait_state(pushq, seen["runId"], "RUN_SUCCESS")
     assert step_names(done) == ["init", "double", "nap", "echo", "record"]
+    failed = seen["failed"]  # a failing step's failureFunction ran
+    assert failed["failStatus"] == 500 and "boom happened" in json.dumps(failed["failResponse"])
+    wait_state(pushq, failed["runId"], "RUN_FAILED")

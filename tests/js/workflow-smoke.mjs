@@ -29,6 +29,27 @@ const { handler } = serve(
   { qstashClient, receiver, retries: 0, disableTelemetry: true, env: {} },
 );
 
+let failed;
+const failure = new Promise((resolve) => (failed = resolve));
+const { handler: failing } = serve(
+  async (context) => {
+    await context.run("fine", async () => "fine");
+    await context.run("boom", async () => {
+      throw new Error("boom happened");
+    });
+  },
+  {
+    qstashClient,
+    receiver,
+    retries: 0,
+    disableTelemetry: true,
+    env: {},
+    failureFunction: async ({ context, failStatus, failResponse }) => {
+      failed({ runId: context.workflowRunId, failStatus, failResponse });
+    },
+  },
+);
+
 const server = http.createServer(async (req, res) => {
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
@@ -43,7 +64,7 @@ const server = http.createServer(async (req, res) => {
     headers: req.headers,
     body: req.method === "GET" ? undefined : Buffer.concat(chunks),
   });
-  const response = await handler(request);
+  const response = await (req.url === "/fails" ? failing : handler)(request);
   res.writeHead(response.status, Object.fromEntries(response.headers));
   res.end(Buffer.from(await response.arrayBuffer()));
 });
@@ -57,8 +78,10 @@ const timeout = setTimeout(() => {
   process.exit(1);
 }, 30000);
 const done = await finished;
+await client.trigger({ url: url.replace("/order", "/fails"), body: { n: 1 }, retries: 0 });
+const failedRun = await failure;
 clearTimeout(timeout);
 await new Promise((resolve) => setTimeout(resolve, 500)); // the DELETE after the last step
-console.log(JSON.stringify({ triggered: workflowRunId, ...done }));
+console.log(JSON.stringify({ triggered: workflowRunId, ...done, failed: failedRun }));
 server.close();
 process.exit(0);

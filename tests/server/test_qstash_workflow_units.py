@@ -13,7 +13,7 @@ from pushq.errors import BadRequest
 from pushq.policy.backoff import BackoffPolicy
 from pushq.server.models import JobRecord, new_job_id
 from pushq.server.qstash.headers import parse_publish
-from pushq.server.qstash.workflow import Run, check, id_millis, is_step, run_ids
+from pushq.server.qstash.workflow import Run, check, id_millis, inherit, is_step, run_ids
 
 TOKEN = "api-token-0123456789abcdef"
 URL = "https://app.example/wf"
@@ -120,3 +120,20 @@ def job(state: str) -> JobRecord:
 )
 def test_a_runs_state_is_read_off_its_jobs(newest: str, busy: bool, state: str) -> None:
     assert Run("wfr_x", job(newest), busy).state == state
+
+
+def test_a_step_inherits_the_runs_settings_it_leaves_unset() -> None:
+    previous = {
+        "retries": 0,
+        "retryDelay": "1000",
+        "failureCallback": URL,
+        "failureCallbackHeaders": [["Upstash-Workflow-Runid", "wfr_abc"]],
+    }
+    bare = parse_publish([("Upstash-Workflow-RunId", "wfr_abc")], token=TOKEN)
+    inherit(bare, previous)  # @upstash/workflow 1.x: the trigger's settings go on
+    assert (bare.retries, bare.retry_delay, bare.failure_callback) == (0, "1000", URL)
+    assert bare.failure_callback_headers == [("Upstash-Workflow-Runid", "wfr_abc")]
+    own = parse_publish(sdk_headers(failure_url=None), token=TOKEN)
+    own.retries = 5
+    inherit(own, {"retries": 0})  # a step's own settings win
+    assert own.retries == 5

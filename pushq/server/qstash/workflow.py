@@ -75,6 +75,22 @@ def check(publish: Publish) -> None:
         raise BadRequest(f"Upstash-Workflow-CallType must be one of {', '.join(CALL_TYPES)}")
 
 
+def inherit(publish: Publish, previous: dict[str, Any]) -> None:
+    """Give a step the run's settings it does not set itself, as its previous step had
+    them. `@upstash/workflow` 1.x sends retries, retry delay and the failure callback
+    with the trigger only (its `WF_TriggerOnConfig`); the Python SDK sends them with
+    every step, so for it this changes nothing."""
+    if publish.retries is None and isinstance(previous.get("retries"), int):
+        publish.retries = previous["retries"]
+    if publish.retry_delay is None and previous.get("retryDelay"):
+        publish.retry_delay = str(previous["retryDelay"])
+    if publish.failure_callback is None and previous.get("failureCallback"):
+        publish.failure_callback = str(previous["failureCallback"])
+        publish.failure_callback_headers = [
+            (str(name), str(value)) for name, value in previous.get("failureCallbackHeaders") or ()
+        ]
+
+
 def is_step(publish: Publish) -> bool:
     return "runid" in publish.workflow and (publish.workflow.get("calltype") or "step").strip() in (
         "",
@@ -271,6 +287,7 @@ class Workflows:
             if newest.state == "cancelled":
                 raise NotFound(f"workflow run {run_id} was cancelled")
             step = _step_json(body)
+            inherit(publish, newest.meta or {})
             base = steps_of(newest)
             created_at = int((newest.meta or {}).get("workflowCreatedAt") or 0)
             key = f"wf-step:{run_id}:{step['stepId']}:{step.get('targetStep') or 0}"
