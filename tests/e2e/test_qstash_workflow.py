@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
@@ -90,6 +91,7 @@ class Endpoints:
 
             doubled = await context.run("double", double)
             await context.sleep("nap", 1)
+            await context.sleep_until("alarm", time.time() + 1)
             answer = await context.call(
                 "echo",
                 url=self.base + "/echo",
@@ -261,13 +263,13 @@ def test_run_sleep_and_call_run_to_the_end(
     assert TEST_TOKEN not in json.dumps(call.headers)
 
     run = wait_state(pushq, run_id, "RUN_SUCCESS")
-    assert step_names(run) == ["init", "double", "nap", "echo", "record"]
+    assert step_names(run) == ["init", "double", "nap", "alarm", "echo", "record"]
     assert run["workflowUrl"] == endpoints.base + "/order"
     assert run["workflowRunCompletedAt"] >= run["workflowRunCreatedAt"] > 0
 
     # every step delivery: signed, with the run id and the steps so far as its body
     steps = [s for s in endpoints.deliveries(run_id) if s.body.startswith(b"[")]
-    assert len(steps) == 5  # init, after double, after nap, after echo's answer, after record
+    assert len(steps) == 6  # init, then after double, nap, alarm, echo's answer, record
     assert all(s.verified is None for s in endpoints.deliveries(run_id))
     for count, seen in enumerate(steps, start=1):
         entries = json.loads(seen.body)
@@ -278,8 +280,8 @@ def test_run_sleep_and_call_run_to_the_end(
     initial = json.loads(base64.b64decode(json.loads(steps[0].body)[0]["body"]))
     assert initial == {"tag": tag, "n": 21}
     last = [json.loads(base64.b64decode(e["body"])) for e in json.loads(steps[-1].body)[1:]]
-    assert [s["stepName"] for s in last] == ["double", "nap", "echo", "record"]
-    assert json.loads(last[2]["out"])["status"] == 200  # the call's answer, as a step
+    assert [s["stepName"] for s in last] == ["double", "nap", "alarm", "echo", "record"]
+    assert json.loads(last[3]["out"])["status"] == 200  # the call's answer, as a step
     # header hygiene: the SDK re-forwards what it got; none of the stale ones came back
     for seen in steps[1:]:
         assert seen.headers["user-agent"] == "Upstash-QStash"
@@ -288,8 +290,11 @@ def test_run_sleep_and_call_run_to_the_end(
 
     # the sleep is a delayed step: its job waited a second before its delivery
     jobs = pushq.client.get("/v1/jobs", params={"tag": f"wf-steps:{run_id}"}).json()["jobs"]
-    nap = [j for j in jobs if j["id"] == json.loads(steps[2].body)[-1]["messageId"]]
-    assert nap and at(nap[0]["run_at"]) - at(nap[0]["created_at"]) >= 0.99
+    [nap] = [j for j in jobs if j["id"] == json.loads(steps[2].body)[-1]["messageId"]]
+    assert at(nap["run_at"]) - at(nap["created_at"]) >= 0.99
+    # sleep_until is a step with Upstash-Not-Before: its job ran at that second
+    [alarm] = [j for j in jobs if j["id"] == json.loads(steps[3].body)[-1]["messageId"]]
+    assert at(alarm["run_at"]) == last[2]["sleepUntil"]
     every = pushq.client.get("/v1/jobs", params={"tag": f"wf:{run_id}"}).json()["jobs"]
     assert len(every) > len(jobs)  # the call and its callback belong to the run too
 
@@ -432,7 +437,7 @@ def test_a_run_on_postgresql(tmp_path: Path, serve_asgi: Callable[..., str]) -> 
         done = endpoints.wait(tag, "finished")
         assert done["doubled"] == 10 and done["body"] == {"echo": {"doubled": 10}, "ok": True}
         run = wait_state(server, done["run_id"], "RUN_SUCCESS")
-        assert step_names(run) == ["init", "double", "nap", "echo", "record"]
+        assert step_names(run) == ["init", "double", "nap", "alarm", "echo", "record"]
     finally:
         server.close()
         asyncio.run(_admin(url, f'DROP SCHEMA "{schema}" CASCADE'))
