@@ -358,6 +358,19 @@ def test_cancel_stops_the_run_and_is_idempotent(
     assert late.status_code == 404 and "cancelled" in late.json()["error"]
 
 
+def test_bulk_cancel_by_run_ids(qstash: QStash, endpoints: Endpoints, pushq: PushqProcess) -> None:
+    tags = [trigger(qstash, endpoints, "/long", sleep=3600) for _ in range(2)]
+    run_ids = [endpoints.wait(tag, "before")["before"] for tag in tags]
+    for run_id in run_ids:
+        wait_until(lambda r=run_id: step_names(run_log(pushq, r))[-1] == "pause", 20)
+    response = pushq.client.request(
+        "DELETE", "/v2/workflows/runs", json={"workflowRunIds": [*run_ids, "wfr_unknown"]}
+    )
+    assert response.status_code == 200 and response.json() == {"cancelled": 2}
+    for run_id in run_ids:
+        wait_state(pushq, run_id, "RUN_CANCELED")
+
+
 def test_workflow_routes_answer_bad_input_in_qstash_shape(pushq: PushqProcess) -> None:
     for method, path, params in (
         ("DELETE", "/v2/workflows/runs/no-such-run", {}),

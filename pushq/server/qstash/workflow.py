@@ -47,6 +47,7 @@ STEP_KEY_TTL = 30 * 86400.0
 RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,60}$")
 UNFINISHED = ("scheduled", "pending", "active", "retrying")
 LIST_MAX = 100
+BULK_BODY_MAX = 1024 * 1024  # DELETE /v2/workflows/runs: a list of run ids
 SCAN_PAGE = 200
 CALL_TYPES = ("step", "toCallback", "fromCallback", "failureCall")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -343,7 +344,11 @@ class Workflows:
 
     async def delete_runs(self, request: Request) -> Response:
         """DELETE /v2/workflows/runs with {"workflowRunIds": [...]}: cancel each."""
-        raw = await request.body()
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > BULK_BODY_MAX:
+                raise PayloadTooLarge(f"the body is larger than {BULK_BODY_MAX} bytes")
         try:
             data = orjson.loads(raw) if raw.strip() else {}
         except orjson.JSONDecodeError:
@@ -352,7 +357,10 @@ class Workflows:
         if ids is None:
             ids = request.query_params.getlist("workflowRunIds")
         if not ids or not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise BadRequest("send workflowRunIds: a list of run ids")
+            raise BadRequest(
+                "send workflowRunIds: a list of run ids (cancelling by URL or all runs "
+                "at once is not supported)"
+            )
         cancelled = 0
         for run_id in ids:
             if RUN_ID.match(run_id) and await self.newest_step(run_id) is not None:
