@@ -13,5 +13,6 @@ rules and sends its callbacks.
     headers.py      publish headers -> a Publish (what the job is made of)
     hook.py         the delivery hook: request, outcome, callbacks
     render.py       jobs as QStash's Message, DlqMessage and events
+    workflow.py     Upstash Workflow: runs and their step lists, /v2/workflows
     routes.py       the /v2 app: auth, errors, handlers
 """
