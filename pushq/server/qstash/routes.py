@@ -148,21 +148,22 @@ class V2:
         publish = self.publish_of(pairs)
         url = self.destination(destination)
         body = await self.body(request)
-        target, ordering = PUBLISH_QUEUE, None
-        if queue is not None:
-            target, ordering = await self.queue_target(queue)
         caller = request.client.host if request.client else None
         job = await self.workflow_job(publish, url, body, self.ctx.clock(), caller, queue)
-        job = job or make_job(
-            publish,
-            destination=url,
-            body=body,
-            now=self.ctx.clock(),
-            settings=self.ctx.settings,
-            queue=target,
-            ordering_key=ordering,
-            caller_ip=caller,
-        )
+        if job is None:
+            target, ordering = PUBLISH_QUEUE, None
+            if queue is not None:
+                target, ordering = await self.queue_target(queue)
+            job = make_job(
+                publish,
+                destination=url,
+                body=body,
+                now=self.ctx.clock(),
+                settings=self.ctx.settings,
+                queue=target,
+                ordering_key=ordering,
+                caller_ip=caller,
+            )
         [(stored, created)] = await self.enqueue([job])
         if not created:
             return answer({"messageId": stored.id, "deduplicated": True}, 202)
@@ -192,17 +193,15 @@ class V2:
                 raise BadRequest(f"message {index}: headers must be an object, body a string")
             try:
                 publish = self.publish_of([(str(k), str(v)) for k, v in headers.items()])
-                target, ordering = PUBLISH_QUEUE, None
-                if item.get("queue"):
-                    target, ordering = await self.queue_target(str(item["queue"]))
                 destination = self.destination(item["destination"])
                 raw = (body or "").encode()
-                job = await self.workflow_job(
-                    publish, destination, raw, now, caller, item.get("queue") or None
-                )
-                jobs.append(
-                    job
-                    or make_job(
+                queue = str(item["queue"]) if item.get("queue") else None
+                job = await self.workflow_job(publish, destination, raw, now, caller, queue)
+                if job is None:
+                    target, ordering = PUBLISH_QUEUE, None
+                    if queue is not None:
+                        target, ordering = await self.queue_target(queue)
+                    job = make_job(
                         publish,
                         destination=destination,
                         body=raw,
@@ -212,7 +211,7 @@ class V2:
                         ordering_key=ordering,
                         caller_ip=caller,
                     )
-                )
+                jobs.append(job)
             except ApiError as exc:
                 exc.message = f"message {index}: {exc.message}"
                 raise
