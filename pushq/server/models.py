@@ -127,6 +127,9 @@ class NewJob:
     # What an API other than /v1 knows about the job (QStash's /v2: its delivery rules,
     # callbacks, labels...); meta["kind"] picks the delivery hook (delivery.DeliveryHook).
     meta: dict[str, Any] | None = None
+    # An id made beforehand with new_job_id (a workflow step names its own message in
+    # its body); None: the store makes one.
+    id: str | None = None
 
 
 @dataclass(slots=True)

@@ -1456,7 +1456,7 @@ class _Enqueue:
 
     async def add(self, new: NewJob) -> EnqueueResult:
         conn, now = self.conn, self.now
-        job_id = new_job_id(now)
+        job_id = new.id or new_job_id(now)
         key = new.idempotency_key
         if key is not None:
             earlier = self.by_idempotency.get(key)

@@ -1232,7 +1232,7 @@ class _Enqueue:
                 state = "blocked"
             self.ordering_taken.add(ordering)
         job = JobRecord(
-            id=new_job_id(now),
+            id=new.id or new_job_id(now),
             queue=new.queue,
             url=new.url,
             method=new.method,
