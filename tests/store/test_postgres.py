@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
 
+from pushq.errors import RateLimited
 from pushq.server.config import redact_url
 from pushq.server.store import postgres
 from pushq.server.store.errors import (
@@ -226,5 +228,32 @@ def test_a_lost_listen_connection_is_opened_again() -> None:
             await b.keep_listening()
             await enqueue(a, new_job())
             assert await asyncio.wait_for(heard.get(), 30) is None
+
+    run(scenario)
+
+
+def test_max_unfinished_holds_across_nodes_enqueueing_into_different_queues() -> None:
+    async def scenario() -> None:
+        limited = replace(DEFAULTS, max_unfinished=6)
+
+        async def one(store: PostgresStore, queue: str) -> bool:
+            try:
+                await store.enqueue(
+                    jobs=[new_job(queue=queue)], now=NOW, idempotency_ttl=TTL, defaults=limited
+                )
+            except RateLimited as exc:
+                assert exc.code == "server_full"
+                return False
+            return True
+
+        async with nodes(3) as stores:
+            # every node enqueues into a queue of its own, all at once: no queue row
+            # is shared, only the limit across them
+            made = await asyncio.gather(
+                *(one(s, f"q{i}") for _ in range(8) for i, s in enumerate(stores))
+            )
+            assert made.count(True) == 6
+            queues = await stores[0].list_queues()
+            assert sum(q.unfinished for q in queues) == 6
 
     run(scenario)

@@ -70,6 +70,8 @@ T = TypeVar("T")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 MIGRATION_LOCK = 0x70757368  # "push": the advisory lock key nodes migrate under
 LEADER_LOCK = 0x6C656164  # "lead": held by the node that runs maintenance
+UNFINISHED_LOCK = 0x66756C6C  # "full": enqueues under max_unfinished take it in turn
+FLOW_KEY_LOCK = 0x6B657973  # "keys": claims of limited flow keys take it in turn
 CHANNEL = "pushq_due"
 
 
@@ -1228,6 +1230,12 @@ class _Enqueue:
             await self.conn.execute("ensure_queue", {"name": name, "now": self.now})
         rows = await self.conn.fetch("lock_queues", {"names": sorted(names)})
         self.queues = {row["name"]: row_to_queue(row) for row in rows}
+        if self.backpressure and self.defaults.max_unfinished is not None:
+            # max_unfinished counts every queue: enqueues under it take one lock in
+            # turn (after the queue rows, before any key, so never in a cycle) and
+            # count the total under it, so two nodes cannot both pass the limit.
+            await self.conn.fetch("lock_unfinished", {"key": UNFINISHED_LOCK})
+            self.total = int(await self.conn.fetchval("total_unfinished"))
 
     async def add(self, new: NewJob) -> EnqueueResult:
         conn, now = self.conn, self.now

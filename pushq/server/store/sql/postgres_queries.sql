@@ -250,6 +250,10 @@ RETURNING *;
 -- name: add_unfinished
 UPDATE queues SET unfinished = unfinished + :delta WHERE name = :name;
 
+-- name: lock_unfinished
+-- Held to COMMIT: the enqueues checked against max_unfinished go one at a time.
+SELECT pg_advisory_xact_lock(:key::integer, hashtext(current_schema()));
+
 -- name: total_unfinished
 SELECT coalesce(sum(unfinished), 0) FROM queues;
 
