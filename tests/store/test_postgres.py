@@ -4,6 +4,7 @@ same schema), how the driver's errors leave the store, and start-up failures."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -13,7 +14,9 @@ import asyncpg
 import pytest
 
 from pushq.errors import RateLimited
+from pushq.policy.claim_plan import plan_claim
 from pushq.server.config import redact_url
+from pushq.server.models import JobRecord
 from pushq.server.store import postgres
 from pushq.server.store.errors import (
     InvalidCursor,
@@ -255,5 +258,50 @@ def test_max_unfinished_holds_across_nodes_enqueueing_into_different_queues() ->
             assert made.count(True) == 6
             queues = await stores[0].list_queues()
             assert sum(q.unfinished for q in queues) == 6
+
+    run(scenario)
+
+
+async def _plan_then_claim(stores: list[PostgresStore]) -> list[list[JobRecord]]:
+    """Every node reads its snapshot and plans first, then each claims in turn: the
+    race in which every node's snapshot says a key has room that the claims before
+    its own have taken since."""
+    plans = []
+    for store in stores:
+        queues = await store.claim_snapshot(limit=10, count_active=True)
+        keys = await store.flow_key_snapshot(now=NOW)
+        plans.append(plan_claim(queues, limit=10, slots=10, now=NOW, credit={}, keys=keys))
+    return [
+        await store.claim(plan=plan, now=NOW, lease=f"L{i}", lease_margin=5.0)
+        for i, (store, plan) in enumerate(zip(stores, plans, strict=True))
+    ]
+
+
+def test_a_flow_keys_concurrency_holds_across_nodes() -> None:
+    async def scenario() -> None:
+        async with nodes(3) as stores:
+            a = stores[0]
+            await a.put_flow_key(key="acme", changes={"concurrency": 2}, now=NOW)
+            await enqueue(a, *(new_job(flow_key="acme") for _ in range(9)))
+            await enqueue(a, new_job(flow_key="other"))
+            rounds = await _plan_then_claim(stores)
+            keys = Counter(job.flow_key for jobs in rounds for job in jobs)
+            assert keys == {"acme": 2, "other": 1}
+
+    run(scenario)
+
+
+def test_a_flow_keys_rate_limit_holds_across_nodes() -> None:
+    async def scenario() -> None:
+        async with nodes(3) as stores:
+            a = stores[0]
+            await a.put_queue(name="default", changes={"key_rate_limit": "2/h"}, now=NOW)
+            await enqueue(a, *(new_job(flow_key=k) for k in ("acme", "beta") for _ in range(6)))
+            rounds = await _plan_then_claim(stores)
+            keys = Counter(job.flow_key for jobs in rounds for job in jobs)
+            assert keys == {"acme": 2, "beta": 2}  # one bucket per key for the cluster
+            # the buckets are spent for every node: a second round takes none
+            again = await _plan_then_claim(stores)
+            assert [job for jobs in again for job in jobs] == []
 
     run(scenario)

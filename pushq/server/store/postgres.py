@@ -29,7 +29,7 @@ import asyncpg
 from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
-from ...policy.flow_keys import KeyLimits, KeySnapshot, pick, spent_buckets
+from ...policy.flow_keys import KeyLimits, KeySnapshot, key_limits, pick, spent_buckets
 from .. import cursors
 from ..config import redact_url
 from ..models import (
@@ -436,19 +436,7 @@ class PostgresStore:
 
     async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
         rows = await self._read("flow_key_snapshot", {"since": now - MAX_RATE_PERIOD})
-        return [
-            KeySnapshot(
-                key=row["key"],
-                concurrency=row["concurrency"],
-                rate_limit=row["rate_limit"],
-                paused=bool(row["paused"]),
-                active=row["active"],
-                tokens=row["tokens"],
-                tokens_at=row["tokens_at"],
-                bucket_rate=row["bucket_rate"],
-            )
-            for row in rows
-        ]
+        return _key_snapshots(rows)
 
     async def claim(
         self, *, plan: ClaimPlan, now: float, lease: str, lease_margin: float
@@ -472,6 +460,7 @@ class PostgresStore:
                 if row["rate_limit"] is not None and name in plan.buckets and name in seen:
                     if seen[name] != saved:
                         skip.add(name)
+            keys = await _recheck_keys(conn, plan, now) if plan.keys else {}
             claimed: list[JobRecord] = []
             params: dict[str, Any] = {
                 "now": now,
@@ -490,7 +479,7 @@ class PostgresStore:
                     if count <= 0:
                         continue
                 params["queue"], params["limit"] = queue, count
-                limits = plan.keys.get(queue)
+                limits = keys.get(queue)
                 if limits is None:
                     claimed += [row_to_job(r) for r in await conn.fetch("claim_from_queue", params)]
                 else:
@@ -1085,6 +1074,46 @@ class PostgresStore:
             return await conn.execute("delete_topic", {"name": name}) > 0
 
         return await self._run(write)
+
+
+def _key_snapshots(rows: Sequence[Any]) -> list[KeySnapshot]:
+    return [
+        KeySnapshot(
+            key=row["key"],
+            concurrency=row["concurrency"],
+            rate_limit=row["rate_limit"],
+            paused=bool(row["paused"]),
+            active=row["active"],
+            tokens=row["tokens"],
+            tokens_at=row["tokens_at"],
+            bucket_rate=row["bucket_rate"],
+        )
+        for row in rows
+    ]
+
+
+async def _recheck_keys(conn: _Conn, plan: ClaimPlan, now: float) -> dict[str, KeyLimits]:
+    """The flow-key limits of the plan's queues read again under the flow-key lock.
+
+    A key's limits hold across every queue and node, so the claims that take jobs
+    of limited keys go one at a time in the cluster: each counts the keys' jobs in
+    flight and reads their token buckets again under the lock (held to COMMIT),
+    after the claims before it committed, instead of trusting its snapshot."""
+    await conn.fetch("lock_flow_keys", {"key": FLOW_KEY_LOCK})
+    fresh = _key_snapshots(await conn.fetch("flow_key_snapshot", {"since": now - MAX_RATE_PERIOD}))
+    defaults = await conn.fetch("queue_key_defaults", {"names": sorted(plan.keys)})
+    keys = dict(plan.keys)
+    for row in defaults:
+        try:
+            keys[row["name"]] = key_limits(
+                fresh,
+                key_concurrency=row["key_concurrency"],
+                key_rate_limit=row["key_rate_limit"],
+                now=now,
+            )
+        except ValueError:  # the default rate became unreadable: the plan sets it aside next
+            keys[row["name"]] = KeyLimits(held=frozenset(s.key for s in fresh), default=0)
+    return keys
 
 
 async def _claim_by_key(

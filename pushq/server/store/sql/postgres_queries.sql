@@ -444,6 +444,14 @@ FROM relevant
 LEFT JOIN flow_keys AS f ON f.key = relevant.key
 LEFT JOIN active ON active.key = relevant.key;
 
+-- name: lock_flow_keys
+-- Held to COMMIT: claims of limited flow keys count the keys' jobs in flight one at
+-- a time across the cluster.
+SELECT pg_advisory_xact_lock(:key::integer, hashtext(current_schema()));
+
+-- name: queue_key_defaults
+SELECT name, key_concurrency, key_rate_limit FROM queues WHERE name = ANY(:names::text[]);
+
 -- name: claim_candidates
 -- A queue's next pending jobs in claim order, skipping the keys that take nothing.
 -- A read: the claim_ids statement locks (SKIP LOCKED) and guards what is picked.
