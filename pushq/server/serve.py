@@ -190,6 +190,8 @@ async def _run(
         qstash_keys=qstash_keys,
         endpoints=dispatcher.endpoints,
     )
+    if cluster is not None:  # queue stats count every node's deliveries
+        app.state.pushq.cluster_activity = lambda since: cluster.store.recent_activity(since=since)
     limits = ConnectionLimits(
         max_connections=max_connections,
         header_timeout=settings.header_timeout,

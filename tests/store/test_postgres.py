@@ -25,9 +25,20 @@ from pushq.server.store.errors import (
     StoreUnavailable,
 )
 from pushq.server.store.postgres import PostgresStore
+from pushq.server.store.sql import migrations
 
 from ..pg import new_schema, postgres_url
-from .test_conformance import DEFAULTS, NOW, TTL, claim, enqueue, new_job
+from .test_conformance import (
+    DEFAULTS,
+    NOW,
+    TTL,
+    attempt_of,
+    claim,
+    complete,
+    enqueue,
+    new_job,
+    retry,
+)
 
 
 @asynccontextmanager
@@ -56,7 +67,9 @@ def test_nodes_starting_together_migrate_once() -> None:
         async with nodes(3) as (a, _, _):
             assert a._pool is not None
             versions = await a._pool.fetch("SELECT version FROM schema_migrations")
-            assert [row[0] for row in versions] == [1, 2, 3, 4]  # each once
+            assert [row[0] for row in versions] == [
+                v for v, _, _ in migrations("postgres_migrations")
+            ]
 
     run(scenario)
 
@@ -303,5 +316,24 @@ def test_a_flow_keys_rate_limit_holds_across_nodes() -> None:
             # the buckets are spent for every node: a second round takes none
             again = await _plan_then_claim(stores)
             assert [job for jobs in again for job in jobs] == []
+
+    run(scenario)
+
+
+def test_recent_activity_counts_every_nodes_deliveries_and_failures() -> None:
+    async def scenario() -> None:
+        async with nodes(2) as (a, b):
+            await enqueue(a, *(new_job(queue="q") for _ in range(3)), new_job(queue="r"))
+            claimed = await claim(a, lease="LA", limit=2) + await claim(b, lease="LB", limit=2)
+            assert len(claimed) == 4
+            for job in claimed:  # each settled by the node that claimed it
+                store, lease = (a, "LA") if job.lease == "LA" else (b, "LB")
+                if job.queue == "r":
+                    assert await retry(store, job, lease, attempt_of(job, status=500), NOW)
+                else:
+                    assert await complete(store, job, lease, attempt_of(job), NOW)
+            for store in (a, b):  # either node reads the cluster's figures
+                assert await store.recent_activity(since=NOW - 60) == {"q": (3, 0), "r": (0, 1)}
+            assert await a.recent_activity(since=NOW + 1) == {}  # older than the window
 
     run(scenario)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +15,8 @@ from ...policy.states import PUBLIC_STATES
 from ..models import JobFilter, QueueSettings
 from .common import Context, context, ok, read_json, validate
 from .schemas import NAME_PATTERN, PurgeRequest, QueueRequest
+
+ACTIVITY_WINDOW = 60.0  # seconds: delivered_last_minute, failed_last_minute
 
 
 def queue_name(request: Request) -> str:
@@ -27,7 +30,7 @@ def queue_json(
     queue: QueueSettings,
     counts: dict[tuple[str, str], int],
     oldest: dict[str, float],
-    ctx: Context,
+    activity: Callable[[str], tuple[int, int]],
     now: float,
 ) -> dict[str, Any]:
     backoff = None
@@ -37,7 +40,7 @@ def queue_json(
             "max": queue.backoff.max,
             "jitter": queue.backoff.jitter,
         }
-    delivered, failed = ctx.queue_activity(queue.name)
+    delivered, failed = activity(queue.name)
     stats: dict[str, Any] = {state: counts.get((queue.name, state), 0) for state in PUBLIC_STATES}
     oldest_at = oldest.get(queue.name)
     stats["oldest_pending_age"] = None if oldest_at is None else max(0.0, now - oldest_at)
@@ -66,7 +69,15 @@ async def _render(ctx: Context, queues: list[QueueSettings]) -> list[dict[str, A
     now = ctx.clock()
     counts = await ctx.store.count_by_state(now=now)
     oldest = await ctx.store.oldest_pending()
-    return [queue_json(q, counts, oldest, ctx, now) for q in queues]
+    activity = ctx.queue_activity
+    if ctx.cluster_activity is not None:  # every node's, from the database
+        recent = await ctx.cluster_activity(now - ACTIVITY_WINDOW)
+        activity = _lookup(recent)
+    return [queue_json(q, counts, oldest, activity, now) for q in queues]
+
+
+def _lookup(recent: dict[str, tuple[int, int]]) -> Callable[[str], tuple[int, int]]:
+    return lambda name: recent.get(name, (0, 0))
 
 
 async def get_queue(request: Request) -> JSONResponse:

@@ -1052,6 +1052,12 @@ class PostgresStore:
             for r in await self._read("load_circuits")
         ]
 
+    # -- the cluster's figures ------------------------------------------------------
+    async def recent_activity(self, *, since: float) -> dict[str, tuple[int, int]]:
+        """{queue: (jobs succeeded, attempts failed) since `since`} for every node."""
+        rows = await self._read("recent_activity", {"since": since})
+        return {row["queue"]: (int(row["delivered"]), int(row["failed"])) for row in rows}
+
     # -- topics ------------------------------------------------------------------
     async def put_topic(
         self, *, name: str, endpoints: list[dict[str, Any]], now: float

@@ -536,3 +536,18 @@ SET state = 'scheduled', attempts = attempts - 1, run_at = :run_at,
     lease = NULL, lease_expires_at = NULL, attempt_started_at = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
 RETURNING id;
+
+-- name: recent_activity
+-- Per queue, the jobs that succeeded and the attempts that failed since :since, in
+-- the whole cluster (an attempt pushq cut off itself at shutdown is no failure).
+SELECT queue, sum(delivered)::bigint AS delivered, sum(failed)::bigint AS failed FROM (
+    SELECT queue, count(*) AS delivered, 0 AS failed FROM jobs
+    WHERE state = 'succeeded' AND finished_at > :since::float8
+    GROUP BY queue
+    UNION ALL
+    SELECT jobs.queue, 0, count(*) FROM attempts JOIN jobs ON jobs.id = attempts.job_id
+    WHERE attempts.started_at > :since::float8 AND attempts.error IS NOT NULL
+      AND attempts.error NOT LIKE 'interrupted:%'
+    GROUP BY jobs.queue
+) AS recent
+GROUP BY queue;
