@@ -211,6 +211,7 @@ class Dispatcher:
         status = None if isinstance(response, DeliveryFailed) else response.status
         changed = self.endpoints.finished(
             origin,
+            queue=job.queue,
             now=now,
             status=status,
             failure=response.kind if isinstance(response, DeliveryFailed) else None,
@@ -258,7 +259,7 @@ class Dispatcher:
     async def _deliver(self, job: JobRecord) -> None:
         started = self.clock()
         origin = origin_of(job.url)
-        hold = self.endpoints.admit(origin, started)
+        hold = await self.endpoints.gate(origin, started, queue=job.queue, timeout=job.timeout)
         if hold is not None:  # circuit open or Retry-After: back unsent, no attempt used
             await self.store.release(
                 job_id=job.id, lease=job.lease or "", attempt=job.attempts, run_at=hold

@@ -258,3 +258,5 @@ class CircuitRecord:
     failures: int
     opened: int  # times opened in a row
     open_until: float | None
+    probe_by: str | None = None  # PostgreSQL: the node whose half-open probe is in flight
+    probe_until: float | None = None  # and until when that probe is taken to be alive

@@ -140,7 +140,9 @@ async def _run(
         from .store.postgres import PostgresStore
 
         assert isinstance(store, PostgresStore)
-        cluster = Cluster(store, node_timeout=settings.node_timeout)
+        cluster = Cluster(
+            store, node_timeout=settings.node_timeout, endpoints=dispatcher.endpoints
+        )
         await cluster.step()  # heartbeat and, if no node leads, lead before serving
         leadership = cluster
     scheduler = Scheduler(

@@ -16,7 +16,7 @@ import pytest
 from pushq.errors import RateLimited
 from pushq.policy.claim_plan import plan_claim
 from pushq.server.config import redact_url
-from pushq.server.models import JobRecord
+from pushq.server.models import CircuitRecord, JobRecord
 from pushq.server.store import postgres
 from pushq.server.store.errors import (
     InvalidCursor,
@@ -335,5 +335,46 @@ def test_recent_activity_counts_every_nodes_deliveries_and_failures() -> None:
             for store in (a, b):  # either node reads the cluster's figures
                 assert await store.recent_activity(since=NOW - 60) == {"q": (3, 0), "r": (0, 1)}
             assert await a.recent_activity(since=NOW + 1) == {}  # older than the window
+
+    run(scenario)
+
+
+def test_one_node_in_the_cluster_takes_the_half_open_probe() -> None:
+    async def scenario() -> None:
+        async with nodes(2) as (a, b):
+            origin = "http://w.example:80"
+            opened = CircuitRecord(origin, "open", 10, 1, NOW + 10)
+            await a.save_circuit(circuit=opened, now=NOW)
+            refused = await a.take_probe(origin, NOW + 5, NOW + 50)
+            assert refused is not None and refused.state == "open"  # still cooling down
+            assert await a.take_probe(origin, NOW + 10, NOW + 50) is None  # a probes
+            other = await b.take_probe(origin, NOW + 11, NOW + 51)
+            assert other is not None and (other.state, other.probe_by) == ("half_open", a.node)
+            assert await a.take_probe(origin, NOW + 12, NOW + 52) is None  # still a's
+            # a's probe outlived its time (a died): b may probe
+            assert await b.take_probe(origin, NOW + 53, NOW + 90) is None
+            closed = CircuitRecord(origin, "closed", 0, 0, None)
+            await b.save_circuit(circuit=closed, now=NOW + 60)
+            assert all(c.origin != origin for c in await a.load_circuits())  # none open
+            done = await a.take_probe(origin, NOW + 61, NOW + 99)
+            assert done is not None and done.state == "closed" and done.probe_by is None
+
+    run(scenario)
+
+
+def test_a_stored_circuit_reaches_the_other_nodes_at_once() -> None:
+    async def scenario() -> None:
+        async with nodes(2) as (a, b):
+            heard: asyncio.Queue[CircuitRecord] = asyncio.Queue()
+            b.listen_circuits(heard.put_nowait)
+            own: list[CircuitRecord] = []
+            a.listen_circuits(own.append)
+            record = CircuitRecord("http://w.example:80", "open", 10, 2, NOW + 20)
+            await a.save_circuit(circuit=record, now=NOW)
+            assert await asyncio.wait_for(heard.get(), 30) == record
+            closed = CircuitRecord("http://w.example:80", "closed", 0, 0, None)
+            await a.save_circuit(circuit=closed, now=NOW + 30)
+            assert await asyncio.wait_for(heard.get(), 30) == closed
+            assert own == []  # a node is not told of its own (it knows them)
 
     run(scenario)

@@ -16,6 +16,7 @@ applied under an advisory lock, so nodes starting together migrate once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
@@ -73,6 +74,7 @@ LEADER_LOCK = 0x6C656164  # "lead": held by the node that runs maintenance
 UNFINISHED_LOCK = 0x66756C6C  # "full": enqueues under max_unfinished take it in turn
 FLOW_KEY_LOCK = 0x6B657973  # "keys": claims of limited flow keys take it in turn
 CHANNEL = "pushq_due"
+CIRCUITS = "pushq_circuits"  # NOTIFY of a stored circuit, so every node takes it at once
 
 
 def compile_named(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -179,6 +181,8 @@ class PostgresStore:
         self.min_size, self.max_size = min_size, max_size
         self.node = uuid.uuid4().hex[:12]
         self.channel = CHANNEL if schema is None else f"{CHANNEL}_{schema}"
+        self.circuit_channel = CIRCUITS if schema is None else f"{CIRCUITS}_{schema}"
+        self._circuit_listeners: list[Callable[[CircuitRecord], None]] = []
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._leader: asyncpg.Connection | None = None  # holds the leader lock
@@ -212,6 +216,7 @@ class PostgresStore:
                 self.url, server_settings=self._settings(), timeout=10
             )
             await self._listener.add_listener(self.channel, self._heard)
+            await self._listener.add_listener(self.circuit_channel, self._heard_circuit)
         except ValueError as exc:  # asyncpg's reading of a malformed URL
             await self.close()
             raise StoreUnavailable(f"{self.where}: not a valid URL ({exc})") from None
@@ -288,6 +293,7 @@ class PostgresStore:
         try:
             listener = await asyncpg.connect(self.url, server_settings=self._settings(), timeout=10)
             await listener.add_listener(self.channel, self._heard)
+            await listener.add_listener(self.circuit_channel, self._heard_circuit)
         except (*_DRIVER_ERRORS, ValueError) as exc:
             log.warning("LISTEN for other nodes' enqueues failed: %s", exc)
             return
@@ -325,6 +331,22 @@ class PostgresStore:
         node, _, at = payload.partition(" ")
         if node != self.node:  # this node's own were told at commit
             self._due(float(at) if at else None)
+
+    def listen_circuits(self, on_circuit: Callable[[CircuitRecord], None]) -> None:
+        """Be told of every circuit another node stores (open, closed)."""
+        self._circuit_listeners.append(on_circuit)
+
+    def _heard_circuit(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            fields = json.loads(payload)
+            node = fields.pop("node")
+            record = CircuitRecord(**fields)
+        except (ValueError, TypeError, KeyError):
+            log.warning("ignoring a malformed circuit notification")
+            return
+        if node != self.node:
+            for on_circuit in self._circuit_listeners:
+                on_circuit(record)
 
     def _due(self, run_at: float | None) -> None:
         for on_due in self._listeners:
@@ -1043,14 +1065,34 @@ class PostgresStore:
                 },
             )
             await conn.execute("forget_closed_circuits", {"before": now - 86400})
+            payload = {
+                "node": self.node,
+                "origin": circuit.origin,
+                "state": circuit.state,
+                "failures": circuit.failures,
+                "opened": circuit.opened,
+                "open_until": circuit.open_until,
+            }
+            payload_text = json.dumps(payload)
+            await conn.fetch("notify", {"channel": self.circuit_channel, "payload": payload_text})
 
         await self._run(write)
 
     async def load_circuits(self) -> list[CircuitRecord]:
-        return [
-            CircuitRecord(r["origin"], r["state"], r["failures"], r["opened"], r["open_until"])
-            for r in await self._read("load_circuits")
-        ]
+        return [_circuit(r) for r in await self._read("load_circuits")]
+
+    async def take_probe(self, origin: str, now: float, until: float) -> CircuitRecord | None:
+        """Take the origin's half-open probe for this node (None), or the stored
+        circuit that refuses it: another node's probe alive, or closed meanwhile."""
+
+        async def write(conn: _Conn) -> CircuitRecord | None:
+            params = {"origin": origin, "now": now, "until": until, "node": self.node}
+            if await conn.fetch("take_probe", params):
+                return None
+            rows = await conn.fetch("get_circuit", {"origin": origin})
+            return _circuit(rows[0]) if rows else None
+
+        return await self._run(write)
 
     # -- the cluster's figures ------------------------------------------------------
     async def recent_activity(self, *, since: float) -> dict[str, tuple[int, int]]:
@@ -1080,6 +1122,18 @@ class PostgresStore:
             return await conn.execute("delete_topic", {"name": name}) > 0
 
         return await self._run(write)
+
+
+def _circuit(r: Any) -> CircuitRecord:
+    return CircuitRecord(
+        r["origin"],
+        r["state"],
+        r["failures"],
+        r["opened"],
+        r["open_until"],
+        r["probe_by"],
+        r["probe_until"],
+    )
 
 
 def _key_snapshots(rows: Sequence[Any]) -> list[KeySnapshot]:

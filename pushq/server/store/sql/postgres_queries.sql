@@ -516,11 +516,29 @@ SELECT
      WHERE flow_key = :key AND state IN ('scheduled', 'pending', 'blocked', 'retrying')) AS waiting;
 
 -- name: save_circuit
+-- An opened or closed circuit ends any half-open probe taken for it.
 INSERT INTO circuits (origin, state, failures, opened, open_until, updated_at)
 VALUES (:origin, :state, :failures, :opened, :open_until, :now)
 ON CONFLICT (origin) DO UPDATE SET
     state = excluded.state, failures = excluded.failures, opened = excluded.opened,
-    open_until = excluded.open_until, updated_at = excluded.updated_at;
+    open_until = excluded.open_until, updated_at = excluded.updated_at,
+    probe_by = NULL, probe_until = NULL;
+
+-- name: take_probe
+-- The half-open probe, one for the cluster: taken when the cool-down is over and no
+-- other node's probe is alive (or this node holds it already). No row: refused.
+INSERT INTO circuits (origin, state, failures, opened, open_until, updated_at, probe_by, probe_until)
+VALUES (:origin, 'half_open', 0, 0, :now::float8, :now::float8, :node, :until::float8)
+ON CONFLICT (origin) DO UPDATE SET
+    state = 'half_open', probe_by = excluded.probe_by, probe_until = excluded.probe_until,
+    updated_at = excluded.updated_at
+WHERE (circuits.state = 'open' AND coalesce(circuits.open_until, 0) <= :now::float8)
+   OR (circuits.state = 'half_open'
+       AND (coalesce(circuits.probe_until, 0) <= :now::float8 OR circuits.probe_by = :node))
+RETURNING origin;
+
+-- name: get_circuit
+SELECT * FROM circuits WHERE origin = :origin;
 
 -- name: forget_closed_circuits
 DELETE FROM circuits WHERE state = 'closed' AND updated_at < :before;
