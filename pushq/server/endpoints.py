@@ -18,16 +18,17 @@ and the circuits other nodes store reach this node through `apply`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections import OrderedDict, deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..policy.circuit import PROBE_WAIT, Circuit, CircuitConfig, admit, closed_after_open, record
-from .models import CircuitRecord
+from .models import CircuitRecord, QueueSettings
+from .store.base import Store
 
 log = logging.getLogger("pushq.dispatcher")
 
@@ -91,7 +92,7 @@ class Endpoints:
         self.config = config
         self._by_origin: OrderedDict[str, Health] = OrderedDict()
         self._labelled: set[str] = set()
-        self.queues: Mapping[str, QueueDelivery] = {}
+        self.queues: dict[str, QueueDelivery] = {}
         self.shared: SharedCircuits | None = None
 
     def label(self, origin: str) -> str:
@@ -123,6 +124,18 @@ class Endpoints:
                 until = r.open_until or 0.0
                 circuit = Circuit("open", r.failures, r.opened, until)
             self._get(r.origin).circuit = circuit
+
+    def set_queues(self, queues: list[QueueSettings]) -> None:
+        """Every queue's own rules (those of queues that set none are the defaults)."""
+        self.queues = {q.name: rules for q in queues if (rules := _rules(q)) != QueueDelivery()}
+
+    def set_queue(self, queue: QueueSettings) -> None:
+        """One queue's rules changed (PUT /v1/queues on this node)."""
+        rules = _rules(queue)
+        if rules == QueueDelivery():
+            self.queues.pop(queue.name, None)
+        else:
+            self.queues[queue.name] = rules
 
     def admit(self, origin: str, now: float, queue: str | None = None) -> float | None:
         """None: deliver now (counted in flight); else hold the job until then."""
@@ -169,16 +182,18 @@ class Endpoints:
     def apply(self, r: CircuitRecord, now: float) -> None:
         """A circuit another node stored (never this node's own probe): take its
         state, keep this node's own counts and AIMD limit. Another node's probe in
-        flight holds this node's jobs until that probe's time runs out (then this
-        node may probe)."""
+        flight holds this node's jobs for PROBE_WAIT at a time, as a probe of its
+        own would (its answer reaches this node by NOTIFY; if that node died, this
+        node takes the probe once the dead one's time runs out)."""
         health = self._get(r.origin)
         c = health.circuit
         if r.state == "closed":
             if c.state != "closed":
                 health.circuit = closed_after_open(c)
             return
-        if r.state == "half_open":
-            until = r.probe_until if r.probe_until is not None else now + PROBE_WAIT
+        if r.state == "half_open":  # asked again each PROBE_WAIT: the probe may end soon
+            until = min(r.probe_until or now, now + PROBE_WAIT)
+            until = max(until, now + 0.1)
         else:
             until = r.open_until if r.open_until is not None else now
         health.circuit = replace(
@@ -261,3 +276,26 @@ class Endpoints:
             "open_until": open_until,
             "held_until": c.hold_until if c.hold_until is not None and c.hold_until > now else None,
         }
+
+
+def _rules(queue: QueueSettings) -> QueueDelivery:
+    return QueueDelivery(adaptive=queue.adaptive_concurrency, cap=queue.endpoint_concurrency)
+
+
+class QueueRules:
+    """Keeps the dispatcher's copy of each queue's delivery rules: read again every
+    `interval` seconds, so a change made on another node holds within that."""
+
+    def __init__(self, *, store: Store, endpoints: Endpoints, interval: float = 1.0) -> None:
+        self.store, self.endpoints, self.interval = store, endpoints, interval
+
+    async def refresh(self) -> None:
+        self.endpoints.set_queues(await self.store.list_queues())
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception as exc:  # the store logs its outages; keep the last rules
+                log.debug("reading the queues' delivery rules failed: %s", exc)
+            await asyncio.sleep(self.interval)

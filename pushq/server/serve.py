@@ -19,6 +19,7 @@ from .app import create_app
 from .config import Settings
 from .delivery import AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
+from .endpoints import QueueRules
 from .listener import ConnectionLimits, protocol_class
 from .maintenance import (
     Background,
@@ -140,9 +141,7 @@ async def _run(
         from .store.postgres import PostgresStore
 
         assert isinstance(store, PostgresStore)
-        cluster = Cluster(
-            store, node_timeout=settings.node_timeout, endpoints=dispatcher.endpoints
-        )
+        cluster = Cluster(store, node_timeout=settings.node_timeout, endpoints=dispatcher.endpoints)
         await cluster.step()  # heartbeat and, if no node leads, lead before serving
         leadership = cluster
     scheduler = Scheduler(
@@ -168,6 +167,7 @@ async def _run(
         leadership=leadership,
     )
     services: list[Background] = [
+        QueueRules(store=store, endpoints=dispatcher.endpoints),
         promoter,
         rescuer,
         IdempotencyPruner(store=store, interval=settings.rescue_interval, leadership=leadership),

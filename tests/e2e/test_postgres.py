@@ -11,8 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ..harness import FAST_RETRY, PushqProcess, Reply, Worker
+from ..harness import FAST_RETRY, PushqProcess, Reply, Worker, wait_until
 from ..pg import new_schema, postgres_url
+from .test_delivery_control import RAMP_ENV, endpoint, ramps_up_after_the_circuit_closes
 from .test_startup import _env, _one_line, _serve
 
 StartPushq = Callable[..., PushqProcess]
@@ -105,3 +106,45 @@ def test_a_database_that_does_not_exist_exits_2_naming_it(tmp_path: Path) -> Non
     env = _env(tmp_path / "d", PUSHQ_DATABASE_URL=f"{base}/pushq_missing_db")
     line = _one_line(_serve(env), 2)
     assert "PUSHQ_DATABASE_URL" in line and "pushq_missing_db" in line
+
+
+def test_deliveries_ramp_up_after_a_circuit_closes_on_postgresql(
+    start_pushq: StartPushq, database_url: str
+) -> None:
+    ramps_up_after_the_circuit_closes(start_pushq(PUSHQ_DATABASE_URL=database_url, **RAMP_ENV))
+
+
+def test_one_probe_for_the_cluster_and_every_node_sees_the_circuit(
+    start_pushq: StartPushq, database_url: str
+) -> None:
+    flaky = Worker()
+    # down behind a slow proxy: transient, each answer a while in coming, so a probe
+    # is still in flight when held jobs fall due on the other node
+    flaky.script("hook", Reply(503, sleep=1.5))
+    flaky.start()
+    origin = f"http://127.0.0.1:{flaky.port}"
+    try:
+        # two slots a node: when held jobs fall due, both nodes claim some
+        env = {"PUSHQ_DATABASE_URL": database_url, "PUSHQ_DELIVERY_CONCURRENCY": "2", **RAMP_ENV}
+        nodes = [start_pushq(**env) for _ in range(2)]
+        jobs = [
+            nodes[i % 2].enqueue(url=flaky.url("hook"), max_attempts=50, **FAST_RETRY)["id"]
+            for i in range(12)
+        ]
+        for node in nodes:  # opened by one node, or both: every node holds its jobs
+            wait_until(lambda n=node: endpoint(n, origin)["state"] != "closed", timeout=30)
+        seen = len(flaky.to("hook"))
+        probes = [d.at for d in flaky.wait_for("hook", count=seen + 4, timeout=60)[seen:]]
+        # one probe at a time in the cluster, each after the one before was answered
+        # (1.5 s) and a cool-down: two nodes probing on their own overlap
+        gaps = [later - earlier for earlier, later in zip(probes, probes[1:], strict=False)]
+        assert min(gaps) >= 1.5 * 0.9, gaps
+        flaky.script("hook", Reply(200))
+        for job_id in jobs:
+            nodes[0].wait_state(job_id, "succeeded", timeout=60)
+        for node in nodes:  # the probe's node closed it; the other was told
+            wait_until(lambda n=node: endpoint(n, origin)["state"] == "closed", timeout=30)
+        for job_id in jobs:  # held jobs kept their attempts: only the probes spent any
+            assert nodes[1].job(job_id)["attempts"] < 50
+    finally:
+        flaky.stop()

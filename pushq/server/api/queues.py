@@ -61,6 +61,8 @@ def queue_json(
         ),
         "key_concurrency": queue.key_concurrency,
         "key_rate_limit": queue.key_rate_limit,
+        "adaptive_concurrency": queue.adaptive_concurrency,
+        "endpoint_concurrency": queue.endpoint_concurrency,
         "stats": stats,
     }
 
@@ -108,10 +110,14 @@ async def put_queue(request: Request) -> JSONResponse:
             value = False
         if field == "priority" and value is None:
             value = 0
+        if field == "adaptive_concurrency" and value is None:
+            value = True
         if field == "permanent_statuses" and value is not None:
             value = tuple(value)
         changes[field] = value
     queue = await ctx.store.put_queue(name=name, changes=changes, now=ctx.clock())
+    if ctx.endpoints is not None:  # this node's deliveries follow the new rules at once
+        ctx.endpoints.set_queue(queue)
     ctx.dispatcher.notify()  # a raised limit or a resume may free jobs now
     [body] = await _render(ctx, [queue])
     return ok(body)

@@ -813,6 +813,8 @@ class PostgresStore:
                 "permanent_statuses": _dumps(current.permanent_statuses),
                 "key_concurrency": current.key_concurrency,
                 "key_rate_limit": current.key_rate_limit,
+                "adaptive_concurrency": int(current.adaptive_concurrency),
+                "endpoint_concurrency": current.endpoint_concurrency,
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,

@@ -10,3 +10,9 @@ CREATE INDEX attempts_by_start ON attempts (started_at);
 -- takes it and until when (past that, the probe is taken to be lost).
 ALTER TABLE circuits ADD COLUMN probe_by text;
 ALTER TABLE circuits ADD COLUMN probe_until double precision;
+
+-- A queue's own say over delivery to each origin: whether the origins' adaptive
+-- (AIMD) in-flight limits apply to its jobs, and its most deliveries in flight to
+-- any one origin.
+ALTER TABLE queues ADD COLUMN adaptive_concurrency integer NOT NULL DEFAULT 1;
+ALTER TABLE queues ADD COLUMN endpoint_concurrency integer;
