@@ -4,6 +4,9 @@ to a real worker, and a database URL that cannot be used at start-up."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -148,3 +151,38 @@ def test_one_probe_for_the_cluster_and_every_node_sees_the_circuit(
             assert nodes[1].job(job_id)["attempts"] < 50
     finally:
         flaky.stop()
+
+
+def _doctor(data_dir: Path, database_url: str, port: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHQ_")}
+    env.update(PUSHQ_DATA_DIR=str(data_dir), PUSHQ_PORT=str(port), PUSHQ_DATABASE_URL=database_url)
+    return subprocess.run(
+        [sys.executable, "-m", "pushq", "doctor"], env=env, capture_output=True, text=True
+    )
+
+
+def test_doctor_checks_the_postgresql_database_and_its_nodes(
+    start_pushq: StartPushq, database_url: str, tmp_path: Path
+) -> None:
+    empty = _doctor(tmp_path / "none", database_url, 1)
+    assert "no pushq tables in schema" in empty.stdout, empty.stdout
+
+    node = start_pushq(PUSHQ_DATABASE_URL=database_url)
+    good = _doctor(node.data_dir, database_url, node.port)
+    assert "migrations current" in good.stdout, good.stdout
+    assert "1 node(s) heartbeating" in good.stdout and "one leads" in good.stdout
+    assert "clock within" in good.stdout
+
+    node.kill()  # its heartbeat row stays behind, ageing
+    asyncio.run(
+        _admin(
+            database_url.split("?")[0],
+            f"UPDATE {database_url.rsplit('=', 1)[1]}.nodes SET heartbeat_at = heartbeat_at - 600",
+        )
+    )
+    silent = _doctor(node.data_dir, database_url, node.port)
+    assert "no pushq node heartbeats" in silent.stdout and "silent for" in silent.stdout
+
+    gone = _doctor(tmp_path / "x", "postgresql://pushq:secret@127.0.0.1:1/x", 1)
+    assert gone.returncode == 1 and "cannot be reached" in gone.stdout
+    assert "secret" not in gone.stdout  # the password is never printed
