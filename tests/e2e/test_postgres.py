@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -186,3 +187,62 @@ def test_doctor_checks_the_postgresql_database_and_its_nodes(
     gone = _doctor(tmp_path / "x", "postgresql://pushq:secret@127.0.0.1:1/x", 1)
     assert gone.returncode == 1 and "cannot be reached" in gone.stdout
     assert "secret" not in gone.stdout  # the password is never printed
+
+
+def _delivered_here(node: PushqProcess, queue: str) -> float:
+    """The jobs of `queue` this node delivered itself (its own metrics)."""
+    prefix = f'pushq_jobs_delivered_total{{queue="{queue}"}} '
+    for line in node.client.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
+def test_a_node_started_during_load_joins_without_duplicates(
+    start_pushq: StartPushq, worker: Worker, database_url: str
+) -> None:
+    queue, path = f"join-{uuid.uuid4().hex[:8]}", f"join-{uuid.uuid4().hex[:8]}"
+    worker.script(path, Reply(sleep=0.05))
+    nodes = [start_pushq(PUSHQ_DATABASE_URL=database_url) for _ in range(2)]
+    enqueued: list[str] = []
+    errors: list[BaseException] = []
+    joined = threading.Event()
+
+    def produce() -> None:  # a steady producer on whichever nodes are up, until the
+        try:  # third node has been up for 45 more jobs
+            after = None
+            i = 0
+            while after is None or len(enqueued) < after:
+                if after is None and joined.is_set():
+                    after = len(enqueued) + 45
+                node = nodes[i % len(nodes)]
+                job = node.enqueue(url=worker.url(path), queue=queue, body={"n": i})
+                enqueued.append(job["id"])
+                i += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        wait_until(lambda: len(worker.to(path)) >= 20, timeout=60)  # under load
+        nodes.append(start_pushq(PUSHQ_DATABASE_URL=database_url))  # the third node joins
+    finally:
+        joined.set()
+        producer.join(timeout=120)
+    assert not errors
+    total = len(enqueued)
+    for job_id in enqueued:
+        assert nodes[2].wait_state(job_id, "succeeded", timeout=60)["attempts"] == 1
+
+    # the ledger: every job delivered exactly once, whichever node took it
+    ids = [d.headers["webhook-id"] for d in worker.to(path)]
+    assert sorted(ids) == sorted(enqueued)
+    own = [_delivered_here(node, queue) for node in nodes]
+    assert sum(own) == total
+    assert own[2] > 0  # the new node took its share once it joined
+    # queue stats are the cluster's, whichever node is asked
+    for node in nodes:
+        stats = node.client.get(f"/v1/queues/{queue}").json()["stats"]
+        assert stats["succeeded"] == total
+        assert stats["delivered_last_minute"] > max(own)
