@@ -246,3 +246,29 @@ def test_a_node_started_during_load_joins_without_duplicates(
         stats = node.client.get(f"/v1/queues/{queue}").json()["stats"]
         assert stats["succeeded"] == total
         assert stats["delivered_last_minute"] > max(own)
+
+
+def test_flow_key_and_rate_limits_hold_across_three_nodes(
+    start_pushq: StartPushq, worker: Worker, database_url: str
+) -> None:
+    nodes = [start_pushq(PUSHQ_DATABASE_URL=database_url) for _ in range(3)]
+    tag = uuid.uuid4().hex[:8]
+    keyed, rated = f"keyed-{tag}", f"rated-{tag}"
+    slow, counted = f"slow-{tag}", f"counted-{tag}"
+    put = nodes[0].client.put(f"/v1/queues/{keyed}", json={"key_concurrency": 1})
+    assert put.status_code == 200, put.text
+    put = nodes[1].client.put(f"/v1/queues/{rated}", json={"rate_limit": "3/s"})
+    assert put.status_code == 200, put.text
+    worker.script(slow, Reply(sleep=0.2))
+    jobs = [
+        nodes[i % 3].enqueue(url=worker.url(slow), queue=keyed, flow_key="acme")["id"]
+        for i in range(9)
+    ]
+    jobs += [nodes[i % 3].enqueue(url=worker.url(counted), queue=rated)["id"] for i in range(15)]
+    for job_id in jobs:
+        assert nodes[2].wait_state(job_id, "succeeded", timeout=90)["attempts"] == 1
+    assert worker.max_in_flight[f"/{slow}"] == 1  # one of acme's jobs at a time, cluster-wide
+    # one bucket of 3 a second for the cluster: no second holds more than 2N deliveries
+    arrivals = sorted(d.at for d in worker.to(counted))
+    busiest = max(sum(1 for t in arrivals if start <= t < start + 1) for start in arrivals)
+    assert busiest <= 6, arrivals

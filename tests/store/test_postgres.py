@@ -378,3 +378,40 @@ def test_a_stored_circuit_reaches_the_other_nodes_at_once() -> None:
             assert own == []  # a node is not told of its own (it knows them)
 
     run(scenario)
+
+
+def test_a_schedule_firing_raced_by_three_nodes_enqueues_one_job() -> None:
+    async def scenario() -> None:
+        async with nodes(3) as stores:
+            a = stores[0]
+            template = {"url": "https://worker.example/hook"}
+            await a.put_schedule(
+                name="nightly",
+                cron="* * * * *",
+                timezone="UTC",
+                job=template,
+                next_run_at=NOW,
+                now=NOW - 30,
+            )
+            for firing in range(3):  # each node read the same schedule, then all fire
+                reads = [await s.get_schedule(name="nightly") for s in stores]
+                assert all(r is not None and r.next_run_at == NOW + 60 * firing for r in reads)
+                results = await asyncio.gather(
+                    *(
+                        s.fire_schedule(
+                            schedule=r,
+                            next_run_at=NOW + 60 * (firing + 1),
+                            job=new_job(schedule="nightly"),
+                            now=NOW + 60 * firing,
+                            idempotency_ttl=TTL,
+                            defaults=DEFAULTS,
+                        )
+                        for s, r in zip(stores, reads, strict=True)
+                        if r is not None
+                    )
+                )
+                assert sum(result is not None for result in results) == 1
+            page = await a.list_jobs(queue=None, state=None, limit=10, cursor=None, now=NOW + 300)
+            assert len(page.jobs) == 3  # one job per firing in the cluster
+
+    run(scenario)
