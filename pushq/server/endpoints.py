@@ -23,6 +23,7 @@ import logging
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -57,6 +58,7 @@ class SharedCircuits(Protocol):
         ...
 
 
+@lru_cache(maxsize=4096)  # twice per attempt, on a handful of distinct URLs
 def origin_of(url: str) -> str:
     """scheme://host:port of a URL (the port always written)."""
     parts = urlsplit(url)

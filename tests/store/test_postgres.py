@@ -67,9 +67,8 @@ def test_nodes_starting_together_migrate_once() -> None:
         async with nodes(3) as (a, _, _):
             assert a._pool is not None
             versions = await a._pool.fetch("SELECT version FROM schema_migrations")
-            assert [row[0] for row in versions] == [
-                v for v, _, _ in migrations("postgres_migrations")
-            ]
+            expected = [version for version, _, _ in migrations("postgres_migrations")]
+            assert [row[0] for row in versions] == expected  # each once
 
     run(scenario)
 
