@@ -199,7 +199,7 @@ class DeadFilter:
 
     `status` is the last attempt's HTTP status, `error_contains` a case-blind
     substring of the last error (pushq's message or the endpoint's), `since` and
-    `until` bound failed_at (until excluded)."""
+    `until` bound failed_at (until excluded), `tag` is one of the job's tags."""
 
     queue: str | None = None
     url_prefix: str | None = None
@@ -207,6 +207,7 @@ class DeadFilter:
     error_contains: str | None = None
     since: float | None = None
     until: float | None = None
+    tag: str | None = None  # one of the job's tags
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from .metrics import Metrics, RecentActivity
 from .models import AttemptRecord, JobRecord, NewJob
 from .render import job_json
 from .store.base import Store
+from .timeseries import DeliverySeries
 from .waiters import JobWaiters
 
 CALLBACK_QUEUE = "pushq.callbacks"
@@ -87,6 +88,7 @@ class Settler:
         self.waiters = waiters
         self.rand = rand
         self.activity = RecentActivity()
+        self.timeseries = DeliverySeries()  # the dashboard's charts (GET /v1/stats/timeseries)
 
     async def settle(
         self,
@@ -210,8 +212,10 @@ class Settler:
             series.delivery_latency.observe(waited)
         if outcome.verdict == "succeeded":
             self.activity.record(queue, now, delivered=True)
+            self.timeseries.record(queue, now, attempt.duration_ms, failed=False)
         elif outcome.failure_class is not None:
             self.activity.record(queue, now, delivered=False)
+            self.timeseries.record(queue, now, attempt.duration_ms, failed=True)
             self.metrics.failed(queue, outcome.failure_class).inc()
 
     def _finished(self, job: JobRecord, callback: NewJob | None) -> None:
