@@ -730,6 +730,8 @@ class SQLiteStore:
                 "permanent_statuses": _dumps(current.permanent_statuses),
                 "key_concurrency": current.key_concurrency,
                 "key_rate_limit": current.key_rate_limit,
+                "adaptive_concurrency": int(current.adaptive_concurrency),
+                "endpoint_concurrency": current.endpoint_concurrency,
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,
@@ -1074,6 +1076,8 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
         permanent_statuses=_statuses(row["permanent_statuses"]),
         key_concurrency=row["key_concurrency"],
         key_rate_limit=row["key_rate_limit"],
+        adaptive_concurrency=bool(row["adaptive_concurrency"]),
+        endpoint_concurrency=row["endpoint_concurrency"],
     )
 
 
@@ -1332,7 +1336,7 @@ class _Enqueue:
                 state = "blocked"
             self.ordering_taken[ordering] = None
         job = JobRecord(
-            id=new_job_id(now),
+            id=new.id or new_job_id(now),
             queue=new.queue,
             url=new.url,
             method=new.method,
