@@ -34,6 +34,8 @@ from .metrics import Metrics
 from .notify import notify
 from .qstash.hook import QStashDelivery
 from .qstash.keys import SigningKeys
+from .qstash.schedules import TEMPLATE_KEY as QSTASH_TEMPLATE
+from .qstash.schedules import job_of_template as qstash_job_of_template
 from .scheduler import Scheduler
 from .startup import (
     FD_RESERVE,
@@ -166,7 +168,9 @@ async def _run(
         store=store,
         settings=settings,
         notify=dispatcher.notify,
-        job_from_template=lambda template, now: job_from_template(template, settings, now),
+        job_from_template=lambda template, now: (
+            qstash_job_of_template if QSTASH_TEMPLATE in template else job_from_template
+        )(template, settings, now),
         leadership=leadership,
     )
     promoter = Promoter(
