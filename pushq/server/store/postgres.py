@@ -452,7 +452,7 @@ class PostgresStore:
         state = "scheduled" if run_at > now else "pending"
         own = new.backoff or PartialBackoff()
         params = {
-            "id": new_job_id(now),
+            "id": new.id or new_job_id(now),  # an id the caller chose, or a new one
             "queue": new.queue,
             "url": new.url,
             "method": new.method,
