@@ -127,6 +127,9 @@ class NewJob:
     # What an API other than /v1 knows about the job (QStash's /v2: its delivery rules,
     # callbacks, labels...); meta["kind"] picks the delivery hook (delivery.DeliveryHook).
     meta: dict[str, Any] | None = None
+    # An id made beforehand with new_job_id (a workflow step names its own message in
+    # its body); None: the store makes one.
+    id: str | None = None
 
 
 @dataclass(slots=True)
@@ -197,7 +200,7 @@ class DeadFilter:
 
     `status` is the last attempt's HTTP status, `error_contains` a case-blind
     substring of the last error (pushq's message or the endpoint's), `since` and
-    `until` bound failed_at (until excluded)."""
+    `until` bound failed_at (until excluded), `tag` is one of the job's tags."""
 
     queue: str | None = None
     url_prefix: str | None = None
@@ -205,6 +208,7 @@ class DeadFilter:
     error_contains: str | None = None
     since: float | None = None
     until: float | None = None
+    tag: str | None = None  # one of the job's tags
 
 
 @dataclass(frozen=True, slots=True)

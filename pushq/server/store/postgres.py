@@ -26,6 +26,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -878,12 +879,19 @@ class PostgresStore:
         return await self._run(lambda conn: conn.execute("prune_idempotency_keys", params))
 
     # -- the dead-letter queue -----------------------------------------------------
-    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> JobPage:
-        where = ["state = 'dead'"]
-        params: dict[str, Any] = {"limit": limit + 1}
+    async def list_dead(
+        self,
+        *,
+        queue: str | None,
+        limit: int,
+        cursor: str | None,
+        match: DeadFilter | None = None,
+    ) -> JobPage:
+        match = match or DeadFilter()
         if queue is not None:
-            where.append("queue = :queue")
-            params["queue"] = queue
+            match = replace(match, queue=queue)
+        where, params = _dead_conditions(match)
+        params["limit"] = limit + 1
         if cursor is not None:
             where.append("(failed_at, id) < (:failed_at::float8, :after::text)")
             params["failed_at"], params["after"] = cursors.decode_dead(cursor)
@@ -930,6 +938,18 @@ class PostgresStore:
             return True
 
         return await self._run(write)
+
+    async def delete_dead_matching(self, *, match: DeadFilter) -> int:
+        where, params = _dead_conditions(match)
+        # One statement: the jobs and their attempts go together.
+        sql = (
+            "WITH gone AS (DELETE FROM jobs WHERE "
+            + " AND ".join(where)
+            + " RETURNING id), dropped AS (DELETE FROM attempts WHERE job_id IN "
+            "(SELECT id FROM gone)) SELECT count(*) FROM gone"
+        )
+        rows = await self._run(lambda conn: conn.fetch_sql(sql, params))
+        return int(rows[0][0])
 
     # -- queues --------------------------------------------------------------------
     async def get_queue(self, *, name: str) -> QueueSettings | None:
@@ -1436,7 +1456,7 @@ class _Enqueue:
 
     async def add(self, new: NewJob) -> EnqueueResult:
         conn, now = self.conn, self.now
-        job_id = new_job_id(now)
+        job_id = new.id or new_job_id(now)
         key = new.idempotency_key
         if key is not None:
             earlier = self.by_idempotency.get(key)
@@ -1731,4 +1751,7 @@ def _dead_conditions(match: DeadFilter) -> tuple[list[str], dict[str, Any]]:
     if match.until is not None:
         where.append("failed_at < :until")
         params["until"] = match.until
+    if match.tag is not None:
+        where.append("id IN (SELECT job_id FROM job_tags WHERE tag = :tag)")
+        params["tag"] = match.tag
     return where, params
