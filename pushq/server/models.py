@@ -78,6 +78,8 @@ class QueueSettings:
     permanent_statuses: tuple[int, ...] | None = None
     key_concurrency: int | None = None  # every flow key's default limits in the queue
     key_rate_limit: str | None = None
+    adaptive_concurrency: bool = True  # the origins' AIMD limits apply to its jobs
+    endpoint_concurrency: int | None = None  # its most deliveries in flight to one origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,3 +264,5 @@ class CircuitRecord:
     failures: int
     opened: int  # times opened in a row
     open_until: float | None
+    probe_by: str | None = None  # PostgreSQL: the node whose half-open probe is in flight
+    probe_until: float | None = None  # and until when that probe is taken to be alive

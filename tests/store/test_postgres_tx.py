@@ -496,3 +496,36 @@ def test_the_leader_folds_counter_changes_into_the_queue_row() -> None:
             assert await store._pool.fetchval(column) == 2 == await unfinished(store)
 
     run(scenario)
+
+
+def test_max_unfinished_holds_between_a_transaction_and_the_stores_enqueues() -> None:
+    async def scenario() -> None:
+        limited = dataclasses.replace(DEFAULTS, max_unfinished=2)
+        async with node() as store:
+            await store.publish_enqueue_settings(
+                defaults=limited,
+                idempotency_ttl=TTL,
+                max_body_size=1024,
+                reserved_headers=RESERVED_HEADERS | HOP_BY_HOP_HEADERS,
+            )
+            job = NewJob(url=URL, queue="b")
+            await store.enqueue(jobs=[job], now=time.time(), idempotency_ttl=TTL, defaults=limited)
+            app = await app_connection()
+            try:
+                async with app.transaction():  # the second job, not committed yet
+                    await enqueue_tx_async(app, URL, schema=store.schema, queue="a")
+                    other = asyncio.create_task(
+                        store.enqueue(
+                            jobs=[job], now=time.time(), idempotency_ttl=TTL, defaults=limited
+                        )
+                    )
+                    await asyncio.sleep(0.5)
+                    assert not other.done()  # it waits for the transaction's turn
+                with pytest.raises(RateLimited) as refused:  # then counts its job
+                    await other
+                assert refused.value.code == "server_full"
+            finally:
+                await app.close()
+            assert await count_jobs(store) == 2
+
+    run(scenario)

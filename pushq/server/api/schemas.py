@@ -501,6 +501,12 @@ class QueueRequest(Strict):
     key_rate_limit: Annotated[str, AfterValidator(_rate), WithJsonSchema(_RATE_SCHEMA)] | None = (
         Field(None, description="default rate of each flow key: 'N/s', 'N/m' or 'N/h'")
     )
+    adaptive_concurrency: bool | None = Field(
+        None, description="whether the origins' adaptive in-flight limits apply (null: true)"
+    )
+    endpoint_concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY), Integral] | None = Field(
+        None, description="most jobs of the queue in flight to any one origin"
+    )
 
 
 class FlowKeyRequest(Strict):
@@ -584,6 +590,8 @@ class QueueOut(BaseModel):
     permanent_statuses: list[int] | None
     key_concurrency: int | None = None
     key_rate_limit: str | None = None
+    adaptive_concurrency: bool = True
+    endpoint_concurrency: int | None = None
     stats: QueueStats
 
 

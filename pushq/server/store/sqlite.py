@@ -726,6 +726,8 @@ class SQLiteStore:
                 "permanent_statuses": _dumps(current.permanent_statuses),
                 "key_concurrency": current.key_concurrency,
                 "key_rate_limit": current.key_rate_limit,
+                "adaptive_concurrency": int(current.adaptive_concurrency),
+                "endpoint_concurrency": current.endpoint_concurrency,
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,
@@ -1054,6 +1056,8 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
         permanent_statuses=_statuses(row["permanent_statuses"]),
         key_concurrency=row["key_concurrency"],
         key_rate_limit=row["key_rate_limit"],
+        adaptive_concurrency=bool(row["adaptive_concurrency"]),
+        endpoint_concurrency=row["endpoint_concurrency"],
     )
 
 
