@@ -550,7 +550,7 @@ def error_from_response(response: httpx.Response) -> ApiError:
         detail = response.json()["error"]
         code, message = str(detail["code"]), str(detail["message"])
     except (ValueError, KeyError, TypeError):
-        text = response.text.strip()
+        text = " ".join(response.text.split())  # one line, whatever page answered
         if text:
             message = f"{message}: {text[:200]}"
     if status == 429:
