@@ -1112,6 +1112,11 @@ def _reason(exc: httpx.TransportError) -> str:
     """A few words on why no answer came: "connection refused", "timed out"."""
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
+    cause: BaseException | None = exc
+    while cause is not None:  # asyncio says "all connection attempts failed": find why
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc).strip()) or type(exc).__name__
     return text[:1].lower() + text[1:]
 
