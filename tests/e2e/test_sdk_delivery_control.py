@@ -45,7 +45,7 @@ def client(pushq: PushqProcess) -> Iterator[Client]:
         yield sdk
 
 
-# -- flow keys -----------------------------------------------------------------------------
+# -- flow keys ---------------------------------------------------------------------------
 
 
 def test_a_paused_flow_key_holds_its_jobs_shows_them_waiting_and_resume_frees_them(
@@ -81,7 +81,7 @@ def test_flow_key_input_errors_are_api_errors(client: Client) -> None:
     assert getattr(raised.value, "status", None) == 400
 
 
-# -- topics ----------------------------------------------------------------------------------
+# -- topics ------------------------------------------------------------------------------
 
 
 def test_publish_makes_one_job_per_endpoint_with_its_headers(
@@ -135,7 +135,7 @@ def test_a_topic_endpoint_needs_a_url(client: Client) -> None:
 FAST_JOB: dict[str, Any] = {"backoff": {"base": 0.05, "max": 0.2, "jitter": False}}
 
 
-# -- endpoints -------------------------------------------------------------------------------
+# -- endpoints ---------------------------------------------------------------------------
 
 
 def test_endpoints_show_the_health_of_an_origin_delivered_to(
@@ -181,7 +181,7 @@ def test_the_async_client_has_the_same_namespaces(client: Client, worker: Worker
     asyncio.run(scenario())
 
 
-# -- when no answer comes ----------------------------------------------------------------------
+# -- when no answer comes ----------------------------------------------------------------
 
 
 def test_an_unreachable_server_raises_a_pushq_error_sync_and_async() -> None:
@@ -220,7 +220,7 @@ def test_a_server_that_never_answers_raises_pushq_timeout() -> None:
             asyncio.run(scenario())
 
 
-# -- the token, found as the CLI finds it ----------------------------------------------------------
+# -- the token, found as the CLI finds it ------------------------------------------------
 
 
 def test_client_reads_the_token_a_local_pushq_serve_saved(
@@ -253,7 +253,7 @@ def test_without_a_token_anywhere_the_error_names_both_places(
     assert raised.value.path == str(tmp_path / "nowhere" / "api-token")
 
 
-# -- progress, in the API's formats -------------------------------------------------------------
+# -- progress, in the API's formats ------------------------------------------------------
 
 
 def test_progress_at_is_rfc3339_and_counts_are_whole(
