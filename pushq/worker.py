@@ -483,7 +483,7 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
         return {}
 
 
-def check_call(task: Task, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_call(task: Task, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     """Raise `pushq.TaskArgumentError` unless the task function takes these arguments:
     they bind to its signature (as Celery's `typing=True` checks), each fits its
     annotation as far as JSON can carry it (int, float, str, bool, None, list / tuple /
@@ -559,9 +559,14 @@ class Task:
         defaults = {**self.defaults, **_job_fields(job_fields)}
         return Task(self.router, self.func, self.name, defaults, typing=self.typing)
 
+    def check(self, *args: Any, **kwargs: Any) -> None:
+        """Raise `pushq.TaskArgumentError` unless the task takes these arguments (what
+        `enqueue` checks first, unless the task was registered with `typing=False`)."""
+        _check_call(self, args, kwargs)
+
     def _body(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.typing:
-            check_call(self, args, kwargs)
+            _check_call(self, args, kwargs)
         return {"args": list(args), "kwargs": kwargs}
 
     def enqueue(self, *args: Any, **kwargs: Any) -> Job:
