@@ -1129,8 +1129,9 @@ def _http_options(connection: _Connection, timeout: float) -> dict[str, Any]:
 
 
 class Client:
-    """The pushq API, blocking. `base_url` and `token` default to $PUSHQ_URL
-    (else http://127.0.0.1:8080) and $PUSHQ_API_TOKEN.
+    """The pushq API, blocking. `base_url` defaults to $PUSHQ_URL (else
+    http://127.0.0.1:8080); `token` to what `find_token` finds ($PUSHQ_API_TOKEN,
+    else the data dir's `api-token`), else the first call raises TokenNotFound.
 
         with pushq.Client() as client:
             job = client.enqueue("https://example.com/hook", {"to": "ada"}, delay="10s")
