@@ -289,7 +289,10 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
         help="pushq's base URL (default $PUSHQ_URL or http://127.0.0.1:8080)",
     )
     group.add_argument(
-        "--token", default=argparse.SUPPRESS, help="API token (default $PUSHQ_API_TOKEN)"
+        "--token",
+        default=argparse.SUPPRESS,
+        help="API token (default $PUSHQ_API_TOKEN, else ./pushq-data/api-token or "
+        "$PUSHQ_DATA_DIR's)",
     )
     group.add_argument(
         "--json",
