@@ -1081,11 +1081,11 @@ class _Connection:
     def __init__(self, base_url: str | None, token: str | None) -> None:
         self.url = (base_url or os.environ.get("PUSHQ_URL") or DEFAULT_URL).rstrip("/")
         self.headers = {"user-agent": f"pushq-python/{__version__}"}
-        self.missing: TokenNotFound | None = None
+        self.missing: ConfigError | None = None  # TokenNotFound, or an unreadable file
         if token is None:
             try:
                 token = find_token()
-            except TokenNotFound as exc:
+            except ConfigError as exc:
                 self.missing = exc
         if token:
             self.headers["authorization"] = f"Bearer {token}"
