@@ -342,3 +342,20 @@ def test_typing_false_skips_the_check_and_aenqueue_checks_too(router: TaskRouter
     router._async_client = pushq.AsyncClient(BASE, token="t")
     with pytest.raises(pushq.TaskArgumentError, match="argument n: expected int"):
         asyncio.run(strict.aenqueue("x"))
+
+
+def test_the_async_client_maps_a_bad_scheme_and_a_missing_token_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PUSHQ_API_TOKEN", raising=False)
+    monkeypatch.setenv("PUSHQ_DATA_DIR", str(tmp_path))
+
+    async def scenario() -> None:
+        async with pushq.AsyncClient("ftp://pushq.test", token="t", retry=ONCE) as c:
+            with pytest.raises(pushq.ConfigError, match="use http:// or https://"):
+                await c.get("X")
+        async with pushq.AsyncClient(BASE, retry=ONCE) as c:
+            with pytest.raises(pushq.TokenNotFound, match="PUSHQ_API_TOKEN is not set"):
+                await c.topics.list()
+
+    asyncio.run(scenario())
