@@ -109,6 +109,34 @@ def worker_app(state: WorkerState) -> Callable[..., Awaitable[None]]:
     return app
 
 
+def ceiling_app() -> Any:
+    """The raw push ceiling's endpoint: a trivial Starlette POST handler, no queue."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def job(request: Request) -> Response:
+        await request.body()
+        return Response(b"", status_code=200)
+
+    return Starlette(routes=[Route("/job", job, methods=["POST"])])
+
+
+def run_ceiling(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        ceiling_app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+    )
+
+
 def run_worker(port: int) -> None:
     import uvicorn
 
@@ -159,7 +187,6 @@ class Procs:
                 "PUSHQ_SIGNING_SECRET": BENCH_SECRET,
                 "PUSHQ_PORT": str(self.pushq_port),
                 "PUSHQ_DATA_DIR": str(self.data_dir),
-                "PUSHQ_LOG_LEVEL": "WARNING",
             }
         )
         env.update(self.env)
@@ -521,6 +548,60 @@ async def senders(procs: Procs, count: int, concurrency: int) -> dict[str, Any]:
     return figures
 
 
+async def ceiling(count: int, concurrency: int) -> dict[str, Any]:
+    """The raw push ceiling: the same aiohttp client library as the load generator
+    POSTing small JSON bodies to a trivial Starlette handler on uvicorn (the worker
+    endpoint's server), no queue in between. pushq's end-to-end figure divided by
+    this one is the share of a bare HTTP exchange that pushq keeps."""
+    import aiohttp
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "bench.pushq_bench", "_ceiling", str(port)])
+    try:
+        _wait_http_post(f"http://127.0.0.1:{port}/job")
+        url = f"http://127.0.0.1:{port}/job"
+        headers = {"content-type": "application/json"}
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+            semaphore = asyncio.Semaphore(concurrency)
+            failures = 0
+
+            async def post(i: int) -> None:
+                nonlocal failures
+                async with semaphore:
+                    async with session.post(url, data=f'{{"t":{i}}}') as response:
+                        await response.read()
+                        if response.status != 200:
+                            failures += 1
+
+            await asyncio.gather(*(post(i) for i in range(min(2000, count))))  # warm-up
+            start = time.perf_counter()
+            await asyncio.gather(*(post(i) for i in range(count)))
+            elapsed = time.perf_counter() - start
+    finally:
+        server.kill()
+        server.wait()
+    return {
+        "requests": count,
+        "in_flight": concurrency,
+        "requests_per_s": count / elapsed,
+        "failures": failures,
+    }
+
+
+def _wait_http_post(url: str, timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, b"{}"), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up in {timeout}s")
+
+
 PEERS = (
     ("celery_redis.py", 20_000),
     ("dramatiq_redis.py", 20_000),
@@ -529,10 +610,13 @@ PEERS = (
 )
 
 
-def run_peers(pushq_figures: dict[str, Any] | None) -> list[dict[str, Any]]:
+def run_peers(
+    pushq_figures: dict[str, Any] | None, only: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The pull-queue peers on the same machine, same no-op work (bench/peers/), with
     pushq's figures from this same run as ratios. Needs a checkout of the repository
-    and the peers' virtualenv (bench/peers/run_all.sh makes it)."""
+    and the peers' virtualenv (bench/peers/run_all.sh makes it). `only`: peer names
+    (celery, dramatiq, procrastinate, rq) to run, default all."""
     folder = Path("bench/peers")
     python = Path(".venv-peers/bin/python")
     if not folder.is_dir() or not python.exists():
@@ -540,6 +624,8 @@ def run_peers(pushq_figures: dict[str, Any] | None) -> list[dict[str, Any]]:
         return []
     results = []
     for script, jobs in PEERS:
+        if only and script.split("_")[0] not in only:
+            continue
         done = subprocess.run(
             [str(python), str(folder / script), "--jobs", str(jobs)],
             capture_output=True,
@@ -603,10 +689,50 @@ async def restart_backlog(procs: Procs, backlog: int) -> dict[str, Any]:
     }
 
 
+def sql_per_job(procs: Procs, jobs: int) -> dict[str, Any]:
+    """The statements the server ran (bench/sql_count.py), per job of both phases."""
+    counted = json.loads((procs.data_dir / "sql_count.json").read_text())
+    total_jobs = jobs + min(2000, jobs)  # the warm-up's jobs ran on the same server
+    per_job = {kind: n / total_jobs for kind, n in counted.items() if n / total_jobs >= 0.005}
+    figures: dict[str, Any] = {"total_per_job": sum(counted.values()) / total_jobs}
+    figures.update(sorted(per_job.items(), key=lambda kv: -kv[1]))
+    return figures
+
+
+CEILING_IN_FLIGHT = 32  # the raw push ceiling's requests in flight (shared/BENCHMARKS.md)
+
+
+def median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The run whose `key` is the median (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda run: run[key])[(len(runs) - 1) // 2]
+
+
+def same_run(
+    pushq: dict[str, Any], ceiling: dict[str, Any] | None, peers: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """pushq's end-to-end figure beside the ceiling's and the peers' of this invocation."""
+    figures: dict[str, Any] = {
+        "pushq_end_to_end_per_s": pushq["end_to_end_per_s"],
+        "pushq_cpu_us_per_job": pushq["pushq_cpu_us_per_job"],
+        "pushq_ledger_ok": pushq["ledger_ok"],
+        "pushq_duplicates": pushq["duplicates"],
+    }
+    if ceiling is not None:
+        figures["ceiling_per_s"] = ceiling["requests_per_s"]
+        figures["end_to_end_over_ceiling"] = pushq["end_to_end_per_s"] / ceiling["requests_per_s"]
+    for peer in peers:
+        name = peer.get("peer", "?")
+        figures[f"{name}_end_to_end_per_s"] = peer["end_to_end_per_s"]
+        figures[f"pushq_over_{name}"] = peer.get("pushq_end_to_end_ratio")
+    return figures
+
+
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
     base = Path(args.data_dir or tempfile.mkdtemp(prefix="pushq-bench-"))
     env = {"PUSHQ_SQLITE_SYNCHRONOUS": args.synchronous}
+    if args.log_level:  # else pushq's default (INFO: a line per attempt)
+        env["PUSHQ_LOG_LEVEL"] = args.log_level
 
     def fresh(name: str) -> Procs:
         data_dir = base / name
@@ -615,24 +741,42 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         procs = Procs(data_dir, env=dict(env))
         if args.pushq:
             procs.command = [str(Path(args.pushq).resolve())]
+        if args.count_sql and name == "throughput":  # bench/sql_count.py
+            procs.command = [sys.executable, "-m", "bench.sql_count"]
+            procs.env["PUSHQ_SQL_COUNT_FILE"] = str(data_dir / "sql_count.json")
         procs.start_worker()
         procs.start_pushq()
         return procs
 
     scenarios = set(args.scenarios)
     pushq_throughput: dict[str, Any] | None = None
-    if "throughput" in scenarios:
-        procs = fresh("throughput")
-        try:
-            await throughput(procs, min(2000, args.jobs), args.concurrency)  # warm-up
-            profile = Path(args.profile) if args.profile else None
-            figures = await throughput(procs, args.jobs, args.concurrency, profile)
-            pushq_throughput = figures
-            results.append(report("throughput (empty table)", figures))
-            if profile is not None:
-                summarize_profile(profile)
-        finally:
-            procs.close()
+    ceiling_figures: dict[str, Any] | None = None
+    runs: list[dict[str, Any]] = []
+    ceilings: list[dict[str, Any]] = []
+    # Repeats alternate pushq and the ceiling, so that both see the same machine.
+    for repeat in range(args.repeat):
+        if "throughput" in scenarios:
+            procs = fresh("throughput")
+            try:
+                await throughput(procs, min(2000, args.jobs), args.concurrency)  # warm-up
+                profile = Path(args.profile) if args.profile and repeat == 0 else None
+                figures = await throughput(procs, args.jobs, args.concurrency, profile)
+                runs.append(figures)
+                results.append(report(f"throughput (empty table) run {repeat + 1}", figures))
+                if profile is not None:
+                    summarize_profile(profile)
+            finally:
+                procs.close()
+            if args.count_sql:
+                results.append(report("SQL statements per job", sql_per_job(procs, args.jobs)))
+        if "ceiling" in scenarios:
+            figures = await ceiling(args.jobs, CEILING_IN_FLIGHT)
+            ceilings.append(figures)
+            results.append(report(f"raw push ceiling run {repeat + 1}", figures))
+    if runs:
+        pushq_throughput = median_run(runs, "end_to_end_per_s")
+    if ceilings:
+        ceiling_figures = median_run(ceilings, "requests_per_s")
     if "latency" in scenarios:
         procs = fresh("latency")
         try:
@@ -679,8 +823,13 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
             )
         finally:
             procs.close()
+    peers: list[dict[str, Any]] = []
     if "peers" in scenarios:
-        results += run_peers(pushq_throughput)
+        only = args.peers.split(",") if args.peers else None
+        peers = run_peers(pushq_throughput, only)
+        results += peers
+    if pushq_throughput is not None and (ceiling_figures is not None or peers):
+        results.append(report("same run", same_run(pushq_throughput, ceiling_figures, peers)))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     return results
@@ -688,6 +837,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 SCENARIOS = (
     "throughput",
+    "ceiling",
     "latency",
     "enqueue",
     "batch",
@@ -707,12 +857,29 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help=f"any of {', '.join(SCENARIOS)} (default: the first four)",
     )
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per throughput run")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="throughput and ceiling runs, alternated; the medians are compared",
+    )
+    parser.add_argument(
+        "--peers",
+        help="comma-separated peers for the peers scenario (celery,dramatiq,procrastinate,rq;"
+        " default all)",
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="enqueue requests in flight")
     parser.add_argument("--rate", type=float, default=1000, help="offered jobs/s for latency")
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency run")
     parser.add_argument("--history-rows", type=int, default=10_000_000)
     parser.add_argument("--backlog", type=int, default=1_000_000)
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous (FULL|NORMAL)")
+    parser.add_argument(
+        "--count-sql",
+        action="store_true",
+        help="count the server's SQLite statements per job (bench/sql_count.py)",
+    )
+    parser.add_argument("--log-level", help="the server's PUSHQ_LOG_LEVEL (default: pushq's)")
     parser.add_argument("--data-dir", help="where to keep the databases (default: a temp dir)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--profile", help="record py-spy stacks of the throughput run here")
@@ -728,6 +895,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_worker"]:
         run_worker(int(argv[1]))
+        return 0
+    if argv[:1] == ["_ceiling"]:
+        run_ceiling(int(argv[1]))
         return 0
     args = build_parser().parse_args(argv)
     unknown = set(args.scenarios) - set(SCENARIOS)

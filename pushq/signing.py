@@ -38,7 +38,7 @@ def secret_key(secret: str) -> bytes:
 
 def _signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
-    return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return base64.b64encode(hmac.digest(key, signed, "sha256")).decode()  # one-shot, in C
 
 
 def sign(keys: Iterable[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
@@ -89,7 +89,7 @@ def job_token_key(api_token: str) -> bytes:
 
 def make_job_token(key: bytes, job_id: str, attempt: int, lease: str) -> str:
     """A token bound to one job and one attempt (its lease): `<attempt>.<mac>`."""
-    mac = hmac.new(key, f"{job_id}.{attempt}.{lease}".encode(), hashlib.sha256).digest()
+    mac = hmac.digest(key, f"{job_id}.{attempt}.{lease}".encode(), "sha256")
     return f"{attempt}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
 

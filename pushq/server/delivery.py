@@ -23,7 +23,7 @@ from ..policy.classify import classify_response
 from ..policy.targets import TargetPolicy
 from ..signing import make_job_token, sign
 from ..version import __version__
-from .guard import GuardedResolver, TargetRefusedError, check_url, guarded_transport
+from .guard import CheckedUrls, GuardedResolver, TargetRefusedError, guarded_transport
 from .models import JobRecord, NewJob
 
 RESPONSE_CAP = 64 * 1024
@@ -327,6 +327,7 @@ class HttpxSender:
     ) -> None:
         self.response_cap = response_cap
         self.targets = targets if targets is not None else TargetPolicy()
+        self._urls = CheckedUrls(self.targets)
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -341,7 +342,7 @@ class HttpxSender:
 
     async def send(self, request: DeliveryRequest) -> DeliveryResponse:
         try:
-            check_url(self.targets, request.url)
+            self._urls.check(request.url)
             async with asyncio.timeout(request.timeout):
                 async with self._client.stream(
                     request.method,
@@ -389,6 +390,7 @@ class AiohttpSender:
         self.response_cap = response_cap
         self.max_connections = max_connections
         self.targets = targets if targets is not None else TargetPolicy()
+        self._urls = CheckedUrls(self.targets)
         self._resolver = resolver  # resolves names; the guard filters what it returns
         self._session: aiohttp.ClientSession | None = None
 
@@ -404,13 +406,16 @@ class AiohttpSender:
             connector=connector,
             trust_env=False,  # no .netrc credentials or proxy surprises on a server
             auto_decompress=False,  # BoundedBody decodes, up to the cap
+            # send()'s own deadline covers the whole attempt (connect, send, read):
+            # aiohttp's timers on top would only cost a timer per request
+            timeout=aiohttp.ClientTimeout(),
             skip_auto_headers=("User-Agent", "Content-Type"),
         )
         return self._session
 
     async def send(self, request: DeliveryRequest) -> DeliveryResponse:
         try:
-            check_url(self.targets, request.url)  # IP literals never reach the resolver
+            self._urls.check(request.url)  # IP literals never reach the resolver
             session = self._session or self._open()
             async with asyncio.timeout(request.timeout):
                 async with session.request(

@@ -101,6 +101,8 @@ class Dispatcher:
         )
         self.activity = self.settler.activity
         metrics.slots.set(self.slots)
+        # read when /metrics renders, not written on every claim and settle
+        metrics.slots_in_use.set_function(lambda: len(self._in_flight))
         store.listen(self.notify)
 
     def notify(self, run_at: float | None = None) -> None:
@@ -193,7 +195,6 @@ class Dispatcher:
             self._in_flight[task] = job.queue
             self._busy[job.queue] = self._busy.get(job.queue, 0) + 1
             task.add_done_callback(self._slot_freed)
-        self.metrics.slots_in_use.set(len(self._in_flight))
         return len(jobs)
 
     async def _health(
@@ -220,7 +221,7 @@ class Dispatcher:
         )
         label = self.endpoints.label(origin)
         ok = not failed and status is not None and status < 400
-        self.metrics.endpoint_attempts.labels(origin=label, ok=str(ok).lower()).inc()
+        self.metrics.endpoint(label, ok).inc()
         if changed is None:
             return
         self.metrics.endpoint_circuit_open.labels(origin=label).set(
@@ -243,7 +244,6 @@ class Dispatcher:
             self._busy[queue] -= 1
             if not self._busy[queue]:
                 del self._busy[queue]
-        self.metrics.slots_in_use.set(len(self._in_flight))
         self._wake.set()
 
     async def _attempt(self, job: JobRecord) -> None:

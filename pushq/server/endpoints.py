@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ ORIGIN_LABELS = 100  # origins with a metrics label of their own; the rest are "
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@lru_cache(maxsize=4096)  # twice per attempt, on a handful of distinct URLs
 def origin_of(url: str) -> str:
     """scheme://host:port of a URL (the port always written)."""
     parts = urlsplit(url)

@@ -20,6 +20,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpcore
@@ -42,6 +43,36 @@ def check_url(policy: TargetPolicy, url: str) -> None:
     decision = policy.check_url(url)
     if not decision.allowed:
         raise TargetRefusedError(decision.reason)
+
+
+class CheckedUrls:
+    """`check_url` with the verdict kept per scheme and authority: a delivery checks
+    its URL on every attempt, and the verdict depends on that part alone (the
+    policy is fixed for the process). A bounded cache: full, it starts over."""
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, policy: TargetPolicy) -> None:
+        self.policy = policy
+        self._verdicts: dict[tuple[str, str], str | None] = {}  # None: allowed
+
+    def check(self, url: str) -> None:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            check_url(self.policy, url)  # the policy's own message
+            return
+        key = (parts.scheme, parts.netloc)
+        if key in self._verdicts:
+            refused = self._verdicts[key]
+        else:
+            decision = self.policy.check_url(url)
+            refused = None if decision.allowed else decision.reason
+            if len(self._verdicts) >= self.MAX_ENTRIES:
+                self._verdicts.clear()
+            self._verdicts[key] = refused
+        if refused is not None:
+            raise TargetRefusedError(refused)
 
 
 def allowed_addresses(policy: TargetPolicy, host: str, addresses: Iterable[str]) -> list[str]:

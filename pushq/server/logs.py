@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,9 +49,75 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+FLUSH_INTERVAL = 0.1  # seconds an INFO line may wait in the buffer, at most
+
+
+class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Lines go to stderr through a buffer rather than one write each: a line per
+    delivery attempt would otherwise cost a system call per job.
+
+    A WARNING or worse is flushed at once, with everything before it; INFO lines
+    wait at most FLUSH_INTERVAL (a daemon thread flushes; logging flushes every
+    handler at exit)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self._pending = False
+        self._closed = threading.Event()
+        thread = threading.Thread(target=self._flusher, name="pushq-log-flush", daemon=True)
+        thread.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
+
+    def flush(self) -> None:
+        self._pending = False
+        super().flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING:
+            self.flush()
+        else:
+            self._pending = True
+
+    def _flusher(self) -> None:
+        while not self._closed.wait(FLUSH_INTERVAL):
+            if self._pending:
+                self.acquire()
+                try:
+                    self.flush()
+                except Exception:  # stderr closed: nothing to be done
+                    pass
+                finally:
+                    self.release()
+
+
+def _buffered_stderr() -> None:
+    """Make stderr block-buffered (Python line-buffers it even to a file)."""
+    try:
+        sys.stderr.reconfigure(line_buffering=False, write_through=False)  # type: ignore[union-attr]
+    except (AttributeError, ValueError):  # not a TextIOWrapper (tests may replace it)
+        pass
+
+
 def configure(level: str, fmt: str = "text") -> None:
     """Send pushq's logs (and uvicorn's) to stderr at `level`, as text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
+    # No record needs the caller's file and line, thread or process (neither format
+    # shows them); finding the caller walks the stack on every line.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    _buffered_stderr()
+    handler = BufferedStderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])
     # aiosqlite logs every statement with its parameters (job bodies) at DEBUG.

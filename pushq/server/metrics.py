@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -121,6 +123,37 @@ class Metrics:
             "pushq_dispatcher_slots", "Delivery slots configured.", registry=self.registry
         )
 
+        self._queue_series: dict[str, QueueSeries] = {}
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def queue(self, name: str) -> QueueSeries:
+        """The per-attempt series of one queue, looked up once (a delivery counts
+        into several: `labels()` on every attempt costs more than the count)."""
+        series = self._queue_series.get(name)
+        if series is None:
+            series = self._queue_series[name] = QueueSeries(self, name)
+        return series
+
+    def failed(self, queue: str, failure_class: str) -> Any:
+        """The failed-attempts counter of a queue and failure class."""
+        key = ("failed", queue, failure_class)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.failed_attempts.labels(
+                queue=queue, **{"class": failure_class}
+            )
+        return child
+
+    def endpoint(self, origin: str, ok: bool) -> Any:
+        """The attempts counter of a destination origin's label."""
+        key = ("endpoint", origin, ok)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.endpoint_attempts.labels(
+                origin=origin, ok=str(ok).lower()
+            )
+        return child
+
     def set_depths(self, counts: dict[tuple[str, str], int]) -> None:
         """Replace the per-state gauges with fresh counts (every state shown, zeros too)."""
         self.jobs.clear()
@@ -142,6 +175,19 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class QueueSeries:
+    """One queue's children of the per-attempt metrics."""
+
+    __slots__ = ("delivered", "retried", "dead", "response_time", "delivery_latency")
+
+    def __init__(self, metrics: Metrics, queue: str) -> None:
+        self.delivered = metrics.delivered.labels(queue=queue)
+        self.retried = metrics.retried.labels(queue=queue)
+        self.dead = metrics.dead.labels(queue=queue)
+        self.response_time = metrics.response_time.labels(queue=queue)
+        self.delivery_latency = metrics.delivery_latency.labels(queue=queue)
 
 
 class RecentActivity:

@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -17,7 +18,7 @@ from ..errors import StartupError
 from .api.jobs import job_from_template
 from .app import create_app
 from .config import Settings
-from .delivery import AiohttpSender, HttpxSender
+from .delivery import HOP_BY_HOP_HEADERS, RESERVED_HEADERS, AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
 from .listener import ConnectionLimits, protocol_class
 from .maintenance import (
@@ -33,6 +34,8 @@ from .metrics import Metrics
 from .notify import notify
 from .qstash.hook import QStashDelivery
 from .qstash.keys import SigningKeys
+from .qstash.schedules import TEMPLATE_KEY as QSTASH_TEMPLATE
+from .qstash.schedules import job_of_template as qstash_job_of_template
 from .scheduler import Scheduler
 from .startup import (
     FD_RESERVE,
@@ -44,8 +47,11 @@ from .startup import (
 )
 from .store import open_store
 from .store.base import Store
-from .store.errors import StoreUnavailable
+from .store.errors import StoreError, StoreUnavailable
 from .waiters import JobWaiters
+
+if TYPE_CHECKING:
+    from .store.postgres import PostgresStore
 
 log = logging.getLogger("pushq")
 
@@ -98,6 +104,20 @@ async def _recover(rescuer: Rescuer) -> None:
         log.exception("recovering the attempts left in flight failed; their leases will expire")
 
 
+async def _publish_enqueue_settings(store: PostgresStore, settings: Settings) -> None:
+    """The defaults transactional enqueues (pushq_enqueue in SQL) apply, as this
+    node's enqueues do; a failure leaves the last node's and is logged."""
+    try:
+        await store.publish_enqueue_settings(
+            defaults=settings.job_defaults,
+            idempotency_ttl=settings.idempotency_ttl,
+            max_body_size=settings.max_body_size,
+            reserved_headers=RESERVED_HEADERS | HOP_BY_HOP_HEADERS,
+        )
+    except StoreError as exc:
+        log.warning("publishing the enqueue defaults for transactional enqueue failed: %s", exc)
+
+
 def _connection_cap(settings: Settings, fd_limit: int) -> int:
     """--max-connections, lowered to what the open-file limit leaves room for."""
     room = fd_limit - settings.delivery_concurrency - FD_RESERVE
@@ -143,11 +163,14 @@ async def _run(
         cluster = Cluster(store, node_timeout=settings.node_timeout)
         await cluster.step()  # heartbeat and, if no node leads, lead before serving
         leadership = cluster
+        await _publish_enqueue_settings(store, settings)
     scheduler = Scheduler(
         store=store,
         settings=settings,
         notify=dispatcher.notify,
-        job_from_template=lambda template, now: job_from_template(template, settings, now),
+        job_from_template=lambda template, now: (
+            qstash_job_of_template if QSTASH_TEMPLATE in template else job_from_template
+        )(template, settings, now),
         leadership=leadership,
     )
     promoter = Promoter(

@@ -142,7 +142,7 @@ class Settler:
                 defaults=defaults,
             ):
                 return STALE
-            self.metrics.delivered.labels(queue=queue).inc()
+            self.metrics.queue(queue).delivered.inc()
             self._finished(job, callback)
             return SUCCEEDED
         if outcome.verdict == "async":
@@ -172,7 +172,7 @@ class Settler:
                 job_id=job.id, lease=lease, attempt=attempt, run_at=run_at, error=error
             ):
                 return STALE
-            self.metrics.retried.labels(queue=queue).inc()  # the store announces run_at
+            self.metrics.queue(queue).retried.inc()  # the store announces run_at
             return Settled(Verdict.RETRY_SCHEDULED, run_at)
         if outcome.verdict == "retry":
             error["message"] = f"attempts exhausted; last: {outcome.error}"
@@ -187,7 +187,7 @@ class Settler:
             defaults=defaults,
         ):
             return STALE
-        self.metrics.dead.labels(queue=queue).inc()
+        self.metrics.queue(queue).dead.inc()
         self._finished(job, callback)
         return DEAD
 
@@ -203,17 +203,16 @@ class Settler:
 
     def _count(self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, now: float) -> None:
         queue = job.queue
-        self.metrics.response_time.labels(queue=queue).observe(attempt.duration_ms / 1000)
+        series = self.metrics.queue(queue)
+        series.response_time.observe(attempt.duration_ms / 1000)
         if attempt.number == 1:
             waited = max(0.0, attempt.started_at - max(job.created_at, job.run_at))
-            self.metrics.delivery_latency.labels(queue=queue).observe(waited)
+            series.delivery_latency.observe(waited)
         if outcome.verdict == "succeeded":
             self.activity.record(queue, now, delivered=True)
         elif outcome.failure_class is not None:
             self.activity.record(queue, now, delivered=False)
-            self.metrics.failed_attempts.labels(
-                queue=queue, **{"class": outcome.failure_class}
-            ).inc()
+            self.metrics.failed(queue, outcome.failure_class).inc()
 
     def _finished(self, job: JobRecord, callback: NewJob | None) -> None:
         self.waiters.wake(job.id)

@@ -352,6 +352,10 @@ def test_the_js_sdk_smoke(receiver: QStashReceiver, pushq: PushqProcess, tmp_pat
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout.strip().splitlines()[-1])
     assert seen["dlq"] is True and "CREATED" in seen["logs"]
+    assert seen["schedule"] == {"paused": True, "listed": True} and seen["group"] == ["g"]
+    assert seen["flow"] == "js-key" and seen["retried"] == 0
+    [fanned] = receiver.wait_for(path + "-group")  # the URL group's one endpoint
+    assert fanned.verified is None and [fanned.headers["upstash-message-id"]] == seen["fanned"]
     got = receiver.wait_for(path, 4)  # publish, two batch items, the queued one
     assert all(g.verified is None for g in got)
     ids = {g.headers["upstash-message-id"] for g in got}

@@ -224,3 +224,25 @@ def test_an_attempt_cut_off_by_the_grace_period_is_due_again_at_once_and_not_cou
         assert (done.state, done.attempts) == ("succeeded", 1)
 
     with_store(scenario)
+
+
+def test_slots_in_use_is_read_at_scrape_time(with_store: WithStore, tmp_path: Path) -> None:
+    def in_use(metrics: Metrics) -> float:
+        line = next(
+            line
+            for line in metrics.render().decode().splitlines()
+            if line.startswith("pushq_dispatcher_slots_in_use ")
+        )
+        return float(line.split()[1])
+
+    async def scenario(store: Store) -> None:
+        dispatcher = make(store, tmp_path, HangingSender(), Clock(NOW))
+        assert in_use(dispatcher.metrics) == 0
+        await enqueue(store, dispatcher, job("/a"), job("/b"), job("/c"))
+        assert await dispatcher.claim_round() == 3
+        await asyncio.sleep(0)  # the requests are in flight
+        assert in_use(dispatcher.metrics) == 3
+        await dispatcher.stop(0.01)  # cut off: the slots are free again
+        assert in_use(dispatcher.metrics) == 0
+
+    with_store(scenario)

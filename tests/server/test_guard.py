@@ -25,6 +25,7 @@ from pushq.server.delivery import (
     classify,
 )
 from pushq.server.guard import (
+    CheckedUrls,
     GuardedBackend,
     GuardedResolver,
     TargetRefusedError,
@@ -220,3 +221,42 @@ def test_public_mode_refuses_loopback_at_connect_time(
 def test_an_unknown_name_is_a_connection_failure_not_a_refusal() -> None:
     results = asyncio.run(_send_all(_senders(PRIVATE), "http://nowhere.test:9/"))
     assert all(isinstance(r, str) and r.startswith("connection: ") for r in results), results
+
+
+# -- CheckedUrls: the senders' per-authority cache of check_url ---------------------
+
+
+CACHE_CASES = (
+    "http://127.0.0.1:8000/job",
+    "http://127.0.0.1:8000/other?x=1",  # same authority, another path: same verdict
+    "http://169.254.169.254/latest/meta-data",
+    "http://[::ffff:169.254.169.254]/",
+    "http://user:secret@127.0.0.1/",
+    "http://127.0.0.2/job",
+    "https://example.com/hook",
+    "http:///no-host",
+    "http://[::1/",
+)
+
+
+@pytest.mark.parametrize("policy", [PRIVATE, PUBLIC, TargetPolicy("private", deny=("127.0.0.2",))])
+def test_checked_urls_give_check_urls_verdict_every_time(policy: TargetPolicy) -> None:
+    checked = CheckedUrls(policy)
+    for _ in range(2):  # the second round answers from the cache
+        for url in CACHE_CASES:
+            decision = policy.check_url(url)
+            if decision.allowed:
+                checked.check(url)
+            else:
+                with pytest.raises(TargetRefusedError) as refused:
+                    checked.check(url)
+                assert refused.value.reason == decision.reason
+
+
+def test_checked_urls_stay_bounded() -> None:
+    checked = CheckedUrls(PRIVATE)
+    for n in range(CheckedUrls.MAX_ENTRIES + 10):
+        checked.check(f"http://host{n}.example/job")
+    assert len(checked._verdicts) <= CheckedUrls.MAX_ENTRIES
+    with pytest.raises(TargetRefusedError):  # a refusal still refuses after a start over
+        checked.check("http://169.254.169.254/")

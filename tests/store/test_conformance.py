@@ -1115,6 +1115,25 @@ def test_claim_snapshot_shows_unpaused_queues_with_ready_counted_up_to_the_limit
     with_store(scenario)
 
 
+def test_claim_snapshot_of_many_queues_reads_the_same_as_of_few(with_store: WithStore) -> None:
+    # (SQLite reads a quick snapshot on the calling thread, a slow one on its reader.)
+    async def scenario(store: Store) -> None:
+        names = [f"q{n:03d}" for n in range(100)]
+        await enqueue(store, *(new_job(queue=name) for name in names[:3]))
+        for _ in range(2):
+            few = await store.claim_snapshot(limit=5, count_active=True)
+            assert [(q.name, q.ready, q.active) for q in few] == [(n, 1, 0) for n in names[:3]]
+        await enqueue(store, *(new_job(queue=name) for name in names[3:]))
+        for _ in range(2):  # the second read follows a snapshot of 100 queues
+            many = await store.claim_snapshot(limit=5, count_active=True)
+            assert [(q.name, q.ready, q.active) for q in many] == [(n, 1, 0) for n in names]
+        assert len(await claim(store, limit=100)) == 100
+        again = await store.claim_snapshot(limit=5, count_active=True)
+        assert [(q.name, q.ready, q.active) for q in again] == [(n, 0, 1) for n in names]
+
+    with_store(scenario)
+
+
 def test_claim_applies_a_plan_in_order_guarded_by_state_and_pause(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         await store.put_queue(name="r", changes={"rate_limit": "5/s"}, now=NOW)

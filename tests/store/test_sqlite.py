@@ -48,3 +48,32 @@ def test_a_locked_database_raises_store_unavailable(
             await store.close()
 
     asyncio.run(main())
+
+
+def test_a_slow_claim_snapshot_moves_to_the_reader_thread_and_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pushq.policy.backoff import BackoffPolicy
+    from pushq.server.models import JobDefaults, NewJob
+
+    defaults = JobDefaults(max_attempts=3, timeout=30.0, backoff=BackoffPolicy())
+
+    async def main() -> None:
+        store = sqlite_store.SQLiteStore(tmp_path / "pushq.db")
+        await store.open()
+        try:
+            jobs = [NewJob(url="https://worker.example/hook", queue=q) for q in ("a", "b")]
+            await store.enqueue(jobs=jobs, now=1.0, idempotency_ttl=60.0, defaults=defaults)
+            quick = await store.claim_snapshot(limit=5, count_active=False)
+            assert store._slow_reads == {}
+            monkeypatch.setattr(sqlite_store, "SMALL_READ_BUDGET", -1.0)  # every read is slow
+            slow = await store.claim_snapshot(limit=5, count_active=False)
+            assert store._slow_reads == {"claim_snapshot": sqlite_store.SLOW_READ_ROUNDS}
+            moved = await store.claim_snapshot(limit=5, count_active=False)  # the reader's
+            assert store._slow_reads == {"claim_snapshot": sqlite_store.SLOW_READ_ROUNDS - 1}
+            assert quick == slow == moved
+            assert [(q.name, q.ready) for q in moved] == [("a", 1), ("b", 1)]
+        finally:
+            await store.close()
+
+    asyncio.run(main())

@@ -11,7 +11,9 @@ from starlette.responses import JSONResponse, Response
 from ...errors import BadRequest, NotFound
 from ...policy.cron import next_fire
 from ..models import JobFilter, ScheduleRecord
-from ..render import error_json, public_state, rfc3339
+from ..qstash.schedules import TEMPLATE_KEY as QSTASH_TEMPLATE
+from ..qstash.schedules import job_of_template
+from ..render import error_json, job_json, public_state, rfc3339
 from .common import Context, context, ok, read_json, validate
 from .jobs import enqueue_one
 from .schemas import NAME_PATTERN, ScheduleRequest
@@ -141,5 +143,14 @@ async def trigger(request: Request) -> JSONResponse:
     schedule = await ctx.store.get_schedule(name=name)
     if schedule is None:
         raise NotFound(f"no schedule {name}")
+    if QSTASH_TEMPLATE in schedule.job:  # a /v2 schedule: its firing is a /v2 message
+        now = ctx.clock()
+        new = job_of_template(dict(schedule.job), ctx.settings, now)
+        new.schedule = name
+        [result] = await ctx.store.enqueue(
+            jobs=[new], now=now, idempotency_ttl=0.0, defaults=ctx.settings.job_defaults
+        )
+        ctx.metrics.enqueued.labels(queue=new.queue).inc()
+        return ok(job_json(result.job, now) | {"deduplicated": False}, 201)
     status, body, headers = await enqueue_one(ctx, dict(schedule.job), None, schedule=name)
     return ok(body, status, headers=headers)

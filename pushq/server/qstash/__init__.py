@@ -13,5 +13,8 @@ rules and sends its callbacks.
     headers.py      publish headers -> a Publish (what the job is made of)
     hook.py         the delivery hook: request, outcome, callbacks
     render.py       jobs as QStash's Message, DlqMessage and events
+    schedules.py    /v2/schedules over pushq schedules, and a firing's message
+    topics.py       /v2/topics (URL groups) over pushq topics, and the fan-out
+    flow_control.py flow-control values as flow-key limits, /v2/flowControl
     routes.py       the /v2 app: auth, errors, handlers
 """

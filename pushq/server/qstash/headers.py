@@ -149,6 +149,8 @@ def _flow_control(value: str) -> dict[str, int]:
         key = key.strip().lower()
         if key == "period":
             found[key] = int(_duration("Upstash-Flow-Control-Value period", text, 7 * 86400))
+            if found[key] < 1:
+                raise BadRequest("Upstash-Flow-Control-Value period must be at least 1s")
         elif key in ("parallelism", "rate"):
             found[key] = _int(f"Upstash-Flow-Control-Value {key}", text, 1, 1_000_000)
         else:

@@ -74,6 +74,7 @@ def make_job(
         timeout=publish.timeout,
         idempotency_key=idempotency_key or publish.dedup_key(destination, body),
         ordering_key=ordering_key,
+        flow_key=publish.flow_control_key,
         permanent_statuses=(),  # every non-2xx is retried (489 aside, see hook.py)
         meta=meta,
     )

@@ -26,11 +26,16 @@ def _forwards(pairs: Any) -> dict[str, list[str]] | None:
 
 
 def _headers(job: JobRecord, redact: list[str]) -> dict[str, list[str]]:
+    return redacted_headers(job.headers, redact)
+
+
+def redacted_headers(headers: dict[str, str], redact: list[str]) -> dict[str, list[str]]:
+    """A header map as QStash shows it, masked as `Upstash-Redact-Fields` asks."""
     hidden = {part[7:-1].lower() for part in redact if part.startswith("header[")}
     everything = "header" in redact
     return {
         name: [REDACTED if everything or name.lower() in hidden else value]
-        for name, value in job.headers.items()
+        for name, value in headers.items()
     }
 
 
@@ -109,8 +114,17 @@ def events(job: JobRecord, attempts: list[AttemptRecord]) -> list[dict[str, Any]
     }
     if queue_name(job):
         base["queueName"] = queue_name(job)
-    if meta.get("label"):
-        base["label"] = meta["label"]
+    for field, key in (
+        ("label", "label"),
+        ("topicName", "topicName"),
+        ("endpointName", "endpointName"),
+        ("scheduleId", "scheduleId"),
+        ("callerIP", "callerIp"),  # not an SDK field: what the callerIp filter matches
+    ):
+        if meta.get(key):
+            base[field] = meta[key]
+    if (meta.get("flowControl") or {}).get("key"):
+        base["flowControlKey"] = meta["flowControl"]["key"]
     made = [base | {"time": ms(job.created_at), "state": "CREATED"}]
     for attempt in attempts:
         at = ms(attempt.started_at + attempt.duration_ms / 1000)

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import orjson
 from starlette.applications import Starlette
@@ -22,11 +22,15 @@ from starlette.routing import Mount, Route
 
 from ...errors import ApiError, BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized
 from ..api.common import Context, parse_bearer
+from ..api.schemas import NAME_PATTERN
 from ..models import JobRecord, NewJob
 from . import render
+from .flow_control import FlowControl
 from .headers import DEDUP_WINDOW, Publish, parse_publish
 from .jobs import PUBLISH_QUEUE, QUEUE_PREFIX, make_job, pushq_queue
 from .keys import SigningKeys
+from .schedules import Schedules
+from .topics import UrlGroups, fan_out
 
 log = logging.getLogger("pushq.qstash")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -47,10 +51,13 @@ def answer(data: Any, status: int = 200) -> Response:
 class V2:
     """The handlers, over the pushq context and the live signing keys."""
 
+    answer = staticmethod(answer)
+
     def __init__(self, ctx: Context, keys: SigningKeys) -> None:
         self.ctx = ctx
         self.keys = keys
         self._token = ctx.settings.api_token.encode()
+        self.flow = FlowControl(self)
 
     # -- plumbing ------------------------------------------------------------------
     def guard(self, handler: Handler) -> Handler:
@@ -93,6 +100,7 @@ class V2:
         return parse_publish(pairs, token=self.ctx.settings.api_token)
 
     async def enqueue(self, jobs: list[NewJob]) -> list[tuple[JobRecord, bool]]:
+        await self.flow.apply(jobs)
         now = self.ctx.clock()
         results = await self.ctx.store.enqueue(
             jobs=jobs,
@@ -119,14 +127,41 @@ class V2:
             )
         return queue.name, "fifo" if queue.concurrency == 1 else None
 
-    def destination(self, text: str) -> str:
-        """A raw destination from the path: repaired and checked to be a URL."""
+    def destination(self, text: str, *, groups: bool = True) -> str:
+        """A raw destination from the path: a URL (repaired), or where `groups` allows,
+        a URL group's name (see `is_url`)."""
         if not text.startswith(("http:", "https:")) and text.startswith("http%3"):
             text = unquote(text)
         text = re.sub(r"^(https?):/(?!/)", r"\1://", text)  # merge_slashes in front
-        if not text.startswith(("http://", "https://")):
-            raise NotFound(f"url group {text[:100]!r} not found (URL groups are not supported)")
-        return text
+        if is_url(text):
+            return text
+        if groups and re.fullmatch(NAME_PATTERN, text):
+            return text
+        if groups:
+            raise BadRequest(
+                f"destination {text[:100]!r} is neither an http(s) URL nor a URL group name"
+            )
+        raise BadRequest(f"destination {text[:100]!r} must be an http(s) URL")
+
+    async def jobs_to(
+        self, destination: str, publish: Publish, *, body: bytes, now: float, **job: Any
+    ) -> tuple[list[NewJob], bool]:
+        """The messages of one publish: one for a URL, one per endpoint for a URL group
+        (and whether it was a group)."""
+        if is_url(destination):
+            job_ = make_job(
+                publish,
+                destination=destination,
+                body=body,
+                now=now,
+                settings=self.ctx.settings,
+                **job,
+            )
+            return [job_], False
+        topic = await self.ctx.store.get_topic(name=destination)
+        if topic is None:
+            raise NotFound(f"url group {destination[:100]} not found")
+        return fan_out(topic, publish, body=body, now=now, settings=self.ctx.settings, **job), True
 
     def raw_rest(self, request: Request, prefix_parts: int) -> str:
         """The path after /v2/<route>/<…prefix_parts segments>, raw, plus the query."""
@@ -146,17 +181,18 @@ class V2:
         target, ordering = PUBLISH_QUEUE, None
         if queue is not None:
             target, ordering = await self.queue_target(queue)
-        job = make_job(
+        jobs, group = await self.jobs_to(
+            url,
             publish,
-            destination=url,
             body=body,
             now=self.ctx.clock(),
-            settings=self.ctx.settings,
             queue=target,
             ordering_key=ordering,
             caller_ip=request.client.host if request.client else None,
         )
-        [(stored, created)] = await self.enqueue([job])
+        if group:
+            return answer(_shown(await self.enqueue(jobs), urls=True), 201)
+        [(stored, created)] = await self.enqueue(jobs)
         if not created:
             return answer({"messageId": stored.id, "deduplicated": True}, 202)
         return answer({"messageId": stored.id}, 201)
@@ -173,7 +209,8 @@ class V2:
         items = await self.json_body(request)
         if not isinstance(items, list) or not items:
             raise BadRequest("the body must be a JSON array of messages")
-        jobs = []
+        jobs: list[NewJob] = []
+        shapes: list[int | None] = []  # per item: None for a URL, else its group's size
         now = self.ctx.clock()
         caller = request.client.host if request.client else None
         for index, item in enumerate(items):
@@ -188,28 +225,29 @@ class V2:
                 target, ordering = PUBLISH_QUEUE, None
                 if item.get("queue"):
                     target, ordering = await self.queue_target(str(item["queue"]))
-                jobs.append(
-                    make_job(
-                        publish,
-                        destination=self.destination(item["destination"]),
-                        body=(body or "").encode(),
-                        now=now,
-                        settings=self.ctx.settings,
-                        queue=target,
-                        ordering_key=ordering,
-                        caller_ip=caller,
-                    )
+                made, group = await self.jobs_to(
+                    self.destination(item["destination"]),
+                    publish,
+                    body=(body or "").encode(),
+                    now=now,
+                    queue=target,
+                    ordering_key=ordering,
+                    caller_ip=caller,
                 )
             except ApiError as exc:
                 exc.message = f"message {index}: {exc.message}"
                 raise
+            jobs += made
+            shapes.append(len(made) if group else None)
         results = await self.enqueue(jobs)
-        out = []
-        for stored, created in results:
-            shown: dict[str, Any] = {"messageId": stored.id}
-            if not created:
-                shown["deduplicated"] = True
-            out.append(shown)
+        out: list[Any] = []
+        for shape in shapes:
+            if shape is None:
+                out += _shown(results[:1], urls=False)
+                results = results[1:]
+            else:
+                out.append(_shown(results[:shape], urls=True))
+                results = results[shape:]
         return answer(out, 201)
 
     async def _message(self, message_id: str) -> JobRecord:
@@ -250,8 +288,15 @@ class V2:
         if ids is not None:
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
                 raise BadRequest("messageIds must be a list of strings")
-        else:
-            ids = [job.id for job in await self._scan(unfinished=True)]
+        else:  # the JS SDK's filters in the query (none: every unfinished message)
+            params = request.query_params
+            filtered = any(params.get(name) for name in FILTER_PARAMS)
+            _check_filters(params)
+            ids = [
+                job.id
+                for job in await self._scan(unfinished=True)
+                if not filtered or _matches(render.message_json(job), params)
+            ]
         cancelled = 0
         for message_id in ids:
             cancelled += await self._cancel(message_id)
@@ -373,14 +418,18 @@ class V2:
         attempts = await self.ctx.store.list_attempts(job_id=job.id)
         return render.dlq_json(job, attempts[-1] if attempts else None)
 
-    async def list_dlq(self, request: Request) -> Response:
-        params = request.query_params
-        count = _count(params.get("count"), 100)
-        cursor = params.get("cursor") or None
-        wanted: list[dict[str, Any]] = []
+    async def _dead_page(
+        self, params: Any, count: int, cursor: str | None
+    ) -> tuple[list[tuple[JobRecord, dict[str, Any]]], str | None]:
+        """Up to `count` DLQ entries the query's filters match, from `cursor` on, newest
+        first, and the cursor of what follows (None at the end)."""
+        _check_filters(params)
+        wanted: list[tuple[JobRecord, dict[str, Any]]] = []
         while len(wanted) < count:
             try:
-                page = await self.ctx.store.list_dead(queue=None, limit=count, cursor=cursor)
+                page = await self.ctx.store.list_dead(
+                    queue=None, limit=count - len(wanted), cursor=cursor
+                )
             except ValueError:
                 raise BadRequest("cursor is not valid") from None
             for job in page.jobs:
@@ -388,14 +437,40 @@ class V2:
                     continue
                 shown = await self._dlq_json(job)
                 if _matches(shown, params):
-                    wanted.append(shown)
+                    wanted.append((job, shown))
             cursor = page.next_cursor
             if cursor is None:
                 break
-        body: dict[str, Any] = {"messages": wanted}
+        return wanted, cursor
+
+    async def list_dlq(self, request: Request) -> Response:
+        params = request.query_params
+        count = _count(params.get("count"), 100)
+        found, cursor = await self._dead_page(params, count, params.get("cursor") or None)
+        body: dict[str, Any] = {"messages": [shown for _, shown in found]}
         if cursor is not None:
             body["cursor"] = cursor
         return answer(body)
+
+    async def _chosen_dead(self, request: Request, data: Any) -> tuple[list[str], str | None]:
+        """The DLQ ids a bulk delete or retry means: `dlqIds` in the JSON body (Python)
+        or the query (JS), else the entries the query's filters match, `count` (default
+        100) at a time from `cursor` (with no filter: all of them)."""
+        params = request.query_params
+        if not isinstance(data, dict):
+            raise BadRequest('the body must be a JSON object such as {"dlqIds": [...]}')
+        ids = data.get("dlqIds")
+        if ids is None and params.getlist("dlqIds"):
+            ids = params.getlist("dlqIds")
+        if ids is not None:
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise BadRequest("dlqIds must be a list of strings")
+            if len(ids) > LIST_MAX:
+                raise BadRequest(f"at most {LIST_MAX} dlqIds at a time")
+            return ids, None
+        count = _count(params.get("count"), 100)
+        found, cursor = await self._dead_page(params, count, params.get("cursor") or None)
+        return [job.id for job, _ in found], cursor
 
     async def get_dlq(self, request: Request) -> Response:
         return answer(await self._dlq_json(await self._dead(request.path_params["id"])))
@@ -406,12 +481,7 @@ class V2:
         return answer({})
 
     async def delete_dlq_many(self, request: Request) -> Response:
-        data = await self.json_body(request, empty={})
-        ids = data.get("dlqIds") if isinstance(data, dict) else None
-        if ids is None:
-            ids = request.query_params.getlist("dlqIds")
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise BadRequest("dlqIds must be a list of strings")
+        ids, cursor = await self._chosen_dead(request, await self.json_body(request, empty={}))
         deleted = 0
         for dlq_id in ids:
             try:
@@ -419,7 +489,10 @@ class V2:
             except NotFound:
                 continue
             deleted += await self.ctx.store.delete_dead(job_id=job.id)
-        return answer({"deleted": deleted})
+        body: dict[str, Any] = {"deleted": deleted}
+        if cursor is not None:
+            body["cursor"] = cursor
+        return answer(body)
 
     async def retry_dlq(self, request: Request) -> Response:
         job = await self._dead(request.path_params["id"])
@@ -427,9 +500,28 @@ class V2:
         self.ctx.dispatcher.notify()
         return answer({"messageId": redriven.id})
 
+    async def retry_dlq_many(self, request: Request) -> Response:
+        """Redrives the chosen entries: {"responses": [{"messageId"}], "cursor"?}."""
+        ids, cursor = await self._chosen_dead(request, await self.json_body(request, empty={}))
+        responses = []
+        for dlq_id in ids:
+            try:
+                job = await self._dead(dlq_id)
+                redriven = await self.ctx.store.redrive(job_id=job.id, now=self.ctx.clock())
+            except (NotFound, Conflict):
+                continue  # gone meanwhile, or its unique key is held
+            responses.append({"messageId": redriven.id})
+        if responses:
+            self.ctx.dispatcher.notify()
+        body: dict[str, Any] = {"responses": responses}
+        if cursor is not None:
+            body["cursor"] = cursor
+        return answer(body)
+
     # -- logs ----------------------------------------------------------------------
     async def list_events(self, request: Request) -> Response:
         params = request.query_params
+        _check_filters(params)
         count = _count(params.get("count"), 100)
         wanted_ids = set(params.getlist("messageIds"))
         if params.get("messageId"):
@@ -455,6 +547,23 @@ class V2:
         return answer(body)
 
 
+def is_url(destination: str) -> bool:
+    return destination.startswith(("http://", "https://"))
+
+
+def _shown(results: list[tuple[JobRecord, bool]], *, urls: bool) -> list[dict[str, Any]]:
+    """Publish answers: {"messageId", "url"?, "deduplicated"?} per message."""
+    out = []
+    for stored, created in results:
+        shown: dict[str, Any] = {"messageId": stored.id}
+        if urls:
+            shown["url"] = stored.url
+        if not created:
+            shown["deduplicated"] = True
+        out.append(shown)
+    return out
+
+
 def _count(text: str | None, default: int) -> int:
     if text is None or text == "":
         return default
@@ -472,17 +581,32 @@ _FILTERS = {
     "callerIp": "callerIP",
     "label": "label",
     "state": "state",
+    "flowControlKey": "flowControlKey",
+    "responseStatus": "responseStatus",
 }
+FILTER_PARAMS = frozenset({*_FILTERS, "host", "path", "fromDate", "toDate"})
+
+
+def _check_filters(params: Any) -> None:
+    """Refuse bad filter values before any item is looked at (none may match)."""
+    for param in ("fromDate", "toDate"):
+        text = params.get(param)
+        if text and not text.isdigit():
+            raise BadRequest(f"{param} must be Unix milliseconds")
 
 
 def _matches(item: dict[str, Any], params: Any) -> bool:
+    """Whether a Message, DlqMessage or event passes the query's filters. A filter
+    given several times (the JS SDK's lists) matches any of its values."""
     for param, field in _FILTERS.items():
-        wanted = params.get(param)
-        if wanted and str(item.get(field)) != wanted:
+        wanted = [v for v in params.getlist(param) if v]
+        if wanted and str(item.get(field)) not in wanted:
             return False
-    status = params.get("responseStatus")
-    if status and str(item.get("responseStatus")) != status:
-        return False
+    parts = urlsplit(str(item.get("url", "")))
+    for param, value in (("host", parts.netloc), ("path", parts.path)):
+        wanted = [v for v in params.getlist(param) if v]
+        if wanted and value not in wanted:
+            return False
     at = int(item.get("time", item.get("createdAt", 0)))
     for param, sign in (("fromDate", 1), ("toDate", -1)):
         text = params.get(param)
@@ -533,9 +657,13 @@ def mount(ctx: Context, keys: SigningKeys) -> Mount:
         ("GET", "/dlq/{id}", v2.get_dlq),
         ("DELETE", "/dlq/{id}", v2.delete_dlq),
         ("POST", "/dlq/retry/{id}", v2.retry_dlq),
+        ("POST", "/dlq/retry", v2.retry_dlq_many),
         ("GET", "/events", v2.list_events),
         ("GET", "/logs", v2.list_events),
     ]
+    table += Schedules(v2).routes()
+    table += UrlGroups(v2).routes()
+    table += v2.flow.routes()
     routes = [Route(path, v2.guard(handler), methods=[method]) for method, path, handler in table]
     app = Starlette(
         routes=routes,

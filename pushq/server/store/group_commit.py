@@ -2,9 +2,17 @@
 
 Writes are queued as functions of a sqlite3 connection. While one batch is
 being committed (the fsync is the expensive part), new writes queue up; the
-next batch takes them all. Each write runs inside its own SAVEPOINT, so one
-that fails rolls back alone and the rest of its batch still commits. A write's
-future resolves only after COMMIT returned, so an acknowledged write is on disk.
+next batch takes them all. A write that fails rolls back alone and the rest of
+its batch still commits: the batch runs first without savepoints (writes
+rarely fail). A write that fails having changed no row (a 404, a 409, a full
+queue's 429) leaves nothing to undo; if one fails otherwise, the whole
+transaction is rolled back and the batch run again with each write inside its
+own SAVEPOINT. A write's future
+resolves only after COMMIT returned, so an acknowledged write is on disk.
+
+Counters that many writes of a batch change (a queue's unfinished jobs) can be
+added up by the writes (`count`) and written once per batch, just before the
+COMMIT, in the same transaction.
 
 A dedicated thread (rather than aiosqlite's per-statement hops) runs a whole
 batch in one hand-off, and releases the GIL while SQLite waits on the disk.
@@ -52,8 +60,27 @@ def unavailable(exc: BaseException, path: Path) -> StoreUnavailable | None:
     return None
 
 
+def _database_error(exc: Exception) -> bool:
+    """A driver error other than a constraint's (disk full, I/O, locked...)."""
+    return isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError)
+
+
+class _Failed(Exception):
+    """A write failed in a batch run without savepoints: run it again with them."""
+
+
 class GroupCommitWriter:
-    def __init__(self, path: Path, *, synchronous: str, busy_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str,
+        busy_timeout_ms: int,
+        counter_sql: str | None = None,
+    ) -> None:
+        # counter_sql: the statement that adds :delta to the counter :name, for count()
+        self._counter_sql = counter_sql
+        self._counts: dict[str, int] = {}  # the current write's count() calls
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="pushq-sqlite-writer")
         self._path = path
         self._synchronous = synchronous
@@ -143,29 +170,62 @@ class GroupCommitWriter:
             )
             self.unavailable = None
 
+    def count(self, name: str, delta: int) -> None:
+        """From inside a write: add `delta` to counter `name` when the batch commits
+        (with the write: nothing if the write fails). Only the writer thread calls it."""
+        self._counts[name] = self._counts.get(name, 0) + delta
+
     def _apply(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+        try:
+            return self._run(batch, savepoints=False)
+        except _Failed as failed:
+            if len(batch) == 1:  # no neighbours to protect: it failed alone
+                assert failed.__cause__ is not None
+                raise failed.__cause__ from None
+        return self._run(batch, savepoints=True)
+
+    def _run(
+        self, batch: list[tuple[Write, asyncio.Future[Any]]], *, savepoints: bool
+    ) -> list[tuple[bool, Any]]:
         conn = self._conn
         assert conn is not None
         outcomes: list[tuple[bool, Any]] = []
+        totals: dict[str, int] = {}
         conn.execute("BEGIN IMMEDIATE")
         try:
-            single = len(batch) == 1
             for op, _ in batch:
-                if single:  # no neighbours to protect: skip the savepoint
-                    outcomes.append((True, op(conn)))
-                    continue
-                conn.execute("SAVEPOINT write")
-                try:
-                    value = op(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO write")
-                    conn.execute("RELEASE write")
-                    outcomes.append((False, exc))
+                self._counts = {}
+                if not savepoints:
+                    changes = conn.total_changes
+                    try:
+                        value = op(conn)
+                    except Exception as exc:
+                        if conn.total_changes != changes or _database_error(exc):
+                            raise _Failed() from exc  # undo it: run the batch again
+                        outcomes.append((False, exc))  # it wrote nothing: nothing to undo
+                        continue
+                    outcomes.append((True, value))
                 else:
+                    conn.execute("SAVEPOINT write")
+                    try:
+                        value = op(conn)
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO write")
+                        conn.execute("RELEASE write")
+                        outcomes.append((False, exc))
+                        continue
                     conn.execute("RELEASE write")
                     outcomes.append((True, value))
+                for name, delta in self._counts.items():
+                    totals[name] = totals.get(name, 0) + delta
+            self._counts = {}
+            for name, delta in totals.items():
+                if delta:
+                    assert self._counter_sql is not None, "count() needs counter_sql"
+                    conn.execute(self._counter_sql, {"name": name, "delta": delta})
             conn.execute("COMMIT")
         except BaseException:
+            self._counts = {}
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise

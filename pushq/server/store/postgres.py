@@ -4,9 +4,13 @@ Every verb is one transaction on a pooled connection, acknowledged only after
 COMMIT. What must hold for the whole cluster is held by the database: claims take
 jobs with FOR UPDATE SKIP LOCKED (two nodes never take the same job), settles are
 guarded by lease and attempt, idempotency keys are claimed with INSERT … ON
-CONFLICT, and every change to a queue's `unfinished` counter, ordering keys,
-concurrency or token bucket is made under that queue's row lock. Enqueues, retries
-and rescues send NOTIFY in their transaction, so every node's dispatcher wakes.
+CONFLICT, ordering and unique keys are decided under advisory locks of their own,
+and a queue's concurrency, token bucket and max_size under its row lock. A queue's
+`unfinished` count changes as rows of their own (queue_unfinished, folded by the
+leader), so that the enqueues and settles of one queue never wait on each other's
+commits. Enqueues, retries and rescues send NOTIFY in their transaction, so every
+node's dispatcher wakes. The common enqueue, claim and complete are one statement
+each, outside an explicit transaction (a round trip is the cost that counts here).
 
 Named queries live in sql/postgres_queries.sql with `:name` parameters, turned
 into asyncpg's `$n` once at import; migrations in sql/postgres_migrations/ are
@@ -21,7 +25,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -60,12 +64,23 @@ from .sqlite import (
     _dumps,
     row_to_flow_key,
     row_to_job,
-    row_to_queue,
     row_to_schedule,
     row_to_topic,
 )
+from .sqlite import row_to_queue as sqlite_row_to_queue
 
 log = logging.getLogger("pushq.store")
+
+
+def row_to_queue(row: Any) -> QueueSettings:
+    """A queues row, its `unfinished` with the changes not yet folded into it (the
+    `unfinished_delta` column the queue reads add: see queue_unfinished)."""
+    queue = sqlite_row_to_queue(row)
+    if "unfinished_delta" in row.keys():
+        queue.unfinished += int(row["unfinished_delta"])
+    return queue
+
+
 T = TypeVar("T")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 MIGRATION_LOCK = 0x70757368  # "push": the advisory lock key nodes migrate under
@@ -183,6 +198,8 @@ class PostgresStore:
         self._listeners: list[Callable[[float | None], None]] = []
         self._leading = False
         self._seen_buckets: dict[str, tuple[float | None, float | None]] = {}
+        self._seen_limited: set[str] = set()  # queues with a concurrency or rate limit
+        self._no_flow_keys = False  # the last claim_snapshot saw no flow key to read
         self.unavailable: StoreUnavailable | None = None
 
     @property
@@ -205,6 +222,9 @@ class PostgresStore:
                 timeout=10,
             )
             await self._run(_migrate)
+            # The channel of this schema, as the pushq_channel() function names it for
+            # transactional enqueues (migration 0005): a schema given in the URL counts.
+            self.channel = await self._run(lambda conn: conn.raw.fetchval("SELECT pushq_channel()"))
             await self.heartbeat()
             self._listener = await asyncpg.connect(
                 self.url, server_settings=self._settings(), timeout=10
@@ -244,14 +264,20 @@ class PostgresStore:
             except _DRIVER_ERRORS:
                 pool.terminate()
 
-    async def _run(self, op: Callable[[_Conn], Awaitable[T]]) -> T:
+    async def _run(self, op: Callable[[_Conn], Awaitable[T]], *, transaction: bool = True) -> T:
         """Run `op` in one transaction (committed before this returns); driver errors
-        leave as StoreErrors, the API's answers (NotFound, Conflict…) unchanged."""
+        leave as StoreErrors, the API's answers (NotFound, Conflict…) unchanged.
+        `transaction=False` is for an `op` of one statement, atomic by itself: it
+        saves the BEGIN and COMMIT round trips."""
         if self._pool is None:
             raise StoreUnavailable(f"{self.where}: the store is not open", kind="unavailable")
         try:
-            async with self._pool.acquire() as raw, raw.transaction():
-                result = await op(_Conn(raw))
+            async with self._pool.acquire() as raw:
+                if transaction:
+                    async with raw.transaction():
+                        result = await op(_Conn(raw))
+                else:
+                    result = await op(_Conn(raw))
         except _DRIVER_ERRORS as exc:
             translated = store_error(exc, self.where)
             if isinstance(translated, StoreUnavailable):
@@ -265,7 +291,8 @@ class PostgresStore:
         return result
 
     async def _read(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
-        return await self._run(lambda conn: conn.fetch(query, params))
+        """One statement (a read, or a write atomic by itself), outside a transaction."""
+        return await self._run(lambda conn: conn.fetch(query, params), transaction=False)
 
     # -- nodes: liveness and leadership (cluster.py runs these) --------------------
     async def heartbeat(self) -> None:
@@ -330,10 +357,16 @@ class PostgresStore:
 
     async def _notify(self, conn: _Conn, run_at: float | None) -> None:
         """NOTIFY every node (sent at COMMIT, dropped on rollback)."""
-        payload = self.node if run_at is None else f"{self.node} {run_at!r}"
-        await conn.fetch("notify", {"channel": self.channel, "payload": payload})
+        await conn.fetch("notify", {"channel": self.channel, "payload": self._payload(run_at)})
 
-    async def _announce(self, conn: _Conn, results: Sequence[EnqueueResult]) -> list[float | None]:
+    def _payload(self, run_at: float | None) -> str:
+        return self.node if run_at is None else f"{self.node} {run_at!r}"
+
+    async def _announce(
+        self, conn: _Conn, results: Sequence[EnqueueResult], *, send: bool = True
+    ) -> list[float | None]:
+        """NOTIFY what `results` made due (unless `send` is False: already sent), and
+        return it for this node's own listeners."""
         due: list[float | None] = []
         waiting = math.inf
         for result in results:
@@ -344,9 +377,34 @@ class PostgresStore:
                     waiting = min(waiting, result.job.run_at)
         if waiting < math.inf:
             due.append(waiting)
-        for run_at in due:
-            await self._notify(conn, run_at)
+        if send:
+            for run_at in due:
+                await self._notify(conn, run_at)
         return due
+
+    async def publish_enqueue_settings(
+        self,
+        *,
+        defaults: JobDefaults,
+        idempotency_ttl: float,
+        max_body_size: int,
+        reserved_headers: Collection[str],
+    ) -> None:
+        """Write the server's enqueue defaults where pushq_enqueue() (transactional
+        enqueue, migration 0005) reads them; every node does at start-up."""
+        value = {
+            "max_attempts": defaults.max_attempts,
+            "timeout": defaults.timeout,
+            "backoff_base": defaults.backoff.base,
+            "backoff_max": defaults.backoff.max,
+            "backoff_jitter": defaults.backoff.jitter,
+            "max_unfinished": defaults.max_unfinished,
+            "idempotency_ttl": idempotency_ttl,
+            "max_body_size": max_body_size,
+            "reserved_headers": sorted(reserved_headers),
+        }
+        params = {"key": "enqueue_settings", "value": _dumps(value)}
+        await self._run(lambda conn: conn.execute("put_meta", params))
 
     async def ping(self) -> None:
         now = str(time.time())
@@ -362,14 +420,74 @@ class PostgresStore:
         defaults: JobDefaults,
         backpressure: bool = True,
     ) -> list[EnqueueResult]:
+        if len(jobs) == 1 and not (backpressure and defaults.max_unfinished is not None):
+            [new] = jobs
+            if new.unique_key is None and new.ordering_key is None:
+                done = await self._enqueue_plain(new, now, idempotency_ttl, defaults, backpressure)
+                if done is not None:
+                    self._due(None if done.job.state == "pending" else done.job.run_at)
+                    return [done]
+
         async def write(conn: _Conn) -> tuple[list[EnqueueResult], list[float | None]]:
-            results = await _enqueue_all(conn, jobs, now, idempotency_ttl, defaults, backpressure)
-            return results, await self._announce(conn, results)
+            batch = _Enqueue(conn, now, idempotency_ttl, defaults, backpressure)
+            batch.notify_with = (self.channel, self._payload)
+            await batch.lock(jobs)
+            results = [await batch.add(new) for new in jobs]
+            await batch.flush()
+            return results, await self._announce(conn, results, send=not batch.notified)
 
         results, due = await self._run(write)
         for run_at in due:
             self._due(run_at)
         return results
+
+    async def _enqueue_plain(
+        self, new: NewJob, now: float, ttl: float, defaults: JobDefaults, backpressure: bool
+    ) -> EnqueueResult | None:
+        """The common enqueue in one statement (enqueue_plain); None: the transaction
+        path must decide (a queue to make or to check, a key already taken)."""
+        run_at = max(new.run_at, now)
+        state = "scheduled" if run_at > now else "pending"
+        own = new.backoff or PartialBackoff()
+        params = {
+            "id": new_job_id(now),
+            "queue": new.queue,
+            "url": new.url,
+            "method": new.method,
+            "headers": _dumps(new.headers or None),
+            "body": new.body,
+            "state": state,
+            "priority": new.priority,
+            "max_attempts": new.max_attempts,
+            "backoff_base": own.base,
+            "backoff_max": own.max,
+            "backoff_jitter": None if own.jitter is None else int(own.jitter),
+            "timeout": new.timeout,
+            "created_at": now,
+            "run_at": run_at,
+            "idempotency_key": new.idempotency_key,
+            "expires_at": now + ttl,
+            "now": now,
+            "callback_url": new.callback_url,
+            "failure_callback_url": new.failure_callback_url,
+            "tags": _dumps(new.tags or None),
+            "flow_key": new.flow_key,
+            "schedule": new.schedule,
+            "topic": new.topic,
+            "replay_of": new.replay_of,
+            "permanent_statuses": _dumps(new.permanent_statuses),
+            "meta": _dumps(new.meta),
+            "backpressure": backpressure,
+            "default_max_attempts": defaults.max_attempts,
+            "default_backoff_base": defaults.backoff.base,
+            "default_backoff_max": defaults.backoff.max,
+            "default_backoff_jitter": int(defaults.backoff.jitter),
+            "default_timeout": defaults.timeout,
+            "channel": self.channel,
+            "payload": self._payload(None if state == "pending" else run_at),
+        }
+        rows = await self._read("enqueue_plain", params)
+        return EnqueueResult(row_to_job(rows[0]), created=True) if rows else None
 
     async def get(self, *, job_id: str) -> JobRecord | None:
         rows = await self._read("get_job", {"id": job_id})
@@ -430,9 +548,14 @@ class PostgresStore:
             for row in rows
         ]
         self._seen_buckets = {s.name: (s.tokens, s.tokens_at) for s in snapshots if s.rate_limit}
+        self._seen_limited = {s.name for s in snapshots if s.concurrency or s.rate_limit}
+        self._no_flow_keys = bool(rows) and not rows[0]["any_flow"]
         return snapshots
 
     async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
+        if self._no_flow_keys:  # the claim round's snapshot just said: none (a round trip)
+            self._no_flow_keys = False
+            return []
         rows = await self._read("flow_key_snapshot", {"since": now - MAX_RATE_PERIOD})
         return [
             KeySnapshot(
@@ -453,6 +576,18 @@ class PostgresStore:
     ) -> list[JobRecord]:
         if not plan.takes:
             return []
+        if len(plan.takes) == 1 and not plan.buckets and not plan.keys:
+            [(queue, count)] = plan.takes
+            if queue not in self._seen_limited:  # one statement, no transaction
+                params = {
+                    "queue": queue,
+                    "limit": count,
+                    "now": now,
+                    "lease": lease,
+                    "lease_margin": lease_margin,
+                    "node": self.node,
+                }
+                return [row_to_job(r) for r in await self._read("claim_unlimited", params)]
         seen = dict(self._seen_buckets)
 
         async def write(conn: _Conn) -> list[JobRecord]:
@@ -520,8 +655,22 @@ class PostgresStore:
         defaults: JobDefaults | None = None,
     ) -> bool:
         params |= {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
+        # A job that ends: its outcome, its attempt and the queue's count in one
+        # statement (the ordering key's next job, if any, in a second).
+        recorded = {"complete": "complete_recorded", "kill": "kill_recorded"}.get(query)
 
         async def write(conn: _Conn) -> bool:
+            if recorded is not None:
+                both = params | _attempt_params(attempt) | {"error_json": params.get("error")}
+                rows = await conn.fetch(recorded, both)
+                if not rows:
+                    return False  # the job moved on (rescued, cancelled): this attempt is stale
+                key = rows[0]["ordering_key"]
+                if key is not None:
+                    await _lock_keys(conn, [_ordering(rows[0]["queue"], key)])
+                    unblock = {"queue": rows[0]["queue"], "key": key, "now": params["now"]}
+                    await conn.execute("unblock_next", unblock)
+                return await self._settled_callback(conn, params["now"], callback, defaults)
             rows = await conn.fetch(query, params)
             if not rows:
                 return False  # the job moved on (rescued, cancelled): this attempt is stale
@@ -532,16 +681,22 @@ class PostgresStore:
                 await self._notify(conn, None)
             else:
                 await _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
-            if callback is not None:
-                assert defaults is not None, "a callback needs the job defaults"
-                # a callback reports an outcome already decided: never refused
-                results = await _enqueue_all(
-                    conn, [callback], params["now"], CALLBACK_KEY_TTL, defaults, False
-                )
-                await self._announce(conn, results)
-            return True
+            if callback is None:
+                return True
+            return await self._settled_callback(conn, params["now"], callback, defaults)
 
         return await self._run(write)
+
+    async def _settled_callback(
+        self, conn: _Conn, now: float, callback: NewJob | None, defaults: JobDefaults | None
+    ) -> bool:
+        """Store a settle's callback job in its transaction; True (the settle held)."""
+        if callback is not None:
+            assert defaults is not None, "a callback needs the job defaults"
+            # a callback reports an outcome already decided: never refused
+            results = await _enqueue_all(conn, [callback], now, CALLBACK_KEY_TTL, defaults, False)
+            await self._announce(conn, results)
+        return True
 
     async def complete(
         self,
@@ -555,6 +710,11 @@ class PostgresStore:
         defaults: JobDefaults | None = None,
     ) -> bool:
         params = {"result": _dumps(result), "now": now}
+        if callback is None:  # the common case in one statement, outside a transaction
+            guard = {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
+            if await self._read("complete_unordered", params | guard | _attempt_params(attempt)):
+                return True
+            # stale, or a job with an ordering key: the transaction below tells which
         done = await self._settle("complete", params, attempt, lease, callback, defaults)
         if done and callback is not None:
             self._due(None)
@@ -637,6 +797,9 @@ class PostgresStore:
         async def write(conn: _Conn) -> Promotion:
             promoted = await conn.execute("promote_due", {"now": now, "limit": limit})
             next_at = await conn.fetchval("next_waiting_at")
+            # the leader folds the queues' counter changes into their rows (the
+            # promoter runs at least every poll interval), so reads stay short
+            await conn.execute("fold_unfinished")
             return Promotion(promoted, next_at)
 
         return await self._run(write)
@@ -680,6 +843,9 @@ class PostgresStore:
         async def write(conn: _Conn) -> list[JobRecord]:
             jobs = [row_to_job(row) for row in await conn.fetch("rescue_many", params)]
             attempts = []
+            await _lock_keys(
+                conn, [_ordering(j.queue, j.ordering_key) for j in jobs if j.state == "dead"]
+            )
             for job in jobs:
                 if job.state == "dead":
                     await _finished(conn, job.queue, job.ordering_key, now)
@@ -937,7 +1103,7 @@ class PostgresStore:
 
     async def delete_queue(self, *, name: str, force: bool, now: float) -> int:
         async def write(conn: _Conn) -> int:
-            if not await conn.fetch("lock_queues", {"names": [name]}):
+            if not await conn.fetch("lock_queue_to_delete", {"name": name}):
                 raise NotFound(f"no queue {name}")
             cancelled = 0
             if force:
@@ -1162,11 +1328,30 @@ def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
 
 
 async def _finished(conn: _Conn, queue: str, ordering_key: str | None, now: float) -> None:
-    """Bookkeeping when a job leaves the unfinished states: the queue's count (its row
-    lock serializes this against enqueues of the queue), then its ordering key."""
+    """Bookkeeping when a job leaves the unfinished states: the queue's count, then
+    its ordering key (under the key's lock, which its enqueues take too)."""
     await conn.execute("add_unfinished", {"name": queue, "delta": -1})
     if ordering_key is not None:
+        await _lock_keys(conn, [_ordering(queue, ordering_key)])
         await conn.execute("unblock_next", {"queue": queue, "key": ordering_key, "now": now})
+
+
+def _ordering(queue: str, key: str | None) -> str | None:
+    return None if key is None else f"o/{queue}/{key}"
+
+
+def _unique(queue: str, key: str | None) -> str | None:
+    return None if key is None else f"u/{queue}/{key}"
+
+
+async def _lock_keys(conn: _Conn, keys: Sequence[str | None]) -> None:
+    """Transaction-scoped advisory locks on ordering and unique keys (in one sorted
+    order, so two transactions never wait on each other in a cycle): what is decided
+    about a key (blocked or next, taken or free) is decided one transaction at a
+    time, without locking the whole queue."""
+    wanted = sorted({key for key in keys if key is not None})
+    if wanted:
+        await conn.fetch("lock_keys", {"keys": wanted})
 
 
 async def _unique_taken(conn: _Conn, row: Any) -> bool:
@@ -1190,8 +1375,8 @@ async def _redrive(conn: _Conn, row: Any, now: float, run_at: float | None = Non
     run_at = now if run_at is None else max(run_at, now)
     state = "pending" if run_at <= now else "scheduled"
     await conn.execute("ensure_queue", {"name": row["queue"], "now": now})  # it may be gone
-    await conn.fetch("lock_queues", {"names": [row["queue"]]})
     key = row["ordering_key"]
+    await _lock_keys(conn, [_ordering(row["queue"], key)])
     if key is not None and await conn.fetch(
         "ordering_key_busy", {"queue": row["queue"], "key": key}
     ):
@@ -1204,10 +1389,10 @@ async def _redrive(conn: _Conn, row: Any, now: float, run_at: float | None = Non
 
 class _Enqueue:
     """The enqueues of one transaction, as in the SQLite store, made safe for several
-    nodes: the queues' rows are locked (in name order) before anything is checked,
-    so unique keys, ordering keys, max_size and the counters are decided one
-    transaction at a time per queue; idempotency keys are claimed by INSERT … ON
-    CONFLICT, so of two nodes given one key at once, one creates the job."""
+    nodes: the batch's ordering and unique keys are locked (advisory, in one order)
+    and a queue with a max_size has its row locked before anything is checked, so
+    each is decided one transaction at a time; idempotency keys are claimed by
+    INSERT … ON CONFLICT, so of two nodes given one key at once, one creates the job."""
 
     def __init__(
         self, conn: _Conn, now: float, ttl: float, defaults: JobDefaults, backpressure: bool
@@ -1222,12 +1407,32 @@ class _Enqueue:
         self.by_unique: dict[tuple[str, str], JobRecord] = {}
         self.ordering_taken: set[tuple[str, str]] = set()
         self.total: int | None = None
+        # (channel, payload of a run_at): flush() folds the NOTIFY of a single new job
+        # into its INSERT, one round trip less; `notified` says it did.
+        self.notify_with: tuple[str, Callable[[float | None], str]] | None = None
+        self.notified = False
 
-    async def lock(self, names: set[str]) -> None:
-        for name in sorted(names):
-            await self.conn.execute("ensure_queue", {"name": name, "now": self.now})
-        rows = await self.conn.fetch("lock_queues", {"names": sorted(names)})
-        self.queues = {row["name"]: row_to_queue(row) for row in rows}
+    async def lock(self, jobs: Sequence[NewJob]) -> None:
+        """The batch's queues, made if missing; their rows locked only where a limit
+        is checked (max_size, the server's max_unfinished), so that enqueues and
+        settles of a queue do not wait on each other's commits; then the batch's
+        ordering and unique keys locked, so that what is decided about each is
+        decided one transaction at a time."""
+        for name in sorted({new.queue for new in jobs}):
+            params = {"name": name, "now": self.now}
+            rows = await self.conn.fetch("share_queue", params)
+            if not rows:
+                await self.conn.execute("ensure_queue", params)
+                rows = await self.conn.fetch("share_queue", params)
+            queue = row_to_queue(rows[0])
+            limited = queue.max_size is not None or self.defaults.max_unfinished is not None
+            if self.backpressure and limited:
+                [row] = await self.conn.fetch("lock_queues", {"names": [name]})
+                queue = row_to_queue(row)  # counted again under the lock
+            self.queues[name] = queue
+        keys = [_ordering(new.queue, new.ordering_key) for new in jobs]
+        keys += [_unique(new.queue, new.unique_key) for new in jobs]
+        await _lock_keys(self.conn, keys)
 
     async def add(self, new: NewJob) -> EnqueueResult:
         conn, now = self.conn, self.now
@@ -1343,10 +1548,23 @@ class _Enqueue:
                 )
 
     async def flush(self) -> None:
-        if self.rows:
+        if len(self.rows) == 1 and self.notify_with is not None:
+            [row] = self.rows
+            channel, payload = self.notify_with
+            notify = None
+            if row["state"] == "pending":
+                notify = payload(None)
+            elif row["state"] == "scheduled":
+                notify = payload(row["run_at"])
+            params = row | {"channel": channel, "payload": notify}
+            await self.conn.fetch("insert_job_notify", params)  # counted too
+            self.notified = True
+            self.added[row["queue"]] -= 1
+        elif self.rows:
             await self.conn.executemany("insert_job", self.rows)
         for name, delta in self.added.items():
-            await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
+            if delta:
+                await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
 
 
 def _job_row(job: JobRecord) -> dict[str, Any]:
@@ -1390,7 +1608,7 @@ async def _enqueue_all(
     backpressure: bool,
 ) -> list[EnqueueResult]:
     batch = _Enqueue(conn, now, ttl, defaults, backpressure)
-    await batch.lock({new.queue for new in jobs})
+    await batch.lock(jobs)
     results = [await batch.add(new) for new in jobs]
     await batch.flush()
     return results
@@ -1483,6 +1701,7 @@ async def _cancel_matching(conn: _Conn, match: JobFilter, now: float) -> int:
             keys.add((row["queue"], row["ordering_key"]))
     for queue in sorted(per_queue):
         await conn.execute("add_unfinished", {"name": queue, "delta": -per_queue[queue]})
+    await _lock_keys(conn, [_ordering(queue, key) for queue, key in keys])
     for queue, key in sorted(keys):
         await conn.execute("unblock_next", {"queue": queue, "key": key, "now": now})
     return len(rows)

@@ -106,8 +106,9 @@ def _fetch(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3
     return conn.execute(sql, params).fetchall()
 
 
-def _attempt_params(attempt: AttemptRecord) -> dict[str, Any]:
+def _attempt_params(attempt: AttemptRecord, redrive: int | None = None) -> dict[str, Any]:
     return {
+        "redrive": redrive,
         "job_id": attempt.job_id,
         "number": attempt.number,
         "started_at": attempt.started_at,
@@ -138,9 +139,14 @@ class SQLiteStore:
         self.path = Path(path)
         self.synchronous = synchronous
         self._writer = GroupCommitWriter(
-            self.path, synchronous=synchronous, busy_timeout_ms=BUSY_TIMEOUT_MS
+            self.path,
+            synchronous=synchronous,
+            busy_timeout_ms=BUSY_TIMEOUT_MS,
+            counter_sql=Q["add_unfinished"],
         )
         self._reader: aiosqlite.Connection | None = None
+        self._here: sqlite3.Connection | None = None  # _read_small's, on the loop thread
+        self._slow_reads: dict[str, int] = {}  # query -> reads left on the reader thread
         self._checkpointer = Checkpointer(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         self._listeners: list[Callable[[float | None], None]] = []
 
@@ -170,6 +176,9 @@ class SQLiteStore:
         return self._writer.unavailable
 
     async def close(self) -> None:
+        if self._here is not None:
+            self._here.close()
+            self._here = None
         await self._checkpointer.close()
         if self._reader is not None:
             await self._reader.close()
@@ -182,6 +191,37 @@ class SQLiteStore:
             return list(await self._reader.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise _store_error(exc, self.path) from exc
+
+    async def _read_small(self, query: str, params: Any = ()) -> list[sqlite3.Row]:
+        """A named query that is usually quick (the claim round's snapshots), run on
+        the calling thread rather than handed to the reader's: the hand-off costs
+        more than the query. It never waits: a database that is busy (a WAL
+        recovery) sends the read to the reader thread, and so does a read that took
+        longer than SMALL_READ_BUDGET, for the next SLOW_READ_ROUNDS reads."""
+        assert self._reader is not None, "store is not open"
+        sql = Q[query]
+        slow = self._slow_reads.get(query, 0)
+        if slow:
+            self._slow_reads[query] = slow - 1
+            return await self._read(sql, params)
+        conn = self._here
+        if conn is None:
+            conn = self._here = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA query_only = ON")
+        started = time.perf_counter()
+        try:
+            rows = conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:  # busy or locked: let the reader wait for it
+            return await self._read(sql, params)
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.path) from exc
+        if time.perf_counter() - started > SMALL_READ_BUDGET:
+            self._slow_reads[query] = SLOW_READ_ROUNDS
+        return rows
 
     async def _write(self, op: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
         """Run `op` in the next group commit; sqlite3 errors leave as StoreErrors."""
@@ -309,9 +349,8 @@ class SQLiteStore:
 
     # -- the dispatcher ----------------------------------------------------------
     async def claim_snapshot(self, *, limit: int, count_active: bool) -> list[QueueSnapshot]:
-        rows = await self._read(
-            Q["claim_snapshot"], {"limit": limit, "count_active": int(count_active)}
-        )
+        params = {"limit": limit, "count_active": int(count_active)}
+        rows = await self._read_small("claim_snapshot", params)
         return [
             QueueSnapshot(
                 name=row[0],
@@ -329,7 +368,7 @@ class SQLiteStore:
         ]
 
     async def flow_key_snapshot(self, *, now: float) -> list[KeySnapshot]:
-        rows = await self._read(Q["flow_key_snapshot"], {"since": now - MAX_RATE_PERIOD})
+        rows = await self._read_small("flow_key_snapshot", {"since": now - MAX_RATE_PERIOD})
         return [
             KeySnapshot(
                 key=row["key"],
@@ -390,9 +429,11 @@ class SQLiteStore:
             rows = _fetch(conn, Q[query], params)
             if not rows:
                 return False  # the job moved on (rescued, cancelled): this attempt is stale
-            conn.execute(Q["insert_attempt"], _attempt_params(attempt))
+            queue, ordering_key, redrive = rows[0]
+            conn.execute(Q["insert_settled_attempt"], _attempt_params(attempt, redrive))
             if query not in ("schedule_retry", "release_interrupted"):
-                _finished(conn, rows[0]["queue"], rows[0]["ordering_key"], params["now"])
+                # the queue's counter is written once per group commit
+                _finished(conn, queue, ordering_key, params["now"], self._writer.count)
             if callback is not None:
                 assert defaults is not None, "a callback needs the job defaults"
                 # a callback reports an outcome already decided: never refused
@@ -997,6 +1038,11 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
     )
 
 
+# The claim round's snapshots are read on the event-loop thread while they take at
+# most SMALL_READ_BUDGET seconds; one that takes longer (thousands of queues or of
+# keys in flight) is read on the reader thread for the next SLOW_READ_ROUNDS reads.
+SMALL_READ_BUDGET = 0.002
+SLOW_READ_ROUNDS = 100
 MAX_RATE_PERIOD = 3600.0  # the longest rate period ("N/h"): a bucket older is full again
 KEYED_SCAN_ROUNDS = 8  # reads of one queue's candidates per claim, at most
 
@@ -1074,9 +1120,19 @@ def row_to_schedule(row: sqlite3.Row) -> ScheduleRecord:
     )
 
 
-def _finished(conn: sqlite3.Connection, queue: str, ordering_key: str | None, now: float) -> None:
-    """Bookkeeping when a job leaves the unfinished states: the queue's count, its key."""
-    conn.execute(Q["add_unfinished"], {"name": queue, "delta": -1})
+def _finished(
+    conn: sqlite3.Connection,
+    queue: str,
+    ordering_key: str | None,
+    now: float,
+    count: Callable[[str, int], None] | None = None,
+) -> None:
+    """Bookkeeping when a job leaves the unfinished states: the queue's count (now, or
+    through the writer's `count` at the group commit), its key."""
+    if count is not None:
+        count(queue, -1)
+    else:
+        conn.execute(Q["add_unfinished"], {"name": queue, "delta": -1})
     if ordering_key is not None:
         conn.execute(Q["unblock_next"], {"queue": queue, "key": ordering_key, "now": now})
 

@@ -72,7 +72,11 @@ SELECT name, priority, concurrency, rate_limit, tokens, tokens_at, key_concurren
     CASE WHEN concurrency IS NOT NULL OR :count_active::boolean THEN (
         SELECT count(*) FROM jobs
         WHERE queue = queues.name AND state = 'active'
-    ) ELSE 0 END AS active
+    ) ELSE 0 END AS active,
+    -- false: flow_key_snapshot would find no key (none has settings or a bucket,
+    -- none is in flight), so the claim round skips reading it
+    (EXISTS (SELECT 1 FROM flow_keys)
+     OR EXISTS (SELECT 1 FROM jobs WHERE state = 'active' AND flow_key IS NOT NULL)) AS any_flow
 FROM queues
 WHERE paused = 0
 ORDER BY name;
@@ -228,10 +232,13 @@ AND NOT EXISTS (
 );
 
 -- name: get_queue
-SELECT * FROM queues WHERE name = :name;
+-- (unfinished_delta: the counter's changes not yet folded into the row)
+SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta
+FROM queues WHERE name = :name;
 
 -- name: list_queues
-SELECT * FROM queues ORDER BY name;
+SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta
+FROM queues ORDER BY name;
 
 -- name: ensure_queue
 INSERT INTO queues (name, created_at, updated_at) VALUES (:name, :now, :now)
@@ -245,13 +252,41 @@ SET concurrency = :concurrency, rate_limit = :rate_limit, max_attempts = :max_at
     permanent_statuses = :permanent_statuses, key_concurrency = :key_concurrency,
     key_rate_limit = :key_rate_limit, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
 WHERE name = :name
-RETURNING *;
+RETURNING *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta;
 
 -- name: add_unfinished
-UPDATE queues SET unfinished = unfinished + :delta WHERE name = :name;
+-- A change of a queue's unfinished count, as a row of its own: no lock on the
+-- queue's row, so enqueues and settles of one queue do not wait on each other's
+-- commits. The leader folds them into queues.unfinished (fold_unfinished).
+INSERT INTO queue_unfinished (queue, delta) VALUES (:name, :delta);
 
 -- name: total_unfinished
-SELECT coalesce(sum(unfinished), 0) FROM queues;
+SELECT (SELECT coalesce(sum(unfinished), 0) FROM queues)
+     + (SELECT coalesce(sum(delta), 0) FROM queue_unfinished);
+
+-- name: fold_unfinished
+-- The counter changes into the queues' rows, skipping a row an enqueue holds (its
+-- changes wait for the next fold). One statement: a reader sees the changes
+-- either still as rows or already in the counter, never both or neither.
+WITH folded AS MATERIALIZED (
+    SELECT name FROM queues
+    WHERE EXISTS (SELECT 1 FROM queue_unfinished WHERE queue = queues.name)
+    FOR NO KEY UPDATE SKIP LOCKED
+), moved AS (
+    DELETE FROM queue_unfinished USING folded
+    WHERE queue_unfinished.queue = folded.name
+    RETURNING queue_unfinished.queue, queue_unfinished.delta
+), sums AS (
+    SELECT queue, sum(delta) AS delta FROM moved GROUP BY queue
+)
+UPDATE queues SET unfinished = queues.unfinished + sums.delta
+FROM sums WHERE queues.name = sums.queue;
+
+-- name: lock_keys
+-- Ordering and unique keys ("o/queue/key", "u/queue/key") locked until COMMIT, in
+-- one order; per schema, as several pushq may share a database.
+SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || k, 0))
+FROM (SELECT unnest(:keys::text[]) AS k ORDER BY 1) AS sorted;
 
 -- name: save_tokens
 -- Guarded by the rate the bucket was computed for: a new limit starts a new bucket.
@@ -327,6 +362,7 @@ SELECT count(*) FROM jobs
 WHERE queue = :name AND state IN ('scheduled', 'pending', 'blocked', 'active', 'retrying');
 
 -- name: delete_queue
+WITH counts AS (DELETE FROM queue_unfinished WHERE queue = :name)
 DELETE FROM queues WHERE name = :name;
 
 -- name: set_schedule_paused
@@ -336,9 +372,21 @@ WHERE name = :name
 RETURNING *;
 
 -- name: lock_queues
--- The queues rows a transaction changes counters or buckets of, locked in name order
--- (so two transactions never wait on each other in a cycle).
-SELECT * FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR UPDATE;
+-- The queues rows whose limits (max_size) or settings a transaction checks or
+-- changes, locked in name order (so two transactions never wait on each other in a
+-- cycle), with their counts. NO KEY UPDATE: enqueues' FOR KEY SHARE does not wait.
+SELECT *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta
+FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR NO KEY UPDATE;
+
+-- name: lock_queue_to_delete
+-- FOR UPDATE: waits for the enqueues into the queue (they hold FOR KEY SHARE) to end.
+SELECT * FROM queues WHERE name = :name FOR UPDATE;
+
+-- name: share_queue
+-- An enqueue's hold on its queue: FOR KEY SHARE keeps the row from being deleted
+-- under it (delete_queue), and blocks no other enqueue, claim or settle.
+-- (Its count is not read: only a limited queue's is, under lock_queues.)
+SELECT * FROM queues WHERE name = :name FOR KEY SHARE;
 
 -- name: lock_limited_queues
 -- A claim locks only the queues whose limits it must check (concurrency, a token
@@ -346,7 +394,7 @@ SELECT * FROM queues WHERE name = ANY(:names::text[]) ORDER BY name FOR UPDATE;
 SELECT * FROM queues
 WHERE name = ANY(:names::text[]) AND (concurrency IS NOT NULL OR rate_limit IS NOT NULL)
 ORDER BY name
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: count_active
 SELECT count(*) FROM jobs WHERE queue = :queue AND state = 'active';
@@ -524,3 +572,167 @@ SET state = 'scheduled', attempts = attempts - 1, run_at = :run_at,
     lease = NULL, lease_expires_at = NULL, attempt_started_at = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
 RETURNING id;
+
+-- name: put_meta
+INSERT INTO meta (key, value) VALUES (:key, :value)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: insert_job_notify
+-- insert_job for a single job, with its count in the queue's and the NOTIFY that
+-- wakes every node (sent at COMMIT) in the same statement; no NOTIFY when :payload
+-- is null (a blocked job).
+WITH inserted AS (
+    INSERT INTO jobs (
+        id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
+        backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
+        idempotency_key, unique_key, ordering_key, callback_url, failure_callback_url,
+        tags, flow_key, schedule, topic, replay_of, permanent_statuses, meta
+    ) VALUES (
+        :id, :queue, :url, :method, :headers, :body, :state, :priority, 0, :max_attempts,
+        :backoff_base, :backoff_max, :backoff_jitter, :timeout, :created_at, :run_at,
+        :idempotency_key, :unique_key, :ordering_key, :callback_url, :failure_callback_url,
+        :tags, :flow_key, :schedule, :topic, :replay_of, :permanent_statuses, :meta
+    )
+    RETURNING queue
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, 1 FROM inserted
+)
+SELECT pg_notify(:channel, :payload::text) FROM inserted WHERE :payload::text IS NOT NULL;
+
+-- name: complete_recorded
+-- complete, with its attempt recorded and the queue's count taken down, in one
+-- statement.
+WITH done AS (
+    UPDATE jobs
+    SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL,
+        last_error = NULL
+    WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+    RETURNING queue, ordering_key, redrives
+), recorded AS (
+    INSERT INTO attempts (
+        job_id, number, started_at, duration_ms, status, error, response_body, redrive
+    )
+    SELECT :id, :number::integer, :started_at::float8, :duration_ms::float8, :status::integer,
+           :error::text, :response_body::text, redrives
+    FROM done
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, -1 FROM done
+)
+SELECT queue, ordering_key FROM done;
+
+-- name: kill_recorded
+-- kill, with its attempt and the queue's count, as complete_recorded.
+WITH done AS (
+    UPDATE jobs
+    SET state = 'dead', finished_at = :now, failed_at = :now, last_error = :error_json,
+        lease_expires_at = NULL
+    WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+    RETURNING queue, ordering_key, redrives
+), recorded AS (
+    INSERT INTO attempts (
+        job_id, number, started_at, duration_ms, status, error, response_body, redrive
+    )
+    SELECT :id, :number::integer, :started_at::float8, :duration_ms::float8, :status::integer,
+           :error::text, :response_body::text, redrives
+    FROM done
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, -1 FROM done
+)
+SELECT queue, ordering_key FROM done;
+
+-- name: claim_unlimited
+-- claim_from_queue as one statement outside a transaction, for a queue the snapshot
+-- found without concurrency or rate limit: guarded by that too, so a limit set since
+-- makes it take nothing this round (the next round locks and counts).
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE queue = :queue AND state = 'pending'
+      AND EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 0
+                  AND concurrency IS NULL AND rate_limit IS NULL)
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs
+SET state = 'active',
+    attempts = attempts + 1,
+    lease = :lease,
+    attempt_started_at = :now::float8,
+    lease_expires_at = :now::float8 + timeout + :lease_margin::float8,
+    claimed_by = :node,
+    awaiting = 0
+FROM picked
+WHERE jobs.id = picked.id AND jobs.state = 'pending'
+RETURNING jobs.*;
+
+-- name: complete_unordered
+-- complete_recorded as one statement outside a transaction, for a job without an
+-- ordering key (nothing to unblock after it); no row: stale, or a key to unblock
+-- (the caller settles it in a transaction then).
+WITH done AS (
+    UPDATE jobs
+    SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL,
+        last_error = NULL
+    WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
+      AND ordering_key IS NULL
+    RETURNING queue, redrives
+), recorded AS (
+    INSERT INTO attempts (
+        job_id, number, started_at, duration_ms, status, error, response_body, redrive
+    )
+    SELECT :id, :number::integer, :started_at::float8, :duration_ms::float8, :status::integer,
+           :error::text, :response_body::text, redrives
+    FROM done
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, -1 FROM done
+)
+SELECT queue FROM done;
+
+-- name: enqueue_plain
+-- A single job without unique or ordering key into an existing queue with no
+-- max_size to check, in one statement outside a transaction: the queue held FOR KEY
+-- SHARE, the idempotency key (if any) claimed, the job stored with the queue's and
+-- the server's defaults (resolve_backoff's rules: the first level that sets a field
+-- wins, the max raised to the base), counted, and every node woken. No row: the
+-- queue is missing or limited, or the key is taken; the transaction path decides.
+WITH q AS (
+    SELECT * FROM queues
+    WHERE name = :queue AND (max_size IS NULL OR NOT :backpressure::boolean)
+    FOR KEY SHARE
+), claimed AS (
+    INSERT INTO idempotency_keys (key, job_id, expires_at)
+    SELECT :idempotency_key::text, :id, :expires_at::float8 FROM q
+    WHERE :idempotency_key::text IS NOT NULL
+    ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at
+    WHERE idempotency_keys.expires_at <= :now::float8
+    RETURNING job_id
+), inserted AS (
+    INSERT INTO jobs (
+        id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
+        backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
+        idempotency_key, callback_url, failure_callback_url,
+        tags, flow_key, schedule, topic, replay_of, permanent_statuses, meta
+    )
+    SELECT :id, :queue, :url, :method, :headers, :body, :state, :priority, 0,
+        coalesce(:max_attempts::integer, q.max_attempts, :default_max_attempts::integer),
+        b.base,
+        greatest(coalesce(:backoff_max::float8, q.backoff_max, :default_backoff_max::float8),
+                 b.base),
+        coalesce(:backoff_jitter::integer, q.backoff_jitter, :default_backoff_jitter::integer),
+        coalesce(:timeout::float8, q.timeout, :default_timeout::float8),
+        :created_at, :run_at, :idempotency_key::text, :callback_url, :failure_callback_url,
+        :tags, :flow_key, :schedule, :topic, :replay_of,
+        coalesce(:permanent_statuses::text, q.permanent_statuses), :meta
+    FROM q
+    CROSS JOIN LATERAL (
+        SELECT coalesce(:backoff_base::float8, q.backoff_base, :default_backoff_base::float8)
+            AS base
+    ) AS b
+    WHERE :idempotency_key::text IS NULL OR EXISTS (SELECT 1 FROM claimed)
+    RETURNING *
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, 1 FROM inserted
+), notified AS (
+    SELECT pg_notify(:channel, :payload::text) FROM inserted WHERE :payload::text IS NOT NULL
+)
+SELECT inserted.*, (SELECT count(*) FROM notified) AS notified FROM inserted;

@@ -94,21 +94,21 @@ UPDATE jobs
 SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL,
     last_error = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
-RETURNING queue, ordering_key;
+RETURNING queue, ordering_key, redrives;
 
 -- name: schedule_retry
 UPDATE jobs
 SET state = 'retrying', run_at = :run_at, last_error = :error,
     lease = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
-RETURNING queue, ordering_key;
+RETURNING queue, ordering_key, redrives;
 
 -- name: kill
 UPDATE jobs
 SET state = 'dead', finished_at = :now, failed_at = :now, last_error = :error,
     lease_expires_at = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
-RETURNING queue, ordering_key;
+RETURNING queue, ordering_key, redrives;
 
 -- name: await_completion
 -- The worker holds the job now: start-up recovery leaves it to the worker.
@@ -123,6 +123,15 @@ INSERT INTO attempts (
 ) VALUES (
     :job_id, :number, :started_at, :duration_ms, :status, :error, :response_body,
     coalesce((SELECT redrives FROM jobs WHERE id = :job_id), 0)
+);
+
+
+-- name: insert_settled_attempt
+-- A settle's attempt: the redrive is the one its guarded UPDATE returned.
+INSERT INTO attempts (
+    job_id, number, started_at, duration_ms, status, error, response_body, redrive
+) VALUES (
+    :job_id, :number, :started_at, :duration_ms, :status, :error, :response_body, :redrive
 );
 
 -- name: expired_leases
@@ -291,7 +300,7 @@ UPDATE jobs
 SET state = 'pending', attempts = attempts - 1, last_error = :error,
     lease = NULL, lease_expires_at = NULL, awaiting = 0
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
-RETURNING queue, ordering_key;
+RETURNING queue, ordering_key, redrives;
 
 -- name: report_progress
 UPDATE jobs
