@@ -14,6 +14,7 @@ import pytest
 import pushq
 import pushq.client
 import pushq.signing
+import pushq.tx
 import pushq.worker
 
 PAGE = (Path(__file__).parents[2] / "docs" / "sdk.md").read_text()
@@ -47,6 +48,7 @@ RESULTS = (
     "Endpoint",
     "Page",
     "RetryPolicy",
+    "tx.Enqueued",
 )
 
 
@@ -98,7 +100,7 @@ def test_every_export_of_pushq_is_on_the_page(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", [pushq.client, pushq.worker, pushq.signing], ids=lambda m: m.__name__
+    "module", [pushq.client, pushq.worker, pushq.signing, pushq.tx], ids=lambda m: m.__name__
 )
 def test_every_public_function_and_class_of_the_sdk_modules_is_on_the_page(
     module: ModuleType,
@@ -129,9 +131,14 @@ def test_every_public_method_is_in_its_section(cls: type, heading: str) -> None:
 
 @pytest.mark.parametrize("name", RESULTS)
 def test_every_field_of_a_result_is_listed(name: str) -> None:
-    cls = getattr(pushq, name)
+    cls = pushq.tx.Enqueued if name == "tx.Enqueued" else getattr(pushq, name)
+    name = cls.__name__
     fields = [f.name for f in dataclasses.fields(cls)]
-    text = section("## Results") + section("### Retries")
+    text = (
+        section("## Results")
+        + section("### Retries")
+        + section("## Transactional enqueue: `pushq.tx`")
+    )
     missing = [f for f in fields if not named(text, f)]
     assert named(text, name) and missing == [], f"{name}: {missing} not in docs/sdk.md"
 
