@@ -828,7 +828,10 @@ class JobOut(BaseModel):
     failed_at: str | None
     last_error: LastError | None
     result: Result | None
-    progress: Any
+    progress: Any = Field(
+        description="null, or the worker's last report (percent, current, total, message, "
+        "meta) and when it came: at, RFC 3339"
+    )
     idempotency_key: str | None
     unique_key: str | None
     ordering_key: str | None
