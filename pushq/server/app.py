@@ -691,10 +691,9 @@ def create_app(
     The QStash-compatible /v2 routes (pushq.server.qstash) are mounted beside the
     endpoints; they are left out of /openapi.json (docs/qstash.md says why)."""
     routes: list[BaseRoute] = [
-        # an origin holds slashes (http://host:port), a flow key may (any string): their
-        # routes take the rest of the path (POST …/{key}/pause still ends in /pause)
+        # an origin holds slashes (http://host:port): its route takes the rest of the path
         Route(
-            ep.path.replace("{origin}", "{origin:path}").replace("{key}", "{key:path}"),
+            ep.path.replace("{origin}", "{origin:path}"),
             _guarded(ep, settings.api_token),
             methods=[ep.method],
         )

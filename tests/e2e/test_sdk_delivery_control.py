@@ -276,18 +276,3 @@ def test_progress_at_is_rfc3339_and_counts_are_whole(
     assert raw["at"] == shown["at"] and raw["current"] == 3
     client.complete(job.id, {"done": True}, job_token=token)
     assert client.wait(job.id, timeout=10).state == "succeeded"
-
-
-def test_a_flow_key_may_hold_slashes(client: Client, worker: Worker) -> None:
-    key = f"tenant/{uuid.uuid4().hex[:6]}/api"
-    assert client.flow_keys.update(key, concurrency=1).key == key
-    assert client.flow_keys.pause(key).paused and client.flow_keys.get(key).paused
-    job = client.enqueue(worker.url(name("slash")), flow_key=key)
-    assert wait_until(lambda: client.flow_keys.get(key).waiting == 1)
-    assert key in [k.key for k in client.flow_keys.list()]
-    assert not client.flow_keys.resume(key).paused
-    assert client.wait(job.id, timeout=10).state == "succeeded"
-    odd = f"{key}/pause"  # a key that ends like the action: its own record
-    assert client.flow_keys.update(odd, rate_limit="1/s").key == odd
-    assert client.flow_keys.get(odd).rate_limit == "1/s" and not client.flow_keys.get(key).paused
-    assert client.flow_keys.pause(odd).key == odd
