@@ -28,6 +28,7 @@ from .api import (
     jobs,
     queues,
     schedules,
+    stats,
     system,
     topics,
     ui,
@@ -46,6 +47,8 @@ from .api.schemas import (
     CancelRequest,
     CancelResult,
     CompleteRequest,
+    DeadDeleteRequest,
+    DeadDeleteResult,
     DeadJob,
     EndpointList,
     EndpointOut,
@@ -70,6 +73,7 @@ from .api.schemas import (
     ScheduleList,
     ScheduleOut,
     ScheduleRequest,
+    Timeseries,
     TopicList,
     TopicOut,
     TopicRequest,
@@ -198,7 +202,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Dead jobs, newest failure first",
         None,
         JobList,
-        query=("queue", "limit", "cursor"),
+        query=(
+            "queue",
+            "url_prefix",
+            "status",
+            "error_contains",
+            "since",
+            "until",
+            "tag",
+            "limit",
+            "cursor",
+        ),
     ),
     Endpoint(
         "POST",
@@ -207,6 +221,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Redrive the dead jobs a filter matches (dry_run counts them; rate_limit spreads them)",
         RedriveRequest,
         RedriveResult,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/dlq/delete",
+        dlq.delete_many,
+        "Delete the dead jobs a filter matches for good (dry_run counts them)",
+        DeadDeleteRequest,
+        DeadDeleteResult,
     ),
     Endpoint("GET", "/v1/dlq/{id}", dlq.get_dead, "A dead job with its attempt log", None, DeadJob),
     Endpoint("POST", "/v1/dlq/{id}/retry", dlq.redrive, "Redrive one dead job", None, JobOut),
@@ -417,6 +439,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "GET",
+        "/v1/stats/timeseries",
+        stats.timeseries,
+        "Deliveries, failed attempts and latency per queue, minute by minute (last hour)",
+        None,
+        Timeseries,
+        query=("queue", "minutes"),
+    ),
+    Endpoint(
+        "GET",
         "/health",
         system.health,
         "Health of the database and dispatcher",
@@ -446,7 +477,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-OPTIONAL_BODIES: tuple[type[BaseModel], ...] = (RedriveRequest, PurgeRequest)
+OPTIONAL_BODIES: tuple[type[BaseModel], ...] = (RedriveRequest, PurgeRequest, DeadDeleteRequest)
 
 
 def _guarded(endpoint: Endpoint, token: str) -> Handler:

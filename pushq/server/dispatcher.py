@@ -212,6 +212,7 @@ class Dispatcher:
         status = None if isinstance(response, DeliveryFailed) else response.status
         changed = self.endpoints.finished(
             origin,
+            queue=job.queue,
             now=now,
             status=status,
             failure=response.kind if isinstance(response, DeliveryFailed) else None,
@@ -258,13 +259,23 @@ class Dispatcher:
     async def _deliver(self, job: JobRecord) -> None:
         started = self.clock()
         origin = origin_of(job.url)
-        hold = self.endpoints.admit(origin, started)
+        hold = await self.endpoints.gate(origin, started, queue=job.queue, timeout=job.timeout)
         if hold is not None:  # circuit open or Retry-After: back unsent, no attempt used
             await self.store.release(
                 job_id=job.id, lease=job.lease or "", attempt=job.attempts, run_at=hold
             )
             return
         t0 = time.perf_counter()
+        try:
+            response = await self._send(job, started, t0)
+        except BaseException:  # not answered after all (shutdown, a bug): free its place
+            self.endpoints.released(origin, job.queue)
+            raise
+        await self._record(job, started, t0, response)
+
+    async def _send(
+        self, job: JobRecord, started: float, t0: float
+    ) -> DeliveryResponse | DeliveryFailed:
         request = build_request(
             job,
             now=started,
@@ -275,15 +286,13 @@ class Dispatcher:
         hook = hook_for(self.hooks, job)
         if hook is not None:
             request = hook.request(job, request, started)
-        response: DeliveryResponse | DeliveryFailed
         try:
-            response = await self.sender.send(request)
+            return await self.sender.send(request)
         except DeliveryFailed as failure:
-            response = failure
+            return failure
         except asyncio.CancelledError:  # stop(): the grace period ran out
             await self._give_back(job, started, t0)
             raise
-        await self._record(job, started, t0, response)
 
     async def _give_back(self, job: JobRecord, started: float, t0: float) -> None:
         """The attempt was cut off by pushq itself: due again at once, not counted."""

@@ -4,10 +4,16 @@ Each check gives ok, warn or fail with one line, and a fix for anything not ok:
 the data dir (exists, yours, 0700, writable, secrets 0600), the database (opens,
 passes quick_check, its schema against this version's, writable), free disk,
 the clock, and whether the public URL answers /health from this host.
+
+With PostgreSQL (`--database postgresql://…`) the database checks are: it can be
+reached, its migrations against this version's, this host's clock against the
+database's (the nodes compare times they write), and the nodes' heartbeats (which
+are alive, which silent, whether one leads).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import os
 import shutil
@@ -19,13 +25,16 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SECRET_FILE, TOKEN_FILE, Settings
+import asyncpg
+
+from .config import SECRET_FILE, TOKEN_FILE, Settings, redact_url
 from .store.sql import migrations
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 EARLIEST = 1_735_689_600  # 2025-01-01: a clock before this is wrong
 MAX_SKEW = 30.0  # seconds between this host's clock and the server's Date header
 MIN_FREE = 1024**3
+MAX_NODE_SKEW = 2.0  # seconds between this host's clock and PostgreSQL's
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ def _data_dir(data_dir: Path) -> list[Finding]:
 
 def _database(settings: Settings) -> list[Finding]:
     if settings.database_url and not settings.database_url.startswith("sqlite:///"):
-        return [Finding(WARN, "PostgreSQL: not checked by pushq doctor yet", "")]
+        return asyncio.run(_postgres(settings.database_url, settings.node_timeout))
     path = settings.sqlite_path
     if not path.exists():
         return [Finding(WARN, f"no database at {path} yet", "pushq serve creates it")]
@@ -193,4 +202,118 @@ def _reachable_and_clock(base_url: str) -> list[Finding]:
             )
         else:
             found.append(Finding(OK, f"clock within {MAX_SKEW:.0f} s of the server's"))
+    return found
+
+
+async def _postgres(url: str, node_timeout: float) -> list[Finding]:
+    from .store.postgres import LEADER_LOCK
+
+    where = f"PUSHQ_DATABASE_URL {redact_url(url)}"
+    try:
+        conn = await asyncpg.connect(url, timeout=5)
+    except (TimeoutError, OSError, ValueError, asyncpg.PostgresError) as exc:
+        return [
+            Finding(
+                FAIL,
+                f"{where} cannot be reached: {exc}",
+                "check the host, port, database name, role and password in the URL",
+            )
+        ]
+    try:
+        return await _postgres_checks(conn, where, node_timeout, LEADER_LOCK)
+    except asyncpg.PostgresError as exc:
+        return [Finding(FAIL, f"{where}: {exc}", "check the role's rights on the schema")]
+    finally:
+        await conn.close()
+
+
+async def _postgres_checks(
+    conn: asyncpg.Connection, where: str, node_timeout: float, leader_lock: int
+) -> list[Finding]:
+    found: list[Finding] = []
+    before = time.time()
+    db_now = float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
+    here = (before + time.time()) / 2
+    skew = here - db_now
+    if abs(skew) > MAX_NODE_SKEW:
+        found.append(
+            Finding(
+                WARN,
+                f"this host's clock is {skew:+.1f} s from PostgreSQL's",
+                "enable NTP on every node and the database host (timedatectl set-ntp true): "
+                "nodes compare the times they write (leases, circuits)",
+            )
+        )
+    else:
+        found.append(Finding(OK, f"clock within {MAX_NODE_SKEW:.0f} s of PostgreSQL's"))
+    schema = await conn.fetchval("SELECT current_schema()")
+    if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        found.append(
+            Finding(
+                WARN,
+                f"{where}: no pushq tables in schema {schema} yet",
+                "the first pushq serve creates them (or set ?search_path= to pushq's schema)",
+            )
+        )
+        return found
+    version = await conn.fetchval("SELECT max(version) FROM schema_migrations") or 0
+    latest = max(number for number, _, _ in migrations("postgres_migrations"))
+    if version < latest:
+        found.append(
+            Finding(
+                WARN,
+                f"database schema {version}, this pushq has {latest}",
+                "the next pushq serve migrates it (under a lock: nodes may start together)",
+            )
+        )
+    elif version > latest:
+        found.append(
+            Finding(
+                FAIL,
+                f"database schema {version} is newer than this pushq's {latest}",
+                "run the pushq version that made it, or a newer one, on every node",
+            )
+        )
+    else:
+        found.append(Finding(OK, f"{where}: reachable, schema {schema}, migrations current"))
+    rows = await conn.fetch(
+        "SELECT id, extract(epoch FROM clock_timestamp()) - heartbeat_at AS silent"
+        " FROM nodes ORDER BY id"
+    )
+    alive = [r["id"] for r in rows if r["silent"] <= node_timeout]
+    silent = [(r["id"], r["silent"]) for r in rows if r["silent"] > node_timeout]
+    leading = await conn.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND classid::bigint = $1 AND objid::bigint = hashtext(current_schema())::bigint"
+        " & 4294967295 AND database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database())",
+        leader_lock,
+    )
+    if not alive:
+        found.append(
+            Finding(
+                WARN,
+                "no pushq node heartbeats on this database",
+                "start pushq serve (every node heartbeats each third of PUSHQ_NODE_TIMEOUT)",
+            )
+        )
+    else:
+        lead = "one leads" if leading else "none leads yet"
+        found.append(Finding(OK, f"{len(alive)} node(s) heartbeating ({', '.join(alive)}); {lead}"))
+        if not leading:
+            found.append(
+                Finding(
+                    WARN,
+                    "no node holds the leader lock: maintenance (promotion, rescue) waits",
+                    "wait a third of PUSHQ_NODE_TIMEOUT; if it stays, see the nodes' logs",
+                )
+            )
+    for node, quiet in silent:
+        found.append(
+            Finding(
+                WARN,
+                f"node {node} silent for {quiet:.0f} s (PUSHQ_NODE_TIMEOUT {node_timeout:g} s)",
+                "its attempts are rescued by the leader; restart or remove that node",
+            )
+        )
     return found

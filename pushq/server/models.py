@@ -78,6 +78,8 @@ class QueueSettings:
     permanent_statuses: tuple[int, ...] | None = None
     key_concurrency: int | None = None  # every flow key's default limits in the queue
     key_rate_limit: str | None = None
+    adaptive_concurrency: bool = True  # the origins' AIMD limits apply to its jobs
+    endpoint_concurrency: int | None = None  # its most deliveries in flight to one origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +129,9 @@ class NewJob:
     # What an API other than /v1 knows about the job (QStash's /v2: its delivery rules,
     # callbacks, labels...); meta["kind"] picks the delivery hook (delivery.DeliveryHook).
     meta: dict[str, Any] | None = None
+    # An id made beforehand with new_job_id (a workflow step names its own message in
+    # its body); None: the store makes one.
+    id: str | None = None
 
 
 @dataclass(slots=True)
@@ -197,7 +202,7 @@ class DeadFilter:
 
     `status` is the last attempt's HTTP status, `error_contains` a case-blind
     substring of the last error (pushq's message or the endpoint's), `since` and
-    `until` bound failed_at (until excluded)."""
+    `until` bound failed_at (until excluded), `tag` is one of the job's tags."""
 
     queue: str | None = None
     url_prefix: str | None = None
@@ -205,6 +210,7 @@ class DeadFilter:
     error_contains: str | None = None
     since: float | None = None
     until: float | None = None
+    tag: str | None = None  # one of the job's tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,3 +264,5 @@ class CircuitRecord:
     failures: int
     opened: int  # times opened in a row
     open_until: float | None
+    probe_by: str | None = None  # PostgreSQL: the node whose half-open probe is in flight
+    probe_until: float | None = None  # and until when that probe is taken to be alive

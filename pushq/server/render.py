@@ -75,6 +75,9 @@ def job_json(job: JobRecord, now: float) -> dict[str, Any]:
         "topic": job.topic,
         "replay_of": job.replay_of,
     }
+    # while active: when the running attempt started (the dashboard shows it running)
+    running = job.attempt_started_at if job.state == "active" else None
+    shown["attempt_started_at"] = rfc3339(running)
     if job.permanent_statuses is not None:  # shown when given, as DESIGN.md says
         shown["permanent_statuses"] = list(job.permanent_statuses)
     return shown

@@ -20,6 +20,7 @@ from .app import create_app
 from .config import Settings
 from .delivery import HOP_BY_HOP_HEADERS, RESERVED_HEADERS, AiohttpSender, HttpxSender
 from .dispatcher import Dispatcher
+from .endpoints import QueueRules
 from .listener import ConnectionLimits, protocol_class
 from .maintenance import (
     Background,
@@ -160,7 +161,7 @@ async def _run(
         from .store.postgres import PostgresStore
 
         assert isinstance(store, PostgresStore)
-        cluster = Cluster(store, node_timeout=settings.node_timeout)
+        cluster = Cluster(store, node_timeout=settings.node_timeout, endpoints=dispatcher.endpoints)
         await cluster.step()  # heartbeat and, if no node leads, lead before serving
         leadership = cluster
         await _publish_enqueue_settings(store, settings)
@@ -189,6 +190,7 @@ async def _run(
         leadership=leadership,
     )
     services: list[Background] = [
+        QueueRules(store=store, endpoints=dispatcher.endpoints),
         promoter,
         rescuer,
         IdempotencyPruner(store=store, interval=settings.rescue_interval, leadership=leadership),
@@ -213,6 +215,8 @@ async def _run(
         qstash_keys=qstash_keys,
         endpoints=dispatcher.endpoints,
     )
+    if cluster is not None:  # queue stats count every node's deliveries
+        app.state.pushq.cluster_activity = lambda since: cluster.store.recent_activity(since=since)
     limits = ConnectionLimits(
         max_connections=max_connections,
         header_timeout=settings.header_timeout,

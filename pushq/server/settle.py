@@ -29,6 +29,7 @@ from .metrics import Metrics, RecentActivity
 from .models import AttemptRecord, JobRecord, NewJob
 from .render import job_json
 from .store.base import Store
+from .timeseries import DeliverySeries
 from .waiters import JobWaiters
 
 CALLBACK_QUEUE = "pushq.callbacks"
@@ -87,6 +88,7 @@ class Settler:
         self.waiters = waiters
         self.rand = rand
         self.activity = RecentActivity()
+        self.timeseries = DeliverySeries()  # the dashboard's charts (GET /v1/stats/timeseries)
 
     async def settle(
         self,
@@ -101,15 +103,17 @@ class Settler:
         had moved on: rescued, cancelled, or finished by an async call).
 
         A job with a delivery hook (a /v2 message) has the hook read `response`, and
-        the jobs the hook makes of the attempt (its callbacks) are enqueued after it."""
+        the jobs the hook makes of the attempt (its callbacks) are stored with the
+        outcome when it ends the job (the first of them; a workflow's context.call
+        and failure function depend on it), else just after it."""
         hook = None if response is None else hook_for(self.hooks, job)
         if hook is None or response is None:
             return await self._settle(job, outcome, attempt, result, now)
         outcome = hook.outcome(job, response, outcome)
-        settled = await self._settle(job, outcome, attempt, result, now)
+        follow_ups = hook.after_attempt(job, response, outcome, now)
+        settled = await self._settle(job, outcome, attempt, result, now, follow_ups)
         if settled.verdict is Verdict.STALE:
             return settled
-        follow_ups = hook.after_attempt(job, response, outcome, now)
         if follow_ups:
             # Not in the settle's transaction: a crash in between loses these (their
             # idempotency keys make a repeat harmless).
@@ -124,7 +128,13 @@ class Settler:
         return settled
 
     async def _settle(
-        self, job: JobRecord, outcome: Outcome, attempt: AttemptRecord, result: Any, now: float
+        self,
+        job: JobRecord,
+        outcome: Outcome,
+        attempt: AttemptRecord,
+        result: Any,
+        now: float,
+        follow_ups: list[NewJob] | None = None,
     ) -> Settled:
         self._count(job, outcome, attempt, now)
         store, queue, lease = self.store, job.queue, job.lease or ""
@@ -132,6 +142,8 @@ class Settler:
         if outcome.verdict == "succeeded":
             result = {"status": outcome.status, "body": result}
             callback = self.callback_job(job, job.callback_url, "succeeded", now, result=result)
+            if callback is None and follow_ups:
+                callback = follow_ups.pop(0)  # stored with the outcome
             if not await store.complete(
                 job_id=job.id,
                 lease=lease,
@@ -177,6 +189,8 @@ class Settler:
         if outcome.verdict == "retry":
             error["message"] = f"attempts exhausted; last: {outcome.error}"
         callback = self.callback_job(job, job.failure_callback_url, "dead", now, error=error)
+        if callback is None and follow_ups:
+            callback = follow_ups.pop(0)  # stored with the outcome
         if not await store.kill(
             job_id=job.id,
             lease=lease,
@@ -210,8 +224,10 @@ class Settler:
             series.delivery_latency.observe(waited)
         if outcome.verdict == "succeeded":
             self.activity.record(queue, now, delivered=True)
+            self.timeseries.record(queue, now, attempt.duration_ms, failed=False)
         elif outcome.failure_class is not None:
             self.activity.record(queue, now, delivered=False)
+            self.timeseries.record(queue, now, attempt.duration_ms, failed=True)
             self.metrics.failed(queue, outcome.failure_class).inc()
 
     def _finished(self, job: JobRecord, callback: NewJob | None) -> None:

@@ -183,3 +183,70 @@ def test_a_429_with_retry_after_holds_back_sibling_jobs(
             assert delivery.at >= throttled.at + 2.5  # not before the endpoint asked
     finally:
         throttling.stop()
+
+
+def test_a_queues_endpoint_concurrency_caps_its_deliveries_to_one_origin(
+    pushq: PushqProcess, worker: Worker
+) -> None:
+    queue, path = name("capped"), name("cap")
+    put = pushq.client.put(f"/v1/queues/{queue}", json={"endpoint_concurrency": 2})
+    assert put.status_code == 200, put.text
+    assert (put.json()["endpoint_concurrency"], put.json()["adaptive_concurrency"]) == (2, True)
+    off = pushq.client.put(f"/v1/queues/{queue}", json={"adaptive_concurrency": False})
+    assert (off.json()["endpoint_concurrency"], off.json()["adaptive_concurrency"]) == (2, False)
+    got = pushq.client.get(f"/v1/queues/{queue}").json()
+    assert (got["endpoint_concurrency"], got["adaptive_concurrency"]) == (2, False)
+    for bad in ({"endpoint_concurrency": 0}, {"adaptive_concurrency": "yes"}):
+        response = pushq.client.put(f"/v1/queues/{queue}", json=bad)
+        assert response.status_code == 400, response.text
+    worker.script(path, Reply(sleep=0.3))
+    jobs = [pushq.enqueue(url=worker.url(path), queue=queue)["id"] for _ in range(6)]
+    for job_id in jobs:  # held over the cap, not failed: one attempt each
+        assert pushq.wait_state(job_id, "succeeded", timeout=30)["attempts"] == 1
+    assert worker.max_in_flight["/" + path] == 2
+    reset = pushq.client.put(
+        f"/v1/queues/{queue}", json={"endpoint_concurrency": None, "adaptive_concurrency": None}
+    )
+    assert (reset.json()["endpoint_concurrency"], reset.json()["adaptive_concurrency"]) == (
+        None,
+        True,
+    )
+
+
+RAMP_ENV = {
+    "PUSHQ_CIRCUIT_THRESHOLD": "2",
+    "PUSHQ_CIRCUIT_COOLDOWN": "1s",
+    "PUSHQ_CIRCUIT_MAX_COOLDOWN": "2s",
+}
+RAMP_SLEEP = 0.4  # each answer once the endpoint is back
+
+
+def ramps_up_after_the_circuit_closes(pushq: PushqProcess) -> None:
+    """An endpoint down, then back: after the probe closes the circuit, deliveries
+    resume one at a time, then two at a time (not all at once)."""
+    down = Worker()
+    origin = f"http://127.0.0.1:{down.port}"
+    jobs = [
+        pushq.enqueue(url=down.url("hook"), max_attempts=20, **FAST_RETRY)["id"] for _ in range(8)
+    ]
+    wait_until(lambda: endpoint(pushq, origin)["state"] in ("open", "half_open"), timeout=30)
+    down.script("hook", Reply(sleep=RAMP_SLEEP))
+    down.start()
+    try:
+        for job_id in jobs:
+            pushq.wait_state(job_id, "succeeded", timeout=60)
+        arrivals = [d.at for d in down.to("hook")]
+        # the probe, then one job alone, then two together: each step starts after
+        # the step before it was answered
+        probe, alone, pair = arrivals[0], arrivals[1], arrivals[2]
+        assert alone >= probe + RAMP_SLEEP * 0.9
+        assert pair >= alone + RAMP_SLEEP * 0.9
+        assert down.max_in_flight["/hook"] > 1  # and it does climb back
+    finally:
+        down.stop()
+
+
+def test_deliveries_ramp_up_after_a_circuit_closes(
+    start_pushq: Callable[..., PushqProcess], tmp_path: Path
+) -> None:
+    ramps_up_after_the_circuit_closes(start_pushq(tmp_path / "data", **RAMP_ENV))

@@ -226,6 +226,28 @@ def test_an_attempt_cut_off_by_the_grace_period_is_due_again_at_once_and_not_cou
     with_store(scenario)
 
 
+def test_a_delivery_that_fails_inside_pushq_frees_its_place_at_the_origin(
+    with_store: WithStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug while sending must not leave the origin's (or the queue's) in-flight
+    count raised: a queue capped per origin would stall."""
+
+    async def scenario(store: Store) -> None:
+        sender = FakeSender({"/bug": RuntimeError("a bug in pushq")})
+        dispatcher = make(store, tmp_path, sender, Clock(NOW))
+        await store.put_queue(name="capped", changes={"endpoint_concurrency": 1}, now=NOW)
+        dispatcher.endpoints.set_queues(await store.list_queues())
+        await enqueue(store, dispatcher, job("/bug", queue="capped"))
+        assert await dispatcher.claim_round() == 1
+        await dispatcher.settled()
+        view = dispatcher.endpoints.describe("http://worker.test:80", NOW)
+        assert view is not None and view["in_flight"] == 0
+        assert dispatcher.endpoints.admit("http://worker.test:80", NOW, "capped") is None
+
+    with caplog.at_level(logging.CRITICAL, logger="pushq.dispatcher"):
+        with_store(scenario)
+
+
 def test_slots_in_use_is_read_at_scrape_time(with_store: WithStore, tmp_path: Path) -> None:
     def in_use(metrics: Metrics) -> float:
         line = next(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pushq.policy.circuit import CircuitConfig
-from pushq.server.endpoints import ORIGIN_LABELS, Endpoints, origin_of
+import asyncio
+
+from pushq.policy.circuit import PROBE_WAIT, CircuitConfig
+from pushq.server.endpoints import ORIGIN_LABELS, Endpoints, QueueDelivery, origin_of
 from pushq.server.models import CircuitRecord
 
 NOW = 1_000_000.0
@@ -57,3 +59,101 @@ def test_metric_labels_are_bounded() -> None:
     labels = {endpoints.label(f"http://h{i}:80") for i in range(ORIGIN_LABELS + 50)}
     assert len(labels) == ORIGIN_LABELS + 1 and "other" in labels
     assert endpoints.label("http://h0:80") == "http://h0:80"
+
+
+class _Probes:
+    """A SharedCircuits that grants the probe to whichever asks first."""
+
+    def __init__(self) -> None:
+        self.holder: Endpoints | None = None
+        self.asked: list[Endpoints] = []
+
+    def side(self, node: Endpoints) -> _Side:
+        return _Side(self, node)
+
+
+class _Side:
+    def __init__(self, probes: _Probes, node: Endpoints) -> None:
+        self.probes, self.node = probes, node
+
+    async def take_probe(self, origin: str, now: float, until: float) -> CircuitRecord | None:
+        self.probes.asked.append(self.node)
+        if self.probes.holder in (None, self.node):
+            self.probes.holder = self.node
+            return None
+        return CircuitRecord(origin, "half_open", 10, 1, now, "other", until)
+
+
+def _open(endpoints: Endpoints, origin: str) -> CircuitRecord | None:
+    change = None
+    for _ in range(2):
+        endpoints.admit(origin, NOW, "q")
+        change = endpoints.finished(
+            origin,
+            queue="q",
+            now=NOW,
+            status=None,
+            failure="connection",
+            retry_after=None,
+            duration_ms=1.0,
+            error="refused",
+        )
+    return change
+
+
+def test_one_node_probes_the_others_hold_then_all_ramp_up_when_it_closes() -> None:
+    origin = "http://w:80"
+    config = CircuitConfig(threshold=2, cooldown=5.0, ceiling=8)
+    a, b = Endpoints(config), Endpoints(config)
+    probes = _Probes()
+    a.shared, b.shared = probes.side(a), probes.side(b)
+    opened = _open(a, origin)
+    assert opened is not None and opened.state == "open"
+    b.apply(opened, NOW)  # told by NOTIFY
+    assert asyncio.run(b.gate(origin, NOW + 1, queue="q", timeout=30)) == NOW + 5
+
+    assert asyncio.run(a.gate(origin, NOW + 6, queue="q", timeout=30)) is None  # a probes
+    held = asyncio.run(b.gate(origin, NOW + 6, queue="q", timeout=30))
+    assert held == NOW + 6 + PROBE_WAIT  # asked again shortly: a's answer may come soon
+    assert probes.asked == [a, b]
+
+    closed = a.finished(
+        origin,
+        queue="q",
+        now=NOW + 7,
+        status=200,
+        failure=None,
+        retry_after=None,
+        duration_ms=1.0,
+        error=None,
+    )
+    assert closed is not None and closed.state == "closed"
+    b.apply(closed, NOW + 7)
+    for node in (a, b):  # deliveries resume one at a time on each node
+        view = node.describe(origin, NOW + 7)
+        assert view is not None and (view["state"], view["concurrency_limit"]) == ("closed", 1)
+        assert asyncio.run(node.gate(origin, NOW + 7, queue="q", timeout=30)) is None
+        assert asyncio.run(node.gate(origin, NOW + 7, queue="q", timeout=30)) is not None
+
+
+def test_a_queues_cap_and_opt_out_of_aimd() -> None:
+    origin = "http://w:80"
+    endpoints = Endpoints(CircuitConfig(ceiling=8))
+    endpoints.queues = {"capped": QueueDelivery(cap=2), "free": QueueDelivery(adaptive=False)}
+    assert [endpoints.admit(origin, NOW, "capped") for _ in range(3)] == [None, None, NOW + 1]
+    endpoints.released(origin, "capped")
+    assert endpoints.admit(origin, NOW, "capped") is None  # room again
+    endpoints.finished(
+        origin,
+        queue="capped",
+        now=NOW,
+        status=429,
+        failure=None,
+        retry_after=None,
+        duration_ms=1.0,
+        error="throttled",
+    )
+    view = endpoints.describe(origin, NOW)
+    assert view is not None and view["concurrency_limit"] == 4 and view["in_flight"] == 1
+    assert [endpoints.admit(origin, NOW, "other") for _ in range(4)] == [None, None, None, NOW + 1]
+    assert endpoints.admit(origin, NOW, "free") is None  # opted out of AIMD

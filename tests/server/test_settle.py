@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pushq.policy.backoff import BackoffPolicy
-from pushq.server.delivery import Outcome
+from pushq.server.delivery import DeliveryResponse, Outcome
 from pushq.server.metrics import Metrics
 from pushq.server.models import AttemptRecord, JobRecord, NewJob
 from pushq.server.settle import Settled, Settler, Verdict
@@ -125,5 +125,67 @@ def test_a_dead_job_stores_its_failure_callback_with_the_kill(
         (callback,) = page.jobs
         assert callback.url == "http://worker.test/failed"
         assert callback.headers == {"pushq-callback-for": job.id}
+
+    with_store(scenario)
+
+
+class OneFollowUp:
+    """A delivery hook (as QStash's /v2 has) that makes one job of each attempt."""
+
+    def request(self, job: JobRecord, request: object, now: float) -> object:
+        return request
+
+    def outcome(self, job: JobRecord, response: object, outcome: Outcome) -> Outcome:
+        return outcome
+
+    def after_attempt(
+        self, job: JobRecord, response: object, outcome: Outcome, now: float
+    ) -> list[NewJob]:
+        return [NewJob(url="http://worker.test/after", queue="follow-ups")]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "fields"),
+    [
+        (Outcome("succeeded", 200), {}),
+        (Outcome("dead", 400, "HTTP 400"), {}),
+        (Outcome("retry", 503, "HTTP 503"), {"max_attempts": 1}),
+    ],
+)
+def test_a_hooks_follow_up_is_stored_with_an_outcome_that_ends_the_job(
+    with_store: WithStore, tmp_path: Path, outcome: Outcome, fields: dict[str, object]
+) -> None:
+    """A workflow's context.call answer and its failure function are follow-ups: they
+    must not be lost to a crash between the outcome and a second write, so they are
+    written in the settle's own transaction (no separate enqueue)."""
+
+    async def scenario(store: Store) -> None:
+        settler = Settler(
+            store=store,
+            settings=settings(tmp_path),
+            metrics=Metrics(),
+            notify=lambda run_at: None,
+            waiters=JobWaiters(),
+            hooks={"test": OneFollowUp()},  # type: ignore[dict-item]
+        )
+        job = await claimed(store, settler, meta={"kind": "test"}, **fields)
+        enqueues: list[object] = []
+        real_enqueue = store.enqueue
+
+        async def counted(**kwargs: object) -> object:
+            enqueues.append(kwargs)
+            return await real_enqueue(**kwargs)  # type: ignore[arg-type]
+
+        store.enqueue = counted  # type: ignore[method-assign,assignment]
+        response = DeliveryResponse(outcome.status or 0, {}, b"")
+        settled = await settler.settle(
+            job, outcome, attempt(job, outcome.status), None, NOW + 1, response
+        )
+        assert settled.verdict in (Verdict.SUCCEEDED, Verdict.DEAD)
+        assert enqueues == []  # nothing written after the settle
+        page = await store.list_jobs(
+            queue="follow-ups", state=None, limit=10, cursor=None, now=NOW + 1
+        )
+        assert [j.url for j in page.jobs] == ["http://worker.test/after"]
 
     with_store(scenario)

@@ -11,7 +11,14 @@ import pytest
 from pushq.errors import Conflict, NotFound
 from pushq.policy.backoff import BackoffPolicy, PartialBackoff
 from pushq.policy.claim_plan import Bucket, ClaimPlan, QueueSnapshot
-from pushq.server.models import AttemptRecord, JobDefaults, JobRecord, NewJob
+from pushq.server.models import (
+    AttemptRecord,
+    JobDefaults,
+    JobFilter,
+    JobRecord,
+    NewJob,
+    new_job_id,
+)
 from pushq.server.store.base import Promotion, Rescue, Store
 from pushq.server.store.errors import InvalidCursor
 
@@ -219,6 +226,28 @@ def test_permanent_statuses_are_the_jobs_own_else_its_queues(with_store: WithSto
 def test_get_unknown_id_is_none(with_store: WithStore) -> None:
     async def scenario(store: Store) -> None:
         assert await store.get(job_id="01ARZ3NDEKTSV4RRFFQ69G5FAV") is None
+
+    with_store(scenario)
+
+
+def test_a_pre_made_id_is_kept_and_a_repeat_returns_the_first_job(with_store: WithStore) -> None:
+    """A /v2 workflow step names its own message in its body, so it brings its id;
+    a repeat under the same idempotency key (another id) is the first job."""
+
+    async def scenario(store: Store) -> None:
+        made = new_job_id(NOW)
+        (job,) = await enqueue(store, new_job(id=made, idempotency_key="step-1", tags=["wf:r"]))
+        assert job.id == made and (await store.get(job_id=made)) == job
+        (again,) = await store.enqueue(
+            jobs=[new_job(id=new_job_id(NOW), idempotency_key="step-1")],
+            now=NOW,
+            idempotency_ttl=TTL,
+            defaults=DEFAULTS,
+        )
+        assert (again.created, again.job.id) == (False, made)
+        (other,) = await enqueue(store, new_job(tags=["wf:r"]), now=NOW + 1)
+        page = await store.find_jobs(match=JobFilter(tag="wf:r"), limit=1, cursor=None, now=NOW)
+        assert [j.id for j in page.jobs] == [other.id]  # newest first: a run's newest step
 
     with_store(scenario)
 

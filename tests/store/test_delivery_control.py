@@ -127,3 +127,23 @@ def test_circuits_are_stored_and_only_unclosed_ones_loaded(with_store: WithStore
         assert await store.load_circuits() == []
 
     with_store(scenario)
+
+
+def test_a_queues_delivery_rules_are_stored(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        fresh = await store.put_queue(name="q", changes={}, now=NOW)
+        assert (fresh.adaptive_concurrency, fresh.endpoint_concurrency) == (True, None)
+        changes = {"adaptive_concurrency": False, "endpoint_concurrency": 3}
+        await store.put_queue(name="q", changes=changes, now=NOW)
+        await store.put_queue(name="q", changes={"concurrency": 9}, now=NOW)  # others kept
+        got = await store.get_queue(name="q")
+        assert got is not None
+        assert (got.adaptive_concurrency, got.endpoint_concurrency, got.concurrency) == (
+            False,
+            3,
+            9,
+        )
+        [listed] = [q for q in await store.list_queues() if q.name == "q"]
+        assert listed == got
+
+    with_store(scenario)

@@ -198,6 +198,51 @@ def test_count_and_redrive_dead_jobs_by_filter_spread_over_time(with_store: With
     with_store(scenario)
 
 
+def test_list_and_delete_dead_jobs_by_filter(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        jobs = [
+            new_job(queue="a", url="https://acme.example/x", tags=["cust-acme", "vip"]),
+            new_job(queue="a", url="https://other.example/y", tags=["cust-other"]),
+            new_job(queue="b", url="https://acme.example/z", tags=["cust-acme"]),
+        ]
+        dead = await make_dead(store, *jobs, failed_at=[NOW + 1, NOW + 2, NOW + 3])
+        (pending,) = await enqueue(store, new_job(queue="a", url="https://acme.example/p"))
+        acme = DeadFilter(url_prefix="https://acme.example/")
+
+        async def listed(queue: str | None = None, **match: object) -> list[str]:
+            page = await store.list_dead(
+                queue=queue,
+                limit=10,
+                cursor=None,
+                match=DeadFilter(**match),  # type: ignore[arg-type]
+            )
+            return [job.id for job in page.jobs]
+
+        assert await listed(url_prefix="https://acme.example/") == [dead[2].id, dead[0].id]
+        assert await listed("a", url_prefix="https://acme.example/") == [dead[0].id]
+        assert await listed(since=NOW + 2) == [dead[2].id, dead[1].id]
+        assert await listed(tag="cust-acme") == [dead[2].id, dead[0].id]
+        assert await listed(tag="vip", queue="a") == [dead[0].id]
+        assert await store.count_dead(match=DeadFilter(tag="cust-other")) == 1
+        assert await store.count_dead(match=DeadFilter(tag="nobody")) == 0
+        first = await store.list_dead(queue=None, limit=1, cursor=None, match=acme)
+        assert [job.id for job in first.jobs] == [dead[2].id]
+        rest = await store.list_dead(queue=None, limit=1, cursor=first.next_cursor, match=acme)
+        assert [job.id for job in rest.jobs] == [dead[0].id] and rest.next_cursor is None
+
+        assert await store.delete_dead_matching(match=acme) == 2
+        for gone in (dead[0], dead[2]):
+            assert await store.get(job_id=gone.id) is None
+            assert await store.list_attempts(job_id=gone.id) == []
+        assert (await fetch(store, dead[1].id)).state == "dead"
+        assert await store.list_attempts(job_id=dead[1].id) != []
+        assert (await fetch(store, pending.id)).state == "pending"  # only dead jobs go
+        assert await store.delete_dead_matching(match=acme) == 0
+        assert await listed() == [dead[1].id]
+
+    with_store(scenario)
+
+
 # -- search ------------------------------------------------------------------------
 
 

@@ -439,3 +439,36 @@ def test_every_node_is_woken_when_the_transaction_commits_not_before() -> None:
 
 class _Abandon(Exception):
     """Raised inside a transaction block to roll it back."""
+
+
+def test_max_unfinished_holds_between_a_transaction_and_the_stores_enqueues() -> None:
+    async def scenario() -> None:
+        limited = dataclasses.replace(DEFAULTS, max_unfinished=2)
+        async with node() as store:
+            await store.publish_enqueue_settings(
+                defaults=limited,
+                idempotency_ttl=TTL,
+                max_body_size=1024,
+                reserved_headers=RESERVED_HEADERS | HOP_BY_HOP_HEADERS,
+            )
+            job = NewJob(url=URL, queue="b")
+            await store.enqueue(jobs=[job], now=time.time(), idempotency_ttl=TTL, defaults=limited)
+            app = await app_connection()
+            try:
+                async with app.transaction():  # the second job, not committed yet
+                    await enqueue_tx_async(app, URL, schema=store.schema, queue="a")
+                    other = asyncio.create_task(
+                        store.enqueue(
+                            jobs=[job], now=time.time(), idempotency_ttl=TTL, defaults=limited
+                        )
+                    )
+                    await asyncio.sleep(0.5)
+                    assert not other.done()  # it waits for the transaction's turn
+                with pytest.raises(RateLimited) as refused:  # then counts its job
+                    await other
+                assert refused.value.code == "server_full"
+            finally:
+                await app.close()
+            assert await count_jobs(store) == 2
+
+    run(scenario)

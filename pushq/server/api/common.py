@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -173,6 +173,9 @@ class Context:
     sessions: Sessions | None = None  # dashboard sessions; None accepts no cookie
     # (delivered, failed attempts) of a queue in the last minute, as this node saw them
     queue_activity: Callable[[str], tuple[int, int]] = field(default=lambda queue: (0, 0))
+    # the same for every node sharing the database, {queue: (delivered, failed)} since
+    # a time (PostgreSQL); None: this node's own figures are the whole answer
+    cluster_activity: Callable[[float], Awaitable[dict[str, tuple[int, int]]]] | None = None
     scheduler_wake: Callable[[], None] = field(default=lambda: None)
     settler: Settler | None = None  # finishes async jobs; None refuses /complete and /fail
     waiters: JobWaiters = field(default_factory=JobWaiters)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +15,8 @@ from ...policy.states import PUBLIC_STATES
 from ..models import JobFilter, QueueSettings
 from .common import Context, context, ok, read_json, validate
 from .schemas import NAME_PATTERN, PurgeRequest, QueueRequest
+
+ACTIVITY_WINDOW = 60.0  # seconds: delivered_last_minute, failed_last_minute
 
 
 def queue_name(request: Request) -> str:
@@ -27,7 +30,7 @@ def queue_json(
     queue: QueueSettings,
     counts: dict[tuple[str, str], int],
     oldest: dict[str, float],
-    ctx: Context,
+    activity: Callable[[str], tuple[int, int]],
     now: float,
 ) -> dict[str, Any]:
     backoff = None
@@ -37,7 +40,7 @@ def queue_json(
             "max": queue.backoff.max,
             "jitter": queue.backoff.jitter,
         }
-    delivered, failed = ctx.queue_activity(queue.name)
+    delivered, failed = activity(queue.name)
     stats: dict[str, Any] = {state: counts.get((queue.name, state), 0) for state in PUBLIC_STATES}
     oldest_at = oldest.get(queue.name)
     stats["oldest_pending_age"] = None if oldest_at is None else max(0.0, now - oldest_at)
@@ -58,6 +61,8 @@ def queue_json(
         ),
         "key_concurrency": queue.key_concurrency,
         "key_rate_limit": queue.key_rate_limit,
+        "adaptive_concurrency": queue.adaptive_concurrency,
+        "endpoint_concurrency": queue.endpoint_concurrency,
         "stats": stats,
     }
 
@@ -66,7 +71,15 @@ async def _render(ctx: Context, queues: list[QueueSettings]) -> list[dict[str, A
     now = ctx.clock()
     counts = await ctx.store.count_by_state(now=now)
     oldest = await ctx.store.oldest_pending()
-    return [queue_json(q, counts, oldest, ctx, now) for q in queues]
+    activity = ctx.queue_activity
+    if ctx.cluster_activity is not None:  # every node's, from the database
+        recent = await ctx.cluster_activity(now - ACTIVITY_WINDOW)
+        activity = _lookup(recent)
+    return [queue_json(q, counts, oldest, activity, now) for q in queues]
+
+
+def _lookup(recent: dict[str, tuple[int, int]]) -> Callable[[str], tuple[int, int]]:
+    return lambda name: recent.get(name, (0, 0))
 
 
 async def get_queue(request: Request) -> JSONResponse:
@@ -97,10 +110,14 @@ async def put_queue(request: Request) -> JSONResponse:
             value = False
         if field == "priority" and value is None:
             value = 0
+        if field == "adaptive_concurrency" and value is None:
+            value = True
         if field == "permanent_statuses" and value is not None:
             value = tuple(value)
         changes[field] = value
     queue = await ctx.store.put_queue(name=name, changes=changes, now=ctx.clock())
+    if ctx.endpoints is not None:  # this node's deliveries follow the new rules at once
+        ctx.endpoints.set_queue(queue)
     ctx.dispatcher.notify()  # a raised limit or a resume may free jobs now
     [body] = await _render(ctx, [queue])
     return ok(body)

@@ -501,6 +501,12 @@ class QueueRequest(Strict):
     key_rate_limit: Annotated[str, AfterValidator(_rate), WithJsonSchema(_RATE_SCHEMA)] | None = (
         Field(None, description="default rate of each flow key: 'N/s', 'N/m' or 'N/h'")
     )
+    adaptive_concurrency: bool | None = Field(
+        None, description="whether the origins' adaptive in-flight limits apply (null: true)"
+    )
+    endpoint_concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY), Integral] | None = Field(
+        None, description="most jobs of the queue in flight to any one origin"
+    )
 
 
 class FlowKeyRequest(Strict):
@@ -584,6 +590,8 @@ class QueueOut(BaseModel):
     permanent_statuses: list[int] | None
     key_concurrency: int | None = None
     key_rate_limit: str | None = None
+    adaptive_concurrency: bool = True
+    endpoint_concurrency: int | None = None
     stats: QueueStats
 
 
@@ -725,8 +733,8 @@ TimeBound = Annotated[
 ]
 
 
-class RedriveRequest(Strict):
-    """Which dead jobs to redrive (every one, when no filter is given)."""
+class DeadMatch(Strict):
+    """Which dead jobs (every one, when no filter is given)."""
 
     queue: Name | None = None
     url_prefix: UrlPrefix | None = None
@@ -738,10 +746,20 @@ class RedriveRequest(Strict):
     )
     since: TimeBound | None = Field(None, description="failed at or after")
     until: TimeBound | None = Field(None, description="failed before")
+    tag: Tag | None = Field(None, description="one of the job's tags")
     dry_run: bool = Field(False, description="count the matching jobs, change nothing")
+
+
+class RedriveRequest(DeadMatch):
+    """Which dead jobs to redrive (every one, when no filter is given)."""
+
     rate_limit: Annotated[str, AfterValidator(_rate)] | None = Field(
         None, description="'N/s', 'N/m' or 'N/h': spread the redriven jobs' run_at"
     )
+
+
+class DeadDeleteRequest(DeadMatch):
+    """Which dead jobs to delete for good (every one, when no filter is given)."""
 
 
 class CancelRequest(Strict):
@@ -842,6 +860,9 @@ class JobOut(BaseModel):
     schedule: str | None
     topic: str | None
     replay_of: str | None
+    attempt_started_at: str | None = Field(
+        None, description="while the job is active: when its running attempt started"
+    )
     permanent_statuses: list[int] | None = Field(
         None, description="present when the job or its queue set it at enqueue"
     )
@@ -876,6 +897,11 @@ class RedriveResult(BaseModel):
     matched: int | None = Field(None, description="with dry_run: how many match")
 
 
+class DeadDeleteResult(BaseModel):
+    deleted: int | None = Field(None, description="how many were deleted")
+    matched: int | None = Field(None, description="with dry_run: how many match")
+
+
 class Ready(BaseModel):
     status: Literal["ready", "starting", "stopping"]
 
@@ -886,3 +912,46 @@ class Health(BaseModel):
     database: str
     dispatcher: str
     reasons: list[str] = []
+
+
+class StatsPoint(BaseModel):
+    at: str = Field(description="the start of the minute")
+    delivered: int = Field(description="attempts answered 2xx")
+    failed: int = Field(description="failed attempts (non-2xx, timeout, connection error)")
+    latency_p50_ms: float | None = Field(description="attempt duration; null: no attempts")
+    latency_p99_ms: float | None
+
+
+class StatsSeries(BaseModel):
+    delivered: int = Field(description="over the whole window")
+    failed: int
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    points: list[StatsPoint] = Field(description="one per minute, oldest first")
+
+
+class QueueSeries(StatsSeries):
+    queue: str = Field(description="the queue ('(other)' past 1,000 queues)")
+
+
+class Timeseries(BaseModel):
+    interval_seconds: int
+    from_: str = Field(alias="from", description="the first minute's start")
+    to: str = Field(description="the end of the current minute")
+    total: StatsSeries = Field(description="every queue together")
+    queues: list[QueueSeries] = Field(description="queues with attempts in the window")
+
+
+QUERY_SCHEMAS["/v1/stats/timeseries minutes"] = {
+    "type": "string",
+    "pattern": r"^([1-9]|[1-5][0-9]|60)$",
+    "description": "how many minutes back, 1 to 60 (default 60)",
+}
+
+QUERY_SCHEMAS["status"] = {"type": "string", "pattern": r"^[1-5][0-9]{2}$"}
+QUERY_SCHEMAS["error_contains"] = {"type": "string", "minLength": 1, "maxLength": 1000}
+QUERY_SCHEMAS["/v1/dlq since"] = QUERY_SCHEMAS["/v1/dlq until"] = {
+    **QUERY_SCHEMAS["since"],
+    "description": "failed at or after (since) / before (until): an RFC 3339 time or a "
+    "duration ago ('1h')",
+}

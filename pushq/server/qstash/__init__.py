@@ -16,5 +16,6 @@ rules and sends its callbacks.
     schedules.py    /v2/schedules over pushq schedules, and a firing's message
     topics.py       /v2/topics (URL groups) over pushq topics, and the fan-out
     flow_control.py flow-control values as flow-key limits, /v2/flowControl
+    workflow.py     Upstash Workflow: runs and their step lists, /v2/workflows
     routes.py       the /v2 app: auth, errors, handlers
 """

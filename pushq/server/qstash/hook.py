@@ -28,6 +28,7 @@ from .headers import header_map, parse_publish
 from .jobs import CALLBACK_QUEUE, make_job
 from .keys import SigningKeys
 from .retry_delay import delay_seconds
+from .workflow import source_body
 
 USER_AGENT = "Upstash-QStash"
 MAX_WAIT = 86400.0
@@ -100,6 +101,9 @@ class QStashDelivery:
         run_id = (meta.get("workflow") or {}).get("runid")
         if run_id:
             headers.append(("Upstash-Workflow-RunId", run_id))
+        if meta.get("workflowSteps"):  # a step of a run (workflow.py): what JS reads too
+            headers.append(("Upstash-Workflow-Url", job.url))
+            headers.append(("Upstash-Workflow-CreatedAt", str(meta["workflowCreatedAt"])))
         return replace(request, headers=headers)
 
     def outcome(
@@ -199,7 +203,7 @@ def callback_body(job: JobRecord, response: DeliveryResponse | DeliveryFailed) -
         "url": job.url,
         "method": job.method,
         "sourceHeader": header_map(job.headers.items()),
-        "sourceBody": _b64(job.body),
+        "sourceBody": source_body(job) if meta.get("workflowSteps") else _b64(job.body),
         "notBefore": meta.get("notBefore", int(job.run_at * 1000)),
         "createdAt": int(job.created_at * 1000),
     }
@@ -214,5 +218,5 @@ def callback_body(job: JobRecord, response: DeliveryResponse | DeliveryFailed) -
     run_id = (meta.get("workflow") or {}).get("runid")
     if run_id:
         shown["workflowRunId"] = run_id
-        shown["workflowCreatedAt"] = int(job.created_at * 1000)
+        shown["workflowCreatedAt"] = meta.get("workflowCreatedAt", int(job.created_at * 1000))
     return shown

@@ -22,6 +22,11 @@ def pushq_queue(name: str) -> str:
     return QUEUE_PREFIX + name
 
 
+def run_tag(run_id: str) -> str:
+    """The tag of every job of a workflow run (steps, calls, callbacks): /v1 can list them."""
+    return f"wf:{run_id}"
+
+
 def check_url(value: str, what: str, settings: Settings) -> str:
     try:
         _url(value)
@@ -77,4 +82,5 @@ def make_job(
         flow_key=publish.flow_control_key,
         permanent_statuses=(),  # every non-2xx is retried (489 aside, see hook.py)
         meta=meta,
+        tags=[run_tag(run_id)] if (run_id := publish.workflow.get("runid")) else [],
     )

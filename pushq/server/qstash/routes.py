@@ -31,6 +31,8 @@ from .jobs import PUBLISH_QUEUE, QUEUE_PREFIX, make_job, pushq_queue
 from .keys import SigningKeys
 from .schedules import Schedules
 from .topics import UrlGroups, fan_out
+from .workflow import STEP_KEY_TTL, Workflows
+from .workflow import check as check_workflow
 
 log = logging.getLogger("pushq.qstash")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -57,6 +59,7 @@ class V2:
         self.ctx = ctx
         self.keys = keys
         self._token = ctx.settings.api_token.encode()
+        self.workflows = Workflows(ctx)
         self.flow = FlowControl(self)
 
     # -- plumbing ------------------------------------------------------------------
@@ -102,10 +105,12 @@ class V2:
     async def enqueue(self, jobs: list[NewJob]) -> list[tuple[JobRecord, bool]]:
         await self.flow.apply(jobs)
         now = self.ctx.clock()
+        # a workflow's steps and calls keep their keys as long as a step may be retried
+        workflow = any((job.meta or {}).get("workflow") for job in jobs)
         results = await self.ctx.store.enqueue(
             jobs=jobs,
             now=now,
-            idempotency_ttl=DEDUP_WINDOW,
+            idempotency_ttl=STEP_KEY_TTL if workflow else DEDUP_WINDOW,
             defaults=self.ctx.settings.job_defaults,
         )
         for result in results:
@@ -147,7 +152,17 @@ class V2:
         self, destination: str, publish: Publish, *, body: bytes, now: float, **job: Any
     ) -> tuple[list[NewJob], bool]:
         """The messages of one publish: one for a URL, one per endpoint for a URL group
-        (and whether it was a group)."""
+        (and whether it was a group); a workflow's message is made by workflow.py."""
+        check_workflow(publish)
+        if "runid" in publish.workflow:
+            if not is_url(destination):
+                raise BadRequest("a workflow message must go to a URL, not a URL group")
+            if job.get("queue", PUBLISH_QUEUE) != PUBLISH_QUEUE:
+                raise BadRequest("a workflow message cannot go through a queue")
+            made = await self.workflows.job_of(
+                publish, destination=destination, body=body, now=now, caller_ip=job.get("caller_ip")
+            )
+            return [made], False
         if is_url(destination):
             job_ = make_job(
                 publish,
@@ -660,6 +675,10 @@ def mount(ctx: Context, keys: SigningKeys) -> Mount:
         ("POST", "/dlq/retry", v2.retry_dlq_many),
         ("GET", "/events", v2.list_events),
         ("GET", "/logs", v2.list_events),
+        ("DELETE", "/workflows/runs/{id}", v2.workflows.delete_run),
+        ("DELETE", "/workflows/runs", v2.workflows.delete_runs),
+        ("GET", "/workflows/runs/{id}", v2.workflows.get_run),
+        ("GET", "/workflows/logs", v2.workflows.logs),
     ]
     table += Schedules(v2).routes()
     table += UrlGroups(v2).routes()

@@ -334,9 +334,17 @@ class Store(Protocol):
         """Forget up to `limit` idempotency keys whose window has passed."""
 
     # -- the dead-letter queue -----------------------------------------------
-    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> JobPage:
+    async def list_dead(
+        self,
+        *,
+        queue: str | None,
+        limit: int,
+        cursor: str | None,
+        match: DeadFilter | None = None,
+    ) -> JobPage:
         """Up to `limit` dead jobs, latest failure first (failed_at, then id), after
-        `cursor`; InvalidCursor for a cursor this store did not make."""
+        `cursor`; InvalidCursor for a cursor this store did not make.
+        `match` narrows the list as it does a bulk redrive (`queue`, when given, wins)."""
 
     async def redrive(self, *, job_id: str, now: float) -> JobRecord:
         """Dead job back to pending (blocked if an unfinished job holds its ordering
@@ -350,6 +358,9 @@ class Store(Protocol):
 
     async def delete_dead(self, *, job_id: str) -> bool:
         """Delete a dead job and its attempts; False unless it was dead."""
+
+    async def delete_dead_matching(self, *, match: DeadFilter) -> int:
+        """Delete the dead jobs the filter matches, with their attempts; how many."""
 
     # -- queues and schedules ----------------------------------------------------
     async def get_queue(self, *, name: str) -> QueueSettings | None:

@@ -196,6 +196,8 @@ class GroupCommitWriter:
             for op, _ in batch:
                 self._counts = {}
                 if not savepoints:
+                    # total_changes counts a statement's rows once it has run to its
+                    # end: the store's writes read their RETURNING rows to the end
                     changes = conn.total_changes
                     try:
                         value = op(conn)

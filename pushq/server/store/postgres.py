@@ -20,12 +20,14 @@ applied under an advisory lock, so nodes starting together migrate once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -33,7 +35,7 @@ import asyncpg
 from ...errors import Conflict, NotFound, RateLimited
 from ...policy.backoff import BackoffPolicy, PartialBackoff, resolve_backoff
 from ...policy.claim_plan import ClaimPlan, QueueSnapshot
-from ...policy.flow_keys import KeyLimits, KeySnapshot, pick, spent_buckets
+from ...policy.flow_keys import KeyLimits, KeySnapshot, key_limits, pick, spent_buckets
 from .. import cursors
 from ..config import redact_url
 from ..models import (
@@ -85,7 +87,10 @@ T = TypeVar("T")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 MIGRATION_LOCK = 0x70757368  # "push": the advisory lock key nodes migrate under
 LEADER_LOCK = 0x6C656164  # "lead": held by the node that runs maintenance
+UNFINISHED_LOCK = 0x66756C6C  # "full": enqueues under max_unfinished take turns (pushq_enqueue too)
+FLOW_KEY_LOCK = 0x6B657973  # "keys": claims of limited flow keys take it in turn
 CHANNEL = "pushq_due"
+CIRCUITS = "pushq_circuits"  # NOTIFY of a stored circuit, so every node takes it at once
 
 
 def compile_named(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -192,6 +197,8 @@ class PostgresStore:
         self.min_size, self.max_size = min_size, max_size
         self.node = uuid.uuid4().hex[:12]
         self.channel = CHANNEL if schema is None else f"{CHANNEL}_{schema}"
+        self.circuit_channel = CIRCUITS if schema is None else f"{CIRCUITS}_{schema}"
+        self._circuit_listeners: list[Callable[[CircuitRecord], None]] = []
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._leader: asyncpg.Connection | None = None  # holds the leader lock
@@ -230,6 +237,7 @@ class PostgresStore:
                 self.url, server_settings=self._settings(), timeout=10
             )
             await self._listener.add_listener(self.channel, self._heard)
+            await self._listener.add_listener(self.circuit_channel, self._heard_circuit)
         except ValueError as exc:  # asyncpg's reading of a malformed URL
             await self.close()
             raise StoreUnavailable(f"{self.where}: not a valid URL ({exc})") from None
@@ -313,6 +321,7 @@ class PostgresStore:
         try:
             listener = await asyncpg.connect(self.url, server_settings=self._settings(), timeout=10)
             await listener.add_listener(self.channel, self._heard)
+            await listener.add_listener(self.circuit_channel, self._heard_circuit)
         except (*_DRIVER_ERRORS, ValueError) as exc:
             log.warning("LISTEN for other nodes' enqueues failed: %s", exc)
             return
@@ -350,6 +359,22 @@ class PostgresStore:
         node, _, at = payload.partition(" ")
         if node != self.node:  # this node's own were told at commit
             self._due(float(at) if at else None)
+
+    def listen_circuits(self, on_circuit: Callable[[CircuitRecord], None]) -> None:
+        """Be told of every circuit another node stores (open, closed)."""
+        self._circuit_listeners.append(on_circuit)
+
+    def _heard_circuit(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            fields = json.loads(payload)
+            node = fields.pop("node")
+            record = CircuitRecord(**fields)
+        except (ValueError, TypeError, KeyError):
+            log.warning("ignoring a malformed circuit notification")
+            return
+        if node != self.node:
+            for on_circuit in self._circuit_listeners:
+                on_circuit(record)
 
     def _due(self, run_at: float | None) -> None:
         for on_due in self._listeners:
@@ -557,19 +582,7 @@ class PostgresStore:
             self._no_flow_keys = False
             return []
         rows = await self._read("flow_key_snapshot", {"since": now - MAX_RATE_PERIOD})
-        return [
-            KeySnapshot(
-                key=row["key"],
-                concurrency=row["concurrency"],
-                rate_limit=row["rate_limit"],
-                paused=bool(row["paused"]),
-                active=row["active"],
-                tokens=row["tokens"],
-                tokens_at=row["tokens_at"],
-                bucket_rate=row["bucket_rate"],
-            )
-            for row in rows
-        ]
+        return _key_snapshots(rows)
 
     async def claim(
         self, *, plan: ClaimPlan, now: float, lease: str, lease_margin: float
@@ -605,6 +618,7 @@ class PostgresStore:
                 if row["rate_limit"] is not None and name in plan.buckets and name in seen:
                     if seen[name] != saved:
                         skip.add(name)
+            keys = await _recheck_keys(conn, plan, now) if plan.keys else {}
             claimed: list[JobRecord] = []
             params: dict[str, Any] = {
                 "now": now,
@@ -623,7 +637,7 @@ class PostgresStore:
                     if count <= 0:
                         continue
                 params["queue"], params["limit"] = queue, count
-                limits = plan.keys.get(queue)
+                limits = keys.get(queue)
                 if limits is None:
                     claimed += [row_to_job(r) for r in await conn.fetch("claim_from_queue", params)]
                 else:
@@ -878,12 +892,19 @@ class PostgresStore:
         return await self._run(lambda conn: conn.execute("prune_idempotency_keys", params))
 
     # -- the dead-letter queue -----------------------------------------------------
-    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> JobPage:
-        where = ["state = 'dead'"]
-        params: dict[str, Any] = {"limit": limit + 1}
+    async def list_dead(
+        self,
+        *,
+        queue: str | None,
+        limit: int,
+        cursor: str | None,
+        match: DeadFilter | None = None,
+    ) -> JobPage:
+        match = match or DeadFilter()
         if queue is not None:
-            where.append("queue = :queue")
-            params["queue"] = queue
+            match = replace(match, queue=queue)
+        where, params = _dead_conditions(match)
+        params["limit"] = limit + 1
         if cursor is not None:
             where.append("(failed_at, id) < (:failed_at::float8, :after::text)")
             params["failed_at"], params["after"] = cursors.decode_dead(cursor)
@@ -931,6 +952,18 @@ class PostgresStore:
 
         return await self._run(write)
 
+    async def delete_dead_matching(self, *, match: DeadFilter) -> int:
+        where, params = _dead_conditions(match)
+        # One statement: the jobs and their attempts go together.
+        sql = (
+            "WITH gone AS (DELETE FROM jobs WHERE "
+            + " AND ".join(where)
+            + " RETURNING id), dropped AS (DELETE FROM attempts WHERE job_id IN "
+            "(SELECT id FROM gone)) SELECT count(*) FROM gone"
+        )
+        rows = await self._run(lambda conn: conn.fetch_sql(sql, params))
+        return int(rows[0][0])
+
     # -- queues --------------------------------------------------------------------
     async def get_queue(self, *, name: str) -> QueueSettings | None:
         rows = await self._read("get_queue", {"name": name})
@@ -966,6 +999,8 @@ class PostgresStore:
                 "permanent_statuses": _dumps(current.permanent_statuses),
                 "key_concurrency": current.key_concurrency,
                 "key_rate_limit": current.key_rate_limit,
+                "adaptive_concurrency": int(current.adaptive_concurrency),
+                "endpoint_concurrency": current.endpoint_concurrency,
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,
@@ -1218,14 +1253,40 @@ class PostgresStore:
                 },
             )
             await conn.execute("forget_closed_circuits", {"before": now - 86400})
+            payload = {
+                "node": self.node,
+                "origin": circuit.origin,
+                "state": circuit.state,
+                "failures": circuit.failures,
+                "opened": circuit.opened,
+                "open_until": circuit.open_until,
+            }
+            payload_text = json.dumps(payload)
+            await conn.fetch("notify", {"channel": self.circuit_channel, "payload": payload_text})
 
         await self._run(write)
 
     async def load_circuits(self) -> list[CircuitRecord]:
-        return [
-            CircuitRecord(r["origin"], r["state"], r["failures"], r["opened"], r["open_until"])
-            for r in await self._read("load_circuits")
-        ]
+        return [_circuit(r) for r in await self._read("load_circuits")]
+
+    async def take_probe(self, origin: str, now: float, until: float) -> CircuitRecord | None:
+        """Take the origin's half-open probe for this node (None), or the stored
+        circuit that refuses it: another node's probe alive, or closed meanwhile."""
+
+        async def write(conn: _Conn) -> CircuitRecord | None:
+            params = {"origin": origin, "now": now, "until": until, "node": self.node}
+            if await conn.fetch("take_probe", params):
+                return None
+            rows = await conn.fetch("get_circuit", {"origin": origin})
+            return _circuit(rows[0]) if rows else None
+
+        return await self._run(write)
+
+    # -- the cluster's figures ------------------------------------------------------
+    async def recent_activity(self, *, since: float) -> dict[str, tuple[int, int]]:
+        """{queue: (jobs succeeded, attempts failed) since `since`} for every node."""
+        rows = await self._read("recent_activity", {"since": since})
+        return {row["queue"]: (int(row["delivered"]), int(row["failed"])) for row in rows}
 
     # -- topics ------------------------------------------------------------------
     async def put_topic(
@@ -1249,6 +1310,58 @@ class PostgresStore:
             return await conn.execute("delete_topic", {"name": name}) > 0
 
         return await self._run(write)
+
+
+def _circuit(r: Any) -> CircuitRecord:
+    return CircuitRecord(
+        r["origin"],
+        r["state"],
+        r["failures"],
+        r["opened"],
+        r["open_until"],
+        r["probe_by"],
+        r["probe_until"],
+    )
+
+
+def _key_snapshots(rows: Sequence[Any]) -> list[KeySnapshot]:
+    return [
+        KeySnapshot(
+            key=row["key"],
+            concurrency=row["concurrency"],
+            rate_limit=row["rate_limit"],
+            paused=bool(row["paused"]),
+            active=row["active"],
+            tokens=row["tokens"],
+            tokens_at=row["tokens_at"],
+            bucket_rate=row["bucket_rate"],
+        )
+        for row in rows
+    ]
+
+
+async def _recheck_keys(conn: _Conn, plan: ClaimPlan, now: float) -> dict[str, KeyLimits]:
+    """The flow-key limits of the plan's queues read again under the flow-key lock.
+
+    A key's limits hold across every queue and node, so the claims that take jobs
+    of limited keys go one at a time in the cluster: each counts the keys' jobs in
+    flight and reads their token buckets again under the lock (held to COMMIT),
+    after the claims before it committed, instead of trusting its snapshot."""
+    await conn.fetch("lock_flow_keys", {"key": FLOW_KEY_LOCK})
+    fresh = _key_snapshots(await conn.fetch("flow_key_snapshot", {"since": now - MAX_RATE_PERIOD}))
+    defaults = await conn.fetch("queue_key_defaults", {"names": sorted(plan.keys)})
+    keys = dict(plan.keys)
+    for row in defaults:
+        try:
+            keys[row["name"]] = key_limits(
+                fresh,
+                key_concurrency=row["key_concurrency"],
+                key_rate_limit=row["key_rate_limit"],
+                now=now,
+            )
+        except ValueError:  # the default rate became unreadable: the plan sets it aside next
+            keys[row["name"]] = KeyLimits(held=frozenset(s.key for s in fresh), default=0)
+    return keys
 
 
 async def _claim_by_key(
@@ -1430,13 +1543,19 @@ class _Enqueue:
                 [row] = await self.conn.fetch("lock_queues", {"names": [name]})
                 queue = row_to_queue(row)  # counted again under the lock
             self.queues[name] = queue
+        if self.backpressure and self.defaults.max_unfinished is not None:
+            # max_unfinished counts every queue: enqueues under it take one lock in
+            # turn (after the queue rows, before the keys, so never in a cycle) and
+            # count the total under it, so two nodes cannot both pass the limit.
+            await self.conn.fetch("lock_unfinished", {"key": UNFINISHED_LOCK})
+            self.total = int(await self.conn.fetchval("total_unfinished"))
         keys = [_ordering(new.queue, new.ordering_key) for new in jobs]
         keys += [_unique(new.queue, new.unique_key) for new in jobs]
         await _lock_keys(self.conn, keys)
 
     async def add(self, new: NewJob) -> EnqueueResult:
         conn, now = self.conn, self.now
-        job_id = new_job_id(now)
+        job_id = new.id or new_job_id(now)
         key = new.idempotency_key
         if key is not None:
             earlier = self.by_idempotency.get(key)
@@ -1731,4 +1850,7 @@ def _dead_conditions(match: DeadFilter) -> tuple[list[str], dict[str, Any]]:
     if match.until is not None:
         where.append("failed_at < :until")
         params["until"] = match.until
+    if match.tag is not None:
+        where.append("id IN (SELECT job_id FROM job_tags WHERE tag = :tag)")
+        params["tag"] = match.tag
     return where, params

@@ -12,6 +12,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -610,12 +611,19 @@ class SQLiteStore:
         )
 
     # -- the dead-letter queue -----------------------------------------------------
-    async def list_dead(self, *, queue: str | None, limit: int, cursor: str | None) -> JobPage:
-        where = ["state = 'dead'"]
-        params: dict[str, Any] = {"limit": limit + 1}
+    async def list_dead(
+        self,
+        *,
+        queue: str | None,
+        limit: int,
+        cursor: str | None,
+        match: DeadFilter | None = None,
+    ) -> JobPage:
+        match = match or DeadFilter()
         if queue is not None:
-            where.append("queue = :queue")
-            params["queue"] = queue
+            match = replace(match, queue=queue)
+        where, params = _dead_conditions(match)
+        params["limit"] = limit + 1
         if cursor is not None:
             where.append("(failed_at, id) < (:failed_at, :after)")
             params["failed_at"], params["after"] = cursors.decode_dead(cursor)
@@ -672,6 +680,17 @@ class SQLiteStore:
 
         return await self._write(write)
 
+    async def delete_dead_matching(self, *, match: DeadFilter) -> int:
+        where, params = _dead_conditions(match)
+        sql = "DELETE FROM jobs WHERE " + " AND ".join(where) + " RETURNING id"
+
+        def write(conn: sqlite3.Connection) -> int:
+            ids = [{"job_id": row[0]} for row in conn.execute(sql, params).fetchall()]
+            conn.executemany(Q["delete_attempts"], ids)
+            return len(ids)
+
+        return await self._write(write)
+
     # -- queues --------------------------------------------------------------------
     async def get_queue(self, *, name: str) -> QueueSettings | None:
         rows = await self._read(Q["get_queue"], {"name": name})
@@ -707,6 +726,8 @@ class SQLiteStore:
                 "permanent_statuses": _dumps(current.permanent_statuses),
                 "key_concurrency": current.key_concurrency,
                 "key_rate_limit": current.key_rate_limit,
+                "adaptive_concurrency": int(current.adaptive_concurrency),
+                "endpoint_concurrency": current.endpoint_concurrency,
                 "tokens": tokens,
                 "tokens_at": tokens_at,
                 "now": now,
@@ -1035,6 +1056,8 @@ def row_to_queue(row: sqlite3.Row) -> QueueSettings:
         permanent_statuses=_statuses(row["permanent_statuses"]),
         key_concurrency=row["key_concurrency"],
         key_rate_limit=row["key_rate_limit"],
+        adaptive_concurrency=bool(row["adaptive_concurrency"]),
+        endpoint_concurrency=row["endpoint_concurrency"],
     )
 
 
@@ -1213,7 +1236,7 @@ class _Enqueue:
                 state = "blocked"
             self.ordering_taken.add(ordering)
         job = JobRecord(
-            id=new_job_id(now),
+            id=new.id or new_job_id(now),
             queue=new.queue,
             url=new.url,
             method=new.method,
@@ -1488,4 +1511,7 @@ def _dead_conditions(match: DeadFilter) -> tuple[list[str], dict[str, Any]]:
     if match.until is not None:
         where.append("failed_at < :until")
         params["until"] = match.until
+    if match.tag is not None:
+        where.append("id IN (SELECT job_id FROM job_tags WHERE tag = :tag)")
+        params["tag"] = match.tag
     return where, params

@@ -250,7 +250,8 @@ SET concurrency = :concurrency, rate_limit = :rate_limit, max_attempts = :max_at
     backoff_base = :backoff_base, backoff_max = :backoff_max, backoff_jitter = :backoff_jitter,
     timeout = :timeout, max_size = :max_size, paused = :paused, priority = :priority,
     permanent_statuses = :permanent_statuses, key_concurrency = :key_concurrency,
-    key_rate_limit = :key_rate_limit, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
+    key_rate_limit = :key_rate_limit, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now,
+    adaptive_concurrency = :adaptive_concurrency, endpoint_concurrency = :endpoint_concurrency
 WHERE name = :name
 RETURNING *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue = queues.name) AS unfinished_delta;
 
@@ -259,6 +260,10 @@ RETURNING *, (SELECT coalesce(sum(delta), 0) FROM queue_unfinished WHERE queue =
 -- queue's row, so enqueues and settles of one queue do not wait on each other's
 -- commits. The leader folds them into queues.unfinished (fold_unfinished).
 INSERT INTO queue_unfinished (queue, delta) VALUES (:name, :delta);
+
+-- name: lock_unfinished
+-- Held to COMMIT: the enqueues checked against max_unfinished go one at a time.
+SELECT pg_advisory_xact_lock(:key::integer, hashtext(current_schema()));
 
 -- name: total_unfinished
 SELECT (SELECT coalesce(sum(unfinished), 0) FROM queues)
@@ -488,6 +493,14 @@ FROM relevant
 LEFT JOIN flow_keys AS f ON f.key = relevant.key
 LEFT JOIN active ON active.key = relevant.key;
 
+-- name: lock_flow_keys
+-- Held to COMMIT: claims of limited flow keys count the keys' jobs in flight one at
+-- a time across the cluster.
+SELECT pg_advisory_xact_lock(:key::integer, hashtext(current_schema()));
+
+-- name: queue_key_defaults
+SELECT name, key_concurrency, key_rate_limit FROM queues WHERE name = ANY(:names::text[]);
+
 -- name: claim_candidates
 -- A queue's next pending jobs in claim order, skipping the keys that take nothing.
 -- A read: the claim_ids statement locks (SKIP LOCKED) and guards what is picked.
@@ -552,11 +565,29 @@ SELECT
      WHERE flow_key = :key AND state IN ('scheduled', 'pending', 'blocked', 'retrying')) AS waiting;
 
 -- name: save_circuit
+-- An opened or closed circuit ends any half-open probe taken for it.
 INSERT INTO circuits (origin, state, failures, opened, open_until, updated_at)
 VALUES (:origin, :state, :failures, :opened, :open_until, :now)
 ON CONFLICT (origin) DO UPDATE SET
     state = excluded.state, failures = excluded.failures, opened = excluded.opened,
-    open_until = excluded.open_until, updated_at = excluded.updated_at;
+    open_until = excluded.open_until, updated_at = excluded.updated_at,
+    probe_by = NULL, probe_until = NULL;
+
+-- name: take_probe
+-- The half-open probe, one for the cluster: taken when the cool-down is over and no
+-- other node's probe is alive (or this node holds it already). No row: refused.
+INSERT INTO circuits (origin, state, failures, opened, open_until, updated_at, probe_by, probe_until)
+VALUES (:origin, 'half_open', 0, 0, :now::float8, :now::float8, :node, :until::float8)
+ON CONFLICT (origin) DO UPDATE SET
+    state = 'half_open', probe_by = excluded.probe_by, probe_until = excluded.probe_until,
+    updated_at = excluded.updated_at
+WHERE (circuits.state = 'open' AND coalesce(circuits.open_until, 0) <= :now::float8)
+   OR (circuits.state = 'half_open'
+       AND (coalesce(circuits.probe_until, 0) <= :now::float8 OR circuits.probe_by = :node))
+RETURNING origin;
+
+-- name: get_circuit
+SELECT * FROM circuits WHERE origin = :origin;
 
 -- name: forget_closed_circuits
 DELETE FROM circuits WHERE state = 'closed' AND updated_at < :before;
@@ -572,6 +603,21 @@ SET state = 'scheduled', attempts = attempts - 1, run_at = :run_at,
     lease = NULL, lease_expires_at = NULL, attempt_started_at = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
 RETURNING id;
+
+-- name: recent_activity
+-- Per queue, the jobs that succeeded and the attempts that failed since :since, in
+-- the whole cluster (an attempt pushq cut off itself at shutdown is no failure).
+SELECT queue, sum(delivered)::bigint AS delivered, sum(failed)::bigint AS failed FROM (
+    SELECT queue, count(*) AS delivered, 0 AS failed FROM jobs
+    WHERE state = 'succeeded' AND finished_at > :since::float8
+    GROUP BY queue
+    UNION ALL
+    SELECT jobs.queue, 0, count(*) FROM attempts JOIN jobs ON jobs.id = attempts.job_id
+    WHERE attempts.started_at > :since::float8 AND attempts.error IS NOT NULL
+      AND attempts.error NOT LIKE 'interrupted:%'
+    GROUP BY jobs.queue
+) AS recent
+GROUP BY queue;
 
 -- name: put_meta
 INSERT INTO meta (key, value) VALUES (:key, :value)

@@ -247,7 +247,8 @@ SET concurrency = :concurrency, rate_limit = :rate_limit, max_attempts = :max_at
     backoff_base = :backoff_base, backoff_max = :backoff_max, backoff_jitter = :backoff_jitter,
     timeout = :timeout, max_size = :max_size, paused = :paused, priority = :priority,
     permanent_statuses = :permanent_statuses, key_concurrency = :key_concurrency,
-    key_rate_limit = :key_rate_limit, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now
+    key_rate_limit = :key_rate_limit, tokens = :tokens, tokens_at = :tokens_at, updated_at = :now,
+    adaptive_concurrency = :adaptive_concurrency, endpoint_concurrency = :endpoint_concurrency
 WHERE name = :name
 RETURNING *;
 

@@ -121,7 +121,9 @@ CREATE TABLE queues (
     updated_at      REAL NOT NULL,
     permanent_statuses TEXT,
     key_concurrency INTEGER,
-    key_rate_limit  TEXT
+    key_rate_limit  TEXT,
+    adaptive_concurrency INTEGER NOT NULL DEFAULT 1,
+    endpoint_concurrency INTEGER
 ) WITHOUT ROWID;
 
 CREATE TABLE schedules (

@@ -315,6 +315,11 @@ BEGIN
     ELSE
         SELECT * INTO q FROM queues WHERE name = v_queue FOR KEY SHARE;  -- not deleted under it
     END IF;
+    IF (settings ->> 'max_unfinished') IS NOT NULL THEN
+        -- max_unfinished counts every queue: the enqueues under it take turns, as
+        -- the store's do (UNFINISHED_LOCK, after the queue row, before the keys).
+        PERFORM pg_advisory_xact_lock(1718971500, hashtext(current_schema()));
+    END IF;
     IF q.max_size IS NOT NULL THEN  -- the count, only where it is checked
         SELECT q.unfinished + coalesce(sum(delta), 0) INTO v_unfinished
         FROM queue_unfinished WHERE queue = v_queue;
