@@ -159,6 +159,7 @@ class Job:
     run_at: datetime | None = None
     finished_at: datetime | None = None
     failed_at: datetime | None = None
+    attempt_started_at: datetime | None = None  # while active: when this attempt began
     last_error: LastError | None = None
     result: Result | None = None
     progress: Any = None
@@ -204,6 +205,7 @@ class Job:
             run_at=_time(data.get("run_at")),
             finished_at=_time(data.get("finished_at")),
             failed_at=_time(data.get("failed_at")),
+            attempt_started_at=_time(data.get("attempt_started_at")),
             last_error=LastError.from_json(error),
             result=None
             if not isinstance(result, Mapping)
