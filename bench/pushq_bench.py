@@ -406,12 +406,18 @@ def summarize_profile(path: Path, top: int = 25) -> None:
 async def latency(procs: Procs, rate: float, seconds: float) -> dict[str, Any]:
     await reset_worker(procs)
     count = int(rate * seconds)
+    assert procs.pushq is not None
+    cpu_before = cpu_seconds(procs.pushq.pid)
     load = await enqueue_load(procs, count=count, rate=rate, concurrency=256)
     stats = await wait_delivered(procs, count)
+    # At a fixed offered rate every version batches alike: the fairest CPU figure
+    # to compare commits by on a busy machine.
+    cpu_per_job_us = (cpu_seconds(procs.pushq.pid) - cpu_before) / count * 1e6
     lat = stats["latencies"][count // 10 :]  # the first 10% warm up
     return {
         "offered_per_s": rate,
         "jobs": count,
+        "pushq_cpu_us_per_job": cpu_per_job_us,
         "latency_p50_ms": percentile(lat, 50) * 1000,
         "latency_p99_ms": percentile(lat, 99) * 1000,
         "latency_max_ms": max(lat) * 1000,

@@ -6,9 +6,13 @@
     pushq dlq list | show | retry | rm
     pushq queues list | show | set | pause | resume | purge | rm
     pushq schedules list | show | set | rm | pause | resume | trigger
+    pushq flow-keys list | show | set | pause | resume
+    pushq topics list | show | set | rm | publish
+    pushq endpoints list | show
 
 API commands read the server from --url / $PUSHQ_URL and the token from
---token / $PUSHQ_API_TOKEN (else the data dir of a local `pushq serve`); they
+--token / $PUSHQ_API_TOKEN (else the data dir of a local `pushq serve`, the lookup
+the SDK's `Client()` makes: `pushq.client.find_token`); they
 print tables, or the API's JSON with --json (before or after the command).
 Exit codes: 0 ok; 1 an API error, an unreachable server, or (jobs wait) a job
 that did not succeed; 2 bad usage or configuration. Errors are one line on
@@ -21,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,14 +32,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from .admin import add_config_flag, add_local_commands
-from .client import Attempt, Client, Job, Page, Queue, Schedule
-from .errors import ApiError, ConfigError, StartupError
+from .client import (
+    UNSET,
+    Attempt,
+    Client,
+    Endpoint,
+    FlowKey,
+    Job,
+    Page,
+    Queue,
+    Schedule,
+    Topic,
+    find_token,
+)
+from .errors import (
+    ApiError,
+    ConfigError,
+    PushqConnectionError,
+    StartupError,
+    TokenNotFound,
+)
 from .server.config import (
     OPTIONS,
-    TOKEN_FILE,
     ensure_data_dir,
     load_credentials,
     load_settings,
@@ -173,6 +191,10 @@ def _parser() -> argparse.ArgumentParser:
     settings.add_argument("--priority", type=int, help="higher queues are served first")
     settings.add_argument("--backoff-base", help="first retry delay")
     settings.add_argument("--backoff-max", help="longest retry delay")
+    settings.add_argument(
+        "--key-concurrency", type=int, help="default max in flight per flow key of its jobs"
+    )
+    settings.add_argument("--key-rate-limit", help='default rate per flow key: "5/s", "100/m"')
     statuses = settings.add_mutually_exclusive_group()
     statuses.add_argument(
         "--permanent-status",
@@ -212,6 +234,49 @@ def _parser() -> argparse.ArgumentParser:
     _leaf(schedules, api, "trigger", "enqueue one job from it now", _schedules_trigger)
     for name in ("pause", "resume", "trigger"):
         schedules.choices[name].add_argument("name")
+
+    keys = _group(commands, "flow-keys", "per-key limits (a customer, an account) and live counts")
+    _leaf(keys, api, "list", "keys with limits of their own, or paused", _flow_keys_list)
+    _leaf(keys, api, "show", "a key's limits and live counts", _flow_keys_show)
+    limits = _leaf(keys, api, "set", "set a key's own limits", _flow_keys_set)
+    concurrency = limits.add_mutually_exclusive_group()
+    concurrency.add_argument("--concurrency", type=int, help="max jobs of the key in flight")
+    concurrency.add_argument(
+        "--no-concurrency",
+        action="store_true",
+        help="remove it: the queue's key_concurrency applies",
+    )
+    rate = limits.add_mutually_exclusive_group()
+    rate.add_argument("--rate-limit", help='deliveries per period: "10/s", "100/m", "1000/h"')
+    rate.add_argument(
+        "--no-rate-limit", action="store_true", help="remove it: the queue's key_rate_limit applies"
+    )
+    _leaf(keys, api, "pause", "hold the key's jobs (other keys go on)", _flow_keys_pause)
+    _leaf(keys, api, "resume", "release a paused key's jobs", _flow_keys_resume)
+    for name in ("show", "set", "pause", "resume"):
+        keys.choices[name].add_argument("key")
+
+    topics = _group(commands, "topics", "fan-out: one job per endpoint of a topic")
+    _leaf(topics, api, "list", "every topic", _topics_list)
+    _leaf(topics, api, "show", "a topic and its endpoints", _topics_show).add_argument("name")
+    topic = _leaf(topics, api, "set", "create a topic or replace its endpoints", _topics_set)
+    topic.add_argument("name")
+    topic.add_argument("urls", nargs="*", metavar="URL", help="an endpoint (repeat for more)")
+    topic.add_argument(
+        "--endpoints",
+        metavar="JSON",
+        help='endpoints with names or headers: [{"url", "name", "headers"}], @file or @-',
+    )
+    _leaf(topics, api, "rm", "forget a topic (its jobs stay)", _topics_rm).add_argument("name")
+    publish = _leaf(topics, api, "publish", "enqueue one job per endpoint, at once", _publish)
+    publish.add_argument("name")
+    _job_options(publish, template=False)
+
+    endpoints = _group(commands, "endpoints", "delivery health per destination origin")
+    _leaf(endpoints, api, "list", "every origin delivered to since start", _endpoints_list)
+    _leaf(endpoints, api, "show", "one origin's health", _endpoints_show).add_argument(
+        "origin", help="scheme://host:port, or any URL there"
+    )
     return parser
 
 
@@ -224,7 +289,10 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
         help="pushq's base URL (default $PUSHQ_URL or http://127.0.0.1:8080)",
     )
     group.add_argument(
-        "--token", default=argparse.SUPPRESS, help="API token (default $PUSHQ_API_TOKEN)"
+        "--token",
+        default=argparse.SUPPRESS,
+        help="API token (default $PUSHQ_API_TOKEN, else ./pushq-data/api-token or "
+        "$PUSHQ_DATA_DIR's)",
     )
     group.add_argument(
         "--json",
@@ -317,6 +385,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_OK if args.command == "serve" else EXIT_INTERRUPTED
+    except BrokenPipeError:  # `pushq jobs list | head`: the reader left; nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
 
 
 def _configure_logging(level: str, fmt: str = "text") -> None:
@@ -368,22 +439,25 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _api_token(flag: str | None) -> str:
-    """--token, else $PUSHQ_API_TOKEN, else the token a local `pushq serve` saved."""
-    token = flag or os.environ.get("PUSHQ_API_TOKEN", "").strip()
-    if token:
-        return token
-    data_dir = _data_dir(None)
-    if (data_dir / TOKEN_FILE).is_file():
-        return load_credentials(data_dir, {}, generate=False)[0]
-    raise ConfigError("no API token: pass --token or set PUSHQ_API_TOKEN")
+    """--token, else what the SDK's Client() finds: $PUSHQ_API_TOKEN, else the token a
+    local `pushq serve` saved in its data dir (the config file's data_dir counts)."""
+    if flag:
+        return flag
+    try:
+        return find_token(_data_dir(None))
+    except TokenNotFound as exc:
+        raise ConfigError(
+            f"no API token: pass --token or set PUSHQ_API_TOKEN ({exc.path} does not exist; "
+            "set PUSHQ_DATA_DIR to the data dir of `pushq serve`, or run `pushq token` there)"
+        ) from None
 
 
 def _api(args: argparse.Namespace) -> int:
     """Run an API command: errors become one line and an exit code."""
     try:
         client = Client(args.url, _api_token(args.token))
-    except httpx.InvalidURL as exc:
-        raise ConfigError(f"--url/PUSHQ_URL: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("base_url/PUSHQ_URL", "--url/PUSHQ_URL")) from None
     out = Output(as_json=args.json)
     try:
         with client:
@@ -394,20 +468,20 @@ def _api(args: argparse.Namespace) -> int:
             # not pushq's error format: something else listens at this URL
             return _fail(
                 f"no pushq at {client.base_url} ({exc.status} {exc.code}: {exc.message}); "
-                "check --url / PUSHQ_URL"
+                "a wrong port? check --url / PUSHQ_URL"
             )
         return _fail(f"{exc.status} {exc.code}: {exc.message}")
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise ConfigError(f"--url/PUSHQ_URL {client.base_url!r}: {exc}") from None
-    except httpx.TransportError as exc:
+    except PushqConnectionError as exc:
         return _fail(
-            f"cannot reach {client.base_url}: {_reason(exc)} "
+            f"cannot reach {exc.url}: {exc.reason} "
             "(is `pushq serve` running there? check --url / PUSHQ_URL)"
         )
     except TimeoutError as exc:
         return _fail(str(exc))
-    except ConfigError:
-        raise  # usage: main() prints it and exits 2
+    except ConfigError as exc:  # usage: main() prints it and exits 2
+        raise ConfigError(str(exc).replace("base_url/PUSHQ_URL", "--url/PUSHQ_URL")) from None
+    except BrokenPipeError:
+        raise  # main() ends quietly
     except Exception as exc:  # a bug: still one line, unless PUSHQ_DEBUG asks for the traceback
         if os.environ.get("PUSHQ_DEBUG"):
             raise
@@ -417,13 +491,6 @@ def _api(args: argparse.Namespace) -> int:
 def _fail(message: str) -> int:
     print(f"pushq: {message}", file=sys.stderr)
     return EXIT_ERROR
-
-
-def _reason(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc).strip()) or type(exc).__name__
-    return text[:1].lower() + text[1:]
 
 
 # -- output -------------------------------------------------------------------------------
@@ -933,6 +1000,8 @@ def _print_queue(out: Output, queue: Queue) -> None:
         ("max size", queue.max_size or "-"),
         ("priority", queue.priority),
         ("permanent statuses", ", ".join(map(str, queue.permanent_statuses or ())) or "-"),
+        ("key concurrency", queue.key_concurrency or "-"),
+        ("key rate limit", queue.key_rate_limit or "-"),
     ]
     stats = [(f"  {name}", value) for name, value in queue.stats.items()]
     out.fields([*settings, *([("stats", "")] + stats if stats else [])])
@@ -974,6 +1043,8 @@ def _queues_set(client: Client, args: argparse.Namespace, out: Output) -> int:
         max_size=args.max_size,
         priority=args.priority,
         permanent_statuses=[] if args.no_permanent_statuses else args.permanent_status,
+        key_concurrency=args.key_concurrency,
+        key_rate_limit=args.key_rate_limit,
     )
     _print_queue(out, queue)
     return EXIT_OK
@@ -1081,4 +1152,220 @@ def _queues_purge(client: Client, args: argparse.Namespace, out: Output) -> int:
 def _queues_rm(client: Client, args: argparse.Namespace, out: Output) -> int:
     client.queues.delete(args.name, force=args.force)
     out.show({"deleted": args.name}, lambda: out.line(f"removed queue {args.name}"))
+    return EXIT_OK
+
+
+# -- flow keys, topics, endpoints -------------------------------------------------------------
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else ""
+
+
+def _print_flow_key(out: Output, key: FlowKey) -> None:
+    if out.as_json:
+        out.json(key.raw)
+        return
+    out.fields(
+        [
+            ("key", key.key),
+            ("paused", "yes" if key.paused else "no"),
+            ("concurrency", key.concurrency or "- (the queue's key_concurrency)"),
+            ("rate limit", key.rate_limit or "- (the queue's key_rate_limit)"),
+            ("in flight", str(key.in_flight)),
+            ("waiting", str(key.waiting)),
+        ]
+    )
+
+
+def _flow_keys_list(client: Client, args: argparse.Namespace, out: Output) -> int:
+    page = client.flow_keys.list()
+    if out.as_json:
+        out.json({"flow_keys": [k.raw for k in page]})
+        return EXIT_OK
+    table = out.table("KEY", "PAUSED", "CONCURRENCY", "RATE", "IN FLIGHT", "WAITING")
+    for k in page:
+        table.add_row(
+            k.key,
+            _yes(k.paused),
+            _text(k.concurrency) or "-",
+            k.rate_limit or "-",
+            str(k.in_flight),
+            str(k.waiting),
+        )
+    out.print_table(table)
+    return EXIT_OK
+
+
+def _flow_keys_show(client: Client, args: argparse.Namespace, out: Output) -> int:
+    _print_flow_key(out, client.flow_keys.get(args.key))
+    return EXIT_OK
+
+
+def _flow_keys_set(client: Client, args: argparse.Namespace, out: Output) -> int:
+    concurrency = None if args.no_concurrency else args.concurrency
+    rate_limit = None if args.no_rate_limit else args.rate_limit
+    if concurrency is None and not args.no_concurrency:
+        concurrency = UNSET
+    if rate_limit is None and not args.no_rate_limit:
+        rate_limit = UNSET
+    if concurrency is UNSET and rate_limit is UNSET:
+        raise ConfigError(
+            "flow-keys set: give --concurrency, --rate-limit, --no-concurrency or --no-rate-limit"
+        )
+    key = client.flow_keys.update(args.key, concurrency=concurrency, rate_limit=rate_limit)
+    _print_flow_key(out, key)
+    return EXIT_OK
+
+
+def _flow_keys_pause(client: Client, args: argparse.Namespace, out: Output) -> int:
+    key = client.flow_keys.pause(args.key)
+    out.show(key.raw, lambda: out.line(f"paused flow key {key.key} ({key.waiting} waiting)"))
+    return EXIT_OK
+
+
+def _flow_keys_resume(client: Client, args: argparse.Namespace, out: Output) -> int:
+    key = client.flow_keys.resume(args.key)
+    out.show(key.raw, lambda: out.line(f"resumed flow key {key.key} ({key.waiting} waiting)"))
+    return EXIT_OK
+
+
+def _print_topic(out: Output, topic: Topic) -> None:
+    if out.as_json:
+        out.json(topic.raw)
+        return
+    out.fields([("name", topic.name), ("created", topic.created_at), ("updated", topic.updated_at)])
+    out.line("")
+    table = out.table("ENDPOINT", "URL", "HEADERS")
+    for endpoint in topic.endpoints:
+        headers = ", ".join(f"{k}: {v}" for k, v in endpoint.headers.items())
+        table.add_row(endpoint.name or "-", endpoint.url, headers)
+    out.print_table(table)
+
+
+def _topics_list(client: Client, args: argparse.Namespace, out: Output) -> int:
+    page = client.topics.list()
+    if out.as_json:
+        out.json({"topics": [t.raw for t in page]})
+        return EXIT_OK
+    table = out.table("NAME", "ENDPOINTS", "UPDATED", "URLS")
+    for t in page:
+        urls = ", ".join(e.url for e in t.endpoints)
+        table.add_row(t.name, str(len(t.endpoints)), _time(t.updated_at), urls)
+    out.print_table(table)
+    return EXIT_OK
+
+
+def _topics_show(client: Client, args: argparse.Namespace, out: Output) -> int:
+    _print_topic(out, client.topics.get(args.name))
+    return EXIT_OK
+
+
+def _topics_set(client: Client, args: argparse.Namespace, out: Output) -> int:
+    endpoints: list[Any] = list(args.urls)
+    if args.endpoints is not None:
+        given = _read_json(args.endpoints, "--endpoints")
+        if not isinstance(given, list):
+            raise ConfigError('--endpoints: a JSON list, e.g. [{"url": "https://..."}]')
+        endpoints += given
+    if not endpoints:
+        raise ConfigError("topics set: give the endpoints' URLs, or --endpoints JSON")
+    try:
+        topic = client.topics.set(args.name, endpoints)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"--endpoints: {exc}") from None
+    _print_topic(out, topic)
+    return EXIT_OK
+
+
+def _topics_rm(client: Client, args: argparse.Namespace, out: Output) -> int:
+    client.topics.delete(args.name)
+    out.show({"deleted": args.name}, lambda: out.line(f"removed topic {args.name}"))
+    return EXIT_OK
+
+
+def _publish(client: Client, args: argparse.Namespace, out: Output) -> int:
+    fields = _job_fields(args)
+    body = fields.pop("body", None)
+    jobs = client.topics.publish(args.name, body, **fields)
+    if out.as_json:
+        out.json({"jobs": [job.raw for job in jobs]})
+        return EXIT_OK
+    repeated = sum(job.deduplicated for job in jobs)
+    again = f" ({repeated} already enqueued)" if repeated else ""
+    out.line(f"published to {args.name}: {len(jobs)} jobs{again}")
+    table = out.table("ID", "STATE", "QUEUE", "RUN AT", "URL")
+    for job in jobs:
+        table.add_row(job.id, job.state, job.queue, _time(job.run_at), job.url)
+    out.print_table(table)
+    return EXIT_OK
+
+
+def _rate(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}%"
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
+def _endpoint_error(endpoint: Endpoint) -> str:
+    error = endpoint.last_error
+    if error is None:
+        return ""
+    status = f"{error.status} " if error.status is not None else ""
+    return f"{status}{error.response or error.message or ''}".strip()
+
+
+def _endpoints_list(client: Client, args: argparse.Namespace, out: Output) -> int:
+    page = client.endpoints.list()
+    if out.as_json:
+        out.json({"endpoints": [e.raw for e in page]})
+        return EXIT_OK
+    table = out.table(
+        "ORIGIN",
+        "STATE",
+        "IN FLIGHT",
+        "LIMIT",
+        "SUCCESS",
+        "P50 MS",
+        "P99 MS",
+        "FAILS",
+        "HELD UNTIL",
+    )
+    for e in page:
+        table.add_row(
+            e.origin,
+            e.state,
+            str(e.in_flight),
+            _text(e.concurrency_limit) or "-",
+            _rate(e.success_rate),
+            _ms(e.latency_p50_ms),
+            _ms(e.latency_p99_ms),
+            str(e.consecutive_failures),
+            _time(e.open_until),
+        )
+    out.print_table(table)
+    return EXIT_OK
+
+
+def _endpoints_show(client: Client, args: argparse.Namespace, out: Output) -> int:
+    e = client.endpoints.get(args.origin)
+    if out.as_json:
+        out.json(e.raw)
+        return EXIT_OK
+    rows: list[tuple[str, Any]] = [
+        ("origin", e.origin),
+        ("state", e.state),
+        ("in flight", f"{e.in_flight} of {_text(e.concurrency_limit) or 'no limit'}"),
+        ("success rate", _rate(e.success_rate) or "- (no attempts yet)"),
+        ("latency p50", f"{_ms(e.latency_p50_ms)} ms" if e.latency_p50_ms is not None else None),
+        ("latency p99", f"{_ms(e.latency_p99_ms)} ms" if e.latency_p99_ms is not None else None),
+        ("failures in a row", str(e.consecutive_failures)),
+        ("held until", e.open_until),
+        ("retry-after until", e.held_until),
+        ("last error", _endpoint_error(e) or None),
+        ("last error at", None if e.last_error is None else e.last_error.at),
+    ]
+    out.fields((name, value) for name, value in rows if value not in (None, ""))
     return EXIT_OK

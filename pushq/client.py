@@ -13,8 +13,10 @@ Retries:
 - `GET` and `PUT` calls retry transport faults only; other calls never retry.
 
 Errors: an error answer raises `pushq.ApiError` or its subclass for the status
-(`NotFound`, `Unauthorized`, `RateLimited`, ...). When no answer arrives at all,
-httpx's own `httpx.TransportError` propagates.
+(`NotFound`, `Unauthorized`, `RateLimited`, ...). When no answer arrives at all
+(refused, reset, DNS, timeout) the call raises `pushq.PushqConnectionError`
+(`pushq.PushqTimeout` for a timeout), never a bare httpx exception. No API token
+anywhere the client looks raises `pushq.TokenNotFound` at the first call that needs one.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import builtins
 import math
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
@@ -39,12 +43,17 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from .errors import (
     ApiError,
     BadRequest,
+    ConfigError,
     Conflict,
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    PushqConnectionError,
+    PushqError,
+    PushqTimeout,
     RateLimited,
     TargetRefused,
+    TokenNotFound,
     Unauthorized,
 )
 from .policy.backoff import parse_retry_after
@@ -54,6 +63,9 @@ from .version import __version__
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+TOKEN_ENV = "PUSHQ_API_TOKEN"
+DATA_DIR_ENV, DEFAULT_DATA_DIR = "PUSHQ_DATA_DIR", "pushq-data"
+TOKEN_FILE = "api-token"  # where `pushq serve` saves a generated token (server.config agrees)
 LONG_POLL_MAX = 30  # seconds one `wait` request asks the server to hold
 POLL_PAUSE_FIRST, POLL_PAUSE_MAX = 0.05, 1.0  # between polls a server answered at once
 
@@ -147,6 +159,7 @@ class Job:
     run_at: datetime | None = None
     finished_at: datetime | None = None
     failed_at: datetime | None = None
+    attempt_started_at: datetime | None = None  # while active: when this attempt began
     last_error: LastError | None = None
     result: Result | None = None
     progress: Any = None
@@ -192,6 +205,7 @@ class Job:
             run_at=_time(data.get("run_at")),
             finished_at=_time(data.get("finished_at")),
             failed_at=_time(data.get("failed_at")),
+            attempt_started_at=_time(data.get("attempt_started_at")),
             last_error=LastError.from_json(error),
             result=None
             if not isinstance(result, Mapping)
@@ -228,6 +242,8 @@ class Queue:
     max_size: int | None = None
     priority: int | None = None
     permanent_statuses: tuple[int, ...] | None = None
+    key_concurrency: int | None = None
+    key_rate_limit: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -244,6 +260,8 @@ class Queue:
             max_size=data.get("max_size"),
             priority=data.get("priority"),
             permanent_statuses=_statuses(data.get("permanent_statuses")),
+            key_concurrency=data.get("key_concurrency"),
+            key_rate_limit=data.get("key_rate_limit"),
             stats=dict(data.get("stats") or {}),
             raw=dict(data),
         )
@@ -298,6 +316,115 @@ class Schedule:
             next_run_at=_time(data.get("next_run_at")),
             last_run_at=_time(data.get("last_run_at")),
             recent_runs=tuple(ScheduleRun.from_json(r) for r in data.get("recent_runs") or ()),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FlowKey:
+    """A flow key's own limits (None: the queue's `key_concurrency` / `key_rate_limit`
+    apply, else none) and its live counts: jobs `in_flight` and `waiting` (due, held
+    back by the key's limits or its pause)."""
+
+    key: str
+    concurrency: int | None = None
+    rate_limit: str | None = None
+    paused: bool = False
+    in_flight: int = 0
+    waiting: int = 0
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], key: str = "") -> FlowKey:
+        return cls(
+            key=data.get("key") or key,
+            concurrency=data.get("concurrency"),
+            rate_limit=data.get("rate_limit"),
+            paused=bool(data.get("paused")),
+            in_flight=int(data.get("in_flight") or 0),
+            waiting=int(data.get("waiting") or 0),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicEndpoint:
+    """One endpoint of a topic: where its job goes, an optional label, and headers
+    added to that job's own."""
+
+    url: str
+    name: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TopicEndpoint:
+        return cls(data["url"], data.get("name"), dict(data.get("headers") or {}))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"url": self.url}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.headers:
+            out["headers"] = dict(self.headers)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A fan-out topic: publishing to it makes one job per endpoint."""
+
+    name: str
+    endpoints: tuple[TopicEndpoint, ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], name: str = "") -> Topic:
+        return cls(
+            name=data.get("name") or name,
+            endpoints=tuple(TopicEndpoint.from_json(e) for e in data.get("endpoints") or ()),
+            created_at=_time(data.get("created_at")),
+            updated_at=_time(data.get("updated_at")),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Delivery health of one destination origin (scheme://host:port), as this pushq
+    node saw it since it started: circuit `state` (closed, open, half_open), in-flight
+    deliveries and the adaptive limit, success rate and latency over recent attempts,
+    failures in a row, the last error, and until when jobs are held back (`open_until`:
+    an open circuit or the endpoint's Retry-After; `held_until`: the Retry-After alone)."""
+
+    origin: str
+    state: str
+    in_flight: int = 0
+    concurrency_limit: int | None = None
+    success_rate: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    consecutive_failures: int = 0
+    last_error: LastError | None = None
+    open_until: datetime | None = None
+    held_until: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Endpoint:
+        return cls(
+            origin=data["origin"],
+            state=data.get("state", ""),
+            in_flight=int(data.get("in_flight") or 0),
+            concurrency_limit=data.get("concurrency_limit"),
+            success_rate=data.get("success_rate"),
+            latency_p50_ms=data.get("latency_p50_ms"),
+            latency_p99_ms=data.get("latency_p99_ms"),
+            consecutive_failures=int(data.get("consecutive_failures") or 0),
+            last_error=LastError.from_json(data.get("last_error")),
+            open_until=_time(data.get("open_until")),
+            held_until=_time(data.get("held_until")),
             raw=dict(data),
         )
 
@@ -363,9 +490,7 @@ RetryOn = Literal["never", "transport", "enqueue"]
 
 def _should_retry(policy: RetryPolicy) -> Callable[[BaseException], bool]:
     def check(exc: BaseException) -> bool:
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return False  # a wrong URL stays wrong
-        if isinstance(exc, httpx.TransportError):
+        if isinstance(exc, PushqConnectionError):
             return True
         if isinstance(exc, _Retryable):
             return exc.retry_after is None or exc.retry_after <= policy.retry_after_max
@@ -427,7 +552,7 @@ def error_from_response(response: httpx.Response) -> ApiError:
         detail = response.json()["error"]
         code, message = str(detail["code"]), str(detail["message"])
     except (ValueError, KeyError, TypeError):
-        text = response.text.strip()
+        text = " ".join(response.text.split())  # one line, whatever page answered
         if text:
             message = f"{message}: {text[:200]}"
     if status == 429:
@@ -551,6 +676,42 @@ def _queue_page(data: Any) -> Page[Queue]:
 def _schedule_page(data: Any) -> Page[Schedule]:
     items, cursor = _items(data, "schedules")
     return Page([Schedule.from_json(s) for s in items], cursor)
+
+
+def _flow_key_page(data: Any) -> Page[FlowKey]:
+    items, cursor = _items(data, "flow_keys")
+    return Page([FlowKey.from_json(k) for k in items], cursor)
+
+
+def _topic_page(data: Any) -> Page[Topic]:
+    items, cursor = _items(data, "topics")
+    return Page([Topic.from_json(t) for t in items], cursor)
+
+
+def _endpoint_page(data: Any) -> Page[Endpoint]:
+    items, cursor = _items(data, "endpoints")
+    return Page([Endpoint.from_json(e) for e in items], cursor)
+
+
+class _Unset:
+    """The default of an argument left out (None means "clear it")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""Leave this setting as it is (`client.flow_keys.update`'s default)."""
+
+
+def _topic_endpoint(value: str | Mapping[str, Any] | TopicEndpoint) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"url": value}
+    if isinstance(value, TopicEndpoint):
+        return value.to_json()
+    if "url" not in value:
+        raise ValueError("every topic endpoint needs a url")
+    return {k: v for k, v in value.items() if v is not None}
 
 
 def _query(**params: Any) -> dict[str, str | int]:
@@ -797,6 +958,66 @@ class _Calls:
     def schedule_list() -> _Call[Page[Schedule]]:
         return _Call("GET", "/v1/schedules", _schedule_page, retry="transport")
 
+    # flow keys
+    @staticmethod
+    def flow_key_get(key: str) -> _Call[FlowKey]:
+        read = lambda d: FlowKey.from_json(d, key)  # noqa: E731
+        return _Call("GET", _path("flow-keys", key), read, retry="transport")
+
+    @staticmethod
+    def flow_key_update(key: str, changes: Mapping[str, Any]) -> _Call[FlowKey]:
+        body = {k: v for k, v in changes.items() if v is not UNSET}
+        read = lambda d: FlowKey.from_json(d, key)  # noqa: E731
+        return _Call("PUT", _path("flow-keys", key), read, json=body, retry="transport")
+
+    @staticmethod
+    def flow_key_action(key: str, action: str) -> _Call[FlowKey]:
+        read = lambda d: FlowKey.from_json(d, key)  # noqa: E731
+        return _Call("POST", _path("flow-keys", key, action), read, retry="transport")
+
+    @staticmethod
+    def flow_key_list() -> _Call[Page[FlowKey]]:
+        return _Call("GET", "/v1/flow-keys", _flow_key_page, retry="transport")
+
+    # topics
+    @staticmethod
+    def topic_set(
+        name: str, endpoints: Iterable[str | Mapping[str, Any] | TopicEndpoint]
+    ) -> _Call[Topic]:
+        body = {"endpoints": [_topic_endpoint(e) for e in endpoints]}
+        read = lambda d: Topic.from_json(d, name)  # noqa: E731
+        return _Call("PUT", _path("topics", name), read, json=body, retry="transport")
+
+    @staticmethod
+    def topic_get(name: str) -> _Call[Topic]:
+        read = lambda d: Topic.from_json(d, name)  # noqa: E731
+        return _Call("GET", _path("topics", name), read, retry="transport")
+
+    @staticmethod
+    def topic_delete(name: str) -> _Call[None]:
+        return _Call("DELETE", _path("topics", name), _nothing)
+
+    @staticmethod
+    def topic_list() -> _Call[Page[Topic]]:
+        return _Call("GET", "/v1/topics", _topic_page, retry="transport")
+
+    @staticmethod
+    def topic_publish(name: str, job: dict[str, Any]) -> _Call[builtins.list[Job]]:
+        # Always keyed (pushq makes it distinct per endpoint), so a retried publish
+        # returns the jobs the first one made instead of making them twice.
+        job.setdefault("idempotency_key", _new_key())
+        path = _path("topics", name, "publish")
+        return _Call("POST", path, _jobs, json=job, retry="enqueue")
+
+    # endpoints
+    @staticmethod
+    def endpoint_list() -> _Call[Page[Endpoint]]:
+        return _Call("GET", "/v1/endpoints", _endpoint_page, retry="transport")
+
+    @staticmethod
+    def endpoint_get(origin: str) -> _Call[Endpoint]:
+        return _Call("GET", _path("endpoints", origin), Endpoint.from_json, retry="transport")
+
 
 class _Waiter:
     """The long-poll loop's arithmetic, shared by both clients: how long to ask the
@@ -830,21 +1051,89 @@ class _Waiter:
         return pause
 
 
-def _settings(base_url: str | None, token: str | None) -> tuple[str, dict[str, str]]:
-    url = (base_url or os.environ.get("PUSHQ_URL") or DEFAULT_URL).rstrip("/")
-    token = token if token is not None else os.environ.get("PUSHQ_API_TOKEN")
-    headers = {"user-agent": f"pushq-python/{__version__}"}
+def find_token(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """The API token, where the CLI looks for it too: $PUSHQ_API_TOKEN, else the
+    `api-token` file a local `pushq serve` saved in its data dir (`data_dir`, else
+    $PUSHQ_DATA_DIR, else ./pushq-data). `pushq.TokenNotFound` names both places."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
-        headers["authorization"] = f"Bearer {token}"
-    return url, headers
+        return token
+    directory = Path(data_dir or os.environ.get(DATA_DIR_ENV, "").strip() or DEFAULT_DATA_DIR)
+    path = directory / TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        token = ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read the API token in {path}: {exc.strerror}") from None
+    if token:
+        return token
+    raise TokenNotFound(
+        f"no API token: {TOKEN_ENV} is not set and {path} does not exist "
+        f"(pass the token, set {TOKEN_ENV}, or {DATA_DIR_ENV} to the data dir of "
+        "`pushq serve`; `pushq token` there prints it)",
+        path=str(path),
+    )
+
+
+class _Connection:
+    """What both clients share about the server: its URL, their headers, and the
+    token lookup's verdict (raised at the first call that needs the token)."""
+
+    def __init__(self, base_url: str | None, token: str | None) -> None:
+        self.url = (base_url or os.environ.get("PUSHQ_URL") or DEFAULT_URL).rstrip("/")
+        self.headers = {"user-agent": f"pushq-python/{__version__}"}
+        self.missing: ConfigError | None = None  # TokenNotFound, or an unreadable file
+        if token is None:
+            try:
+                token = find_token()
+            except ConfigError as exc:
+                self.missing = exc
+        if token:
+            self.headers["authorization"] = f"Bearer {token}"
+
+    def check(self, call: _Call[Any]) -> None:
+        if self.missing is not None and not (call.headers and "authorization" in call.headers):
+            raise self.missing
+
+    def failed(self, exc: httpx.TransportError) -> PushqError:
+        """The pushq error for a request that got no answer."""
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return ConfigError(f"base_url/PUSHQ_URL {self.url!r}: use http:// or https://")
+        reason = _reason(exc)
+        kind = PushqTimeout if isinstance(exc, httpx.TimeoutException) else PushqConnectionError
+        return kind(
+            f"cannot reach pushq at {self.url}: {reason} "
+            "(is `pushq serve` running there? check base_url / PUSHQ_URL)",
+            url=self.url,
+            reason=reason,
+        )
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    """A few words on why no answer came: "connection refused", "timed out"."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    cause: BaseException | None = exc
+    while cause is not None:  # asyncio says "all connection attempts failed": find why
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc).strip()) or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+def _http_options(connection: _Connection, timeout: float) -> dict[str, Any]:
+    return {"base_url": connection.url, "headers": connection.headers, "timeout": timeout}
 
 
 # -- the blocking client --------------------------------------------------------------
 
 
 class Client:
-    """The pushq API, blocking. `base_url` and `token` default to $PUSHQ_URL
-    (else http://127.0.0.1:8080) and $PUSHQ_API_TOKEN.
+    """The pushq API, blocking. `base_url` defaults to $PUSHQ_URL (else
+    http://127.0.0.1:8080); `token` to what `find_token` finds ($PUSHQ_API_TOKEN,
+    else the data dir's `api-token`), else the first call raises TokenNotFound.
 
         with pushq.Client() as client:
             job = client.enqueue("https://example.com/hook", {"to": "ada"}, delay="10s")
@@ -859,15 +1148,22 @@ class Client:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url, headers = _settings(base_url, token)
+        self._connection = _Connection(base_url, token)
+        self.base_url = self._connection.url
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
-        )
+        try:
+            self._http = httpx.Client(
+                **_http_options(self._connection, timeout), transport=transport
+            )
+        except httpx.InvalidURL as exc:
+            raise ConfigError(f"base_url/PUSHQ_URL {self.base_url!r}: {exc}") from None
         self.dlq = DeadLetters(self)
         self.queues = Queues(self)
         self.schedules = Schedules(self)
+        self.flow_keys = FlowKeys(self)
+        self.topics = Topics(self)
+        self.endpoints = Endpoints(self)
 
     def __enter__(self) -> Client:
         return self
@@ -885,14 +1181,18 @@ class Client:
         self._http.close()
 
     def _send(self, call: _Call[T]) -> T:
-        response = self._http.request(
-            call.method,
-            call.path,
-            json=call.json,
-            params=call.params,
-            headers=call.headers,
-            timeout=self.timeout + call.hold,
-        )
+        self._connection.check(call)
+        try:
+            response = self._http.request(
+                call.method,
+                call.path,
+                json=call.json,
+                params=call.params,
+                headers=call.headers,
+                timeout=self.timeout + call.hold,
+            )
+        except httpx.TransportError as exc:
+            raise self._connection.failed(exc) from exc
         return _read_response(call, response)
 
     def _run(self, call: _Call[T]) -> T:
@@ -1161,11 +1461,15 @@ class Queues:
         priority: int | None = None,
         paused: bool | None = None,
         permanent_statuses: Iterable[int] | None = None,
+        key_concurrency: int | None = None,
+        key_rate_limit: str | None = None,
     ) -> Queue:
         """Change the settings given (None leaves one as it is); creates the queue.
         `priority` ranks queues against each other under contention (higher first);
         `permanent_statuses` are the HTTP statuses that end the queue's jobs at once
-        (a job's own list overrides it; `[]` clears it)."""
+        (a job's own list overrides it; `[]` clears it). `key_concurrency` and
+        `key_rate_limit` are the limits of each flow key of the queue's jobs that has
+        none of its own (see `client.flow_keys`)."""
         settings = {
             "concurrency": concurrency,
             "rate_limit": rate_limit,
@@ -1176,6 +1480,8 @@ class Queues:
             "priority": priority,
             "paused": paused,
             "permanent_statuses": None if permanent_statuses is None else list(permanent_statuses),
+            "key_concurrency": key_concurrency,
+            "key_rate_limit": key_rate_limit,
         }
         return self._client._run(_Calls.queue_update(name, settings))
 
@@ -1239,6 +1545,138 @@ class Schedules:
         return self._client._run(_Calls.schedule_list())
 
 
+class FlowKeys:
+    """`client.flow_keys`: per-key limits for jobs with a `flow_key` (a customer, an
+    upstream account), across queues and nodes, and live counts."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def get(self, key: str) -> FlowKey:
+        """A key's own limits and live counts (a key never configured shows none)."""
+        return self._client._run(_Calls.flow_key_get(key))
+
+    def update(
+        self,
+        key: str,
+        *,
+        concurrency: int | None = UNSET,
+        rate_limit: str | None = UNSET,
+        paused: bool = UNSET,
+    ) -> FlowKey:
+        """Set the key's own limits: `concurrency` (jobs in flight at once), `rate_limit`
+        ("10/s", "100/m", "1000/h"), `paused`. A limit left out keeps its value; None
+        removes it, so the queue's `key_concurrency` / `key_rate_limit` apply again."""
+        changes = {"concurrency": concurrency, "rate_limit": rate_limit, "paused": paused}
+        return self._client._run(_Calls.flow_key_update(key, changes))
+
+    def pause(self, key: str) -> FlowKey:
+        """Hold the key's jobs (they wait without using attempts; other keys go on)."""
+        return self._client._run(_Calls.flow_key_action(key, "pause"))
+
+    def resume(self, key: str) -> FlowKey:
+        """Release a paused key's jobs."""
+        return self._client._run(_Calls.flow_key_action(key, "resume"))
+
+    def list(self) -> Page[FlowKey]:
+        """The keys with settings of their own, or paused (up to 1000)."""
+        return self._client._run(_Calls.flow_key_list())
+
+
+class Topics:
+    """`client.topics`: fan-out. A topic is a named list of endpoints; publishing to it
+    makes one independent job per endpoint, all in one transaction."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def set(self, name: str, endpoints: Iterable[str | Mapping[str, Any] | TopicEndpoint]) -> Topic:
+        """Create the topic or replace its endpoints: URLs, `TopicEndpoint`s, or dicts
+        with `url` and optional `name` and `headers` (added to that endpoint's job)."""
+        return self._client._run(_Calls.topic_set(name, endpoints))
+
+    def get(self, name: str) -> Topic:
+        """A topic and its endpoints; NotFound if there is none of that name."""
+        return self._client._run(_Calls.topic_get(name))
+
+    def delete(self, name: str) -> None:
+        """Forget a topic (the jobs it made stay)."""
+        self._client._run(_Calls.topic_delete(name))
+
+    def list(self) -> Page[Topic]:
+        """Every topic."""
+        return self._client._run(_Calls.topic_list())
+
+    def publish(
+        self,
+        name: str,
+        body: Any = None,
+        *,
+        queue: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        delay: Duration | None = None,
+        run_at: datetime | str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        backoff: Mapping[str, Any] | None = None,
+        timeout: Duration | None = None,
+        idempotency_key: str | None = None,
+        unique_key: str | None = None,
+        ordering_key: str | None = None,
+        callback_url: str | None = None,
+        failure_callback_url: str | None = None,
+        tags: Iterable[str] | None = None,
+        flow_key: str | None = None,
+        permanent_statuses: Iterable[int] | None = None,
+    ) -> builtins.list[Job]:
+        """One job per endpoint of the topic, with these job fields (as `enqueue`,
+        without the URL) and `topic` set; each is retried, dead-lettered and redriven
+        on its own. Returns the jobs in the topic's endpoint order. Safe to retry: an
+        idempotency key is always sent (one is made when none is given)."""
+        job = job_request(
+            "",
+            body,
+            queue=queue,
+            headers=headers,
+            method=method,
+            delay=delay,
+            run_at=run_at,
+            priority=priority,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            unique_key=unique_key,
+            ordering_key=ordering_key,
+            callback_url=callback_url,
+            failure_callback_url=failure_callback_url,
+            tags=None if tags is None else builtins.list(tags),
+            flow_key=flow_key,
+            permanent_statuses=permanent_statuses,
+        )
+        del job["url"]
+        return self._client._run(_Calls.topic_publish(name, job))
+
+
+class Endpoints:
+    """`client.endpoints`: delivery health per destination origin, as the node that
+    answers saw it since it started (circuit breaker, Retry-After hold, AIMD limit)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self) -> Page[Endpoint]:
+        """Every origin delivered to since the node started."""
+        return self._client._run(_Calls.endpoint_list())
+
+    def get(self, origin: str) -> Endpoint:
+        """One origin's health: `origin` is scheme://host:port, or any URL there
+        (`http://api.example.com/hooks/x` reads as `http://api.example.com:80`);
+        NotFound if nothing was delivered there."""
+        return self._client._run(_Calls.endpoint_get(origin))
+
+
 # -- the asyncio client ---------------------------------------------------------------
 
 
@@ -1258,15 +1696,22 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url, headers = _settings(base_url, token)
+        self._connection = _Connection(base_url, token)
+        self.base_url = self._connection.url
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
-        )
+        try:
+            self._http = httpx.AsyncClient(
+                **_http_options(self._connection, timeout), transport=transport
+            )
+        except httpx.InvalidURL as exc:
+            raise ConfigError(f"base_url/PUSHQ_URL {self.base_url!r}: {exc}") from None
         self.dlq = AsyncDeadLetters(self)
         self.queues = AsyncQueues(self)
         self.schedules = AsyncSchedules(self)
+        self.flow_keys = AsyncFlowKeys(self)
+        self.topics = AsyncTopics(self)
+        self.endpoints = AsyncEndpoints(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -1284,14 +1729,18 @@ class AsyncClient:
         await self._http.aclose()
 
     async def _send(self, call: _Call[T]) -> T:
-        response = await self._http.request(
-            call.method,
-            call.path,
-            json=call.json,
-            params=call.params,
-            headers=call.headers,
-            timeout=self.timeout + call.hold,
-        )
+        self._connection.check(call)
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                json=call.json,
+                params=call.params,
+                headers=call.headers,
+                timeout=self.timeout + call.hold,
+            )
+        except httpx.TransportError as exc:
+            raise self._connection.failed(exc) from exc
         return _read_response(call, response)
 
     async def _run(self, call: _Call[T]) -> T:
@@ -1552,6 +2001,8 @@ class AsyncQueues:
         priority: int | None = None,
         paused: bool | None = None,
         permanent_statuses: Iterable[int] | None = None,
+        key_concurrency: int | None = None,
+        key_rate_limit: str | None = None,
     ) -> Queue:
         """Change the settings given."""
         settings = {
@@ -1564,6 +2015,8 @@ class AsyncQueues:
             "priority": priority,
             "paused": paused,
             "permanent_statuses": None if permanent_statuses is None else list(permanent_statuses),
+            "key_concurrency": key_concurrency,
+            "key_rate_limit": key_rate_limit,
         }
         return await self._client._run(_Calls.queue_update(name, settings))
 
@@ -1625,3 +2078,134 @@ class AsyncSchedules:
     async def list(self) -> Page[Schedule]:
         """Every schedule."""
         return await self._client._run(_Calls.schedule_list())
+
+
+class AsyncFlowKeys:
+    """`client.flow_keys` of an AsyncClient (see `FlowKeys`)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def get(self, key: str) -> FlowKey:
+        """A key's own limits and live counts (a key never configured shows none)."""
+        return await self._client._run(_Calls.flow_key_get(key))
+
+    async def update(
+        self,
+        key: str,
+        *,
+        concurrency: int | None = UNSET,
+        rate_limit: str | None = UNSET,
+        paused: bool = UNSET,
+    ) -> FlowKey:
+        """Set the key's own limits: `concurrency` (jobs in flight at once), `rate_limit`
+        ("10/s", "100/m", "1000/h"), `paused`. A limit left out keeps its value; None
+        removes it, so the queue's `key_concurrency` / `key_rate_limit` apply again."""
+        changes = {"concurrency": concurrency, "rate_limit": rate_limit, "paused": paused}
+        return await self._client._run(_Calls.flow_key_update(key, changes))
+
+    async def pause(self, key: str) -> FlowKey:
+        """Hold the key's jobs (they wait without using attempts; other keys go on)."""
+        return await self._client._run(_Calls.flow_key_action(key, "pause"))
+
+    async def resume(self, key: str) -> FlowKey:
+        """Release a paused key's jobs."""
+        return await self._client._run(_Calls.flow_key_action(key, "resume"))
+
+    async def list(self) -> Page[FlowKey]:
+        """The keys with settings of their own, or paused (up to 1000)."""
+        return await self._client._run(_Calls.flow_key_list())
+
+
+class AsyncTopics:
+    """`client.topics` of an AsyncClient (see `Topics`)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def set(
+        self, name: str, endpoints: Iterable[str | Mapping[str, Any] | TopicEndpoint]
+    ) -> Topic:
+        """Create the topic or replace its endpoints: URLs, `TopicEndpoint`s, or dicts
+        with `url` and optional `name` and `headers` (added to that endpoint's job)."""
+        return await self._client._run(_Calls.topic_set(name, endpoints))
+
+    async def get(self, name: str) -> Topic:
+        """A topic and its endpoints; NotFound if there is none of that name."""
+        return await self._client._run(_Calls.topic_get(name))
+
+    async def delete(self, name: str) -> None:
+        """Forget a topic (the jobs it made stay)."""
+        await self._client._run(_Calls.topic_delete(name))
+
+    async def list(self) -> Page[Topic]:
+        """Every topic."""
+        return await self._client._run(_Calls.topic_list())
+
+    async def publish(
+        self,
+        name: str,
+        body: Any = None,
+        *,
+        queue: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+        delay: Duration | None = None,
+        run_at: datetime | str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        backoff: Mapping[str, Any] | None = None,
+        timeout: Duration | None = None,
+        idempotency_key: str | None = None,
+        unique_key: str | None = None,
+        ordering_key: str | None = None,
+        callback_url: str | None = None,
+        failure_callback_url: str | None = None,
+        tags: Iterable[str] | None = None,
+        flow_key: str | None = None,
+        permanent_statuses: Iterable[int] | None = None,
+    ) -> builtins.list[Job]:
+        """One job per endpoint of the topic, with these job fields (as `enqueue`,
+        without the URL) and `topic` set; each is retried, dead-lettered and redriven
+        on its own. Returns the jobs in the topic's endpoint order. Safe to retry: an
+        idempotency key is always sent (one is made when none is given)."""
+        job = job_request(
+            "",
+            body,
+            queue=queue,
+            headers=headers,
+            method=method,
+            delay=delay,
+            run_at=run_at,
+            priority=priority,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            unique_key=unique_key,
+            ordering_key=ordering_key,
+            callback_url=callback_url,
+            failure_callback_url=failure_callback_url,
+            tags=None if tags is None else builtins.list(tags),
+            flow_key=flow_key,
+            permanent_statuses=permanent_statuses,
+        )
+        del job["url"]
+        return await self._client._run(_Calls.topic_publish(name, job))
+
+
+class AsyncEndpoints:
+    """`client.endpoints` of an AsyncClient (see `Endpoints`)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(self) -> Page[Endpoint]:
+        """Every origin delivered to since the node started."""
+        return await self._client._run(_Calls.endpoint_list())
+
+    async def get(self, origin: str) -> Endpoint:
+        """One origin's health: `origin` is scheme://host:port, or any URL there
+        (`http://api.example.com/hooks/x` reads as `http://api.example.com:80`);
+        NotFound if nothing was delivered there."""
+        return await self._client._run(_Calls.endpoint_get(origin))

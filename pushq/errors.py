@@ -2,6 +2,7 @@
 
 PushqError
 ├── ConfigError          a bad flag, env var or data dir at start-up
+│   └── TokenNotFound    the SDK or CLI found no API token (names where it looked)
 ├── StartupError         `pushq serve` cannot start: port in use, database locked,
 │                        corrupt or unwritable (the message says what to fix)
 ├── ApiError             an HTTP API error (status, code, message)
@@ -13,6 +14,10 @@ PushqError
 │   ├── Conflict         409: the job is not in a state that allows it
 │   ├── PayloadTooLarge  413: a body over the configured limit
 │   └── RateLimited      429: backpressure (retry_after seconds)
+├── PushqConnectionError  no answer from pushq: refused, reset, DNS, TLS
+│   └── PushqTimeout     no answer within the client's timeout
+├── TaskArgumentError    (also a TypeError) arguments that do not fit a task's
+│                        signature or annotations, caught before the enqueue
 └── InvalidSignature     a delivery whose signature does not verify
 """
 
@@ -25,6 +30,37 @@ class PushqError(Exception):
 
 class ConfigError(PushqError):
     """A configuration value is missing or invalid; the message names it."""
+
+
+class TokenNotFound(ConfigError):
+    """No API token was given, none is in $PUSHQ_API_TOKEN, and no `pushq serve` left
+    one in the data dir; `path` is the token file that was looked for."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class PushqConnectionError(PushqError):
+    """The request got no answer: `url` is pushq's base URL, `reason` says why in a
+    few words ("connection refused", "timed out"); the httpx error is the `__cause__`.
+
+    A request that timed out may still have been carried out: an enqueue is safe to
+    repeat with the same idempotency key (the SDK does so when it retries)."""
+
+    def __init__(self, message: str, *, url: str, reason: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason
+
+
+class PushqTimeout(PushqConnectionError):
+    """No answer within the client's `timeout`."""
+
+
+class TaskArgumentError(PushqError, TypeError):
+    """Arguments that do not fit a task function (`Task.enqueue`), raised before any
+    request is sent; the message names the task and the parameter."""
 
 
 class StartupError(PushqError):

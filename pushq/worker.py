@@ -39,6 +39,7 @@ Each retried answer still ends in the DLQ once the job's attempts run out; list
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import inspect
 import json
 import logging
@@ -46,6 +47,8 @@ import math
 import os
 import time
 import traceback
+import types
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -54,7 +57,7 @@ from urllib.parse import quote
 
 from . import signing
 from .client import AsyncClient, Client, Job
-from .errors import ConfigError, InvalidSignature
+from .errors import ConfigError, InvalidSignature, TaskArgumentError
 
 log = logging.getLogger("pushq.worker")
 
@@ -399,17 +402,141 @@ def _job_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+# -- checking a call before it is enqueued ---------------------------------------------------
+
+_SEQUENCES = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Iterable)
+_MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
+
+
+def _type_name(hint: Any) -> str:
+    if hint is type(None):
+        return "None"
+    if typing.get_args(hint):
+        return str(hint).replace("typing.", "")
+    return str(getattr(hint, "__name__", hint))
+
+
+def _misfit(value: Any, hint: Any) -> str | None:
+    """Why `value`, as JSON will carry it, cannot be `hint`; None when it fits or when
+    the annotation says nothing checkable (a class of the application, a TypeVar...)."""
+    if hint is Any or hint is inspect.Parameter.empty or isinstance(hint, TypeVar):
+        return None
+    if hint is None or hint is type(None):
+        return None if value is None else f"expected None, got {type(value).__name__}"
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        reasons = [_misfit(value, member) for member in args]
+        if any(reason is None for reason in reasons):
+            return None
+        for member, reason in zip(args, reasons, strict=True):
+            base = typing.get_origin(member) or member
+            if isinstance(base, type) and isinstance(value, base):
+                return reason  # the right kind, wrong inside: say where
+        return f"expected {' | '.join(_type_name(m) for m in args)}, got {type(value).__name__}"
+    if origin is typing.Literal:
+        return None if value in args else f"expected one of {list(args)!r}, got {value!r}"
+    if origin is typing.Annotated:
+        return _misfit(value, args[0])
+    base = origin or hint
+    got = type(value).__name__
+    if base is bool:
+        return None if isinstance(value, bool) else f"expected bool, got {got}"
+    if base is int:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+        return None if fits else f"expected int, got {got}"
+    if base is float:
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if fits else f"expected float, got {got}"
+    if base is str:
+        return None if isinstance(value, str) else f"expected str, got {got}"
+    if base in _MAPPINGS:
+        if not isinstance(value, Mapping):
+            return f"expected {_type_name(base)}, got {got}"
+        if len(args) == 2:
+            for key, item in value.items():
+                why = _misfit(key, args[0]) or _misfit(item, args[1])
+                if why is not None:
+                    return f"[{key!r}]: {why}"
+        return None
+    if base in _SEQUENCES:
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, list | tuple):
+            return f"expected {_type_name(base)}, got {got}"
+        if base is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(value):
+                return f"expected {len(args)} items, got {len(value)}"
+            items = list(zip(args, value, strict=True))
+        else:
+            items = [(args[0], item) for item in value] if args else []
+        for index, (item_hint, item) in enumerate(items):
+            why = _misfit(item, item_hint)
+            if why is not None:
+                return f"[{index}]: {why}"
+        return None
+    return None  # a type JSON cannot name: the task's own business
+
+
+def _hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func, include_extras=True)
+    except Exception:  # an annotation that does not resolve here: check arity only
+        return {}
+
+
+def _check_call(task: Task, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Raise `pushq.TaskArgumentError` unless the task function takes these arguments:
+    they bind to its signature (as Celery's `typing=True` checks), each fits its
+    annotation as far as JSON can carry it (int, float, str, bool, None, list / tuple /
+    dict of those, unions, Literal), and the whole call is JSON."""
+    signature = inspect.signature(task.func)
+    parameters = list(signature.parameters.values())
+    if task.wants_context:
+        signature = signature.replace(parameters=parameters[1:])
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TaskArgumentError(f"task {task.name}: {exc}") from None
+    hints = _hints(task.func)
+    for name, value in bound.arguments.items():
+        hint = hints.get(name)
+        if hint is None:
+            continue
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            checks = [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            checks = [(k, v) for k, v in value.items()]
+        else:
+            checks = [(name, value)]
+        for label, item in checks:
+            why = _misfit(item, hint)
+            if why is not None:
+                raise TaskArgumentError(f"task {task.name}: argument {label}: {why}")
+    try:
+        json.dumps({"args": list(args), "kwargs": dict(kwargs)})
+    except (TypeError, ValueError) as exc:
+        raise TaskArgumentError(f"task {task.name}: arguments are not JSON: {exc}") from None
+
+
 class Task:
     """A function registered with `@router.task`: call it directly as before, or
-    `.enqueue(*args, **kwargs)` to have pushq run it through the router."""
+    `.enqueue(*args, **kwargs)` to have pushq run it through the router. With `typing`
+    (the default), enqueue checks the arguments against the function first."""
 
     def __init__(
-        self, router: TaskRouter, func: Callable[..., Any], name: str, defaults: dict[str, Any]
+        self,
+        router: TaskRouter,
+        func: Callable[..., Any],
+        name: str,
+        defaults: dict[str, Any],
+        *,
+        typing: bool = True,
     ) -> None:
         self.router = router
         self.func = func
         self.name = name
         self.defaults = defaults
+        self.typing = typing
         self.wants_context = _wants_context(func)
         self.is_async = inspect.iscoroutinefunction(func)
         self.__doc__ = func.__doc__
@@ -429,16 +556,28 @@ class Task:
     def options(self, **job_fields: Any) -> Task:
         """The same task with other job fields for the next enqueue (Celery's
         apply_async options): `send.options(delay="1h", priority=5).enqueue(user_id)`."""
-        return Task(self.router, self.func, self.name, {**self.defaults, **_job_fields(job_fields)})
+        defaults = {**self.defaults, **_job_fields(job_fields)}
+        return Task(self.router, self.func, self.name, defaults, typing=self.typing)
+
+    def check(self, *args: Any, **kwargs: Any) -> None:
+        """Raise `pushq.TaskArgumentError` unless the task takes these arguments (what
+        `enqueue` checks first, unless the task was registered with `typing=False`)."""
+        _check_call(self, args, kwargs)
+
+    def _body(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.typing:
+            _check_call(self, args, kwargs)
+        return {"args": list(args), "kwargs": kwargs}
 
     def enqueue(self, *args: Any, **kwargs: Any) -> Job:
-        """Enqueue a run of this task with these arguments (Celery's .delay())."""
-        body = {"args": list(args), "kwargs": kwargs}
+        """Enqueue a run of this task with these arguments (Celery's .delay()).
+        `pushq.TaskArgumentError` before any request if they do not fit the function."""
+        body = self._body(args, kwargs)
         return self.router.client.enqueue(self.url, body, **self.defaults)
 
     async def aenqueue(self, *args: Any, **kwargs: Any) -> Job:
         """`enqueue`, awaited, with the router's AsyncClient."""
-        body = {"args": list(args), "kwargs": kwargs}
+        body = self._body(args, kwargs)
         return await self.router.async_client.enqueue(self.url, body, **self.defaults)
 
 
@@ -525,7 +664,13 @@ class TaskRouter:
 
     @overload
     def task(
-        self, func: None = None, /, *, name: str | None = None, **job_defaults: Any
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        typing: bool = True,
+        **job_defaults: Any,
     ) -> Callable[[Callable[..., Any]], Task]: ...
 
     def task(
@@ -534,16 +679,19 @@ class TaskRouter:
         /,
         *,
         name: str | None = None,
+        typing: bool = True,
         **job_defaults: Any,
     ) -> Task | Callable[[Callable[..., Any]], Task]:
         """Register a function as a task, bare (`@router.task`) or with a name and job
-        defaults for its enqueues (`@router.task(queue="emails", max_attempts=5)`)."""
+        defaults for its enqueues (`@router.task(queue="emails", max_attempts=5)`).
+        `typing=False` skips the check of enqueued arguments against the function."""
 
         def register(f: Callable[..., Any]) -> Task:
             task_name = name or f.__name__
             if task_name in self.tasks:
                 raise ValueError(f"a task named {task_name!r} is already registered")
-            registered = Task(self, f, task_name, _job_fields(dict(job_defaults)))
+            defaults = _job_fields(dict(job_defaults))
+            registered = Task(self, f, task_name, defaults, typing=typing)
             self.tasks[task_name] = registered
             return registered
 

@@ -69,7 +69,7 @@ def job_json(job: JobRecord, now: float, *, body_is_json: bool = False) -> dict[
         "failed_at": rfc3339(job.failed_at),
         "last_error": last_error,
         "result": job.result,
-        "progress": job.progress,
+        "progress": progress_json(job.progress),
         "idempotency_key": job.idempotency_key,
         "unique_key": job.unique_key,
         "ordering_key": job.ordering_key,
@@ -86,6 +86,21 @@ def job_json(job: JobRecord, now: float, *, body_is_json: bool = False) -> dict[
     shown["attempt_started_at"] = rfc3339(running)
     if job.permanent_statuses is not None:  # shown when given, as DESIGN.md says
         shown["permanent_statuses"] = list(job.permanent_statuses)
+    return shown
+
+
+def progress_json(progress: Any) -> Any:
+    """A stored progress report as the API shows it: `at` in RFC 3339 like every time
+    in a response, and whole counts as integers (`current: 3`, not `3.0`)."""
+    if not isinstance(progress, dict):
+        return progress
+    shown = dict(progress)
+    if isinstance(shown.get("at"), int | float):
+        shown["at"] = rfc3339(shown["at"])
+    for name in ("current", "total"):
+        value = shown.get(name)
+        if isinstance(value, float) and value.is_integer():
+            shown[name] = int(value)
     return shown
 
 

@@ -9,7 +9,13 @@ the reader's code: the fakes below play them.
 
 from __future__ import annotations
 
+import ast
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +31,7 @@ from starlette.applications import Starlette
 from pushq import Client, Job
 from pushq.worker import JobContext, TaskRouter
 
-from ..harness import TEST_SECRET, TEST_TOKEN, PushqProcess
+from ..harness import TEST_SECRET, TEST_TOKEN, PushqProcess, Reply, Worker, free_port
 
 PAGE = Path(__file__).parents[2] / "docs" / "from-celery.md"
 SNIPPET = re.compile(
@@ -340,3 +346,171 @@ def test_snippet_runs(docs: Docs, snippet: Snippet, capsys: pytest.CaptureFixtur
     exec(compile(snippet.code, f"{PAGE}:{snippet.line}", "exec"), docs.ns)
     CHECKS[snippet.name](docs, capsys.readouterr().out)
     assert threading.active_count() < 50  # no runaway threads from the tasks
+
+
+# -- README's quick start, docs/cli.md's messages, docs/sdk.md's snippets ---------------------
+
+ROOT = Path(__file__).parents[2]
+README = ROOT / "README.md"
+CLI_PAGE = ROOT / "docs" / "cli.md"
+SDK_PAGE = ROOT / "docs" / "sdk.md"
+SHELL_SNIPPET = re.compile(
+    r"<!-- snippet: (?P<name>[\w-]+) -->\n```sh\n(?P<code>.*?)```", re.DOTALL
+)
+PYTHON_SNIPPET = re.compile(
+    r"<!-- snippet: (?P<name>[\w-]+) -->\n```python\n(?P<code>.*?)```", re.DOTALL
+)
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def shell_snippet(page: Path, name: str) -> str:
+    [code] = [m["code"] for m in SHELL_SNIPPET.finditer(page.read_text()) if m["name"] == name]
+    return code
+
+
+def venv_here(directory: Path) -> None:
+    """`.venv/bin/pushq` in `directory` is this test run's pushq, as in the README."""
+    pushq_script = Path(sys.prefix) / "bin" / "pushq"
+    if not pushq_script.exists():
+        pytest.skip("pushq is not installed as a script in this environment")
+    (directory / ".venv").symlink_to(sys.prefix)
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PUSHQ_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pushq", *args],
+        env={**clean, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_quick_start_runs_in_a_posix_shell_in_a_second_terminal(
+    start_pushq: Callable[..., PushqProcess], worker: Worker, tmp_path: Path
+) -> None:
+    quick_start = README.read_text().partition("## Quick start")[2].partition("\n## ")[0]
+    assert "<(" not in quick_start  # bash-only process substitution
+    assert "Terminal 1" in quick_start and "Terminal 2" in quick_start
+    assert "PUSHQ_URL=http://127.0.0.1:9090" in quick_start
+    here = tmp_path / "project"
+    here.mkdir()
+    venv_here(here)
+    # terminal 1: `pushq serve` in this directory; it generates and saves the token
+    server = start_pushq(here / "pushq-data", PUSHQ_API_TOKEN="", PUSHQ_SIGNING_SECRET="")
+    assert (here / "pushq-data" / "api-token").is_file()
+
+    # terminal 2: the snippet under dash, as written but for the ports of this test, the
+    # server's told with PUSHQ_URL as the README says
+    code = shell_snippet(README, "quickstart")
+    assert DEFAULT_URL in code and "http://127.0.0.1:9000/send-email" in code
+    code = code.replace(DEFAULT_URL, server.base_url)
+    code = code.replace("http://127.0.0.1:9000/send-email", worker.url("readme/send-email"))
+    shell = shutil.which("dash") or "/bin/sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHQ_")}
+    env["PUSHQ_URL"] = server.base_url
+    done = subprocess.run(
+        [shell, "-euc", code], cwd=here, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    first, _, table = done.stdout.partition("\n")
+    job = json.loads(first)
+    assert job["state"] == "scheduled" and job["body"] == {"to": "ada@example.com"}
+    assert job["idempotency_key"] == "welcome-mail-42"
+    assert job["id"] in table and table.startswith("ID")
+
+    # "GET /v1/jobs/{id} shows how many attempts (a count); /attempts lists each"
+    token = (here / "pushq-data" / "api-token").read_text().strip()
+    with Client(server.base_url, token=token) as client:
+        client.run_now(job["id"])
+        assert client.wait(job["id"], timeout=10).state == "succeeded"
+        shown = client._http.get(f"/v1/jobs/{job['id']}").json()
+        assert shown["attempts"] == 1 and "attempt_log" not in shown
+        listed = client._http.get(f"/v1/jobs/{job['id']}/attempts").json()["attempts"]
+        assert [a["status"] for a in listed] == [200]
+
+
+def cli_messages() -> list[tuple[str, str]]:
+    """(when, message) of each row of docs/cli.md's exit code table that shows one."""
+    table = CLI_PAGE.read_text().partition("## Exit codes")[2].strip().partition("\n\n")[0]
+    rows = []
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        message = re.match(r"`(pushq: .*)`", cells[2])
+        if message:
+            rows.append((cells[1], message[1]))
+    return rows
+
+
+def as_pattern(message: str, urls: dict[str, str]) -> re.Pattern[str]:
+    """A documented message as a regex: `01J...` is any id, `...` anything, and the
+    page's example URLs are the test's."""
+    for documented, real in urls.items():
+        message = message.replace(documented, real)
+    pattern = re.escape(message).replace(r"01J\.\.\.", r"\S+").replace(r"\.\.\.", ".*")
+    return re.compile(pattern.replace(r"\ ", " ").replace("`", "`?"))
+
+
+def test_the_cli_prints_the_messages_docs_cli_md_shows(
+    pushq: PushqProcess, worker: Worker, tmp_path: Path
+) -> None:
+    refused = f"http://127.0.0.1:{free_port()}"
+    worker.script("v1/jobs", Reply(404, b"<html>\n<h1>Not Found</h1>\n</html>\n"))
+    worker.script("cli-doc/gone", 410)
+    api = {"PUSHQ_URL": pushq.base_url, "PUSHQ_API_TOKEN": TEST_TOKEN}
+    with Client(pushq.base_url, token=TEST_TOKEN) as client:
+        dead = client.enqueue(worker.url("cli-doc/gone"), max_attempts=3).id
+        client.wait(dead, timeout=10)
+    commands = {
+        "the API answered with an error": (["jobs", "show", "NOSUCHJOB"], api),
+        "the server could not be reached": (["jobs", "list"], {**api, "PUSHQ_URL": refused}),
+        "something other than pushq answered": (["jobs", "list", "--url", worker.url("")], api),
+        "`jobs wait`": (["jobs", "wait", dead], api),
+        "bad usage": (["enqueue", "http://x.test/", "--body", "{nope"], api),
+    }
+    urls = {DEFAULT_URL: refused, "http://127.0.0.1:3000": worker.url("").rstrip("/")}
+    rows = cli_messages()
+    assert len(rows) == len(commands)
+    for when, message in rows:
+        [(args, env)] = [v for k, v in commands.items() if when.startswith(k)]
+        result = run_cli(*args, cwd=tmp_path, env=env)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode in (1, 2) and len(lines) == 1, (when, result.stderr)
+        assert as_pattern(message, urls).fullmatch(lines[0]), (message, lines[0])
+
+    connecting = CLI_PAGE.read_text().partition("## Connecting")[2].partition("\n## ")[0]
+    [no_token] = re.findall(r"`(pushq: no API\s+token:[^`]*)`", connecting)
+    result = run_cli("jobs", "list", cwd=tmp_path, env={"PUSHQ_URL": pushq.base_url})
+    assert result.returncode == 2
+    assert as_pattern(" ".join(no_token.split()), {}).fullmatch(result.stderr.strip())
+
+
+def test_every_python_block_of_the_sdk_page_compiles() -> None:
+    text = SDK_PAGE.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) >= 4
+    for block in blocks:  # an asyncio example awaits at the top, as in a notebook
+        compile(block, str(SDK_PAGE), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+def test_the_sdk_page_flow_key_and_topic_snippets_run(pushq: PushqProcess) -> None:
+    snippets = {m["name"]: m["code"] for m in PYTHON_SNIPPET.finditer(SDK_PAGE.read_text())}
+    assert set(snippets) == {"flow-keys", "topics"}
+    with Client(pushq.base_url, token=TEST_TOKEN) as client:
+        ns: dict[str, Any] = {"pushq": __import__("pushq"), "client": client, "key": "k-123"}
+        exec(compile(snippets["flow-keys"], str(SDK_PAGE), "exec"), ns)
+        acme = client.flow_keys.get("acme")
+        assert (acme.concurrency, acme.rate_limit, acme.paused) == (2, "10/s", False)
+
+        exec(compile(snippets["topics"], str(SDK_PAGE), "exec"), ns)
+        jobs = ns["jobs"]
+        assert [j.topic for j in jobs] == ["order.paid", "order.paid"]
+        assert jobs[1].headers.get("X-Api-Key") == "k-123" and jobs[0].tags == ("order-7",)
+        assert client.topics.get("order.paid").endpoints[1].name == "crm"
+        for job in jobs:  # their hosts are the page's examples: nothing to deliver to
+            client.cancel(job.id)
+        client.topics.delete("order.paid")

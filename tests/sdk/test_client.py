@@ -456,9 +456,11 @@ def test_enqueue_gives_up_after_the_bound(api: respx.MockRouter, client: pushq.C
     assert raised.value.status == 503 and route.call_count == FAST.attempts
 
     route.mock(side_effect=httpx.ConnectError("connection refused"))
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(pushq.PushqConnectionError) as unreachable:
         client.enqueue("http://w.test/hook")
     assert route.call_count == 2 * FAST.attempts
+    assert unreachable.value.reason == "connection refused"
+    assert isinstance(unreachable.value.__cause__, httpx.ConnectError)
 
 
 def test_a_retry_after_longer_than_the_policy_allows_is_raised_at_once(
@@ -493,7 +495,7 @@ def test_reads_retry_transport_faults_but_not_error_answers(
 
 def test_unsafe_calls_are_never_retried(api: respx.MockRouter, client: pushq.Client) -> None:
     route = api.post("/v1/jobs/X/cancel").mock(side_effect=httpx.ConnectError("down"))
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(pushq.PushqConnectionError):
         client.cancel("X")
     assert route.call_count == 1
 

@@ -338,7 +338,7 @@ def test_aenqueue_uses_the_async_client() -> None:
         return httpx.Response(201, json={"id": "J2", "queue": "q", "url": "u", "state": "pending"})
 
     async def scenario() -> pushq.Job:
-        async with pushq.AsyncClient(PUSHQ, transport=httpx.MockTransport(api)) as client:
+        async with pushq.AsyncClient(PUSHQ, "t", transport=httpx.MockTransport(api)) as client:
             router = TaskRouter(secret=TEST_SECRET, base_url="http://w/t", async_client=client)
 
             @router.task
@@ -382,7 +382,7 @@ def test_an_async_task_reports_and_fails_with_its_job_token() -> None:
         return httpx.Response(200, json={})
 
     async def scenario() -> httpx.Response:
-        async with pushq.AsyncClient(PUSHQ, transport=httpx.MockTransport(api)) as client:
+        async with pushq.AsyncClient(PUSHQ, "t", transport=httpx.MockTransport(api)) as client:
             router = TaskRouter(secret=TEST_SECRET, async_client=client)
 
             @router.task

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -15,7 +16,7 @@ import pytest
 
 from pushq.signing import generate_secret
 
-from ..harness import TEST_TOKEN, PushqProcess, Reply, Worker, free_port
+from ..harness import TEST_TOKEN, PushqProcess, Reply, Worker, free_port, wait_until
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -444,3 +445,125 @@ def test_schedules_pause_resume_trigger(
     bad = pushq_cli("schedules", "set", name, "0 0 * * 9", worker.url("cli/ok"))
     assert one_line_error(bad, 1).endswith("cron: day-of-week: 9 is out of range 0-6")
     ok(pushq_cli("schedules", "rm", name))
+
+
+# -- flow keys, topics, endpoints (issue 13 part 8) ------------------------------------------
+
+
+def rows(output: str) -> list[list[str]]:
+    """A table's rows below its header, split on the two-space column gaps."""
+    return [re.split(r"\s{2,}", line.strip()) for line in output.splitlines()[1:]]
+
+
+def test_flow_keys_set_pause_show_and_resume(
+    pushq_cli: Run, pushq: PushqProcess, worker: Worker
+) -> None:
+    key = f"cli-key-{uuid.uuid4().hex[:6]}"
+    shown = as_json(pushq_cli("flow-keys", "set", key, "--concurrency", "3", "--json"))
+    assert (shown["key"], shown["concurrency"], shown["rate_limit"]) == (key, 3, None)
+    table = ok(pushq_cli("flow-keys", "set", key, "--rate-limit", "20/s"))
+    assert "concurrency  3" in table and "rate limit   20/s" in table
+    assert ok(pushq_cli("flow-keys", "pause", key)).strip() == f"paused flow key {key} (0 waiting)"
+    held = as_json(pushq_cli("enqueue", worker.url("cli/ok"), "--flow-key", key, "--json"))
+    wait_until(lambda: as_json(pushq_cli("--json", "flow-keys", "show", key))["waiting"] == 1)
+    listed = ok(pushq_cli("flow-keys", "list"))
+    assert listed.splitlines()[0].split() == [
+        "KEY", "PAUSED", "CONCURRENCY", "RATE", "IN", "FLIGHT", "WAITING"
+    ]  # fmt: skip
+    assert [key, "yes", "3", "20/s", "0", "1"] in rows(listed)
+    cleared = as_json(pushq_cli("flow-keys", "set", key, "--no-concurrency", "--json"))
+    assert cleared["concurrency"] is None and cleared["rate_limit"] == "20/s"
+    assert ok(pushq_cli("flow-keys", "resume", key)).startswith(f"resumed flow key {key}")
+    pushq.wait_state(held["id"], "succeeded")
+    bad = pushq_cli("flow-keys", "set", key, "--rate-limit", "often")
+    assert "400" in one_line_error(bad, 1) and "rate_limit" in bad.stderr
+    nothing = pushq_cli("flow-keys", "set", key)
+    assert one_line_error(nothing, 2).startswith("pushq: flow-keys set: give --concurrency")
+
+
+def test_topics_set_publish_show_and_rm(
+    pushq_cli: Run, pushq: PushqProcess, worker: Worker, tmp_path: Path
+) -> None:
+    topic, tag = f"cli-topic-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:6]
+    extra = tmp_path / "endpoints.json"
+    extra.write_text(
+        json.dumps([{"url": worker.url(f"cli/{tag}/crm"), "name": "crm", "headers": {"X-T": "c"}}])
+    )
+    shown = ok(
+        pushq_cli("topics", "set", topic, worker.url(f"cli/{tag}/a"), "--endpoints", f"@{extra}")
+    )
+    assert f"name     {topic}" in shown
+    assert ["crm", worker.url(f"cli/{tag}/crm"), "X-T: c"] in rows(shown.split("\n\n")[1])
+    assert [topic, "2"] in [row[:2] for row in rows(ok(pushq_cli("topics", "list")))]
+
+    published = ok(pushq_cli("topics", "publish", topic, "--body", '{"n": 1}', "--tag", tag))
+    lines = published.splitlines()
+    assert lines[0] == f"published to {topic}: 2 jobs"
+    ids = [row[0] for row in rows("\n".join(lines[1:]))]
+    assert len(ids) == 2
+    for job_id in ids:
+        assert pushq.wait_state(job_id, "succeeded")["topic"] == topic
+    assert worker.wait_for(f"cli/{tag}/crm")[0].headers["x-t"] == "c"
+    again = as_json(
+        pushq_cli("--json", "topics", "publish", topic, "--idempotency-key", tag, "--delay", "1h")
+    )
+    repeat = as_json(
+        pushq_cli("topics", "publish", topic, "--idempotency-key", tag, "--delay", "1h", "--json")
+    )
+    assert [j["id"] for j in repeat["jobs"]] == [j["id"] for j in again["jobs"]]
+    assert all(j["deduplicated"] for j in repeat["jobs"])
+
+    assert ok(pushq_cli("topics", "rm", topic)).strip() == f"removed topic {topic}"
+    missing = pushq_cli("topics", "show", topic)
+    assert one_line_error(missing, 1) == f"pushq: 404 not_found: no topic {topic}"
+    empty = pushq_cli("topics", "set", topic)
+    assert one_line_error(empty, 2).startswith("pushq: topics set: give the endpoints")
+    not_a_list = pushq_cli("topics", "set", topic, "--endpoints", '{"url": "x"}')
+    assert one_line_error(not_a_list, 2).startswith("pushq: --endpoints: a JSON list")
+
+
+def test_endpoints_list_and_show(pushq_cli: Run, pushq: PushqProcess, worker: Worker) -> None:
+    done = as_json(pushq_cli("enqueue", worker.url("cli/ok"), "--json"))
+    pushq.wait_state(done["id"], "succeeded")
+    origin = f"http://127.0.0.1:{worker.port}"
+    listed = ok(pushq_cli("endpoints", "list"))
+    assert listed.splitlines()[0].startswith("ORIGIN")
+    [row] = [row for row in rows(listed) if row[0] == origin]
+    assert row[1] == "closed"
+    shown = ok(pushq_cli("endpoints", "show", worker.url("cli/ok")))
+    assert f"origin             {origin}" in shown and "state              closed" in shown
+    assert "failures in a row  0" in shown
+    as_data = as_json(pushq_cli("--json", "endpoints", "show", origin))
+    assert as_data["origin"] == origin and as_data["state"] == "closed"
+    assert origin in [
+        e["origin"] for e in as_json(pushq_cli("endpoints", "list", "--json"))["endpoints"]
+    ]
+    unseen = f"http://127.0.0.1:{free_port()}"
+    assert one_line_error(pushq_cli("endpoints", "show", unseen), 1).startswith(
+        f"pushq: 404 not_found: no deliveries to {unseen}"
+    )
+
+
+@pytest.mark.parametrize("group", ["flow-keys", "topics", "endpoints"])
+def test_a_group_without_an_action_lists_its_actions(pushq_cli: Run, group: str) -> None:
+    result = pushq_cli(group)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"usage: pushq {group}")
+    assert "list" in result.stderr and result.stderr.rstrip().endswith(
+        f"pushq {group}: give an action (see the list above)"
+    )
+
+
+def test_a_wrong_port_is_one_line_even_when_it_serves_html(pushq_cli: Run, worker: Worker) -> None:
+    page = b"<!DOCTYPE html>\n<html>\n<head><title>Not Found</title></head>\n<body></body>\n</html>"
+    worker.script("v1/flow-keys", Reply(404, page, {"content-type": "text/html"}))
+    line = one_line_error(pushq_cli("flow-keys", "list", "--url", worker.url("/")), 1)
+    assert line.startswith(f"pushq: no pushq at {worker.url('')[:-1]} (404 http_404: HTTP 404: ")
+    assert line.endswith("a wrong port? check --url / PUSHQ_URL")
+
+
+def test_without_a_token_the_cli_names_both_places(pushq_cli: Run, tmp_path: Path) -> None:
+    result = pushq_cli("topics", "list", env={"PUSHQ_API_TOKEN": ""})
+    line = one_line_error(result, 2)
+    assert line.startswith("pushq: no API token: pass --token or set PUSHQ_API_TOKEN")
+    assert "pushq-data/api-token does not exist" in line

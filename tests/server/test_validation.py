@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta, timezone
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from pushq.errors import BadRequest
 from pushq.policy.durations import parse_duration
+from pushq.policy.ratelimit import RATE_PATTERN
 from pushq.server.api.common import validate
-from pushq.server.api.schemas import JobRequest
+from pushq.server.api.schemas import RUN_AT_PATTERN, JobRequest, RedriveRequest
 
 URL = "https://worker.example/hook"
 
@@ -255,3 +257,27 @@ def test_validate_prefix_locates_the_field_inside_a_batch() -> None:
 def test_a_request_that_is_not_an_object_is_a_bad_request(data: Any) -> None:
     with pytest.raises(BadRequest):
         validate(JobRequest, data)
+
+
+# -- the run_at pattern /openapi.json states --------------------------------------------
+
+
+def test_run_at_pattern_accepts_exactly_the_dates_that_exist() -> None:
+    """A fuzzer draws from the stated pattern: 1970-11-31 must fail the pattern, not
+    pass it and then fail the parser (a 400 for a request the schema allows)."""
+    pattern = re.compile(RUN_AT_PATTERN)
+    for year in range(1970, 2100):
+        for month in range(1, 13):
+            for day in range(1, 32):
+                text = f"{year:04d}-{month:02d}-{day:02d}T00:00:00Z"
+                try:
+                    date(year, month, day)
+                    exists = True
+                except ValueError:
+                    exists = False
+                assert bool(pattern.fullmatch(text)) == exists, text
+
+
+def test_a_redrive_rate_limit_states_its_pattern() -> None:
+    schema = RedriveRequest.model_json_schema()["properties"]["rate_limit"]
+    assert {"type": "string", "pattern": RATE_PATTERN} in schema["anyOf"]

@@ -1256,3 +1256,13 @@ def test_the_conformance_suite_exercises_every_verb_of_the_protocol() -> None:
     assert len(verbs) > 30
     missing = [v for v in verbs if f".{v}(" not in text and v not in ("open", "close")]
     assert missing == []
+
+
+def test_an_id_the_caller_chose_is_kept(with_store: WithStore) -> None:
+    async def scenario(store: Store) -> None:
+        await enqueue(store, new_job())  # the queue exists: the store's quickest path
+        chosen = "06H3A0000000000000000000AA"
+        [job] = await enqueue(store, new_job(id=chosen))
+        assert job.id == chosen and (await fetch(store, chosen)).state == "pending"
+
+    with_store(scenario)

@@ -17,7 +17,7 @@ import asyncpg
 import psycopg
 import pytest
 
-from pushq import BadRequest, PayloadTooLarge, RateLimited
+from pushq import BadRequest, Conflict, PayloadTooLarge, RateLimited
 from pushq.errors import ConfigError
 from pushq.policy.backoff import PartialBackoff
 from pushq.server.delivery import HOP_BY_HOP_HEADERS, RESERVED_HEADERS
@@ -439,6 +439,63 @@ def test_every_node_is_woken_when_the_transaction_commits_not_before() -> None:
 
 class _Abandon(Exception):
     """Raised inside a transaction block to roll it back."""
+
+
+def test_a_queue_is_not_deleted_under_an_enqueue_in_flight() -> None:
+    """An enqueue holds its queue FOR KEY SHARE: a delete waits for the enqueuing
+    transaction, then finds its job (instead of leaving it in no queue)."""
+
+    async def scenario() -> None:
+        async with node() as store:
+            await store.put_queue(name="short-lived", changes={}, now=time.time())
+            app = await app_connection()
+            try:
+                tx = app.transaction()
+                await tx.start()
+                await enqueue_tx_async(app, URL, schema=store.schema, queue="short-lived")
+                deleting = asyncio.ensure_future(
+                    store.delete_queue(name="short-lived", force=False, now=time.time())
+                )
+                await asyncio.wait_for(_lock_waiters(store, 1), timeout=30)
+                assert not deleting.done()
+                await tx.commit()
+                with pytest.raises(Conflict, match="unfinished"):
+                    await asyncio.wait_for(deleting, timeout=30)
+            finally:
+                await app.close()
+            assert await unfinished(store, "short-lived") == 1
+
+    run(scenario)
+
+
+def test_the_leader_folds_counter_changes_into_the_queue_row() -> None:
+    async def scenario() -> None:
+        async with node() as store:
+            assert store._pool is not None
+            app = await app_connection()
+            try:
+                async with app.transaction():
+                    for _ in range(3):
+                        await enqueue_tx_async(app, URL, schema=store.schema)
+            finally:
+                await app.close()
+            claimed = await claim_due(
+                store, limit=1, slots=10, now=time.time(), lease="L", lease_margin=5
+            )
+            [job] = claimed.jobs
+            attempt = AttemptRecord(job.id, 1, time.time(), 5.0, 200, None, "ok")
+            done = await store.complete(
+                job_id=job.id, lease="L", attempt=attempt, result={}, now=time.time()
+            )
+            assert done
+            rows = "SELECT count(*) FROM queue_unfinished"
+            assert await store._pool.fetchval(rows) > 0 and await unfinished(store) == 2
+            await store.promote_due(now=time.time(), limit=100)  # the leader's round
+            assert await store._pool.fetchval(rows) == 0
+            column = "SELECT unfinished FROM queues WHERE name = 'default'"
+            assert await store._pool.fetchval(column) == 2 == await unfinished(store)
+
+    run(scenario)
 
 
 def test_max_unfinished_holds_between_a_transaction_and_the_stores_enqueues() -> None:

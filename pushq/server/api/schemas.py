@@ -100,8 +100,12 @@ KEY_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
 METHOD_PATTERN = "^(?:" + "|".join(_case_free(m) for m in METHODS) + ")$"
 # RFC 3339 with T and Z as written here, seconds and at most microseconds, year 1970-2099.
+# Dates that exist, to the month's length and leap years (1970-2099), so that the
+# pattern /openapi.json states accepts exactly what the parser does.
 RUN_AT_PATTERN = (
-    r"^(?:19[7-9][0-9]|20[0-9]{2})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"^(?:(?:19[7-9][0-9]|20[0-9]{2})-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"|(?:19(?:7[26]|8[048]|9[26])|20(?:[02468][048]|[13579][26]))-02-29)"
     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
@@ -759,7 +763,7 @@ class DeadMatch(Strict):
 class RedriveRequest(DeadMatch):
     """Which dead jobs to redrive (every one, when no filter is given)."""
 
-    rate_limit: Annotated[str, AfterValidator(_rate)] | None = Field(
+    rate_limit: Rate | None = Field(
         None, description="'N/s', 'N/m' or 'N/h': spread the redriven jobs' run_at"
     )
 
@@ -852,7 +856,10 @@ class JobOut(BaseModel):
     failed_at: str | None
     last_error: LastError | None
     result: Result | None
-    progress: Any
+    progress: Any = Field(
+        description="null, or the worker's last report (percent, current, total, message, "
+        "meta) and when it came: at, RFC 3339"
+    )
     idempotency_key: str | None
     unique_key: str | None
     ordering_key: str | None

@@ -246,6 +246,8 @@ class GroupCommitWriter:
                 ops = [batch[i][0] for i in unit]
                 self._counts = {}
                 if not savepoints:
+                    # total_changes counts a statement's rows once it has run to its
+                    # end: the store's writes read their RETURNING rows to the end
                     changes = conn.total_changes
                     try:
                         values = self._call(conn, ops)
