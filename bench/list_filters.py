@@ -58,6 +58,8 @@ def fill(path: Path, count: int) -> float:
                     "schedule": f"s{i % 50}" if i % 5 == 0 else None,
                     "topic": None,
                     "replay_of": None,
+                    "permanent_statuses": None,
+                    "meta": None,
                 }
             )
             if len(batch) == 50_000:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 from datetime import UTC, datetime
@@ -56,48 +57,82 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Lines go to stderr through a buffer rather than one write each: a line per
     delivery attempt would otherwise cost a system call per job.
 
-    A WARNING or worse is flushed at once, with everything before it; INFO lines
+    A WARNING or worse is written at once, with everything before it; INFO lines
     wait at most FLUSH_INTERVAL (a daemon thread flushes; logging flushes every
-    handler at exit)."""
+    handler at exit). Lines that cannot be written (stderr on a full disk) stay in
+    the buffer, up to MAX_PENDING bytes, and go out once the write succeeds: the
+    operator still reads why writes were refused once space returns."""
+
+    MAX_PENDING = 1 << 20
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
-        self._pending = False
+        self._lines: list[bytes] = []
+        self._size = 0
         self._closed = threading.Event()
         thread = threading.Thread(target=self._flusher, name="pushq-log-flush", daemon=True)
         thread.start()
 
     def close(self) -> None:
         self._closed.set()
-        super().close()
+        try:
+            self.flush()
+        finally:
+            super().close()
 
     def flush(self) -> None:
-        self._pending = False
-        super().flush()
+        self.acquire()
+        try:
+            self._write_pending()
+        finally:
+            self.release()
+
+    def _write_pending(self) -> None:
+        if not self._lines:
+            return
+        data = b"".join(self._lines)
+        self._lines, self._size = [], 0
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file (tests replace stderr)
+            self.stream.write(data.decode())
+            self.stream.flush()
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:  # kept for the next flush, the newest MAX_PENDING bytes at most
+            rest = bytes(view[-self.MAX_PENDING :])
+            self._lines, self._size = [rest], len(rest)
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Never raises into the caller: the group commit logs from the loop that
+        # answers every write, also while the disk is full.
         try:
-            self.stream.write(self.format(record) + self.terminator)
+            line = (self.format(record) + self.terminator).encode("utf-8", "replace")
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
             return
-        if record.levelno >= logging.WARNING:
-            self.flush()
-        else:
-            self._pending = True
+        self.acquire()
+        try:
+            self._lines.append(line)
+            self._size += len(line)
+            if record.levelno >= logging.WARNING or self._size > self.MAX_PENDING:
+                self._write_pending()
+        except OSError:
+            pass
+        finally:
+            self.release()
 
     def _flusher(self) -> None:
         while not self._closed.wait(FLUSH_INTERVAL):
-            if self._pending:
-                self.acquire()
-                try:
-                    self.flush()
-                except Exception:  # stderr closed: nothing to be done
-                    pass
-                finally:
-                    self.release()
+            try:
+                self.flush()
+            except Exception:  # stderr closed: nothing to be done
+                pass
 
 
 def _buffered_stderr() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,26 @@ def test_a_warning_is_flushed_at_once_with_the_lines_before_it_and_info_soon_aft
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def test_lines_that_cannot_be_written_wait_for_space_and_never_raise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """stderr on a full disk (/dev/full answers every write with ENOSPC): logging
+    must not raise into the caller (the group commit logs while it answers writes),
+    and the lines come out once a write succeeds."""
+    with open("/dev/full", "w") as full, open(tmp_path / "log", "w+") as later:
+        monkeypatch.setattr("sys.stderr", full)
+        handler = BufferedStderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        try:
+            record = logging.LogRecord(
+                "t", logging.ERROR, "", 0, "database unavailable", None, None
+            )
+            handler.emit(record)  # ENOSPC: kept, not raised
+            handler.stream = later
+            handler.flush()
+            later.seek(0)
+            assert later.read() == "ERROR database unavailable\n"
+        finally:
+            handler.close()

@@ -171,8 +171,12 @@ class GroupCommitWriter:
                         continue
                     if ok:
                         future.set_result(value)
-                    else:
-                        future.set_exception(self._translate(value))
+                        continue
+                    try:
+                        failure = self._translate(value)
+                    except Exception:  # never leave a caller waiting for an answer
+                        failure = value
+                    future.set_exception(failure)
         finally:
             self._flusher = None
 
