@@ -154,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     dlq = _group(commands, "dlq", "the dead-letter queue")
     listing = _leaf(dlq, api, "list", "dead jobs, newest failure first", _dlq_list)
     listing.add_argument("--queue")
+    _dead_filters(listing.add_argument_group("filters"))
     _paging(listing)
     _leaf(dlq, api, "show", "a dead job with its attempt log", _dlq_show).add_argument("id")
     retry = _leaf(
@@ -167,16 +168,24 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("--all", action="store_true", help="every dead job (that the filters match)")
     bulk = retry.add_argument_group("filters (bulk redrive)")
     bulk.add_argument("--queue")
-    bulk.add_argument("--url-prefix")
-    bulk.add_argument("--status", type=int, help="the last attempt's HTTP status")
-    bulk.add_argument("--error-contains", help="part of the last error")
-    bulk.add_argument("--since", help="failed at or after: RFC 3339, or ago: 1h")
-    bulk.add_argument("--until", help="failed before: RFC 3339, or ago: 1h")
+    _dead_filters(bulk)
     bulk.add_argument("--dry-run", action="store_true", help="count the matches, change nothing")
     bulk.add_argument("--rate", help='spread the redriven jobs: "50/s", "100/m"')
-    _leaf(dlq, api, "rm", "drop dead jobs for good", _dlq_rm).add_argument(
-        "ids", nargs="+", metavar="ID"
+    remove = _leaf(
+        dlq,
+        api,
+        "rm",
+        "drop dead jobs for good: by id, --all, or every one a filter matches",
+        _dlq_rm,
     )
+    remove.add_argument("ids", nargs="*", metavar="ID")
+    remove.add_argument(
+        "--all", action="store_true", help="every dead job (that the filters match)"
+    )
+    bulk = remove.add_argument_group("filters (bulk delete)")
+    bulk.add_argument("--queue")
+    _dead_filters(bulk)
+    bulk.add_argument("--dry-run", action="store_true", help="count the matches, change nothing")
 
     queues = _group(commands, "queues", "queue settings and live stats")
     _leaf(queues, api, "list", "every queue", _queues_list)
@@ -914,8 +923,35 @@ def _wait(client: Client, args: argparse.Namespace, out: Output) -> int:
     return _fail(f"job {job.id} is {job.state}{why}")
 
 
+def _dead_filters(group: Any) -> None:
+    """The filters every DLQ listing and bulk action takes (--queue is each one's own)."""
+    group.add_argument("--url-prefix")
+    group.add_argument("--status", type=int, help="the last attempt's HTTP status")
+    group.add_argument("--error-contains", help="part of the last error")
+    group.add_argument("--since", help="failed at or after: RFC 3339, or ago: 1h")
+    group.add_argument("--until", help="failed before: RFC 3339, or ago: 1h")
+    group.add_argument("--tag", help="one of the job's tags")
+
+
+def _given_dead_filters(args: argparse.Namespace) -> dict[str, Any]:
+    filters = {
+        "queue": args.queue,
+        "url_prefix": args.url_prefix,
+        "status": args.status,
+        "error_contains": args.error_contains,
+        "since": args.since,
+        "until": args.until,
+        "tag": args.tag,
+    }
+    return {name: value for name, value in filters.items() if value is not None}
+
+
+_DEAD_FILTER_FLAGS = "--queue, --url-prefix, --status, --error-contains, --since, --until, --tag"
+
+
 def _dlq_list(client: Client, args: argparse.Namespace, out: Output) -> int:
-    page = client.dlq.list(queue=args.queue, limit=args.limit, cursor=args.cursor)
+    filters = _given_dead_filters(args)
+    page = client.dlq.list(limit=args.limit, cursor=args.cursor, **filters)
     out.show(_page_json(page), lambda: _print_jobs(out, page, dead=True))
     return EXIT_OK
 
@@ -932,20 +968,11 @@ def _dlq_show(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 
 def _dlq_retry(client: Client, args: argparse.Namespace, out: Output) -> int:
-    filters = {
-        "queue": args.queue,
-        "url_prefix": args.url_prefix,
-        "status": args.status,
-        "error_contains": args.error_contains,
-        "since": args.since,
-        "until": args.until,
-    }
-    given = {name: value for name, value in filters.items() if value is not None}
+    given = _given_dead_filters(args)
     bulk = args.all or bool(given)
     if bulk == bool(args.ids):
         raise ConfigError(
-            "dlq retry: give dead job ids, or --all, or filters (--queue, --url-prefix, "
-            "--status, --error-contains, --since, --until)"
+            f"dlq retry: give dead job ids, or --all, or filters ({_DEAD_FILTER_FLAGS})"
         )
     if not bulk and (args.dry_run or args.rate):
         raise ConfigError("dlq retry: --dry-run and --rate go with --all or filters")
@@ -973,6 +1000,20 @@ def _dlq_retry(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 
 def _dlq_rm(client: Client, args: argparse.Namespace, out: Output) -> int:
+    given = _given_dead_filters(args)
+    bulk = args.all or bool(given)
+    if bulk == bool(args.ids):
+        raise ConfigError(f"dlq rm: give dead job ids, or --all, or filters ({_DEAD_FILTER_FLAGS})")
+    if not bulk and args.dry_run:
+        raise ConfigError("dlq rm: --dry-run goes with --all or filters")
+    if bulk:
+        if args.dry_run:
+            count = client.dlq.delete_many(**given, dry_run=True)
+            out.show({"matched": count}, lambda: out.line(f"{count} dead jobs match"))
+            return EXIT_OK
+        count = client.dlq.delete_many(**given)
+        out.show({"deleted": count}, lambda: out.line(f"deleted {count} dead jobs"))
+        return EXIT_OK
     with out.progress("deleting", total=len(args.ids)) as advance:
         for job_id in args.ids:
             client.dlq.delete(job_id)

@@ -844,8 +844,10 @@ class _Calls:
 
     # dlq
     @staticmethod
-    def dlq_list(queue: str | None, limit: int | None, cursor: str | None) -> _Call[Page[Job]]:
-        params = _query(queue=queue, limit=limit, cursor=cursor)
+    def dlq_list(
+        queue: str | None, limit: int | None, cursor: str | None, filters: Mapping[str, Any]
+    ) -> _Call[Page[Job]]:
+        params = {**_query(queue=queue, limit=limit, cursor=cursor), **_filters(filters)}
         return _Call("GET", "/v1/dlq", _job_page, params=params, retry="transport")
 
     @staticmethod
@@ -869,6 +871,14 @@ class _Calls:
             body["dry_run"] = True
         key = "matched" if dry_run else "retried"
         return _Call("POST", "/v1/dlq/retry", lambda d: int(d[key]), json=body)
+
+    @staticmethod
+    def dlq_delete_many(filters: Mapping[str, Any], dry_run: bool) -> _Call[int]:
+        body: dict[str, Any] = dict(_filters(filters))
+        if dry_run:
+            body["dry_run"] = True
+        key = "matched" if dry_run else "deleted"
+        return _Call("POST", "/v1/dlq/delete", lambda d: int(d[key]), json=body)
 
     @staticmethod
     def dlq_delete(job_id: str) -> _Call[None]:
@@ -1389,10 +1399,29 @@ class DeadLetters:
         self._client = client
 
     def list(
-        self, *, queue: str | None = None, limit: int | None = None, cursor: str | None = None
+        self,
+        *,
+        queue: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        url_prefix: str | None = None,
+        status: int | None = None,
+        error_contains: str | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        tag: str | None = None,
     ) -> Page[Job]:
-        """A page of dead jobs."""
-        return self._client._run(_Calls.dlq_list(queue, limit, cursor))
+        """A page of dead jobs, those matching every filter given (the filters of
+        `retry_many` and `delete_many`, so a listing shows what a bulk action touches)."""
+        filters = {
+            "url_prefix": url_prefix,
+            "status": status,
+            "error_contains": error_contains,
+            "since": since,
+            "until": until,
+            "tag": tag,
+        }
+        return self._client._run(_Calls.dlq_list(queue, limit, cursor, filters))
 
     def get(self, job_id: str) -> Job:
         """One dead job with its `attempt_log`."""
@@ -1415,13 +1444,15 @@ class DeadLetters:
         error_contains: str | None = None,
         since: TimeBound | None = None,
         until: TimeBound | None = None,
+        tag: str | None = None,
         rate_limit: str | None = None,
         dry_run: bool = False,
     ) -> int:
         """Redrive the dead jobs matching every filter given (`status`: the last HTTP
         status; `error_contains`: part of the last error; `since`/`until`: when they
-        failed). `rate_limit` ("50/s") spreads their run_at so a recovering endpoint is
-        not stampeded. Returns how many were redriven, or with `dry_run` how many match."""
+        failed; `tag`: one of their tags). `rate_limit` ("50/s") spreads their run_at so
+        a recovering endpoint is not stampeded. Returns how many were redriven, or with
+        `dry_run` how many match."""
         filters = {
             "queue": queue,
             "url_prefix": url_prefix,
@@ -1429,9 +1460,35 @@ class DeadLetters:
             "error_contains": error_contains,
             "since": since,
             "until": until,
+            "tag": tag,
             "rate_limit": rate_limit,
         }
         return self._client._run(_Calls.dlq_retry_many(filters, dry_run))
+
+    def delete_many(
+        self,
+        *,
+        queue: str | None = None,
+        url_prefix: str | None = None,
+        status: int | None = None,
+        error_contains: str | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        tag: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Drop for good the dead jobs matching every filter given (every dead job when
+        none is). Returns how many were deleted, or with `dry_run` how many match."""
+        filters = {
+            "queue": queue,
+            "url_prefix": url_prefix,
+            "status": status,
+            "error_contains": error_contains,
+            "since": since,
+            "until": until,
+            "tag": tag,
+        }
+        return self._client._run(_Calls.dlq_delete_many(filters, dry_run))
 
     def delete(self, job_id: str) -> None:
         """Drop a dead job for good."""
@@ -1929,10 +1986,29 @@ class AsyncDeadLetters:
         self._client = client
 
     async def list(
-        self, *, queue: str | None = None, limit: int | None = None, cursor: str | None = None
+        self,
+        *,
+        queue: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        url_prefix: str | None = None,
+        status: int | None = None,
+        error_contains: str | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        tag: str | None = None,
     ) -> Page[Job]:
-        """A page of dead jobs."""
-        return await self._client._run(_Calls.dlq_list(queue, limit, cursor))
+        """A page of dead jobs, those matching every filter given (the filters of
+        `retry_many` and `delete_many`, so a listing shows what a bulk action touches)."""
+        filters = {
+            "url_prefix": url_prefix,
+            "status": status,
+            "error_contains": error_contains,
+            "since": since,
+            "until": until,
+            "tag": tag,
+        }
+        return await self._client._run(_Calls.dlq_list(queue, limit, cursor, filters))
 
     async def get(self, job_id: str) -> Job:
         """One dead job with its `attempt_log`."""
@@ -1955,13 +2031,15 @@ class AsyncDeadLetters:
         error_contains: str | None = None,
         since: TimeBound | None = None,
         until: TimeBound | None = None,
+        tag: str | None = None,
         rate_limit: str | None = None,
         dry_run: bool = False,
     ) -> int:
         """Redrive the dead jobs matching every filter given (`status`: the last HTTP
         status; `error_contains`: part of the last error; `since`/`until`: when they
-        failed). `rate_limit` ("50/s") spreads their run_at so a recovering endpoint is
-        not stampeded. Returns how many were redriven, or with `dry_run` how many match."""
+        failed; `tag`: one of their tags). `rate_limit` ("50/s") spreads their run_at so
+        a recovering endpoint is not stampeded. Returns how many were redriven, or with
+        `dry_run` how many match."""
         filters = {
             "queue": queue,
             "url_prefix": url_prefix,
@@ -1969,9 +2047,35 @@ class AsyncDeadLetters:
             "error_contains": error_contains,
             "since": since,
             "until": until,
+            "tag": tag,
             "rate_limit": rate_limit,
         }
         return await self._client._run(_Calls.dlq_retry_many(filters, dry_run))
+
+    async def delete_many(
+        self,
+        *,
+        queue: str | None = None,
+        url_prefix: str | None = None,
+        status: int | None = None,
+        error_contains: str | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        tag: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Drop for good the dead jobs matching every filter given (every dead job when
+        none is). Returns how many were deleted, or with `dry_run` how many match."""
+        filters = {
+            "queue": queue,
+            "url_prefix": url_prefix,
+            "status": status,
+            "error_contains": error_contains,
+            "since": since,
+            "until": until,
+            "tag": tag,
+        }
+        return await self._client._run(_Calls.dlq_delete_many(filters, dry_run))
 
     async def delete(self, job_id: str) -> None:
         """Drop a dead job."""

@@ -78,6 +78,24 @@ def test_dlq_retry_many_queues_purge_and_delete(client: Client, worker: Worker) 
     client.queues.delete(queue, force=True)
 
 
+def test_dlq_list_and_delete_by_filter(client: Client, worker: Worker) -> None:
+    queue, path, tag = name("sdk-rm"), name("sdk-gone"), name("customer")
+    worker.script(path, Reply(500, b'{"message": "try later"}'))
+    tagged = [
+        client.enqueue(worker.url(path), queue=queue, max_attempts=1, tags=[tag]).id
+        for _ in range(2)
+    ]
+    other = client.enqueue(worker.url(path), queue=queue, max_attempts=1).id
+    for job_id in [*tagged, other]:
+        client.wait(job_id, timeout=10)
+    listed = client.dlq.list(queue=queue, tag=tag, error_contains="LATER", since=timedelta(hours=1))
+    assert sorted(job.id for job in listed) == sorted(tagged)
+    assert client.dlq.delete_many(tag=tag, dry_run=True) == 2
+    assert client.dlq.delete_many(queue=queue, tag=tag) == 2
+    assert [job.id for job in client.dlq.list(queue=queue)] == [other]
+    assert client.dlq.delete_many(queue=queue) == 1
+
+
 def test_schedules_pause_resume_trigger(client: Client, worker: Worker) -> None:
     schedule = name("sdk-sched")
     created = client.schedules.set(schedule, "@weekly", {"url": worker.url(name("tick"))})
@@ -108,6 +126,8 @@ def test_the_async_client_has_the_same_actions(pushq: PushqProcess, worker: Work
             await client.enqueue(worker.url("async-ok"), delay="1h", tags=[tag], queue=queue)
             assert await client.cancel_many(tag=tag) == 1
             assert await client.dlq.retry_many(queue=queue, dry_run=True) == 0
+            assert await client.dlq.delete_many(queue=queue, dry_run=True) == 0
+            assert list(await client.dlq.list(queue=queue, tag=tag)) == []
             assert await client.queues.purge(queue) == 0
             await client.queues.delete(queue)
             schedule = name("async-sched")

@@ -254,6 +254,12 @@ def test_a_url_that_is_not_pushq_exits_1(pushq_cli: Run, worker: Worker) -> None
         (["enqueue"], {}, "pushq: give the job's URL, or --jsonl FILE"),
         (["dlq", "retry"], {}, "pushq: dlq retry: give dead job ids, or --all"),
         (["dlq", "retry", "X", "--rate", "5/s"], {}, "pushq: dlq retry: --dry-run and --rate go"),
+        (["dlq", "rm"], {}, "pushq: dlq rm: give dead job ids, or --all"),
+        (
+            ["dlq", "rm", "X", "--dry-run"],
+            {},
+            "pushq: dlq rm: --dry-run goes with --all or filters",
+        ),
         (["jobs", "cancel"], {}, "pushq: jobs cancel: give job ids, or filters"),
         (["jobs", "cancel", "X", "--tag", "t"], {}, "pushq: jobs cancel: give job ids, or filters"),
         (["jobs", "list"], {"PUSHQ_API_TOKEN": ""}, "pushq: no API token"),
@@ -412,6 +418,45 @@ def test_dlq_retry_by_filter_with_dry_run_and_rate(
     assert redrove.strip() == "redrove 3 dead jobs, spread at 10/s"
     bad = pushq_cli("dlq", "retry", "--all", "--rate", "often")
     assert "400" in one_line_error(bad, 1) and "rate_limit" in bad.stderr
+
+
+def test_dlq_list_and_rm_by_filter(pushq_cli: Run, pushq: PushqProcess, worker: Worker) -> None:
+    queue, tag, path = (
+        f"cli-rm-{uuid.uuid4().hex[:6]}",
+        f"customer-{uuid.uuid4().hex[:6]}",
+        "cli/gone",
+    )
+    worker.script(path, 500)
+    tagged = [
+        as_json(
+            pushq_cli(
+                "enqueue",
+                worker.url(path),
+                "--queue",
+                queue,
+                "--max-attempts",
+                "1",
+                "--tag",
+                tag,
+                "--json",
+            )
+        )["id"]
+        for _ in range(2)
+    ]
+    other = as_json(
+        pushq_cli("enqueue", worker.url(path), "--queue", queue, "--max-attempts", "1", "--json")
+    )["id"]
+    for job_id in [*tagged, other]:
+        pushq.wait_state(job_id, "dead")
+    listed = as_json(pushq_cli("dlq", "list", "--queue", queue, "--tag", tag, "--json"))
+    assert sorted(job["id"] for job in listed["jobs"]) == sorted(tagged)
+    assert ok(pushq_cli("dlq", "rm", "--tag", tag, "--dry-run")).strip() == "2 dead jobs match"
+    assert (
+        ok(pushq_cli("dlq", "rm", "--queue", queue, "--tag", tag)).strip() == "deleted 2 dead jobs"
+    )
+    left = as_json(pushq_cli("dlq", "list", "--queue", queue, "--json"))
+    assert [job["id"] for job in left["jobs"]] == [other]
+    assert as_json(pushq_cli("dlq", "rm", "--queue", queue, "--json")) == {"deleted": 1}
 
 
 def test_queues_purge_and_rm(pushq_cli: Run, worker: Worker) -> None:
