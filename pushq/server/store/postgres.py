@@ -27,7 +27,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -56,6 +56,7 @@ from ..models import (
 )
 from .base import JobPage, Promotion, Rescue
 from .errors import StoreConflict, StoreError, StoreUnavailable
+from .pg_batch import Batcher, Outcome
 from .sql import load_queries, migrations
 from .sqlite import (
     CALLBACK_KEY_TTL,
@@ -64,6 +65,8 @@ from .sqlite import (
     MAX_RATE_PERIOD,
     QUEUE_FULL_RETRY_AFTER,
     _dumps,
+    _loads,
+    _statuses,
     row_to_flow_key,
     row_to_job,
     row_to_schedule,
@@ -208,6 +211,10 @@ class PostgresStore:
         self._seen_limited: set[str] = set()  # queues with a concurrency or rate limit
         self._no_flow_keys = False  # the last claim_snapshot saw no flow key to read
         self.unavailable: StoreUnavailable | None = None
+        # Group commit: the plain enqueues and completes that arrive together go to
+        # the database as one statement each (pg_batch.py)
+        self._enqueues: Batcher[_PlainEnqueue] = Batcher(self._enqueue_together)
+        self._completes: Batcher[_PlainComplete] = Batcher(self._complete_together)
 
     @property
     def where(self) -> str:
@@ -252,6 +259,8 @@ class PostgresStore:
             raise translated from None
 
     async def close(self) -> None:
+        await self._enqueues.close()
+        await self._completes.close()
         if self._leader is not None:
             leader, self._leader = self._leader, None
             leader.terminate()  # the session ends: its advisory lock goes with it
@@ -449,7 +458,8 @@ class PostgresStore:
         if len(jobs) == 1 and not (backpressure and defaults.max_unfinished is not None):
             [new] = jobs
             if new.unique_key is None and new.ordering_key is None:
-                done = await self._enqueue_plain(new, now, idempotency_ttl, defaults, backpressure)
+                plain = _PlainEnqueue.of(new, now, idempotency_ttl, defaults, backpressure)
+                done = await self._enqueues.submit(plain)
                 if done is not None:
                     self._due(None if done.job.state == "pending" else done.job.run_at)
                     return [done]
@@ -467,42 +477,87 @@ class PostgresStore:
             self._due(run_at)
         return results
 
-    async def _enqueue_plain(
-        self, new: NewJob, now: float, ttl: float, defaults: JobDefaults, backpressure: bool
-    ) -> EnqueueResult | None:
-        """The common enqueue in one statement (enqueue_plain); None: the transaction
-        path must decide (a queue to make or to check, a key already taken)."""
-        run_at = max(new.run_at, now)
-        state = "scheduled" if run_at > now else "pending"
-        own = new.backoff or PartialBackoff()
-        params = {
-            "id": new.id or new_job_id(now),  # an id the caller chose, or a new one
-            "queue": new.queue,
-            "url": new.url,
-            "method": new.method,
-            "headers": _dumps(new.headers or None),
-            "body": new.body,
-            "state": state,
-            "priority": new.priority,
-            "max_attempts": new.max_attempts,
-            "backoff_base": own.base,
-            "backoff_max": own.max,
-            "backoff_jitter": None if own.jitter is None else int(own.jitter),
-            "timeout": new.timeout,
-            "created_at": now,
-            "run_at": run_at,
-            "idempotency_key": new.idempotency_key,
-            "expires_at": now + ttl,
-            "now": now,
-            "callback_url": new.callback_url,
-            "failure_callback_url": new.failure_callback_url,
-            "tags": _dumps(new.tags or None),
-            "flow_key": new.flow_key,
-            "schedule": new.schedule,
-            "topic": new.topic,
-            "replay_of": new.replay_of,
-            "permanent_statuses": _dumps(new.permanent_statuses),
-            "meta": _dumps(new.meta),
+    async def _enqueue_together(self, items: list[_PlainEnqueue]) -> list[Outcome]:
+        """The plain enqueues of one group commit, as one statement per set of server
+        defaults (one, in practice); each answered with its EnqueueResult, or None
+        (the transaction path must decide: a queue to make or to check, a key
+        already taken), or its error. A job whose idempotency key or id another job
+        of the batch already has runs after the batch, alone (the key is taken then)."""
+        outcomes: list[Outcome] = [(True, None)] * len(items)
+        groups: dict[tuple[JobDefaults, bool], list[int]] = {}
+        alone: list[int] = []
+        keys: set[str] = set()
+        ids: set[str] = set()
+        for i, item in enumerate(items):
+            key = item.new.idempotency_key
+            if item.id in ids or (key is not None and key in keys):
+                alone.append(i)
+                continue
+            ids.add(item.id)
+            if key is not None:
+                keys.add(key)
+            groups.setdefault((item.defaults, item.backpressure), []).append(i)
+        for (defaults, backpressure), members in groups.items():
+            group = [items[i] for i in members]
+            try:
+                results = await self._enqueue_rows(group, defaults, backpressure)
+            except StoreError as exc:
+                if len(members) == 1:
+                    outcomes[members[0]] = (False, exc)
+                    continue
+                # one bad row fails the statement (and writes nothing): each alone
+                log.debug("batched enqueue failed (%s); enqueueing one by one", exc)
+                alone += members
+                continue
+            for i, result in zip(members, results, strict=True):
+                outcomes[i] = (True, result)
+        for i in sorted(alone):
+            item = items[i]
+            try:
+                [result] = await self._enqueue_rows([item], item.defaults, item.backpressure)
+            except StoreError as exc:
+                outcomes[i] = (False, exc)
+            else:
+                outcomes[i] = (True, result)
+        return outcomes
+
+    async def _enqueue_rows(
+        self, items: list[_PlainEnqueue], defaults: JobDefaults, backpressure: bool
+    ) -> list[EnqueueResult | None]:
+        """enqueue_plain_many: the jobs stored (None for those it left to the
+        transaction path), built here from what the caller gave and the defaults
+        the database resolved (the row itself is not sent back)."""
+        params: dict[str, Any] = {
+            "ids": [item.id for item in items],
+            "queues": [item.new.queue for item in items],
+            "urls": [item.new.url for item in items],
+            "methods": [item.new.method for item in items],
+            "headers": [item.headers for item in items],
+            "bodies": [item.new.body for item in items],
+            "states": [item.state for item in items],
+            "priorities": [item.new.priority for item in items],
+            "max_attempts": [item.new.max_attempts for item in items],
+            "backoff_bases": [item.backoff.base for item in items],
+            "backoff_maxes": [item.backoff.max for item in items],
+            "backoff_jitters": [
+                None if item.backoff.jitter is None else int(item.backoff.jitter) for item in items
+            ],
+            "timeouts": [item.new.timeout for item in items],
+            "created_ats": [item.now for item in items],
+            "run_ats": [item.run_at for item in items],
+            "idempotency_keys": [item.new.idempotency_key for item in items],
+            "expires_ats": [item.now + item.ttl for item in items],
+            "callback_urls": [item.new.callback_url for item in items],
+            "failure_callback_urls": [item.new.failure_callback_url for item in items],
+            "tags": [item.tags for item in items],
+            "flow_keys": [item.new.flow_key for item in items],
+            "schedules": [item.new.schedule for item in items],
+            "topics": [item.new.topic for item in items],
+            "replay_ofs": [item.new.replay_of for item in items],
+            "permanent_statuses": [_dumps(item.new.permanent_statuses) for item in items],
+            "metas": [item.meta for item in items],
+            # a key counts as expired only if it is for every job of the batch
+            "now": min(item.now for item in items),
             "backpressure": backpressure,
             "default_max_attempts": defaults.max_attempts,
             "default_backoff_base": defaults.backoff.base,
@@ -510,10 +565,14 @@ class PostgresStore:
             "default_backoff_jitter": int(defaults.backoff.jitter),
             "default_timeout": defaults.timeout,
             "channel": self.channel,
-            "payload": self._payload(None if state == "pending" else run_at),
+            "node": self.node,
         }
-        rows = await self._read("enqueue_plain", params)
-        return EnqueueResult(row_to_job(rows[0]), created=True) if rows else None
+        stored = {row["id"]: row for row in await self._read("enqueue_plain_many", params)}
+        results: list[EnqueueResult | None] = []
+        for item in items:
+            row = stored.get(item.id)
+            results.append(None if row is None else EnqueueResult(item.job(row), created=True))
+        return results
 
     async def get(self, *, job_id: str) -> JobRecord | None:
         rows = await self._read("get_job", {"id": job_id})
@@ -660,6 +719,54 @@ class PostgresStore:
 
         return await self._run(write)
 
+    async def _complete_together(self, items: list[_PlainComplete]) -> list[Outcome]:
+        """The completes of one group commit (no callback to store) as one statement:
+        True for each job it settled; False for one stale or with an ordering key
+        (the caller's transaction tells which). A job twice in a batch (a caller
+        retrying) runs after it, alone; a batch that fails runs one by one."""
+        outcomes: list[Outcome] = [(True, False)] * len(items)
+        seen: set[str] = set()
+        together: list[int] = []
+        alone: list[int] = []
+        for i, item in enumerate(items):
+            (alone if item.attempt.job_id in seen else together).append(i)
+            seen.add(item.attempt.job_id)
+        together.sort(key=lambda i: items[i].attempt.job_id)  # rows taken in id order
+        try:
+            settled = await self._complete_rows([items[i] for i in together])
+        except StoreError as exc:
+            if len(together) == 1:
+                return [(False, exc)] + [(True, False)] * (len(items) - 1)
+            log.debug("batched complete failed (%s); completing one by one", exc)
+            alone = sorted(alone + together)
+        else:
+            for i in together:
+                outcomes[i] = (True, items[i].attempt.job_id in settled)
+        for i in alone:
+            try:
+                settled = await self._complete_rows([items[i]])
+            except StoreError as exc:
+                outcomes[i] = (False, exc)
+            else:
+                outcomes[i] = (True, items[i].attempt.job_id in settled)
+        return outcomes
+
+    async def _complete_rows(self, items: list[_PlainComplete]) -> set[str]:
+        """complete_many: the ids it settled."""
+        params = {
+            "ids": [item.attempt.job_id for item in items],
+            "leases": [item.lease for item in items],
+            "attempts": [item.attempt.number for item in items],
+            "results": [item.result for item in items],
+            "nows": [item.now for item in items],
+            "started_ats": [item.attempt.started_at for item in items],
+            "duration_mss": [item.attempt.duration_ms for item in items],
+            "statuses": [item.attempt.status for item in items],
+            "errors": [item.attempt.error for item in items],
+            "response_bodies": [item.attempt.response_body for item in items],
+        }
+        return {row["id"] for row in await self._read("complete_many", params)}
+
     async def _settle(
         self,
         query: str,
@@ -724,10 +831,10 @@ class PostgresStore:
         callback: NewJob | None = None,
         defaults: JobDefaults | None = None,
     ) -> bool:
-        params = {"result": _dumps(result), "now": now}
-        if callback is None:  # the common case in one statement, outside a transaction
-            guard = {"id": attempt.job_id, "lease": lease, "attempt": attempt.number}
-            if await self._read("complete_unordered", params | guard | _attempt_params(attempt)):
+        encoded = _dumps(result)
+        params = {"result": encoded, "now": now}
+        if callback is None:  # the common case: with the others of its group commit
+            if await self._completes.submit(_PlainComplete(lease, attempt, encoded, now)):
                 return True
             # stale, or a job with an ordering key: the transaction below tells which
         done = await self._settle("complete", params, attempt, lease, callback, defaults)
@@ -1695,6 +1802,87 @@ class _Enqueue:
         for name, delta in self.added.items():
             if delta:
                 await self.conn.execute("add_unfinished", {"name": name, "delta": delta})
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainEnqueue:
+    """One plain enqueue (one job, no unique or ordering key) waiting for its group
+    commit, with what the caller decides about it (id, state, run_at)."""
+
+    new: NewJob
+    now: float
+    ttl: float
+    defaults: JobDefaults
+    backpressure: bool
+    id: str
+    state: str
+    run_at: float
+    backoff: PartialBackoff
+    headers: str | None
+    tags: str | None
+    meta: str | None
+
+    @classmethod
+    def of(
+        cls, new: NewJob, now: float, ttl: float, defaults: JobDefaults, backpressure: bool
+    ) -> _PlainEnqueue:
+        run_at = max(new.run_at, now)
+        return cls(
+            new=new,
+            now=now,
+            ttl=ttl,
+            defaults=defaults,
+            backpressure=backpressure,
+            id=new.id or new_job_id(now),  # an id the caller chose, or a new one
+            state="scheduled" if run_at > now else "pending",
+            run_at=run_at,
+            backoff=new.backoff or PartialBackoff(),
+            headers=_dumps(new.headers or None),
+            tags=_dumps(new.tags or None),
+            meta=_dumps(new.meta),
+        )
+
+    def job(self, row: Any) -> JobRecord:
+        """The job as stored: the caller's fields and the defaults `row` resolved."""
+        new = self.new
+        return JobRecord(
+            id=self.id,
+            queue=new.queue,
+            url=new.url,
+            method=new.method,
+            headers=dict(new.headers),
+            body=new.body,
+            state=self.state,  # type: ignore[arg-type]
+            priority=new.priority,
+            attempts=0,
+            max_attempts=row["max_attempts"],
+            backoff=BackoffPolicy(
+                row["backoff_base"], row["backoff_max"], bool(row["backoff_jitter"])
+            ),
+            timeout=row["timeout"],
+            created_at=self.now,
+            run_at=self.run_at,
+            idempotency_key=new.idempotency_key,
+            callback_url=new.callback_url,
+            failure_callback_url=new.failure_callback_url,
+            tags=_loads(self.tags) or [],
+            flow_key=new.flow_key,
+            schedule=new.schedule,
+            topic=new.topic,
+            replay_of=new.replay_of,
+            permanent_statuses=_statuses(row["permanent_statuses"]),
+            meta=_loads(self.meta),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainComplete:
+    """One complete without a callback to store, waiting for its group commit."""
+
+    lease: str
+    attempt: AttemptRecord
+    result: str | None  # the result as JSON
+    now: float
 
 
 def _job_row(job: JobRecord) -> dict[str, Any]:

@@ -782,3 +782,110 @@ WITH q AS (
     SELECT pg_notify(:channel, :payload::text) FROM inserted WHERE :payload::text IS NOT NULL
 )
 SELECT inserted.*, (SELECT count(*) FROM notified) AS notified FROM inserted;
+
+-- name: enqueue_plain_many
+-- enqueue_plain for many jobs in one statement (the plain enqueues of one group
+-- commit, pg_batch.Batcher): one row per job in the arrays, each stored under the
+-- rules of enqueue_plain, counted per queue, and one NOTIFY for those due now and
+-- one for the earliest scheduled. Returns the rows stored, with only what the
+-- database resolved (the defaults); a job without a row goes the transaction path.
+-- Idempotency keys are claimed in key order, so that two batches naming the same
+-- keys wait for each other instead of deadlocking.
+WITH input AS (
+    SELECT * FROM unnest(
+        :ids::text[], :queues::text[], :urls::text[], :methods::text[], :headers::text[],
+        :bodies::bytea[], :states::text[], :priorities::integer[], :max_attempts::integer[],
+        :backoff_bases::float8[], :backoff_maxes::float8[], :backoff_jitters::integer[],
+        :timeouts::float8[], :created_ats::float8[], :run_ats::float8[],
+        :idempotency_keys::text[], :expires_ats::float8[], :callback_urls::text[],
+        :failure_callback_urls::text[], :tags::text[], :flow_keys::text[], :schedules::text[],
+        :topics::text[], :replay_ofs::text[], :permanent_statuses::text[], :metas::text[]
+    ) AS t(
+        id, queue, url, method, headers, body, state, priority, max_attempts,
+        backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
+        idempotency_key, expires_at, callback_url, failure_callback_url, tags, flow_key,
+        schedule, topic, replay_of, permanent_statuses, meta
+    )
+), q AS (
+    SELECT * FROM queues
+    WHERE name IN (SELECT queue FROM input) AND (max_size IS NULL OR NOT :backpressure::boolean)
+    ORDER BY name
+    FOR KEY SHARE
+), claimed AS (
+    INSERT INTO idempotency_keys (key, job_id, expires_at)
+    SELECT i.idempotency_key, i.id, i.expires_at FROM input AS i JOIN q ON q.name = i.queue
+    WHERE i.idempotency_key IS NOT NULL
+    ORDER BY i.idempotency_key
+    ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at
+    WHERE idempotency_keys.expires_at <= :now::float8
+    RETURNING job_id
+), inserted AS (
+    INSERT INTO jobs (
+        id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
+        backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
+        idempotency_key, callback_url, failure_callback_url,
+        tags, flow_key, schedule, topic, replay_of, permanent_statuses, meta
+    )
+    SELECT i.id, i.queue, i.url, i.method, i.headers, i.body, i.state, i.priority, 0,
+        coalesce(i.max_attempts, q.max_attempts, :default_max_attempts::integer),
+        b.base,
+        greatest(coalesce(i.backoff_max, q.backoff_max, :default_backoff_max::float8), b.base),
+        coalesce(i.backoff_jitter, q.backoff_jitter, :default_backoff_jitter::integer),
+        coalesce(i.timeout, q.timeout, :default_timeout::float8),
+        i.created_at, i.run_at, i.idempotency_key, i.callback_url, i.failure_callback_url,
+        i.tags, i.flow_key, i.schedule, i.topic, i.replay_of,
+        coalesce(i.permanent_statuses, q.permanent_statuses), i.meta
+    FROM input AS i
+    JOIN q ON q.name = i.queue
+    CROSS JOIN LATERAL (
+        SELECT coalesce(i.backoff_base, q.backoff_base, :default_backoff_base::float8) AS base
+    ) AS b
+    WHERE i.idempotency_key IS NULL OR i.id IN (SELECT job_id FROM claimed)
+    RETURNING id, queue, state, run_at, max_attempts, backoff_base, backoff_max,
+              backoff_jitter, timeout, permanent_statuses
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, count(*) FROM inserted GROUP BY queue
+), notified AS (
+    SELECT pg_notify(:channel, :node::text)
+    WHERE EXISTS (SELECT 1 FROM inserted WHERE state = 'pending')
+    UNION ALL
+    SELECT pg_notify(:channel, :node::text || ' ' || min(run_at)::text)
+    FROM inserted WHERE state = 'scheduled' HAVING count(*) > 0
+)
+SELECT id, max_attempts, backoff_base, backoff_max, backoff_jitter, timeout,
+       permanent_statuses, (SELECT count(*) FROM notified) AS notified
+FROM inserted;
+
+-- name: complete_many
+-- complete_unordered for many jobs in one statement (the completes of one group
+-- commit): each fenced by its lease and attempt, as one complete is; the attempts
+-- recorded and the queues' counts taken down in the same statement. Returns the
+-- ids settled; one missing is stale, or has an ordering key (the caller settles it
+-- in a transaction then). The caller gives the ids in order, so rows are taken
+-- in that order (a deadlock with a rescue fails the batch, which then runs one by
+-- one); the caller never puts one job in a batch twice.
+WITH input AS (
+    SELECT * FROM unnest(
+        :ids::text[], :leases::text[], :attempts::integer[], :results::text[], :nows::float8[],
+        :started_ats::float8[], :duration_mss::float8[], :statuses::integer[],
+        :errors::text[], :response_bodies::text[]
+    ) AS t(id, lease, attempt, result, now, started_at, duration_ms, status, error, response_body)
+), done AS (
+    UPDATE jobs
+    SET state = 'succeeded', finished_at = i.now, result = i.result, lease_expires_at = NULL,
+        last_error = NULL
+    FROM input AS i
+    WHERE jobs.id = i.id AND jobs.state = 'active' AND jobs.lease = i.lease
+      AND jobs.attempts = i.attempt AND jobs.ordering_key IS NULL
+    RETURNING jobs.id, jobs.queue, jobs.redrives
+), recorded AS (
+    INSERT INTO attempts (
+        job_id, number, started_at, duration_ms, status, error, response_body, redrive
+    )
+    SELECT i.id, i.attempt, i.started_at, i.duration_ms, i.status, i.error, i.response_body,
+           done.redrives
+    FROM done JOIN input AS i ON i.id = done.id
+), counted AS (
+    INSERT INTO queue_unfinished (queue, delta) SELECT queue, -count(*) FROM done GROUP BY queue
+)
+SELECT id FROM done;
