@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -42,6 +43,8 @@ from .pushq_bench import (
     percentile,
     report,
     reset_worker,
+    start_profiler,
+    summarize_profile,
     wait_delivered,
 )
 
@@ -186,7 +189,10 @@ class Cluster:
 
 
 async def measure(
-    cluster: Cluster, args: argparse.Namespace, pg: PostgresCpu | None
+    cluster: Cluster,
+    args: argparse.Namespace,
+    pg: PostgresCpu | None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     first = cluster.nodes[0]
     # warm-up: connections made, code paths hot
@@ -201,11 +207,15 @@ async def measure(
     cpu_before = cluster.cpu()
     if pg is not None:
         await pg.start()
+    profiler = start_profiler(first, profile) if profile is not None else None
     load = await enqueue_round_robin(
         cluster.apis, cluster.target, count=args.jobs, rate=None, concurrency=args.concurrency
     )
     stats = await wait_delivered(first, args.jobs)
     pushq_cpu = cluster.cpu() - cpu_before
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=30)
     figures: dict[str, Any] = {
         "nodes": len(cluster.nodes),
         "jobs": args.jobs,
@@ -249,12 +259,17 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = Path(args.data_dir or tempfile.mkdtemp(prefix="pushq-pg-nodes-"))
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
+    if args.profile is not None:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     results = []
+
+    def profile(name: str) -> Path | None:
+        return None if args.profile is None else Path(args.profile) / f"{name}.txt"
 
     async def on_sqlite(name: str) -> dict[str, Any]:
         cluster = Cluster(base, name, 1, {"PUSHQ_SQLITE_SYNCHRONOUS": "FULL"})
         try:
-            return await measure(cluster, args, None)
+            return await measure(cluster, args, None, profile(name))
         finally:
             cluster.close()
 
@@ -273,7 +288,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         try:
             cluster = Cluster(base, schema, count, {"PUSHQ_DATABASE_URL": database})
             try:
-                figures = await measure(cluster, args, PostgresCpu(args.url, application))
+                pg = PostgresCpu(args.url, application)
+                figures = await measure(cluster, args, pg, profile(f"postgresql-{count}"))
             finally:
                 cluster.close()
         finally:
@@ -288,6 +304,9 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     results += [*postgres, after]
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    if args.profile is not None:
+        for path in sorted(Path(args.profile).glob("*.txt")):
+            summarize_profile(path)
     return results
 
 
@@ -306,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency run")
     parser.add_argument("--data-dir", help="where to keep the nodes' data dirs")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--profile",
+        help="py-spy the first node of each configuration over its throughput run into "
+        "this directory (one raw file each), and summarize them",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     asyncio.run(main_async(args))
     return 0
