@@ -29,6 +29,7 @@ log = logging.getLogger("pushq.store")
 I = TypeVar("I")  # noqa: E741 - an item of a batch
 Outcome = tuple[bool, Any]  # (True, value) or (False, the exception)
 MAX_BATCH = 500  # rows per statement: bounds its size and its time holding locks
+MAX_BATCH_BYTES = 4 << 20  # and the bytes it carries (bodies up to the body limit)
 
 
 class Batcher(Generic[I]):
@@ -36,10 +37,17 @@ class Batcher(Generic[I]):
     batch in flight at a time (the next one forms while it commits)."""
 
     def __init__(
-        self, run: Callable[[list[I]], Awaitable[list[Outcome]]], *, max_batch: int = MAX_BATCH
+        self,
+        run: Callable[[list[I]], Awaitable[list[Outcome]]],
+        *,
+        weight: Callable[[I], int] = lambda item: 0,
+        max_batch: int = MAX_BATCH,
+        max_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self._run = run
+        self._weight = weight  # an item's bytes in the statement, roughly
         self._max_batch = max_batch
+        self._max_bytes = max_bytes
         self._queue: list[tuple[I, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -56,7 +64,7 @@ class Batcher(Generic[I]):
         try:
             await asyncio.sleep(0)  # the tick's other calls join this batch
             while self._queue:
-                size = self._max_batch
+                size = self._take()
                 batch, self._queue = self._queue[:size], self._queue[size:]
                 try:
                     outcomes = await self._run([item for item, _ in batch])
@@ -76,6 +84,16 @@ class Batcher(Generic[I]):
                 if not future.done():
                     future.cancel()
             self._queue = []
+
+    def _take(self) -> int:
+        """How many queued calls the next batch takes: up to MAX_BATCH, and up to
+        MAX_BATCH_BYTES (at least one, whatever its size)."""
+        total = 0
+        for size, (item, _) in enumerate(self._queue[: self._max_batch]):
+            total += self._weight(item)
+            if total > self._max_bytes and size > 0:
+                return size
+        return min(len(self._queue), self._max_batch)
 
     async def close(self) -> None:
         """Wait for the batches in flight (the store closes its pool after)."""

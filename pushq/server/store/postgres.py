@@ -10,7 +10,9 @@ and a queue's concurrency, token bucket and max_size under its row lock. A queue
 leader), so that the enqueues and settles of one queue never wait on each other's
 commits. Enqueues, retries and rescues send NOTIFY in their transaction, so every
 node's dispatcher wakes. The common enqueue, claim and complete are one statement
-each, outside an explicit transaction (a round trip is the cost that counts here).
+each, outside an explicit transaction (a round trip is the cost that counts here),
+and the common enqueues and completes that arrive together share theirs: a group
+commit as SQLite's (pg_batch.py), one statement, one commit and one NOTIFY for all.
 
 Named queries live in sql/postgres_queries.sql with `:name` parameters, turned
 into asyncpg's `$n` once at import; migrations in sql/postgres_migrations/ are
@@ -213,7 +215,9 @@ class PostgresStore:
         self.unavailable: StoreUnavailable | None = None
         # Group commit: the plain enqueues and completes that arrive together go to
         # the database as one statement each (pg_batch.py)
-        self._enqueues: Batcher[_PlainEnqueue] = Batcher(self._enqueue_together)
+        self._enqueues: Batcher[_PlainEnqueue] = Batcher(
+            self._enqueue_together, weight=lambda plain: len(plain.new.body or b"")
+        )
         self._completes: Batcher[_PlainComplete] = Batcher(self._complete_together)
 
     @property

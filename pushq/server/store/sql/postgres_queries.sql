@@ -711,84 +711,16 @@ FROM picked
 WHERE jobs.id = picked.id AND jobs.state = 'pending'
 RETURNING jobs.*;
 
--- name: complete_unordered
--- complete_recorded as one statement outside a transaction, for a job without an
--- ordering key (nothing to unblock after it); no row: stale, or a key to unblock
--- (the caller settles it in a transaction then).
-WITH done AS (
-    UPDATE jobs
-    SET state = 'succeeded', finished_at = :now, result = :result, lease_expires_at = NULL,
-        last_error = NULL
-    WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
-      AND ordering_key IS NULL
-    RETURNING queue, redrives
-), recorded AS (
-    INSERT INTO attempts (
-        job_id, number, started_at, duration_ms, status, error, response_body, redrive
-    )
-    SELECT :id, :number::integer, :started_at::float8, :duration_ms::float8, :status::integer,
-           :error::text, :response_body::text, redrives
-    FROM done
-), counted AS (
-    INSERT INTO queue_unfinished (queue, delta) SELECT queue, -1 FROM done
-)
-SELECT queue FROM done;
-
--- name: enqueue_plain
--- A single job without unique or ordering key into an existing queue with no
--- max_size to check, in one statement outside a transaction: the queue held FOR KEY
--- SHARE, the idempotency key (if any) claimed, the job stored with the queue's and
--- the server's defaults (resolve_backoff's rules: the first level that sets a field
--- wins, the max raised to the base), counted, and every node woken. No row: the
--- queue is missing or limited, or the key is taken; the transaction path decides.
-WITH q AS (
-    SELECT * FROM queues
-    WHERE name = :queue AND (max_size IS NULL OR NOT :backpressure::boolean)
-    FOR KEY SHARE
-), claimed AS (
-    INSERT INTO idempotency_keys (key, job_id, expires_at)
-    SELECT :idempotency_key::text, :id, :expires_at::float8 FROM q
-    WHERE :idempotency_key::text IS NOT NULL
-    ON CONFLICT (key) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at
-    WHERE idempotency_keys.expires_at <= :now::float8
-    RETURNING job_id
-), inserted AS (
-    INSERT INTO jobs (
-        id, queue, url, method, headers, body, state, priority, attempts, max_attempts,
-        backoff_base, backoff_max, backoff_jitter, timeout, created_at, run_at,
-        idempotency_key, callback_url, failure_callback_url,
-        tags, flow_key, schedule, topic, replay_of, permanent_statuses, meta
-    )
-    SELECT :id, :queue, :url, :method, :headers, :body, :state, :priority, 0,
-        coalesce(:max_attempts::integer, q.max_attempts, :default_max_attempts::integer),
-        b.base,
-        greatest(coalesce(:backoff_max::float8, q.backoff_max, :default_backoff_max::float8),
-                 b.base),
-        coalesce(:backoff_jitter::integer, q.backoff_jitter, :default_backoff_jitter::integer),
-        coalesce(:timeout::float8, q.timeout, :default_timeout::float8),
-        :created_at, :run_at, :idempotency_key::text, :callback_url, :failure_callback_url,
-        :tags, :flow_key, :schedule, :topic, :replay_of,
-        coalesce(:permanent_statuses::text, q.permanent_statuses), :meta
-    FROM q
-    CROSS JOIN LATERAL (
-        SELECT coalesce(:backoff_base::float8, q.backoff_base, :default_backoff_base::float8)
-            AS base
-    ) AS b
-    WHERE :idempotency_key::text IS NULL OR EXISTS (SELECT 1 FROM claimed)
-    RETURNING *
-), counted AS (
-    INSERT INTO queue_unfinished (queue, delta) SELECT queue, 1 FROM inserted
-), notified AS (
-    SELECT pg_notify(:channel, :payload::text) FROM inserted WHERE :payload::text IS NOT NULL
-)
-SELECT inserted.*, (SELECT count(*) FROM notified) AS notified FROM inserted;
-
 -- name: enqueue_plain_many
--- enqueue_plain for many jobs in one statement (the plain enqueues of one group
--- commit, pg_batch.Batcher): one row per job in the arrays, each stored under the
--- rules of enqueue_plain, counted per queue, and one NOTIFY for those due now and
--- one for the earliest scheduled. Returns the rows stored, with only what the
--- database resolved (the defaults); a job without a row goes the transaction path.
+-- The plain enqueues of one group commit (pg_batch.Batcher: jobs without unique or
+-- ordering key, into existing queues with no max_size to check) in one statement
+-- outside a transaction, one row per job in the arrays: each job's queue held FOR
+-- KEY SHARE, its idempotency key (if any) claimed, the job stored with the queue's
+-- and the server's defaults (resolve_backoff's rules: the first level that sets a
+-- field wins, the max raised to the base), counted per queue, and every node woken
+-- (one NOTIFY for the jobs due now, one for the earliest scheduled). Returns, per
+-- job stored, only what the database resolved (the defaults); a job without a row
+-- (its queue missing or limited, its key taken) goes the transaction path.
 -- Idempotency keys are claimed in key order, so that two batches naming the same
 -- keys wait for each other instead of deadlocking.
 WITH input AS (
@@ -857,9 +789,10 @@ SELECT id, max_attempts, backoff_base, backoff_max, backoff_jitter, timeout,
 FROM inserted;
 
 -- name: complete_many
--- complete_unordered for many jobs in one statement (the completes of one group
--- commit): each fenced by its lease and attempt, as one complete is; the attempts
--- recorded and the queues' counts taken down in the same statement. Returns the
+-- The completes of one group commit (jobs without ordering key: nothing to unblock
+-- after them, no callback to store) in one statement outside a transaction: each
+-- fenced by its lease and attempt; the attempts recorded and the queues' counts
+-- taken down in the same statement. Returns the
 -- ids settled; one missing is stale, or has an ordering key (the caller settles it
 -- in a transaction then). The caller gives the ids in order, so rows are taken
 -- in that order (a deadlock with a rescue fails the batch, which then runs one by
