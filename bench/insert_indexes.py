@@ -32,7 +32,9 @@ VARIANTS = {
     "without jobs_by_state": "DROP INDEX jobs_by_state",
     "without jobs_by_queue": "DROP INDEX jobs_by_queue",
     "jobs_by_url on (url) only": "DROP INDEX jobs_by_url; CREATE INDEX jobs_by_url ON jobs (url)",
-    "without all three": "DROP INDEX jobs_by_url; DROP INDEX jobs_by_state; DROP INDEX jobs_by_queue",
+    "without all three": (
+        "DROP INDEX jobs_by_url; DROP INDEX jobs_by_state; DROP INDEX jobs_by_queue"
+    ),
     "every index, 64 MiB page cache": "PRAGMA cache_size = -65536",
     "every index, no checkpoints": "PRAGMA wal_autocheckpoint = 0",
 }

@@ -41,7 +41,8 @@ def run_cycle(jobs: int) -> None:
         await store.open()
         now = time.time()
         for start in range(0, jobs, 1000):
-            new = [NewJob(url="http://127.0.0.1:9/job", body=b'{"n": 1}') for _ in range(1000)]
+            batch = min(1000, jobs - start)
+            new = [NewJob(url="http://127.0.0.1:9/job", body=b'{"n": 1}') for _ in range(batch)]
             await store.enqueue(jobs=new, now=now, idempotency_ttl=3600, defaults=defaults)
         claim_cpu = settle_cpu = 0.0
         done = 0

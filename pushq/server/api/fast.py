@@ -13,12 +13,12 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from starlette.applications import Starlette
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ...errors import ApiError, Unauthorized
 from ..store.errors import StoreUnavailable
@@ -92,7 +92,10 @@ def outermost(app: Starlette, forwarded_allow_ips: str | list[str]) -> ASGIApp:
     client address nor the scheme, so the proxy headers need not be applied to it;
     every other request gets them as before. Serve with proxy_headers=False."""
     app.state.fast_outside = True
-    return FastEnqueue(ProxyHeadersMiddleware(app, forwarded_allow_ips), app.state.pushq)
+    # the same ASGI callables, typed by uvicorn's TypedDicts on one side and
+    # Starlette's MutableMappings on the other
+    proxied = ProxyHeadersMiddleware(cast(Any, app), forwarded_allow_ips)
+    return FastEnqueue(cast(ASGIApp, proxied), app.state.pushq)
 
 
 async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
