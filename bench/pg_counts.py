@@ -40,6 +40,7 @@ from typing import Any
 import asyncpg
 
 from pushq.policy.backoff import BackoffPolicy
+from pushq.server.store.postgres import Q
 
 from .enqueue import MIX, QUEUES, from_checkout
 from .pushq_bench import BENCH_TOKEN, Procs, cpu_seconds, report
@@ -128,7 +129,9 @@ async def one_round(url: str, schema: str, jobs: int, now: float) -> dict[str, t
 
         async def batches() -> None:
             for _ in range(jobs // 100):
-                await store.enqueue(jobs=[job] * 100, now=now, idempotency_ttl=60, defaults=defaults)
+                await store.enqueue(
+                    jobs=[job] * 100, now=now, idempotency_ttl=60, defaults=defaults
+                )
 
         claimer = Claimer(store)
 
@@ -198,6 +201,115 @@ async def hot(url: str, rounds: int, jobs: int) -> dict[str, Any]:
             wall = statistics.median(w for _, w in seen[version][phase]) / count * 1e6
             figures[f"{phase}_pg_cpu_us_{version}"] = cpu
             figures[f"{phase}_wall_us_{version}"] = wall
+    return figures
+
+
+# -- triggers: the statements' own time, no triggers / statement-level / row-level -------
+
+# The design 0007 did not take, for comparison: a trigger per changed row, each
+# inserting its -1 and +1 (the WHEN clause spares UPDATEs that change no state).
+ROW_LEVEL = (
+    WITHOUT_COUNTS
+    + """
+CREATE FUNCTION job_counts_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        INSERT INTO job_count_deltas (queue, state, n) VALUES (OLD.queue, OLD.state, -1);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        INSERT INTO job_count_deltas (queue, state, n) VALUES (NEW.queue, NEW.state, 1);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER jobs_count_row AFTER INSERT OR DELETE ON jobs
+    FOR EACH ROW EXECUTE FUNCTION job_counts_row();
+CREATE TRIGGER jobs_count_row_update AFTER UPDATE OF state, queue ON jobs
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.queue IS DISTINCT FROM NEW.queue)
+    EXECUTE FUNCTION job_counts_row();
+"""
+)
+
+INSERT_JOBS = """
+INSERT INTO jobs (id, queue, url, method, state, max_attempts, backoff_base, backoff_max,
+                  backoff_jitter, timeout, created_at, run_at)
+SELECT 'T' || {tag} || '-' || i, 'q1', 'https://w.example/', 'POST', {state}, 3, 1, 60, 1, 30,
+       extract(epoch FROM now()), extract(epoch FROM now())
+FROM generate_series(1, {n}) AS i
+"""
+# (name, statement): each run in a transaction rolled back, so every run sees the
+# same table (20,000 pending jobs, 20,000 active, 20,000 succeeded).
+STATEMENTS = (
+    ("insert_1", INSERT_JOBS.format(tag="'x'", state="'pending'", n=1)),
+    ("insert_100", INSERT_JOBS.format(tag="'x'", state="'pending'", n=100)),
+    (
+        "claim_32",
+        "WITH picked AS MATERIALIZED (SELECT id FROM jobs WHERE state = 'pending' AND queue = 'q0'"
+        " ORDER BY priority DESC, run_at, id LIMIT 32 FOR UPDATE SKIP LOCKED)"
+        " UPDATE jobs SET state = 'active', lease = 'L', attempts = attempts + 1,"
+        " lease_expires_at = run_at + 30 FROM picked WHERE jobs.id = picked.id",
+    ),
+    (
+        "settle_1",
+        "UPDATE jobs SET state = 'succeeded', finished_at = run_at, lease = NULL"
+        " WHERE id = 'Ta-7' AND state = 'active'",
+    ),
+    (
+        "settle_32",
+        "UPDATE jobs SET state = 'succeeded', finished_at = run_at, lease = NULL"
+        " WHERE id = ANY(ARRAY(SELECT 'Ta-' || i FROM generate_series(100, 131) AS i))"
+        " AND state = 'active'",
+    ),
+    ("progress_1", "UPDATE jobs SET progress = 'half' WHERE id = 'Ta-9'"),
+    (
+        "delete_100",
+        "DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT 'Ts-' || i FROM generate_series(1, 100) AS i))",
+    ),
+)
+
+
+async def triggers(url: str, repeats: int) -> dict[str, Any]:
+    variants = {"none": WITHOUT_COUNTS, "statement": "", "row": ROW_LEVEL}
+    schemas = {v: f"pushq_bench_pgcounts_{uuid.uuid4().hex[:8]}" for v in variants}
+    took: dict[tuple[str, str], list[float]] = {}
+    conns: dict[str, asyncpg.Connection] = {}
+    try:
+        for variant, schema in schemas.items():
+            await migrated(url, schema)
+            conn = await asyncpg.connect(with_schema(url, schema))
+            conns[variant] = conn
+            if variants[variant]:
+                await conn.execute(variants[variant])
+            for tag, state in (("'p'", "'pending'"), ("'a'", "'active'"), ("'s'", "'succeeded'")):
+                await conn.execute(INSERT_JOBS.format(tag=tag, state=state, n=20_000))
+            await conn.execute("UPDATE jobs SET queue = 'q0' WHERE state = 'pending'")
+            await conn.execute("VACUUM ANALYZE jobs")
+        for n in range(repeats):
+            for name, sql in STATEMENTS:
+                order = list(variants) if n % 2 == 0 else list(reversed(variants))
+                for variant in order:
+                    conn = conns[variant]
+                    tx = conn.transaction()
+                    await tx.start()
+                    try:
+                        plan = await conn.fetchval(
+                            f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}"
+                        )
+                    finally:
+                        await tx.rollback()
+                    took.setdefault((name, variant), []).append(
+                        json.loads(plan)[0]["Execution Time"]
+                    )
+    finally:
+        for conn in conns.values():
+            await conn.close()
+        for schema in schemas.values():
+            await admin(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    figures: dict[str, Any] = {"repeats": repeats}
+    for name, _ in STATEMENTS:
+        base = statistics.median(took[name, "none"]) * 1000
+        figures[f"{name}_us_no_triggers"] = base
+        for variant in ("statement", "row"):
+            figures[f"{name}_us_{variant}_level"] = statistics.median(took[name, variant]) * 1000
     return figures
 
 
@@ -280,11 +392,11 @@ def listed_by_queues(body: bytes) -> dict[tuple[str, str], int]:
 
 
 async def old_statements(url: str, schema: str) -> dict[str, Any]:
-    """The table counted as count_by_state did before 0007 (the truth, too), and the
-    old oldest_pending, each timed three times."""
+    """The table counted as count_by_state did before 0007 (the truth, too) and the
+    old oldest_pending, each timed three times; the new statements, twenty."""
     conn = await asyncpg.connect(with_schema(url, schema))
     try:
-        counts, oldest = [], []
+        counts, oldest, new_counts, new_oldest = [], [], [], []
         truth: dict[tuple[str, str], int] = {}
         for _ in range(3):
             start = time.perf_counter()
@@ -294,6 +406,13 @@ async def old_statements(url: str, schema: str) -> dict[str, Any]:
             await conn.fetch(OLD_OLDEST_PENDING)
             oldest.append(time.perf_counter() - start)
             truth = {(r["queue"], r["state"]): r["n"] for r in rows}
+        for _ in range(20):
+            start = time.perf_counter()
+            await conn.fetch(Q["count_by_state"][0], time.time())
+            new_counts.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            await conn.fetch(Q["oldest_pending"][0])
+            new_oldest.append(time.perf_counter() - start)
         deltas = await conn.fetchval("SELECT count(*) FROM job_count_deltas")
     finally:
         await conn.close()
@@ -301,6 +420,8 @@ async def old_statements(url: str, schema: str) -> dict[str, Any]:
         "truth": truth,
         "old_count_by_state_median_ms": statistics.median(counts) * 1000,
         "old_oldest_pending_median_ms": statistics.median(oldest) * 1000,
+        "count_by_state_median_ms": statistics.median(new_counts) * 1000,
+        "oldest_pending_median_ms": statistics.median(new_oldest) * 1000,
         "unfolded_delta_rows": deltas,
     }
 
@@ -328,8 +449,14 @@ async def counts(args: argparse.Namespace) -> dict[str, Any]:
             figures["populate_s"] = time.perf_counter() - started
         procs = serve(base, url, schema)
         try:
+            timed_get(procs.api + "/metrics", 5)  # warm-up: the pool's connections, plans
+            timed_get(procs.api + "/v1/queues", 5)
+            assert procs.pushq is not None
+            cpu = cpu_seconds(procs.pushq.pid)
             metrics_s, metrics = timed_get(procs.api + "/metrics", args.times)
+            metrics_cpu = cpu_seconds(procs.pushq.pid) - cpu
             queues_s, queues = timed_get(procs.api + "/v1/queues", args.times)
+            queues_cpu = cpu_seconds(procs.pushq.pid) - cpu - metrics_cpu
         finally:
             procs.close()
         old = await old_statements(url, schema)
@@ -340,6 +467,8 @@ async def counts(args: argparse.Namespace) -> dict[str, Any]:
             "metrics_max_ms": max(metrics_s) * 1000,
             "queues_median_ms": statistics.median(queues_s) * 1000,
             "queues_max_ms": max(queues_s) * 1000,
+            "metrics_pushq_cpu_us_per_request": metrics_cpu / args.times * 1e6,
+            "queues_pushq_cpu_us_per_request": queues_cpu / args.times * 1e6,
             "requests_each": args.times,
             **old,
             "metrics_counts_ok": shown == truth,
@@ -352,12 +481,16 @@ async def counts(args: argparse.Namespace) -> dict[str, Any]:
             command = from_checkout(Path(args.baseline), "pushq")
             procs = serve(base, url, schema, command)
             try:
+                assert procs.pushq is not None
+                cpu = cpu_seconds(procs.pushq.pid)
                 metrics_s, _ = timed_get(procs.api + "/metrics", 3)
                 queues_s, _ = timed_get(procs.api + "/v1/queues", 3)
+                cpu = cpu_seconds(procs.pushq.pid) - cpu
             finally:
                 procs.close()
             figures["baseline_metrics_median_ms"] = statistics.median(metrics_s) * 1000
             figures["baseline_queues_median_ms"] = statistics.median(queues_s) * 1000
+            figures["baseline_pushq_cpu_us_per_request"] = cpu / 6 * 1e6
     finally:
         if not args.keep:
             await admin(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -366,10 +499,11 @@ async def counts(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pg_counts", description=__doc__)
-    parser.add_argument("scenarios", nargs="+", choices=("hot", "counts"))
+    parser.add_argument("scenarios", nargs="+", choices=("hot", "triggers", "counts"))
     parser.add_argument("--url", default=os.environ.get("PUSHQ_TEST_POSTGRES_URL", DEFAULT_URL))
     parser.add_argument("--rounds", type=int, default=5, help="alternated rounds (hot)")
     parser.add_argument("--jobs", type=int, default=400, help="jobs per phase and round (hot)")
+    parser.add_argument("--repeats", type=int, default=200, help="runs per statement (triggers)")
     parser.add_argument("--rows", type=int, default=10_000_000, help="jobs in the table (counts)")
     parser.add_argument("--times", type=int, default=20, help="requests per figure (counts)")
     parser.add_argument("--baseline", metavar="CHECKOUT", help="an older pushq source tree")
@@ -383,9 +517,16 @@ def main(argv: list[str] | None = None) -> int:
     if "hot" in args.scenarios:
         figures = asyncio.run(hot(args.url, args.rounds, args.jobs))
         results.append(report("count triggers on the hot path, PostgreSQL", figures))
+    if "triggers" in args.scenarios:
+        figures = asyncio.run(triggers(args.url, args.repeats))
+        results.append(
+            report("statement time by trigger design, PostgreSQL (EXPLAIN ANALYZE)", figures)
+        )
     if "counts" in args.scenarios:
         figures = asyncio.run(counts(args))
-        results.append(report(f"/metrics and GET /v1/queues on PostgreSQL, {args.rows:,} rows", figures))
+        results.append(
+            report(f"/metrics and GET /v1/queues on PostgreSQL, {args.rows:,} rows", figures)
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     return 0

@@ -39,9 +39,9 @@ CREATE FUNCTION job_counts_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO job_count_deltas (queue, state, n)
     SELECT queue, state, sum(n) FROM (
-        SELECT queue, state, count(*) AS n FROM new_jobs GROUP BY 1, 2
+        SELECT queue, state, 1 AS n FROM new_jobs
         UNION ALL
-        SELECT queue, state, -count(*) FROM old_jobs GROUP BY 1, 2
+        SELECT queue, state, -1 FROM old_jobs
     ) AS changes
     GROUP BY 1, 2 HAVING sum(n) != 0;
     RETURN NULL;
