@@ -262,7 +262,8 @@ STATEMENTS = (
     ("progress_1", "UPDATE jobs SET progress = 'half' WHERE id = 'Ta-9'"),
     (
         "delete_100",
-        "DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT 'Ts-' || i FROM generate_series(1, 100) AS i))",
+        "DELETE FROM jobs"
+        " WHERE id = ANY(ARRAY(SELECT 'Ts-' || i FROM generate_series(1, 100) AS i))",
     ),
 )
 
