@@ -39,11 +39,11 @@ from typing import Any
 
 import asyncpg
 
+from pushq.bench.harness import BENCH_TOKEN, Procs, cpu_seconds, report
 from pushq.policy.backoff import BackoffPolicy
 from pushq.server.store.postgres import Q
 
 from .enqueue import MIX, QUEUES, from_checkout
-from .pushq_bench import BENCH_TOKEN, Procs, cpu_seconds, report
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 AUTH = {"Authorization": f"Bearer {BENCH_TOKEN}"}
