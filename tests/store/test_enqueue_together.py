@@ -81,17 +81,10 @@ def test_many_concurrent_single_enqueues_are_all_stored(with_store: WithStore, c
     with_store(scenario)
 
 
-def test_a_bad_job_among_many_concurrent_enqueues_fails_alone(
-    with_store: WithStore, request: pytest.FixtureRequest
-) -> None:
+def test_a_bad_job_among_many_concurrent_enqueues_fails_alone(with_store: WithStore) -> None:
     """Many single enqueues at once (one group commit on either backend): the job the
     database refuses fails alone, a key given twice names one job, the rest are
     stored with the defaults resolved as for a job enqueued alone."""
-    if request.node.callspec.params.get("with_store") == "sqlite":
-        # group_commit.Shared: an exception out of the enqueues' shared run fails every
-        # enqueue of the batch (the savepoint rerun keeps the unit whole)
-        reason = "SQLite fails the whole batch of enqueues with the one bad row"
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
 
     async def scenario(store: Store) -> None:
         await store.put_queue(name="tuned", changes={"max_attempts": 7, "timeout": 9.0}, now=NOW)

@@ -257,6 +257,21 @@ class GroupCommitWriter:
             return first.run(conn, [op.item for op in ops if isinstance(op, Shared)])
         return [(True, first(conn))]
 
+    def _under_savepoint(
+        self, conn: sqlite3.Connection, ops: list[Write | Shared]
+    ) -> tuple[list[Outcome], bool]:
+        """The unit's outcomes, and whether it raised (and so wrote and counted nothing)."""
+        counts = dict(self._counts)
+        conn.execute("SAVEPOINT write")
+        try:
+            values, failed = self._call(conn, ops), False
+        except Exception as exc:
+            conn.execute("ROLLBACK TO write")
+            values, failed = [(False, exc)] * len(ops), True
+            self._counts = counts
+        conn.execute("RELEASE write")
+        return values, failed
+
     def _run(
         self, batch: list[tuple[Write | Shared, asyncio.Future[Any]]], *, savepoints: bool
     ) -> list[Outcome]:
@@ -276,19 +291,17 @@ class GroupCommitWriter:
                     try:
                         values = self._call(conn, ops)
                     except Exception as exc:
-                        if conn.total_changes != changes or _database_error(exc):
-                            raise _Failed() from exc  # undo it: run the batch again
+                        if conn.total_changes != changes or _database_error(exc) or len(ops) > 1:
+                            # undo it, or split the shared unit: run the batch again
+                            raise _Failed() from exc
                         values = [(False, exc)] * len(unit)  # it wrote nothing
                         self._counts = {}
                 else:
-                    conn.execute("SAVEPOINT write")
-                    try:
-                        values = self._call(conn, ops)
-                    except Exception as exc:
-                        conn.execute("ROLLBACK TO write")
-                        values = [(False, exc)] * len(unit)
-                        self._counts = {}
-                    conn.execute("RELEASE write")
+                    values, failed = self._under_savepoint(conn, ops)
+                    if failed and len(ops) > 1:
+                        # the shared run failed whole: one bad item (a row the database
+                        # refuses) must not fail its neighbours, so each runs alone
+                        values = [self._under_savepoint(conn, [op])[0][0] for op in ops]
                 for i, value in zip(unit, values, strict=True):
                     outcomes[i] = value
                 for key, delta in self._counts.items():
