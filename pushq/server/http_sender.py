@@ -28,6 +28,7 @@ import re
 import ssl
 from collections import deque
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 from yarl import URL
@@ -147,8 +148,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a Transport in fact (uvloop's is not a subclass of asyncio's, hence no check)
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         answer = self.answer
