@@ -188,6 +188,9 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        answer = self.answer
+        if answer is None or answer.done():  # more bytes after the answer: never reuse
+            self.keep_alive = False
         self._head_done = self._framed = False
         self._headers = {}
         self._status_len = 0
