@@ -19,9 +19,9 @@ from .api.jobs import job_from_template
 from .app import create_app
 from .config import Settings
 from .delivery import HOP_BY_HOP_HEADERS, RESERVED_HEADERS, AiohttpSender, HttpxSender, Sender
-from .http_sender import LeanSender
 from .dispatcher import Dispatcher
 from .endpoints import QueueRules
+from .http_sender import LeanSender
 from .listener import ConnectionLimits, protocol_class
 from .maintenance import (
     Background,

@@ -283,9 +283,7 @@ def sender_class(request: pytest.FixtureRequest) -> type[SenderClass]:
     return request.param  # type: ignore[no-any-return]
 
 
-def _send(
-    request: DeliveryRequest, sender_class: type[SenderClass]
-) -> DeliveryResponse:
+def _send(request: DeliveryRequest, sender_class: type[SenderClass]) -> DeliveryResponse:
     async def main() -> DeliveryResponse:
         sender = sender_class()
         try:
@@ -300,9 +298,7 @@ def _request(url: str, *, timeout: float = 5.0, body: bytes = b"{}") -> Delivery
     return DeliveryRequest("POST", url, [("x-echo", "hello")], body, timeout)
 
 
-def test_sender_returns_the_response(
-    worker_url: str, sender_class: type[SenderClass]
-) -> None:
+def test_sender_returns_the_response(worker_url: str, sender_class: type[SenderClass]) -> None:
     response = _send(_request(f"{worker_url}/ok", body=b'{"a":1}'), sender_class)
     assert response.status == 200
     assert response.body == b"POST 7 hello"
@@ -310,18 +306,14 @@ def test_sender_returns_the_response(
     assert response.headers["x-mixed-case"] == "yes"  # names are lower-cased
 
 
-def test_sender_does_not_follow_redirects(
-    worker_url: str, sender_class: type[SenderClass]
-) -> None:
+def test_sender_does_not_follow_redirects(worker_url: str, sender_class: type[SenderClass]) -> None:
     response = _send(_request(f"{worker_url}/redirect"), sender_class)
     assert response.status == 302
     assert response.headers["location"] == "/ok"
     assert _classify(response).verdict == "retry"
 
 
-def test_sender_caps_the_response_body(
-    worker_url: str, sender_class: type[SenderClass]
-) -> None:
+def test_sender_caps_the_response_body(worker_url: str, sender_class: type[SenderClass]) -> None:
     response = _send(_request(f"{worker_url}/big"), sender_class)
     assert response.status == 200
     assert len(response.body) == RESPONSE_CAP == 65536

@@ -124,8 +124,14 @@ async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> Non
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-def post(url: str, *, timeout: float = 5.0, body: bytes = b"hello", method: str = "POST",
-         headers: list[tuple[str, str]] | None = None) -> DeliveryRequest:  # fmt: skip
+def post(
+    url: str,
+    *,
+    timeout: float = 5.0,
+    body: bytes = b"hello",
+    method: str = "POST",
+    headers: list[tuple[str, str]] | None = None,
+) -> DeliveryRequest:
     return DeliveryRequest(method, url, headers or [], body, timeout)
 
 
@@ -161,8 +167,14 @@ def test_the_request_is_the_method_headers_and_body_as_given(run: Run[Any]) -> N
             headers = [("X-Mixed", "Case"), ("content-type", "application/json")]
             await sender.send(post(server.url("/p?q=1"), headers=headers, body=b'{"a":1}'))
             await sender.send(post(server.url("/g"), method="GET", body=b""))
-            await sender.send(post(server.url("/d"), method="DELETE", body=b"", headers=[
-                ("Accept-Encoding", "identity")]))  # fmt: skip
+            await sender.send(
+                post(
+                    server.url("/d"),
+                    method="DELETE",
+                    body=b"",
+                    headers=[("Accept-Encoding", "identity")],
+                )
+            )
             await sender.aclose()
         host = f"127.0.0.1:{server.port}"
         assert server.requests == [
@@ -331,9 +343,7 @@ def test_unsolicited_bytes_after_an_answer_close_the_connection(run: Run[Any]) -
 # -- framing ----------------------------------------------------------------------
 
 
-def _two_requests(
-    run: Run[Any], answer: bytes, *, method: str = "POST"
-) -> tuple[list[Any], int]:
+def _two_requests(run: Run[Any], answer: bytes, *, method: str = "POST") -> tuple[list[Any], int]:
     """Two requests to a server giving `answer` to each: the outcomes and how many
     connections it took."""
 
@@ -350,24 +360,41 @@ def _two_requests(
 @pytest.mark.parametrize(
     ("answer", "status", "body", "connections"),
     [
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-         200, b"abcde", 1),  # fmt: skip
-        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
-         b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx", 201, b"x", 1),  # fmt: skip
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            200,
+            b"abcde",
+            1,
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+            b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx",
+            201,
+            b"x",
+            1,
+        ),
         (b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", 204, b"", 1),
         (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", 304, b"", 1),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 200, b"", 1),
         (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, b"ok", 2),  # 1.0: closes
-        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
-         200, b"ok", 1),  # fmt: skip
-        (b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\nContent-Length: 0\r\n\r\n",
-         302, b"", 1),  # a redirect is a status, never followed  # fmt: skip
+        (
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+            200,
+            b"ok",
+            1,
+        ),
+        # a redirect is a status, never followed
+        (
+            b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\nContent-Length: 0\r\n\r\n",
+            302,
+            b"",
+            1,
+        ),
     ],
     ids=["chunked", "interim-1xx", "204", "304", "empty", "http/1.0", "1.0-keep-alive", "302"],
 )
-def test_framing(
-    run: Run[Any], answer: bytes, status: int, body: bytes, connections: int
-) -> None:
+def test_framing(run: Run[Any], answer: bytes, status: int, body: bytes, connections: int) -> None:
     results, accepted = _two_requests(run, answer)
     for response in results:
         assert isinstance(response, DeliveryResponse), response
@@ -421,8 +448,9 @@ def _failure(run: Run[Any], make: Callable[[RawServer], Handler], *, timeout: fl
     return run(main())
 
 
-def _writes(*chunks: bytes, pause: float = 0.0, then_close: bool = True) -> Callable[
-        [RawServer], Handler]:  # fmt: skip
+def _writes(
+    *chunks: bytes, pause: float = 0.0, then_close: bool = True
+) -> Callable[[RawServer], Handler]:
     def make(server: RawServer) -> Handler:
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await server.read_request(reader)
@@ -496,7 +524,8 @@ def test_response_heads_are_bounded(run: Run[Any], head: bytes, reason: str) -> 
 
 
 def test_a_head_at_the_limits_is_read(run: Run[Any]) -> None:
-    head = b"".join(b"X-%d: v\r\n" % n for n in range(HEAD_COUNT_MAX - 2))  # + X-Big + Content-Length
+    # HEAD_COUNT_MAX headers in all, with X-Big and Content-Length
+    head = b"".join(b"X-%d: v\r\n" % n for n in range(HEAD_COUNT_MAX - 2))
     head += b"X-Big: " + b"v" * (HEAD_LINE_MAX - len(b"X-Big") - 10) + b"\r\n"
     results, _ = _two_requests(run, b"HTTP/1.1 200 OK\r\n" + head + b"Content-Length: 0\r\n\r\n")
     assert [r.status for r in results] == [200, 200]
@@ -536,8 +565,12 @@ def test_framing_headers_come_from_the_sender_only(run: Run[Any]) -> None:
     async def main() -> None:
         async with serve(answering(OK)) as server:
             sender = LeanSender()
-            headers = [("Content-Length", "999"), ("Host", "evil.example"),
-                       ("Transfer-Encoding", "chunked"), ("Connection", "close")]  # fmt: skip
+            headers = [
+                ("Content-Length", "999"),
+                ("Host", "evil.example"),
+                ("Transfer-Encoding", "chunked"),
+                ("Connection", "close"),
+            ]
             assert (await sender.send(post(server.url(), headers=headers))).status == 200
             await sender.aclose()
         [request] = server.requests
@@ -630,9 +663,24 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=tls.test", "-addext", "subjectAltName=DNS:tls.test",
-         "-keyout", str(key), "-out", str(cert)],  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=tls.test",
+            "-addext",
+            "subjectAltName=DNS:tls.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
         check=True,
         capture_output=True,
     )

@@ -79,9 +79,7 @@ def hostile_url() -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(
-    params=[LeanSender, AiohttpSender, HttpxSender], ids=["lean", "aiohttp", "httpx"]
-)
+@pytest.fixture(params=[LeanSender, AiohttpSender, HttpxSender], ids=["lean", "aiohttp", "httpx"])
 def sender_class(request: pytest.FixtureRequest) -> type[LeanSender | AiohttpSender | HttpxSender]:
     return request.param  # type: ignore[no-any-return]
 
