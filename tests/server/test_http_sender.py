@@ -340,6 +340,20 @@ def test_unsolicited_bytes_after_an_answer_close_the_connection(run: Run[Any]) -
     run(main())
 
 
+def test_a_capped_body_is_not_read_on_and_its_connection_not_reused(run: Run[Any]) -> None:
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100_000
+
+    async def main() -> None:
+        async with serve(answering(big)) as server:
+            sender = LeanSender(response_cap=1000)
+            for _ in range(2):
+                assert (await sender.send(post(server.url()))).body == b"x" * 1000
+            await sender.aclose()
+            assert server.accepted == 2
+
+    run(main())
+
+
 # -- framing ----------------------------------------------------------------------
 
 
