@@ -12,6 +12,6 @@ if sys.argv[1:2] == ["inbound"]:
 
     sys.exit(inbound(sys.argv[2:]))
 
-from .pushq_bench import main
+from pushq.bench.harness import main
 
 sys.exit(main(sys.argv[1:]))

@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .pushq_bench import BENCH_SECRET, BENCH_TOKEN, free_port
+from pushq.bench.harness import BENCH_SECRET, BENCH_TOKEN, free_port
 
 
 def size_mb(path: Path) -> float:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .pushq_bench import (
+from pushq.bench.harness import (
     BENCH_TOKEN,
     Procs,
     _wait_http,

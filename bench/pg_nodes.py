@@ -35,7 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .pushq_bench import (
+from pushq.bench.harness import (
     BENCH_TOKEN,
     Procs,
     cpu_seconds,

@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from upstash_workflow import AsyncWorkflowContext, async_serve
 
-from .pushq_bench import BENCH_SECRET, BENCH_TOKEN, free_port
+from pushq.bench.harness import BENCH_SECRET, BENCH_TOKEN, free_port
 
 
 class Endpoint:

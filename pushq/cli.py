@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     add_local_commands(commands)
+    # Listed here for --help; main() hands its arguments to the harness as they are.
+    commands.add_parser(
+        "bench",
+        add_help=False,
+        help="benchmark pushq beside the raw push ceiling and the peers (pushq bench --help)",
+    )
 
     api = argparse.ArgumentParser(add_help=False)
     _server_options(api)
@@ -368,6 +374,10 @@ def _job_options(parser: argparse.ArgumentParser, *, template: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from .bench.harness import main as bench
+
+        return bench(argv[1:])
     args = _parser().parse_args(argv)
     for name, default in (("url", None), ("token", None), ("json", False)):
         if not hasattr(args, name):

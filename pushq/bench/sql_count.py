@@ -1,8 +1,8 @@
-"""`python -m bench.sql_count serve`: `pushq serve` with every SQLite statement counted.
+"""`python -m pushq.bench.sql_count serve`: `pushq serve` with every SQLite statement counted.
 
 Each connection pushq opens gets a trace callback that counts the statements it
 runs by kind (first word, or the named query's first line); the counts are written
-as JSON to $PUSHQ_SQL_COUNT_FILE when the server stops. `python -m bench throughput
+as JSON to $PUSHQ_SQL_COUNT_FILE when the server stops. `pushq bench throughput
 --count-sql` runs the server this way and divides by the jobs of the measured
 phase. The callback costs CPU of its own: read the counts, not the timings.
 """
@@ -27,7 +27,7 @@ def _kind(statement: str) -> str:
 
 
 def _traced_connect(*args: object, **kwargs: object) -> sqlite3.Connection:
-    conn = _connect(*args, **kwargs)  # type: ignore[arg-type]
+    conn: sqlite3.Connection = _connect(*args, **kwargs)  # type: ignore[call-overload]
     conn.set_trace_callback(lambda statement: COUNTS.update((_kind(statement),)))
     return conn
 

@@ -1,4 +1,4 @@
-"""`python -m bench`: a real pushq, a real local worker endpoint, open-loop HTTP load.
+"""`pushq bench`: a real pushq, a real local worker endpoint, open-loop HTTP load.
 
 Every run checks its ledger (enqueued = delivered + still queued, duplicates
 counted) and prints enqueue/s, end-to-end jobs/s, latency p50/p99/max and RSS.
@@ -33,6 +33,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def bench_command() -> list[str]:
+    """How this harness starts its own helper processes (the worker endpoint, the
+    ceiling's handler): `pushq bench _worker PORT` from the package or the binary."""
+    if getattr(sys, "frozen", False):  # the single binary: it is pushq itself
+        return [sys.executable, "bench"]
+    return [sys.executable, "-m", "pushq", "bench"]
 
 
 def rss_mb(pid: int) -> float:
@@ -163,7 +171,7 @@ class Procs:
     worker: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     # How to run `pushq`: the installed package by default, or a binary (--pushq dist/pushq).
-    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "pushq"])
+    command: list[str] = field(default_factory=lambda: bench_command()[:-1])
 
     @property
     def api(self) -> str:
@@ -174,9 +182,7 @@ class Procs:
         return f"http://127.0.0.1:{self.worker_port}"
 
     def start_worker(self) -> None:
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "bench.pushq_bench", "_worker", str(self.worker_port)]
-        )
+        self.worker = subprocess.Popen([*bench_command(), "_worker", str(self.worker_port)])
         _wait_http(self.worker_url + "/stats")
 
     def start_pushq(self, wait: bool = True) -> float:
@@ -566,7 +572,7 @@ async def ceiling(count: int, concurrency: int) -> dict[str, Any]:
     import aiohttp
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "bench.pushq_bench", "_ceiling", str(port)])
+    server = subprocess.Popen([*bench_command(), "_ceiling", str(port)])
     try:
         _wait_http_post(f"http://127.0.0.1:{port}/job")
         url = f"http://127.0.0.1:{port}/job"
@@ -620,24 +626,53 @@ PEERS = (
 )
 
 
+PEER_NAMES = tuple(script.split("_")[0] for script, _ in PEERS)
+
+
+@dataclass
+class PeerSetup:
+    """Where the peers' programs (bench/peers/) and their virtualenv (.venv-peers) are."""
+
+    folder: Path
+    python: Path
+
+
+def find_peers(peers_dir: str | None) -> PeerSetup | str:
+    """The peers' programs and virtualenv, or a line saying what to do to get them.
+
+    They live in the repository, not in the package: by default `bench/peers` under
+    the working directory, else beside the source tree this pushq runs from (an
+    editable install); the virtualenv is `.venv-peers` two folders up from them."""
+    candidates = (
+        [Path(peers_dir)]
+        if peers_dir
+        else [Path("bench/peers"), Path(__file__).resolve().parents[2] / "bench" / "peers"]
+    )
+    folder = next((path for path in candidates if (path / "run_all.sh").is_file()), None)
+    if folder is None:
+        where = ", ".join(str(path) for path in candidates)
+        return (
+            f"the peers' programs are not in {where}: run from a checkout of the pushq"
+            " repository or pass --peers-dir .../bench/peers"
+        )
+    python = folder.resolve().parents[1] / ".venv-peers" / "bin" / "python"
+    if not python.exists():
+        return f"the peers' virtualenv {python} is missing: run `bash {folder}/run_all.sh` once"
+    return PeerSetup(folder, python)
+
+
 def run_peers(
-    pushq_figures: dict[str, Any] | None, only: list[str] | None = None
+    setup: PeerSetup, pushq_figures: dict[str, Any] | None, only: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """The pull-queue peers on the same machine, same no-op work (bench/peers/), with
-    pushq's figures from this same run as ratios. Needs a checkout of the repository
-    and the peers' virtualenv (bench/peers/run_all.sh makes it). `only`: peer names
-    (celery, dramatiq, procrastinate, rq) to run, default all."""
-    folder = Path("bench/peers")
-    python = Path(".venv-peers/bin/python")
-    if not folder.is_dir() or not python.exists():
-        print("\n== peers: skipped (run from a checkout after `bash bench/peers/run_all.sh`)")
-        return []
+    pushq's figures from this same run as ratios. `only`: peer names (celery,
+    dramatiq, procrastinate, rq) to run, default all."""
     results = []
     for script, jobs in PEERS:
         if only and script.split("_")[0] not in only:
             continue
         done = subprocess.run(
-            [str(python), str(folder / script), "--jobs", str(jobs)],
+            [str(setup.python), str(setup.folder / script), "--jobs", str(jobs)],
             capture_output=True,
             text=True,
             timeout=600,
@@ -700,7 +735,7 @@ async def restart_backlog(procs: Procs, backlog: int) -> dict[str, Any]:
 
 
 def sql_per_job(procs: Procs, jobs: int) -> dict[str, Any]:
-    """The statements the server ran (bench/sql_count.py), per job of both phases."""
+    """The statements the server ran (pushq/bench/sql_count.py), per job of both phases."""
     counted = json.loads((procs.data_dir / "sql_count.json").read_text())
     total_jobs = jobs + min(2000, jobs)  # the warm-up's jobs ran on the same server
     per_job = {kind: n / total_jobs for kind, n in counted.items() if n / total_jobs >= 0.005}
@@ -751,8 +786,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         procs = Procs(data_dir, env=dict(env))
         if args.pushq:
             procs.command = [str(Path(args.pushq).resolve())]
-        if args.count_sql and name == "throughput":  # bench/sql_count.py
-            procs.command = [sys.executable, "-m", "bench.sql_count"]
+        if args.count_sql and name == "throughput":  # pushq/bench/sql_count.py
+            procs.command = [sys.executable, "-m", "pushq.bench.sql_count"]
             procs.env["PUSHQ_SQL_COUNT_FILE"] = str(data_dir / "sql_count.json")
         procs.start_worker()
         procs.start_pushq()
@@ -835,8 +870,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
             procs.close()
     peers: list[dict[str, Any]] = []
     if "peers" in scenarios:
-        only = args.peers.split(",") if args.peers else None
-        peers = run_peers(pushq_throughput, only)
+        peers = run_peers(args.peer_setup, pushq_throughput, args.only_peers)
         results += peers
     if pushq_throughput is not None and (ceiling_figures is not None or peers):
         results.append(report("same run", same_run(pushq_throughput, ceiling_figures, peers)))
@@ -859,7 +893,7 @@ SCENARIOS = (
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = parser or argparse.ArgumentParser(prog="pushq bench", description=__doc__)
     parser.add_argument(
         "scenarios",
         nargs="*",
@@ -878,6 +912,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="comma-separated peers for the peers scenario (celery,dramatiq,procrastinate,rq;"
         " default all)",
     )
+    parser.add_argument(
+        "--peers-dir",
+        help="the repository's bench/peers folder (default: ./bench/peers, or the source tree's)",
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="enqueue requests in flight")
     parser.add_argument("--rate", type=float, default=1000, help="offered jobs/s for latency")
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency run")
@@ -887,7 +925,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument(
         "--count-sql",
         action="store_true",
-        help="count the server's SQLite statements per job (bench/sql_count.py)",
+        help="count the server's SQLite statements per job (pushq/bench/sql_count.py)",
     )
     parser.add_argument("--log-level", help="the server's PUSHQ_LOG_LEVEL (default: pushq's)")
     parser.add_argument("--data-dir", help="where to keep the databases (default: a temp dir)")
@@ -912,8 +950,29 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
-        print(f"python -m bench: unknown scenario {', '.join(sorted(unknown))}", file=sys.stderr)
+        print(
+            f"pushq bench: unknown scenario {', '.join(sorted(unknown))}"
+            f" (choose from {', '.join(SCENARIOS)})",
+            file=sys.stderr,
+        )
         return 2
+    args.only_peers = args.peers.split(",") if args.peers else None
+    unknown = set(args.only_peers or ()) - set(PEER_NAMES)
+    if unknown:
+        print(
+            f"pushq bench: unknown peer {', '.join(sorted(unknown))}"
+            f" (choose from {', '.join(PEER_NAMES)})",
+            file=sys.stderr,
+        )
+        return 2
+    if "peers" in args.scenarios:
+        # Checked before anything runs: a missing peer setup found after minutes of
+        # pushq's runs would waste them.
+        setup = find_peers(args.peers_dir)
+        if isinstance(setup, str):
+            print(f"pushq bench: {setup}", file=sys.stderr)
+            return 2
+        args.peer_setup = setup
     asyncio.run(main_async(args))
     return 0
 
