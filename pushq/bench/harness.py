@@ -314,16 +314,24 @@ async def reset_worker(procs: Procs) -> None:
             await response.read()
 
 
-def ledger(procs: Procs, delivered_unique: int) -> dict[str, int]:
-    """Counts by state from pushq's own metrics: enqueued must equal delivered + queued."""
+def ledger(procs: Procs, delivered_unique: int, settle_wait: float = 10.0) -> dict[str, int]:
+    """Counts by state from pushq's own metrics: enqueued must equal delivered + queued.
+
+    The worker has answered the last job before pushq has recorded its answer: the
+    counts are read once no attempt is still active (or after `settle_wait` s)."""
     import urllib.request
 
-    counts: dict[str, int] = {}
-    with urllib.request.urlopen(procs.api + "/metrics") as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("pushq_jobs{"):
-                state = line.split('state="')[1].split('"')[0]
-                counts[state] = counts.get(state, 0) + int(float(line.rsplit(" ", 1)[1]))
+    deadline = time.monotonic() + settle_wait
+    while True:
+        counts: dict[str, int] = {}
+        with urllib.request.urlopen(procs.api + "/metrics") as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("pushq_jobs{"):
+                    state = line.split('state="')[1].split('"')[0]
+                    counts[state] = counts.get(state, 0) + int(float(line.rsplit(" ", 1)[1]))
+        if not counts.get("active") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     counts["delivered_unique"] = delivered_unique
     return counts
 

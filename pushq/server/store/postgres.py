@@ -64,6 +64,7 @@ from .sqlite import (
     MAX_RATE_PERIOD,
     QUEUE_FULL_RETRY_AFTER,
     _dumps,
+    public_counts,
     row_to_flow_key,
     row_to_job,
     row_to_schedule,
@@ -812,9 +813,12 @@ class PostgresStore:
         async def write(conn: _Conn) -> Promotion:
             promoted = await conn.execute("promote_due", {"now": now, "limit": limit})
             next_at = await conn.fetchval("next_waiting_at")
-            # the leader folds the queues' counter changes into their rows (the
-            # promoter runs at least every poll interval), so reads stay short
+            # the leader folds the queues' counter changes into their rows, and the
+            # job counts' deltas into their totals (the promoter runs at least every
+            # poll interval), so reads stay short
             await conn.execute("fold_unfinished")
+            await conn.execute("fold_job_counts")
+            await conn.execute("drop_empty_job_counts")
             return Promotion(promoted, next_at)
 
         return await self._run(write)
@@ -1084,12 +1088,8 @@ class PostgresStore:
 
     # -- observability -------------------------------------------------------------
     async def count_by_state(self, *, now: float) -> dict[tuple[str, str], int]:
-        rows = await self._read("count_by_state", {"now": now})
-        counts: dict[tuple[str, str], int] = {}
-        for row in rows:
-            key = (row["queue"], row["state"])
-            counts[key] = counts.get(key, 0) + row["n"]
-        return counts
+        """From job_counts and its deltas (kept by triggers), not a count of the jobs."""
+        return public_counts(await self._read("count_by_state", {"now": now}))
 
     # -- operators' actions and search ---------------------------------------------
     async def find_jobs(
