@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from ..errors import StartupError
+from .api.fast import outermost
 from .api.jobs import job_from_template
 from .app import create_app
 from .config import Settings
@@ -225,9 +226,12 @@ async def _run(
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
     )
+    # uvicorn's default for whose X-Forwarded-* headers count, as it reads it itself
+    forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
     server = _Server(
         uvicorn.Config(
-            app,
+            outermost(app, forwarded_allow_ips),  # POST /v1/jobs before any middleware
+            proxy_headers=False,  # outermost applies them, after the enqueue's turn
             http=protocol_class(limits),
             log_config=None,
             access_log=False,

@@ -1,7 +1,8 @@
 """POST /v1/jobs straight from ASGI, the hottest route of all.
 
-It skips Starlette's routing, middleware stack and Request objects (a sixth of
-the CPU an enqueue costs, see docs/benchmarks.md) but not a single check: auth,
+It skips uvicorn's proxy-headers middleware, Starlette's routing, middleware
+stack and Request objects (a sixth of the CPU an enqueue costs, see
+docs/benchmarks.md) but not a single check: auth,
 body limits, validation, the store call and the JSON it answers are the
 Starlette handler's own (jobs.enqueue_one, common.parse_body). A request without
 a bearer token (the dashboard's session cookie) goes through Starlette as usual.
@@ -12,11 +13,12 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ...errors import ApiError, Unauthorized
 from ..store.errors import StoreUnavailable
@@ -73,10 +75,27 @@ class FastStarlette(Starlette):
     """Starlette with FastEnqueue in front of its whole middleware stack, so an
     enqueue does not pass the error middlewares either (FastEnqueue answers every
     error itself); create_app puts the Context on app.state.pushq before the first
-    request builds the stack."""
+    request builds the stack. This is the app as tests and in-process callers
+    get it; the server puts FastEnqueue further out still (outermost)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return FastEnqueue(super().build_middleware_stack(), self.state.pushq)
+        stack = super().build_middleware_stack()
+        if getattr(self.state, "fast_outside", False):  # set by outermost
+            return stack
+        return FastEnqueue(stack, self.state.pushq)
+
+
+def outermost(app: Starlette, forwarded_allow_ips: str | list[str]) -> ASGIApp:
+    """The ASGI app the server runs: FastEnqueue first, then uvicorn's
+    ProxyHeadersMiddleware (which uvicorn would otherwise put in front of it), then
+    the Starlette app without its own FastEnqueue. An enqueue reads neither the
+    client address nor the scheme, so the proxy headers need not be applied to it;
+    every other request gets them as before. Serve with proxy_headers=False."""
+    app.state.fast_outside = True
+    # the same ASGI callables, typed by uvicorn's TypedDicts on one side and
+    # Starlette's MutableMappings on the other
+    proxied = ProxyHeadersMiddleware(cast(Any, app), forwarded_allow_ips)
+    return FastEnqueue(cast(ASGIApp, proxied), app.state.pushq)
 
 
 async def _chunks(receive: Receive) -> AsyncIterator[bytes]:

@@ -10,9 +10,10 @@ transaction is rolled back and the batch run again with each write inside its
 own SAVEPOINT. A write's future
 resolves only after COMMIT returned, so an acknowledged write is on disk.
 
-Counters that many writes of a batch change (a queue's unfinished jobs) can be
-added up by the writes (`count`) and written once per batch, just before the
-COMMIT, in the same transaction.
+Counters that many writes of a batch change (a queue's unfinished jobs, the
+job_counts of the states claims and settles move jobs between) can be added up
+by the writes (`count`, `count_jobs`) and written once per batch, just before
+the COMMIT, in the same transaction.
 
 Writes of one kind can share their statements (`Shared`: the enqueues of a batch
 make one INSERT for all their rows): they run together, as one unit, where the
@@ -98,10 +99,14 @@ class GroupCommitWriter:
         synchronous: str,
         busy_timeout_ms: int,
         counter_sql: str | None = None,
+        job_count_sql: str | None = None,
     ) -> None:
-        # counter_sql: the statement that adds :delta to the counter :name, for count()
+        # counter_sql: the statement that adds :delta to the counter :name, for count();
+        # job_count_sql: the one that adds :delta to job_counts' (:queue, :state)
         self._counter_sql = counter_sql
-        self._counts: dict[str, int] = {}  # the current write's count() calls
+        self._job_count_sql = job_count_sql
+        # the current write's count() and count_jobs() calls, by (queue,) or (queue, state)
+        self._counts: dict[tuple[str, ...], int] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="pushq-sqlite-writer")
         self._path = path
         self._synchronous = synchronous
@@ -200,7 +205,22 @@ class GroupCommitWriter:
     def count(self, name: str, delta: int) -> None:
         """From inside a write: add `delta` to counter `name` when the batch commits
         (with the write: nothing if the write fails). Only the writer thread calls it."""
-        self._counts[name] = self._counts.get(name, 0) + delta
+        key = (name,)
+        self._counts[key] = self._counts.get(key, 0) + delta
+
+    def count_jobs(self, queue: str, state: str, delta: int) -> None:
+        """From inside a write: add `delta` to job_counts' (queue, state) when the batch
+        commits, as count() does for its counter."""
+        key = (queue, state)
+        self._counts[key] = self._counts.get(key, 0) + delta
+
+    def _write_counter(self, conn: sqlite3.Connection, key: tuple[str, ...], delta: int) -> None:
+        if len(key) == 1:
+            assert self._counter_sql is not None, "count() needs counter_sql"
+            conn.execute(self._counter_sql, {"name": key[0], "delta": delta})
+        else:
+            assert self._job_count_sql is not None, "count_jobs() needs job_count_sql"
+            conn.execute(self._job_count_sql, {"queue": key[0], "state": key[1], "delta": delta})
 
     def _apply(self, batch: list[tuple[Write | Shared, asyncio.Future[Any]]]) -> list[Outcome]:
         try:
@@ -243,7 +263,7 @@ class GroupCommitWriter:
         conn = self._conn
         assert conn is not None
         outcomes: list[Outcome] = [(False, None)] * len(batch)
-        totals: dict[str, int] = {}
+        totals: dict[tuple[str, ...], int] = {}
         conn.execute("BEGIN IMMEDIATE")
         try:
             for unit in self._units(batch):
@@ -271,13 +291,12 @@ class GroupCommitWriter:
                     conn.execute("RELEASE write")
                 for i, value in zip(unit, values, strict=True):
                     outcomes[i] = value
-                for name, delta in self._counts.items():
-                    totals[name] = totals.get(name, 0) + delta
+                for key, delta in self._counts.items():
+                    totals[key] = totals.get(key, 0) + delta
             self._counts = {}
-            for name, delta in totals.items():
+            for key, delta in totals.items():
                 if delta:
-                    assert self._counter_sql is not None, "count() needs counter_sql"
-                    conn.execute(self._counter_sql, {"name": name, "delta": delta})
+                    self._write_counter(conn, key, delta)
             conn.execute("COMMIT")
         except BaseException:
             self._counts = {}

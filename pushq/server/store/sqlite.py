@@ -146,6 +146,7 @@ class SQLiteStore:
             synchronous=synchronous,
             busy_timeout_ms=BUSY_TIMEOUT_MS,
             counter_sql=Q["add_unfinished"],
+            job_count_sql=Q["add_job_count"],
         )
         self._reader: aiosqlite.Connection | None = None
         self._here: sqlite3.Connection | None = None  # _read_small's, on the loop thread
@@ -401,10 +402,14 @@ class SQLiteStore:
             for queue, count in plan.takes:
                 params["queue"], params["limit"] = queue, count
                 limits = plan.keys.get(queue)
+                before = len(claimed)
                 if limits is None:
                     claimed += [row_to_job(r) for r in _fetch(conn, Q["claim_from_queue"], params)]
                 else:
                     claimed += _claim_by_key(conn, params, limits, taken, count, now)
+                if len(claimed) > before:  # the trigger leaves pending -> active to us
+                    self._writer.count_jobs(queue, "pending", before - len(claimed))
+                    self._writer.count_jobs(queue, "active", len(claimed) - before)
             for name, bucket in plan.buckets.items():
                 conn.execute(
                     Q["save_tokens"],
@@ -436,6 +441,9 @@ class SQLiteStore:
                 return False  # the job moved on (rescued, cancelled): this attempt is stale
             queue, ordering_key, redrive = rows[0]
             conn.execute(Q["insert_settled_attempt"], _attempt_params(attempt, redrive))
+            # the trigger leaves active -> settled to us: counted once per group commit
+            self._writer.count_jobs(queue, "active", -1)
+            self._writer.count_jobs(queue, SETTLED_STATE[query], 1)
             if query not in ("schedule_retry", "release_interrupted"):
                 # the queue's counter is written once per group commit
                 _finished(conn, queue, ordering_key, params["now"], self._writer.count)
@@ -587,6 +595,8 @@ class SQLiteStore:
             jobs = [row_to_job(row) for row in _fetch(conn, Q["rescue_many"], params)]
             attempts = []
             for job in jobs:
+                self._writer.count_jobs(job.queue, "active", -1)  # not the trigger's
+                self._writer.count_jobs(job.queue, job.state, 1)
                 if job.state == "dead":
                     _finished(conn, job.queue, job.ordering_key, now)
                 started = job.attempt_started_at or now
@@ -953,7 +963,11 @@ class SQLiteStore:
     async def release(self, *, job_id: str, lease: str, attempt: int, run_at: float) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
             params = {"id": job_id, "lease": lease, "attempt": attempt, "run_at": run_at}
-            return bool(_fetch(conn, Q["release"], params))
+            rows = _fetch(conn, Q["release"], params)
+            for (queue,) in rows:  # active -> scheduled is not the trigger's to count
+                self._writer.count_jobs(queue, "active", -1)
+                self._writer.count_jobs(queue, "scheduled", 1)
+            return bool(rows)
 
         released = await self._write(write)
         if released:
@@ -1053,6 +1067,14 @@ def _check_counts(conn: sqlite3.Connection) -> None:
         raise
 
 
+# The state each settle statement leaves its job in (the store counts it, see
+# migration 0010).
+SETTLED_STATE = {
+    "complete": "succeeded",
+    "schedule_retry": "retrying",
+    "kill": "dead",
+    "release_interrupted": "pending",
+}
 CALLBACK_KEY_TTL = 86400.0  # a callback's idempotency key guards against a second one
 QUEUE_FULL_RETRY_AFTER = 5.0  # seconds; a full queue drains at the workers' pace
 
@@ -1463,7 +1485,7 @@ class _Enqueue:
         for name, delta in self.added.items():
             self.conn.execute(Q["add_unfinished"], {"name": name, "delta": delta})
         for (queue, state), n in self.counted.items():
-            self.conn.execute(Q["add_job_count"], {"queue": queue, "state": state, "n": n})
+            self.conn.execute(Q["add_job_count"], {"queue": queue, "state": state, "delta": n})
         if self.keys:
             self.conn.executemany(Q["put_idempotency_key"], self.keys)
 

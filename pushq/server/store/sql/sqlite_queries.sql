@@ -255,7 +255,7 @@ WHERE name = :name
 RETURNING *;
 
 -- name: add_job_count
-INSERT INTO job_counts (queue, state, n) VALUES (:queue, :state, :n)
+INSERT INTO job_counts (queue, state, n) VALUES (:queue, :state, :delta)
 ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n;
 -- name: job_counts_agree
 SELECT (SELECT count(*) FROM jobs) = (SELECT coalesce(sum(n), 0) FROM job_counts);
@@ -503,4 +503,4 @@ UPDATE jobs
 SET state = 'scheduled', attempts = attempts - 1, run_at = :run_at,
     lease = NULL, lease_expires_at = NULL, attempt_started_at = NULL
 WHERE id = :id AND state = 'active' AND lease = :lease AND attempts = :attempt
-RETURNING id;
+RETURNING queue;

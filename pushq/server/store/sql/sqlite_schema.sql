@@ -178,7 +178,11 @@ CREATE TABLE job_counts (
 ) WITHOUT ROWID;
 
 CREATE TRIGGER jobs_count_update AFTER UPDATE OF state, queue ON jobs
-WHEN OLD.state IS NOT NEW.state OR OLD.queue IS NOT NEW.queue
+WHEN (OLD.state IS NOT NEW.state OR OLD.queue IS NOT NEW.queue)
+ AND NOT (OLD.queue IS NEW.queue AND (
+        (OLD.state = 'pending' AND NEW.state = 'active')
+     OR (OLD.state = 'active'
+         AND NEW.state IN ('succeeded', 'retrying', 'dead', 'pending', 'scheduled'))))
 BEGIN
     UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
     INSERT INTO job_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
