@@ -527,6 +527,7 @@ def populate(db_path: Path, rows: int, target: str) -> None:
 async def senders(procs: Procs, count: int, concurrency: int) -> dict[str, Any]:
     """The outbound path alone: signed-size POSTs to the local worker, per HTTP client."""
     from pushq.server.delivery import AiohttpSender, DeliveryRequest, HttpxSender
+    from pushq.server.http_sender import LeanSender
 
     body = b'{"n":1}'
     headers = [("content-type", "application/json"), ("webhook-id", "x" * 26)]
@@ -545,7 +546,10 @@ async def senders(procs: Procs, count: int, concurrency: int) -> dict[str, Any]:
         await asyncio.gather(*(one() for _ in range(count)))
         return count / (time.perf_counter() - start)
 
-    sender_classes: tuple[tuple[str, type[AiohttpSender] | type[HttpxSender]], ...] = (
+    sender_classes: tuple[
+        tuple[str, type[LeanSender] | type[AiohttpSender] | type[HttpxSender]], ...
+    ] = (
+        ("lean", LeanSender),
         ("aiohttp", AiohttpSender),
         ("httpx", HttpxSender),
     )

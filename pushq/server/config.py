@@ -74,8 +74,8 @@ def _synchronous(text: str) -> str:
 
 def _sender(text: str) -> str:
     value = text.strip().lower()
-    if value not in {"aiohttp", "httpx"}:
-        raise ValueError("must be aiohttp (default) or httpx")
+    if value not in {"lean", "aiohttp", "httpx"}:
+        raise ValueError("must be lean (default), aiohttp or httpx")
     return value
 
 
@@ -308,7 +308,8 @@ OPTIONS: tuple[Option, ...] = (
         "--sender",
         "PUSHQ_SENDER",
         _sender,
-        "HTTP client for deliveries: aiohttp (default, fastest) or httpx",
+        "HTTP client for deliveries: lean (default, fastest; keep-alive HTTP/1.1 on"
+        " asyncio + httptools), aiohttp or httpx",
     ),
     Option(
         "retention_succeeded",
@@ -448,7 +449,7 @@ class Settings:
     rescue_interval: float = 5.0
     node_timeout: float = 15.0
     poll_interval: float = 1.0
-    sender: str = "aiohttp"
+    sender: str = "lean"
     retention_succeeded: float = 7 * 86400.0
     retention_dead: float = 30 * 86400.0
     max_result_size: int = 64 * 1024

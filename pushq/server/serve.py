@@ -19,9 +19,10 @@ from .api.fast import outermost
 from .api.jobs import job_from_template
 from .app import create_app
 from .config import Settings
-from .delivery import HOP_BY_HOP_HEADERS, RESERVED_HEADERS, AiohttpSender, HttpxSender
+from .delivery import HOP_BY_HOP_HEADERS, RESERVED_HEADERS, AiohttpSender, HttpxSender, Sender
 from .dispatcher import Dispatcher
 from .endpoints import QueueRules
+from .http_sender import LeanSender
 from .listener import ConnectionLimits, protocol_class
 from .maintenance import (
     Background,
@@ -141,8 +142,10 @@ async def _run(
     settings: Settings, store: Store, listener: socket.socket, max_connections: int
 ) -> None:
     metrics = Metrics()
-    sender_class = AiohttpSender if settings.sender == "aiohttp" else HttpxSender
-    sender = sender_class(
+    sender_class = {"lean": LeanSender, "aiohttp": AiohttpSender, "httpx": HttpxSender}[
+        settings.sender
+    ]
+    sender: Sender = sender_class(
         max_connections=settings.delivery_concurrency, targets=settings.target_policy
     )
     waiters = JobWaiters()

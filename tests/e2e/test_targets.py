@@ -107,7 +107,7 @@ def test_public_mode_refuses_a_loopback_literal_at_enqueue(
     assert no_jobs(server)
 
 
-@pytest.mark.parametrize("sender", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("sender", ["lean", "aiohttp", "httpx"])
 def test_public_mode_refuses_a_name_resolving_to_loopback_at_delivery(
     start_pushq: StartPushq, worker: Worker, sender: str
 ) -> None:
@@ -240,7 +240,7 @@ def test_schedule_templates_are_checked(private_server: PushqProcess) -> None:
 
 
 @pytest.mark.netns
-@pytest.mark.parametrize("sender", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("sender", ["lean", "aiohttp", "httpx"])
 @pytest.mark.parametrize(
     ("mode", "host", "reason"),
     [
@@ -262,7 +262,7 @@ def test_a_name_resolving_to_a_refused_address_ends_dead_at_delivery(
 
 
 @pytest.mark.netns
-@pytest.mark.parametrize("sender", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("sender", ["lean", "aiohttp", "httpx"])
 def test_a_name_is_delivered_only_to_its_allowed_addresses(
     start_pushq: StartPushq, worker: Worker, sender: str
 ) -> None:

@@ -30,6 +30,7 @@ from pushq.server.delivery import (
     build_request,
     classify,
 )
+from pushq.server.http_sender import LeanSender
 from pushq.server.models import JobRecord
 from pushq.signing import generate_secret, make_job_token, secret_key
 from pushq.version import __version__
@@ -204,7 +205,7 @@ def test_build_request_webhook_id_is_the_same_on_every_attempt() -> None:
     assert a["webhook-timestamp"] != b["webhook-timestamp"]
 
 
-# -- HttpxSender against a real server -------------------------------------------------
+# -- the senders against a real server --------------------------------------------------
 
 SLOW_SECONDS = 1.0
 BIG_BODY = b"x" * (200 * 1024)
@@ -273,15 +274,16 @@ def worker_url() -> Iterator[str]:
     sock.close()
 
 
-@pytest.fixture(params=[AiohttpSender, HttpxSender])
-def sender_class(request: pytest.FixtureRequest) -> type[AiohttpSender | HttpxSender]:
-    """Every sender test runs against both senders."""
+SenderClass = LeanSender | AiohttpSender | HttpxSender
+
+
+@pytest.fixture(params=[LeanSender, AiohttpSender, HttpxSender], ids=["lean", "aiohttp", "httpx"])
+def sender_class(request: pytest.FixtureRequest) -> type[SenderClass]:
+    """Every sender test runs against every sender."""
     return request.param  # type: ignore[no-any-return]
 
 
-def _send(
-    request: DeliveryRequest, sender_class: type[AiohttpSender | HttpxSender]
-) -> DeliveryResponse:
+def _send(request: DeliveryRequest, sender_class: type[SenderClass]) -> DeliveryResponse:
     async def main() -> DeliveryResponse:
         sender = sender_class()
         try:
@@ -296,9 +298,7 @@ def _request(url: str, *, timeout: float = 5.0, body: bytes = b"{}") -> Delivery
     return DeliveryRequest("POST", url, [("x-echo", "hello")], body, timeout)
 
 
-def test_sender_returns_the_response(
-    worker_url: str, sender_class: type[AiohttpSender | HttpxSender]
-) -> None:
+def test_sender_returns_the_response(worker_url: str, sender_class: type[SenderClass]) -> None:
     response = _send(_request(f"{worker_url}/ok", body=b'{"a":1}'), sender_class)
     assert response.status == 200
     assert response.body == b"POST 7 hello"
@@ -306,25 +306,21 @@ def test_sender_returns_the_response(
     assert response.headers["x-mixed-case"] == "yes"  # names are lower-cased
 
 
-def test_sender_does_not_follow_redirects(
-    worker_url: str, sender_class: type[AiohttpSender | HttpxSender]
-) -> None:
+def test_sender_does_not_follow_redirects(worker_url: str, sender_class: type[SenderClass]) -> None:
     response = _send(_request(f"{worker_url}/redirect"), sender_class)
     assert response.status == 302
     assert response.headers["location"] == "/ok"
     assert _classify(response).verdict == "retry"
 
 
-def test_sender_caps_the_response_body(
-    worker_url: str, sender_class: type[AiohttpSender | HttpxSender]
-) -> None:
+def test_sender_caps_the_response_body(worker_url: str, sender_class: type[SenderClass]) -> None:
     response = _send(_request(f"{worker_url}/big"), sender_class)
     assert response.status == 200
     assert len(response.body) == RESPONSE_CAP == 65536
     assert response.body == BIG_BODY[:RESPONSE_CAP]
 
 
-def test_sender_times_out(worker_url: str, sender_class: type[AiohttpSender | HttpxSender]) -> None:
+def test_sender_times_out(worker_url: str, sender_class: type[SenderClass]) -> None:
     started = time.monotonic()
     with pytest.raises(DeliveryFailed) as failure:
         _send(_request(f"{worker_url}/slow", timeout=0.2), sender_class)
@@ -336,7 +332,7 @@ def test_sender_times_out(worker_url: str, sender_class: type[AiohttpSender | Ht
 
 
 def test_sender_reports_a_closed_port_as_a_connection_failure(
-    sender_class: type[AiohttpSender | HttpxSender],
+    sender_class: type[SenderClass],
 ) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -355,7 +351,7 @@ def test_sender_reports_a_closed_port_as_a_connection_failure(
     ],
 )
 def test_sender_turns_an_unsendable_request_into_delivery_failed(
-    url: str, headers: list[tuple[str, str]], sender_class: type[AiohttpSender | HttpxSender]
+    url: str, headers: list[tuple[str, str]], sender_class: type[SenderClass]
 ) -> None:
     # Sender.send's contract: no response -> DeliveryFailed. Anything else escapes the
     # dispatcher's attempt task and leaves the job leased until the rescuer finds it.

@@ -30,6 +30,7 @@ from pushq.server.delivery import (
     response_excerpt,
     result_body,
 )
+from pushq.server.http_sender import LeanSender
 
 from ..harness import PushqProcess, Reply, Worker, free_port, wait_until
 
@@ -78,8 +79,8 @@ def hostile_url() -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(params=[AiohttpSender, HttpxSender], ids=["aiohttp", "httpx"])
-def sender_class(request: pytest.FixtureRequest) -> type[AiohttpSender | HttpxSender]:
+@pytest.fixture(params=[LeanSender, AiohttpSender, HttpxSender], ids=["lean", "aiohttp", "httpx"])
+def sender_class(request: pytest.FixtureRequest) -> type[LeanSender | AiohttpSender | HttpxSender]:
     return request.param  # type: ignore[no-any-return]
 
 
@@ -88,7 +89,7 @@ def _peak_rss_mib() -> float:
 
 
 def test_gzip_bombs_in_flight_stay_within_the_cap(
-    hostile_url: str, sender_class: type[AiohttpSender | HttpxSender]
+    hostile_url: str, sender_class: type[LeanSender | AiohttpSender | HttpxSender]
 ) -> None:
     """Before: httpx inflated each 64 KiB chunk to 64 MiB; 100 bombs reached 16.5 GB."""
 
@@ -113,7 +114,7 @@ def test_gzip_bombs_in_flight_stay_within_the_cap(
 
 
 def test_a_small_compressed_response_is_decoded(
-    hostile_url: str, sender_class: type[AiohttpSender | HttpxSender]
+    hostile_url: str, sender_class: type[LeanSender | AiohttpSender | HttpxSender]
 ) -> None:
     async def main() -> bytes:
         sender = sender_class()
