@@ -170,7 +170,11 @@ def test_kill_9_mid_delivery_is_delivered_again_at_once_after_restart(
     waiting = server.enqueue(url=worker.url(after), queue=queue)
     async_job = server.enqueue(url=worker.url(held), timeout=600)
     worker.wait_for(held)
-    server.wait_state(async_job["id"], "active")
+    # "active" is also the state of an attempt still in flight: wait until the 202
+    # that hands the job to its worker is recorded, or the kill would cut that attempt
+    # (the attempt's log line is written once its settle has committed)
+    wait_until(lambda: f"attempt job={async_job['id']} " in server.log())
+    assert server.job(async_job["id"])["state"] == "active"
     assert server.job(waiting["id"])["state"] == "pending"  # behind the concurrency of 1
 
     server.kill()
